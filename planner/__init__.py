@@ -1,0 +1,56 @@
+"""planner: plan elderly-care facilities for Chinese cities.
+
+Load population units, facilities, boundaries and candidate sites
+(`planner.layers`), build a walk network for older residents
+(`planner.network`), measure the 15-minute elderly-care circle
+(`planner.access`), estimate demand (`planner.demand`), propose new sites
+(`planner.locate`), check planning norms (`planner.norms`) and write maps
+and reports (`planner.maps`, `planner.report`).  `planner.run()` chains the
+steps for a scenario file.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from planner._errors import (  # noqa: E402
+    DemandError,
+    LayerError,
+    LocateError,
+    NetworkError,
+    NormsError,
+    OutputError,
+    PlannerError,
+    PlannerWarning,
+    ScenarioError,
+)
+
+
+def run(scenario, *, out_dir=None, overwrite: bool = False, progress=None):
+    """Run a scenario (a path to a YAML file or a `Scenario`); see `planner.scenario.run`."""
+    from planner.scenario import run as _run
+
+    return _run(scenario, out_dir=out_dir, overwrite=overwrite, progress=progress)
+
+
+def load_scenario(path):
+    """Load and validate a scenario YAML file; see `planner.scenario.load_scenario`."""
+    from planner.scenario import load_scenario as _load
+
+    return _load(path)
+
+
+__all__ = [
+    "__version__",
+    "run",
+    "load_scenario",
+    "PlannerError",
+    "LayerError",
+    "ScenarioError",
+    "NetworkError",
+    "DemandError",
+    "LocateError",
+    "NormsError",
+    "OutputError",
+    "PlannerWarning",
+]
