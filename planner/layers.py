@@ -1,0 +1,669 @@
+"""Reading and validating the input layers of a study area.
+
+`read_layer` reads one file of any supported format into a GeoDataFrame
+with canonical column names (`planner._schema`), WGS-84-corrected
+coordinates and a metric CRS; `load_layer` does the same from a scenario's
+layer settings; `run_step` loads every layer of a scenario.
+
+Formats: GeoPackage, Shapefile (``.shp``, or zipped), GeoJSON, GeoParquet,
+KML/KMZ (read by `planner._kml.read_kml`), and CSV/XLSX tables with
+longitude/latitude columns (经度/纬度, lng/lat, lon/lat, x/y are found
+automatically) or a WKT ``geometry`` column.
+
+Layer kinds and the geometries they accept:
+
+=============  ==========================================================
+population     polygons (communities, compounds) or points
+facilities     points (polygons become a representative point, warned)
+boundaries     polygons (districts, townships/subdistricts)
+candidates     points or polygons (candidate sites)
+gates          points (compound gates / entrances)
+points         points
+residential    polygons (residential land use)
+context        any geometry (water, parks)
+lines          lines (road centre-lines)
+=============  ==========================================================
+
+Validation collects every problem of a layer and raises one `LayerError`
+naming the file, column and rows (1-based data rows, with the feature's
+name where it has one) and how to fix each.  Repairs are `PlannerWarning`s.
+Choices made here:
+
+* empty geometries are an error for population, facilities, boundaries,
+  candidates and gates (a missing location is a data error the user must
+  see), and dropped with a warning for residential, context and lines
+  layers (an empty polygon carries no land and no road);
+* invalid polygons are repaired with `shapely.make_valid` when the repair
+  keeps a polygon (e.g. a bow-tie becomes two triangles), with a warning;
+* a layer without an ``id`` column gets ``id`` = 1, 2, 3 … in file order;
+* a table's coordinate columns (经度/纬度 …) are kept under their own names
+  with the values of the file (its ``coord_system``); the geometry holds
+  the converted location;
+* counts that are all whole numbers stay integers, otherwise floats (NaN
+  where a cell is empty).
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+
+from planner import _validate as V
+from planner import coords
+from planner._errors import LayerError, PlannerWarning, collect
+from planner._schema import SYNONYMS
+from planner._validate import normalize_tier
+
+if TYPE_CHECKING:
+    from planner._settings import LayerSettings, Scenario
+    from planner.scenario import RunResult
+
+__all__ = ["KINDS", "LAYER_KINDS", "load_layer", "normalize_tier", "read_layer", "run_step"]
+
+Kind = Literal["population", "facilities", "boundaries", "candidates", "gates", "points",
+               "residential", "context", "lines"]
+#: The layer kinds `read_layer` understands.
+KINDS: tuple[str, ...] = tuple(V.KIND_GEOMETRY)
+#: Scenario layer name → kind, in loading order.
+LAYER_KINDS: dict[str, str] = {
+    "population": "population",
+    "facilities": "facilities",
+    "townships": "boundaries",
+    "districts": "boundaries",
+    "candidates": "candidates",
+    "gates": "gates",
+    "residential": "residential",
+    "water": "context",
+    "parks": "context",
+}
+
+_TABLE_SUFFIXES = {".csv", ".txt", ".tsv", ".xlsx", ".xlsm", ".xls"}
+_PARQUET_SUFFIXES = {".parquet", ".geoparquet", ".pq"}
+_KML_SUFFIXES = {".kml", ".kmz"}
+# Mojibake: GBK/UTF-8 bytes decoded as Latin-1 give runs of these characters.
+_MOJIBAKE = re.compile(r"[\u0080-\u00ff]{2,}|锟斤拷|\ufffd")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+_FALLBACK_ENCODINGS = ("utf-8", "gbk", "gb18030")
+
+
+# =============================================================================== reading
+def _text_values(df: pd.DataFrame, limit: int = 2000) -> list[str]:
+    """Column names and text cells (a sample) of a frame."""
+    values = [str(c) for c in df.columns]
+    for col in df.columns:
+        if col == "geometry" or not (pd.api.types.is_object_dtype(df[col])
+                                     or pd.api.types.is_string_dtype(df[col])):
+            continue
+        values.extend(v for v in df[col].dropna().head(limit) if isinstance(v, str))
+    return values
+
+
+def _mojibake(values: list[str]) -> list[str]:
+    """The values that look like mis-decoded Chinese text."""
+    return [v for v in values if _MOJIBAKE.search(v)]
+
+
+def _read_vector(path: Path, *, layer: str | int | None, encoding: str | None) -> gpd.GeoDataFrame:
+    kwargs: dict[str, Any] = {"engine": "pyogrio"}
+    if layer is not None:
+        kwargs["layer"] = layer
+    if encoding:
+        kwargs["encoding"] = encoding
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return gpd.read_file(path, **kwargs)
+    except LookupError as exc:
+        raise LayerError(
+            f"Layer {path}: unknown encoding {encoding!r} ({exc}). Use e.g. `encoding: gbk`, "
+            "`encoding: gb18030` or `encoding: utf-8`."
+        ) from None
+    except Exception as exc:  # pyogrio.errors.DataSourceError / DataLayerError ...
+        raise LayerError(
+            f"Layer {path} cannot be read ({type(exc).__name__}: {exc}). Check that the file is "
+            "complete (a Shapefile needs its .shp, .shx and .dbf) and in a supported format "
+            "(GeoPackage, Shapefile, GeoJSON, GeoParquet, KML, CSV, XLSX)."
+        ) from None
+
+
+def _check_layers(path: Path, layer: str | int | None) -> None:
+    """A multi-layer file needs ``layer=``; a named layer must exist."""
+    import pyogrio
+
+    try:
+        listed = pyogrio.list_layers(path)
+    except Exception:
+        return  # let the reader report the problem
+    names = [str(n) for n in listed[:, 0]]
+    if layer is None and len(names) > 1:
+        raise LayerError(
+            f"Layer file {path} holds {len(names)} layers ({', '.join(names)}); say which one "
+            f"with `layer:` in the scenario (or layer= in read_layer), e.g. `layer: {names[0]}`."
+        )
+    if isinstance(layer, str) and layer not in names:
+        raise LayerError(
+            f"Layer {layer!r} is not in {path}; it holds: {', '.join(names)}. Fix `layer:`."
+        )
+
+
+def _read_shapefile(path: Path, *, layer: Any, encoding: str | None) -> gpd.GeoDataFrame:
+    """Read a Shapefile honouring .cpg / ``encoding`` and detecting mojibake.
+
+    Without a .cpg (or LDID byte) GDAL decodes the .dbf as ISO-8859-1, so
+    GBK names come out as 'Î÷¹ØÉçÇø'.  When text looks like that, the file
+    is re-read as UTF-8, GBK and GB18030 in turn; the first clean reading
+    that has Chinese text is kept, with a warning naming the encoding.
+    """
+    try:
+        gdf = _read_vector(path, layer=layer, encoding=encoding)
+    except LayerError as exc:
+        if "Decode" not in str(exc):
+            raise
+        gdf, bad = None, ["(bytes that are not valid in the declared encoding)"]
+    else:
+        bad = _mojibake(_text_values(gdf))
+        if not bad:
+            return gdf
+    sample = ", ".join(repr(b) for b in bad[:3])
+    if any("锟斤拷" in b for b in bad):
+        raise LayerError(
+            f"Shapefile {path}: text is already corrupted in the file (values like {sample}; "
+            "'锟斤拷' comes from text that was converted between encodings twice). Re-export "
+            "the layer from its original source with UTF-8 or GBK text."
+        )
+    if encoding is None:
+        for enc in _FALLBACK_ENCODINGS:
+            try:
+                again = _read_vector(path, layer=layer, encoding=enc)
+            except LayerError:
+                continue
+            text = _text_values(again)
+            if not _mojibake(text) and any(_CJK.search(t) for t in text):
+                cpg = [p for p in path.parent.glob(path.stem + ".*")
+                       if p.suffix.lower() == ".cpg"]
+                why = ("its .cpg file names the wrong encoding" if cpg
+                       else "it has no .cpg file")
+                V.warn(
+                    f"Shapefile {path.name}: {why} and its text did not decode cleanly "
+                    f"(e.g. {bad[0][:60]!r}); it was read as {enc.upper()}. Set "
+                    f"`encoding: {enc}` for this layer in the scenario (or fix the .cpg file)."
+                )
+                return again
+    given = f" with encoding {encoding!r}" if encoding else ""
+    raise LayerError(
+        f"Shapefile {path}: text columns read{given} look garbled (e.g. {sample}). The .dbf is "
+        "probably GBK-encoded (usual for Chinese bureau data) without a .cpg file: set "
+        "`encoding: gbk` for this layer in the scenario (read_layer(..., encoding='gbk')), or "
+        "add a .cpg file containing GBK next to the .shp."
+    )
+
+
+def _read_table(path: Path, *, encoding: str | None, sheet: str | int | None) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    if suffix in {".xlsx", ".xlsm", ".xls"}:
+        try:
+            return pd.read_excel(path, sheet_name=0 if sheet is None else sheet)
+        except ValueError as exc:
+            try:
+                sheets = pd.ExcelFile(path).sheet_names
+            except Exception:
+                sheets = []
+            raise LayerError(
+                f"Spreadsheet {path}: {exc}. Sheets in the file: {', '.join(map(str, sheets))}; "
+                "set `sheet:` to one of them."
+            ) from None
+    sep = "\t" if suffix == ".tsv" else ","
+    tried = [encoding] if encoding else ["utf-8-sig", "gb18030"]
+    for enc in tried:
+        try:
+            df = pd.read_csv(path, sep=sep, encoding=enc)
+            if df.shape[1] == 1:  # another separator (Excel's ';' or a tab)?
+                header = str(df.columns[0])
+                other = next((s for s in ("\t", ";", "|") if s in header), None)
+                if other is not None:
+                    df = pd.read_csv(path, sep=other, encoding=enc)
+        except UnicodeDecodeError:
+            continue
+        except LookupError:
+            raise LayerError(f"Table {path}: unknown encoding {encoding!r}; use e.g. gbk or "
+                             "utf-8.") from None
+        if enc == "gb18030":
+            V.warn(f"Table {path.name} is not UTF-8; it was read as GB18030 (GBK). "
+                   "Set `encoding: gbk` to say so, or save it as UTF-8.")
+        return df
+    raise LayerError(
+        f"Table {path} cannot be decoded with {', '.join(tried)}. Save it as UTF-8 CSV, or set "
+        "`encoding:` for this layer (e.g. gbk)."
+    )
+
+
+def _norm_name(col: Any) -> str:
+    return re.sub(r"\s+", "", str(col))
+
+
+def _synonym(col: Any) -> str | None:
+    key = _norm_name(col)
+    return SYNONYMS.get(key) or SYNONYMS.get(key.lower())
+
+
+def _find_coord_column(df: pd.DataFrame, which: str, given: str | None,
+                       columns: dict[str, str]) -> str | None:
+    if given is not None:
+        return given
+    for col, target in columns.items():
+        if target == which:
+            return col
+    for col in df.columns:
+        if _synonym(col) == which:
+            return col
+    hint = "经度" if which == "lon" else "纬度"
+    for col in df.columns:
+        if hint in str(col):
+            return col
+    return None
+
+
+def _table_to_points(df: pd.DataFrame, *, path: Path, lon_column: str | None,
+                     lat_column: str | None, columns: dict[str, str], crs: Any) -> gpd.GeoDataFrame:
+    """Build point geometries from lon/lat columns (or a WKT ``geometry`` column)."""
+    df = df.copy()
+    df.columns = [str(c).strip() for c in df.columns]
+    for given in (lon_column, lat_column):
+        if given is not None and given not in df.columns:
+            raise LayerError(
+                f"Table {path}: column {given!r} (lon_column/lat_column) is not in the file; "
+                f"its columns are: {', '.join(df.columns)}."
+            )
+    xcol = _find_coord_column(df, "lon", lon_column, columns)
+    ycol = _find_coord_column(df, "lat", lat_column, columns)
+    if xcol is None or ycol is None:
+        wkt = next((c for c in df.columns if c.lower() in ("geometry", "wkt", "geom")), None)
+        if wkt is not None:
+            geoms = shapely.from_wkt(df[wkt].astype(str).to_numpy(), on_invalid="ignore")
+            return gpd.GeoDataFrame(df.drop(columns=[wkt]), geometry=geoms,
+                                    crs=crs or "EPSG:4326")
+        raise LayerError(
+            f"Table {path}: no longitude/latitude columns found (looked for 经度/纬度, lng/lat, "
+            f"lon/lat, x/y, longitude/latitude). Its columns are: {', '.join(df.columns)}. Set "
+            "`lon_column:` and `lat_column:` for this layer in the scenario."
+        )
+    name_col = next((c for c in df.columns if columns.get(c) == "name"), None) or next(
+        (c for c in df.columns if _synonym(c) == "name"), None)
+    labels = pd.DataFrame({"name": df[name_col]}) if name_col is not None else df
+    problems = []
+    xy = {}
+    for col in (xcol, ycol):
+        raw = df[col]
+        if pd.api.types.is_numeric_dtype(raw):
+            val = raw.astype(float)
+        else:
+            val = pd.to_numeric(raw.astype(str).str.strip().where(raw.notna(), None),
+                                errors="coerce")
+        bad = np.flatnonzero(val.isna().to_numpy())
+        if len(bad):
+            vals = ", ".join(repr(str(raw.iloc[p])) for p in bad[:5])
+            problems.append(f"column `{col}`: missing or non-numeric coordinate(s) {vals} in "
+                            f"{V.rows_text(labels, bad)}. Fill in the coordinates or drop these "
+                            "rows.")
+        xy[col] = val.to_numpy(dtype=float)
+    collect(problems, header=f"Table {path} has bad coordinates:", error=LayerError)
+    geoms = shapely.points(xy[xcol], xy[ycol])
+    return gpd.GeoDataFrame(df, geometry=geoms, crs=crs or "EPSG:4326")
+
+
+def _read_any(path: Path, *, kind: str, layer: Any, encoding: str | None, sheet: Any,
+              lon_column: str | None, lat_column: str | None, columns: dict[str, str],
+              crs: Any) -> tuple[gpd.GeoDataFrame, bool]:
+    """Read ``path`` into a GeoDataFrame; also say whether it was a table."""
+    suffix = path.suffix.lower()
+    if suffix in _TABLE_SUFFIXES:
+        df = _read_table(path, encoding=encoding, sheet=sheet)
+        return _table_to_points(df, path=path, lon_column=lon_column, lat_column=lat_column,
+                                columns=columns, crs=crs), True
+    if suffix in _KML_SUFFIXES:
+        from planner._kml import read_kml
+
+        return read_kml(path), False
+    if suffix in _PARQUET_SUFFIXES:
+        try:
+            return gpd.read_parquet(path), False
+        except Exception as exc:
+            raise LayerError(f"GeoParquet {path} cannot be read ({exc}); re-export it with "
+                             "geopandas `to_parquet`.") from None
+    if suffix in {".gpkg", ".sqlite"}:
+        _check_layers(path, layer)
+    if suffix in {".shp", ".dbf", ".zip"}:
+        return _read_shapefile(path, layer=layer, encoding=encoding), False
+    return _read_vector(path, layer=layer, encoding=encoding), False
+
+
+# =============================================================================== columns
+def _rename(gdf: gpd.GeoDataFrame, *, columns: dict[str, str], id_column: str | None,
+            path: Path) -> gpd.GeoDataFrame:
+    """Canonical column names: the user's map first, then the built-in synonyms."""
+    geom = gdf.geometry.name
+    present = [c for c in gdf.columns if c != geom]
+    missing = [c for c in columns if c not in present]
+    if id_column is not None and id_column not in present:
+        missing.append(id_column)
+    if missing:
+        raise LayerError(
+            f"Layer {path}: column(s) {', '.join(map(repr, missing))} named in the scenario "
+            f"(`columns:` / `id_column:`) are not in the file. Its columns are: "
+            f"{', '.join(map(str, present))}."
+        )
+    mapping: dict[Any, str] = {}
+    taken: set[str] = set()
+    if id_column is not None:
+        mapping[id_column] = "id"
+        taken.add("id")
+    for src, dst in columns.items():
+        if src not in mapping:
+            mapping[src] = dst
+            taken.add(dst)
+    # columns already carrying a canonical name keep it
+    for col in present:
+        if col not in mapping and col in taken:
+            mapping[col] = f"{col}_source"  # displaced by the user's choice
+        elif col not in mapping and _synonym(col) == col:
+            mapping[col] = col
+            taken.add(col)
+    skipped = []
+    for col in present:
+        if col in mapping:
+            continue
+        target = _synonym(col)
+        if target is None or target in ("lon", "lat"):
+            continue  # coordinate columns keep their names (values as in the file)
+        if target in taken:
+            skipped.append((col, target))
+            continue
+        mapping[col] = target
+        taken.add(target)
+    if skipped:
+        V.warn(
+            f"Layer {path.name}: column(s) "
+            + ", ".join(f"{c!r} (also means `{t}`)" for c, t in skipped)
+            + " kept under their own names because another column already gives that field. "
+            "Choose explicitly with `columns: {<column>: <field>}` in the scenario."
+        )
+    renamed = gdf.rename(columns={k: v for k, v in mapping.items() if k != v})
+    return renamed
+
+
+# =============================================================================== main
+def _as_crs(value: Any, *, what: str) -> pyproj.CRS:
+    try:
+        return pyproj.CRS.from_user_input(value)
+    except pyproj.exceptions.CRSError:
+        raise LayerError(
+            f"{what} {value!r} is not a CRS PROJ understands. Use an EPSG code such as "
+            "`EPSG:4326` (longitude/latitude) or `EPSG:32649` (UTM 49N, metres)."
+        ) from None
+
+
+def read_layer(
+    path: str | os.PathLike,
+    *,
+    kind: Kind,
+    columns: dict[str, str] | None = None,
+    coord_system: coords.CoordSystem = "wgs84",
+    encoding: str | None = None,
+    crs: Any = None,
+    layer: str | int | None = None,
+    id_column: str | None = None,
+    lon_column: str | None = None,
+    lat_column: str | None = None,
+    sheet: str | int | None = None,
+    target_crs: Any = None,
+    name: str | None = None,
+    tiers: dict[str, str] | None = None,
+) -> gpd.GeoDataFrame:
+    """Read, check and project one layer.
+
+    Parameters
+    ----------
+    path
+        GeoPackage, Shapefile, GeoJSON, GeoParquet, KML/KMZ, CSV or XLSX file.
+    kind
+        What the layer holds, which fixes the geometry it must have:
+        ``population``, ``facilities``, ``boundaries``, ``candidates``,
+        ``gates``, ``points``, ``residential``, ``context`` or ``lines``.
+    columns
+        The file's column names → canonical names (``{"社区名称": "name"}``),
+        applied before (and winning over) the built-in synonyms
+        (`planner._schema.SYNONYMS`).  Unmapped columns are kept as they are.
+    coord_system
+        Datum of the coordinates: ``"wgs84"``, ``"gcj02"`` (AMap, Tencent,
+        DataV) or ``"bd09"`` (Baidu).  GCJ-02/BD-09 are converted to WGS-84
+        (`planner.coords`) before projecting; they need a geographic CRS.
+    encoding
+        Text encoding of a Shapefile's .dbf or of a CSV (e.g. ``"gbk"``).
+        By default a .cpg is honoured and garbled text triggers a retry
+        with UTF-8/GBK/GB18030 (with a warning).
+    crs
+        The file's CRS when it has none (or has a wrong one; a warning says
+        so).  Tables with lon/lat default to EPSG:4326.
+    layer
+        Layer of a multi-layer file (GeoPackage).
+    id_column
+        The column holding unique ids (renamed ``id``).  Without one and no
+        id-like column, ``id`` = 1, 2, … in file order.
+    lon_column, lat_column
+        Coordinate columns of a CSV/XLSX table (found automatically otherwise).
+    sheet
+        Sheet name or 0-based number of an XLSX file (first by default).
+    target_crs
+        The metric CRS to project to; by default the UTM zone of the
+        layer's centre (`planner.coords.metric_crs`).
+    name
+        Name of the layer in messages (default: the file name).
+    tiers
+        Extra facility-tier mapping of values (``{"老年食堂": "other"}``).
+
+    Returns
+    -------
+    geopandas.GeoDataFrame
+        Canonical columns (``id`` and ``name`` first), in ``target_crs``;
+        ``attrs`` holds ``source``, ``kind`` and ``coord_system``.
+
+    Raises
+    ------
+    LayerError
+        Listing every problem at once (file, column, rows, how to fix).
+
+    Examples
+    --------
+    >>> fac = read_layer("fac.xlsx", kind="facilities", coord_system="gcj02")  # doctest: +SKIP
+    >>> fac[["id", "name", "tier", "beds"]].head()  # doctest: +SKIP
+    """
+    path = Path(path)
+    label = name or path.name
+    if kind not in V.KIND_GEOMETRY:
+        raise LayerError(f"Unknown layer kind {kind!r} for {label}; use one of {', '.join(KINDS)}.")
+    if not path.exists():
+        raise LayerError(f"Layer {label}: file {path} does not exist. Check the path (in a "
+                         "scenario, paths are relative to the scenario file).")
+    columns = dict(columns or {})
+    system = coords._check_system(coord_system, "coord_system")
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise LayerError(
+                f"Layer {label}: unknown encoding {encoding!r}. Use e.g. `encoding: gbk`, "
+                "`encoding: gb18030` or `encoding: utf-8`."
+            ) from None
+    file_crs = _as_crs(crs, what=f"Layer {label}: crs") if crs is not None else None
+    target = None if target_crs is None else _as_crs(target_crs, what="target_crs")
+    if target is not None and target.is_geographic:
+        raise LayerError(
+            f"target_crs {target.to_string()} is geographic (degrees); distances need a "
+            "metric CRS. Use a projected CRS such as EPSG:32649, or leave it to 'auto'."
+        )
+    gdf, is_table = _read_any(path, kind=kind, layer=layer, encoding=encoding, sheet=sheet,
+                              lon_column=lon_column, lat_column=lat_column, columns=columns,
+                              crs=file_crs)
+    header = f"Layer `{label}` ({path}{f', layer {layer}' if layer is not None else ''}) " \
+             "cannot be used:"
+    if len(gdf) == 0:
+        raise LayerError(f"{header}\n  - it has no rows. Check the file, `layer:` or `sheet:`.")
+    # ------------------------------------------------------------------ CRS
+    if file_crs is not None and not is_table:
+        if gdf.crs is not None and not gdf.crs.equals(file_crs):
+            V.warn(f"Layer {label}: the file says CRS {gdf.crs.to_string()} but the scenario "
+                   f"sets crs {file_crs.to_string()}; using the scenario's.")
+        gdf = gdf.set_crs(file_crs, allow_override=True)
+    if gdf.crs is None:
+        raise LayerError(
+            f"{header}\n  - it has no CRS. Set `crs:` for this layer in the scenario (e.g. "
+            "`crs: EPSG:4326` for longitude/latitude, `crs: EPSG:4547` for CGCS2000 / 3-degree "
+            "Gauss-Kruger), or call gdf.set_crs(...) before using it."
+        )
+    if system != "wgs84" and not gdf.crs.is_geographic:
+        raise LayerError(
+            f"{header}\n  - coord_system is {system} but the layer's CRS "
+            f"{gdf.crs.to_string()} is projected; GCJ-02/BD-09 offsets apply to longitude/"
+            "latitude only. Give the layer in degrees, or set `coord_system: wgs84`."
+        )
+    # ------------------------------------------------------------------ columns
+    gdf = _rename(gdf, columns=columns, id_column=id_column, path=path)
+    problems: list[str] = []
+    # ------------------------------------------------------------------ geometry
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PlannerWarning)
+        gdf, geom_problems = V.check_geometry(gdf, kind=kind)
+    for w in caught:
+        V.warn(f"Layer {label}: {w.message}")
+    problems.extend(geom_problems)
+    if not geom_problems:
+        centres = shapely.centroid(shapely.envelope(np.asarray(gdf.geometry.values)))
+        if gdf.crs.is_geographic:
+            x, y = shapely.get_x(centres), shapely.get_y(centres)
+        else:
+            x, y = pyproj.Transformer.from_crs(gdf.crs, 4326, always_xy=True).transform(
+                shapely.get_x(centres), shapely.get_y(centres))
+            x, y = np.asarray(x), np.asarray(y)
+        problems.extend(V.check_lonlat(x, y, gdf, what="coordinates"))
+    # ------------------------------------------------------------------ attributes
+    if kind in V.TIER_KINDS:
+        problems.extend(V.check_tiers(gdf, kind=kind, tiers=tiers))
+        if kind == "facilities" and "tier" not in gdf.columns:
+            problems.append(
+                "no tier column (looked for 类型, 等级, 设施类型, 机构类型, tier). Every facility "
+                "needs a tier; map your column with `columns: {<column>: tier}`."
+            )
+    problems.extend(V.check_counts(gdf))
+    problems.extend(V.check_public(gdf))
+    problems.extend(V.check_ids(gdf))
+    collect(problems, header=header, error=LayerError)
+    # ------------------------------------------------------------------ datum and projection
+    if system != "wgs84":
+        gdf = coords.to_wgs84(gdf, coord_system=system)
+    if target is None:
+        geo = gdf.to_crs(4326) if not gdf.crs.is_geographic else gdf
+        minx, miny, maxx, maxy = geo.total_bounds
+        target = coords.metric_crs([minx, maxx], [miny, maxy])
+    gdf = gdf.to_crs(target)
+    if "id" not in gdf.columns:
+        gdf.insert(0, "id", np.arange(1, len(gdf) + 1))
+    order = [c for c in ("id", "name") if c in gdf.columns]
+    gdf = gdf[order + [c for c in gdf.columns if c not in order]]
+    gdf = gdf.reset_index(drop=True)
+    gdf.attrs.update({"source": str(path), "kind": kind, "coord_system": system})
+    return gdf
+
+
+def load_layer(settings: LayerSettings, *, kind: Kind, scenario: Scenario, target_crs: Any,
+               name: str | None = None) -> gpd.GeoDataFrame:
+    """Read a layer described in a scenario (paths relative to the scenario file).
+
+    Parameters
+    ----------
+    settings
+        The layer's `planner._settings.LayerSettings`.
+    kind
+        Layer kind (see `read_layer`).
+    scenario
+        The scenario, for resolving the path.
+    target_crs
+        The study's metric CRS (None: choose from this layer).
+    name
+        The layer's name in the scenario (for messages).
+    """
+    path = scenario.resolve(settings.path)
+    return read_layer(
+        path,
+        kind=kind,
+        columns=settings.columns,
+        coord_system=settings.coord_system,
+        encoding=settings.encoding,
+        crs=settings.crs,
+        layer=settings.layer,
+        id_column=settings.id_column,
+        lon_column=settings.lon_column,
+        lat_column=settings.lat_column,
+        sheet=settings.sheet,
+        target_crs=target_crs,
+        name=name,
+        tiers=getattr(settings, "tiers", None) or None,
+    )
+
+
+def run_step(result: RunResult) -> str | None:
+    """Load every layer of the scenario into ``result.layers`` in one metric CRS.
+
+    The study CRS is the scenario's ``crs`` unless it is ``"auto"``; then it
+    is the UTM zone of the first layer's centre.  Warnings are recorded on
+    the result (``result.warn``).
+
+    Raises
+    ------
+    LayerError
+        When neither ``population`` nor ``residential`` + a ``demand``
+        section is given, or a layer is unusable.
+    """
+    scenario = result.scenario
+    layers = scenario.layers
+    if layers.population is None and not (layers.residential is not None
+                                          and scenario.demand is not None):
+        raise LayerError(
+            f"Scenario {scenario.name!r} has no population: add `layers: population:` (communities "
+            "or compounds with 常住人口/60岁及以上人口), or `layers: residential:` together with a "
+            "`demand:` section (census tables to spread over residential land)."
+        )
+    target: pyproj.CRS | None = None
+    if str(scenario.crs).lower() != "auto":
+        target = _as_crs(scenario.crs, what="Scenario crs")
+        if target.is_geographic:
+            raise LayerError(
+                f"Scenario crs {scenario.crs!r} is geographic (degrees); distances need a metric "
+                "CRS. Use e.g. `crs: EPSG:32649` (UTM 49N), or `crs: auto`."
+            )
+    for key, kind in LAYER_KINDS.items():
+        settings = getattr(layers, key, None)
+        if settings is None:
+            continue
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", PlannerWarning)
+            gdf = load_layer(settings, kind=kind, scenario=scenario, target_crs=target, name=key)
+        for w in caught:
+            if issubclass(w.category, PlannerWarning):
+                result.warn(str(w.message))
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if target is None:
+            target = pyproj.CRS.from_user_input(gdf.crs)
+        result.layers[key] = gdf
+    result.crs = target
+    return None
