@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 CoordSystem = Literal["wgs84", "gcj02", "bd09"]
 Lang = Literal["zh", "en"]
@@ -29,7 +29,8 @@ class LayerSettings(_Section):
     ``path`` is relative to the scenario file.  ``columns`` maps the file's
     column names to canonical ones (``{社区名称: name}``) on top of the
     built-in Chinese/English synonyms.  ``coord_system`` says which datum
-    the coordinates are in (AMap/Tencent = gcj02, Baidu = bd09).
+    the coordinates are in (AMap/Tencent = gcj02, Baidu = bd09).  A bare
+    string is short for ``{path: ...}`` (``townships: boundaries.geojson``).
     """
 
     path: Path
@@ -42,6 +43,13 @@ class LayerSettings(_Section):
     lon_column: str | None = None
     lat_column: str | None = None
     sheet: str | int | None = None
+    #: extra facility-tier values → tier (``{老年食堂: other}``), tried before the built-ins
+    tiers: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _path_shorthand(cls, data: object) -> object:
+        return {"path": data} if isinstance(data, str) else data
 
 
 class LayersSettings(_Section):
@@ -67,7 +75,14 @@ class NetworkSettings(_Section):
 
     ``speed_mps`` overrides the profile's speed.  Default profile
     ``older_adult`` walks 1.0 m/s (15 min = 900 m; see NORMS.md and
-    `planner.network.PROFILES` for sources).
+    `planner.network.PROFILES` for sources); others: ``older_adult_design``
+    0.9, ``frail`` 0.65 and ``wheelchair`` 0.8 (both avoid steps),
+    ``generic_adult`` 1.33.  ``source``: ``lines`` (a road centre-line
+    layer at ``path``, read like any layer, with ``layer`` and
+    ``coord_system``), ``osm`` (a .osm / .osm.pbf extract), ``graphml``,
+    or an OSMnx download by ``place`` or ``bbox`` (online only).
+    ``exclude_classes`` replaces the default motorway/trunk exclusion;
+    ``include_classes`` lists exactly the classes walked.
     """
 
     source: Literal["lines", "osm", "graphml", "osmnx_place", "osmnx_bbox"] = "lines"
@@ -85,6 +100,8 @@ class NetworkSettings(_Section):
     max_snap_m: float = Field(default=300.0, gt=0.0)
     min_component_share: float = Field(default=0.01, ge=0.0, le=1.0)
     crossing_delay_s: float = Field(default=0.0, ge=0.0)
+    class_column: str | None = None  # road-class column of a line layer (default: found)
+    name_column: str | None = None  # street-name column of a line layer (default: found)
 
 
 class FCASettings(_Section):
@@ -116,7 +133,17 @@ class AccessSettings(_Section):
 
 
 class DemandSettings(_Section):
-    """Census tables spread onto small areas, and plan-year projections."""
+    """Census tables spread onto small areas, and plan-year projections.
+
+    ``census`` (base year) and ``census_previous`` (ten years earlier, for
+    Hamilton-Perry) are tables by district or township whose names
+    (``table_key``, default: detected) match ``area_key`` of the
+    ``area_layer``.  ``weight`` is a column of the residential layer to
+    spread by (default: residential area).  ``trust`` says what to believe
+    where age bands do not sum to the total (default: stop with an error).
+    ``net_migration`` is the factor per 5-year step for ``method:
+    life_table`` (one number, or area name -> number).
+    """
 
     census: Path | None = None
     census_previous: Path | None = None
@@ -126,6 +153,8 @@ class DemandSettings(_Section):
     weight: str | None = None
     method: Literal["hamilton_perry", "life_table"] = "hamilton_perry"
     life_table: Path | None = None
+    net_migration: float | dict[str, float] = 0.0
+    trust: Literal["bands", "total"] | None = None
     base_year: int = 2020
     plan_years: list[int] = Field(default_factory=lambda: [2025, 2030, 2035])
     use_for_population: bool = True
@@ -155,14 +184,31 @@ class LocateSettings(_Section):
 
 
 class NormsSettings(_Section):
-    """Which rule set (a shipped jurisdiction name or a YAML path) and plan year."""
+    """Which rule set (a shipped jurisdiction name or a YAML path) and plan year.
+
+    ``rules``: ``national``, ``shaanxi_2023``, ``xian_2021``, ``sucheng_2024``,
+    ``shanxi_2023``, ``henan_2023`` (see `planner.norms`), or the path of
+    your own rule file (``my_rules.yaml``, relative to the scenario file).
+    ``plan_year`` keeps the rules in force that year (their ``applies_from``).
+    """
 
     rules: str = "national"
-    plan_year: int = 2025
+    plan_year: int = Field(default=2025, ge=1900, le=2200)
 
 
 class OutputsSettings(_Section):
-    """Which outputs a run writes."""
+    """Which outputs a run writes, and how the web map looks.
+
+    ``map`` writes ``map.html`` (one offline file, `planner.maps`);
+    ``report`` writes ``report.html`` and ``excel`` ``planner.xlsx``
+    (`planner.report`); ``print_maps`` writes PNG (300 dpi) and SVG maps
+    into ``print_maps/`` (`planner.plots`).  ``tiles`` is empty for a map
+    without base tiles (works offline), or an XYZ URL template / xyzservices
+    name (``GaoDe.Normal``); ``tiles_coord_system: gcj02`` for AMap or
+    Tianditu-in-GCJ tiles shifts the data into GCJ-02 so both line up.
+    ``map_simplify_m`` is the simplification tolerance of polygons and lines
+    on the web map, in metres.
+    """
 
     gpkg: bool = True
     csv: bool = True
@@ -172,6 +218,8 @@ class OutputsSettings(_Section):
     print_maps: bool = False
     tiles: str | None = None
     tiles_coord_system: CoordSystem = "wgs84"
+    tiles_attribution: str | None = None
+    map_simplify_m: float = Field(default=5.0, ge=0.0, le=100.0)
 
 
 class Scenario(_Section):
