@@ -161,10 +161,20 @@ class DemandSettings(_Section):
 
 
 class ModelSettings(_Section):
-    """One location model for one tier."""
+    """One location model for one tier (see `planner.locate`).
+
+    ``model``: ``pmedian`` (least walking time), ``mclp`` (most older residents
+    within ``coverage_min``) or ``lscp`` (fewest sites covering every unit, or
+    ``target_share`` of the weight, within ``coverage_min``).  ``p``: new
+    sites; ``auto`` = one per township the norm checks flag (township
+    centres) or the LSCP count (stations).  ``weight``: population column.
+    ``capacity``: candidate/facility column of capacities (p-median only).
+    ``method``: ``auto``/``exact`` (HiGHS, proven optimal) or ``heuristic``.
+    ``generate_candidates``: add this many k-means candidate sites.
+    """
 
     model: Literal["pmedian", "mclp", "lscp"] = "pmedian"
-    p: int | Literal["auto"] = "auto"
+    p: int | Literal["auto"] = Field(default="auto")
     weight: str = "pop_60plus"
     coverage_min: float = Field(default=15.0, gt=0)
     target_share: float = Field(default=1.0, gt=0, le=1.0)

@@ -1,9 +1,13 @@
 """The ``planner`` command: a thin layer over the library.
 
 It parses arguments, calls the same functions a notebook calls, and turns
-the project's own errors into one clear line and an exit code:
-0 success, 1 a failed run, 2 bad input or usage.  ``--debug`` shows the
-traceback.  Heavy imports happen inside the commands so ``--help`` is fast.
+errors into one clear message and an exit code: 0 success, 1 a failed run
+(an unexpected error inside a step), 2 bad input or usage (the project's
+own errors: a malformed scenario, a missing file, a bad layer, an output
+folder that may not be written).  ``--debug`` shows the traceback instead.
+Heavy imports happen inside the commands so ``planner --help`` is instant.
+
+Commands: ``run``, ``demo``, ``validate``, ``check`` (and ``--version``).
 """
 
 from __future__ import annotations
@@ -15,19 +19,27 @@ import click
 
 from planner import __version__
 
+EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 
 
+
 def _fail(exc: BaseException, debug: bool) -> None:
-    from planner._errors import OutputError, PlannerError
+    """Print ``exc`` as a short message and exit with its code (or re-raise with --debug)."""
+    from planner._errors import PlannerError
 
     if debug:
         raise exc
-    if isinstance(exc, (OutputError, PlannerError, FileNotFoundError)):
+    if isinstance(exc, (PlannerError, FileNotFoundError, PermissionError, IsADirectoryError)):
         click.echo(f"Error: {exc}", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    click.echo(f"Error: the run failed: {type(exc).__name__}: {exc} (rerun with --debug for details)", err=True)
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    click.echo(
+        f"Error: the run failed: {type(exc).__name__}: {first} "
+        "(rerun with `planner --debug ...` for the traceback, and please report it)",
+        err=True,
+    )
     sys.exit(EXIT_FAILED)
 
 
@@ -35,37 +47,82 @@ def _progress(name: str) -> None:
     click.echo(f"  · {name} …", err=True)
 
 
+def _run_quietly(scenario, **kwargs):
+    """Run with warnings collected on the result instead of printed mid-progress."""
+    import warnings
+
+    from planner.scenario import run
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return run(scenario, **kwargs)
+
+
+def _print_steps(result) -> None:
+    for s in result.steps:
+        note = f"  ({s.reason})" if s.reason else ""
+        click.echo(f"  {s.name:<9} {s.status:<8} {s.seconds:7.2f} s{note}")
+
+
+def _print_warnings(result, *, limit: int = 10) -> None:
+    if not result.warnings:
+        return
+    where = " (all of them in run.json)" if result.out_dir is not None else ""
+    click.echo(f"{len(result.warnings)} warning(s){where}:", err=True)
+    for w in result.warnings[:limit]:
+        click.echo(f"  - {w.splitlines()[0]}", err=True)
+    if len(result.warnings) > limit:
+        click.echo(f"  … and {len(result.warnings) - limit} more", err=True)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="planner")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on error.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
-    """Plan elderly-care facilities: 15-minute circles, new sites, norm checks."""
+    """Plan elderly-care facilities: 15-minute circles, new sites, norm checks.
+
+    \b
+    Examples:
+      planner demo -o demo-out                 run the built-in demo district
+      planner validate scenarios/my.yaml       check a scenario's layers
+      planner run scenarios/my.yaml -o out     run it and write the outputs
+    """
     ctx.obj = {"debug": debug}
 
 
 def _run_and_report(scenario_path: Path, out: Path | None, overwrite: bool, debug: bool) -> None:
-    from planner.scenario import run
-
+    click.echo(f"planner {__version__}: running {scenario_path}", err=True)
     try:
-        result = run(scenario_path, out_dir=out, overwrite=overwrite, progress=_progress)
-    except Exception as exc:  # noqa: BLE001 - turned into one line + exit code
+        result = _run_quietly(scenario_path, out_dir=out, overwrite=overwrite,
+                              progress=_progress)
+    except Exception as exc:  # noqa: BLE001 - turned into one message + exit code
         _fail(exc, debug)
         return
-    for s in result.steps:
-        note = f" ({s.reason})" if s.reason else ""
-        click.echo(f"{s.name:<10} {s.status:<8} {s.seconds:6.2f}s{note}")
-    if result.warnings:
-        click.echo(f"{len(result.warnings)} warning(s); see run.json", err=True)
+    _print_steps(result)
+    _print_warnings(result)
     if result.out_dir is not None:
         click.echo(f"Outputs written to {result.out_dir}")
+        for name in ("report.html", "map.html", "planner.xlsx"):
+            if (result.out_dir / name).is_file():
+                click.echo(f"  {result.out_dir / name}")
+    else:
+        click.echo("No output folder given (-o/--out or `output:`): nothing written.")
+
+
+_out_option = click.option(
+    "-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+    help="Output folder (default: the scenario's `output:`).",
+)
+_overwrite_option = click.option(
+    "--overwrite", is_flag=True, help="Allow writing into a non-empty output folder.",
+)
 
 
 @cli.command("run")
 @click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Output folder (default: the scenario's `output:`).")
-@click.option("--overwrite", is_flag=True, help="Allow writing into a non-empty output folder.")
+@_out_option
+@_overwrite_option
 @click.pass_context
 def run_cmd(ctx: click.Context, scenario: Path, out: Path | None, overwrite: bool) -> None:
     """Run SCENARIO (a YAML file) and write layers, tables, maps and a report."""
@@ -73,12 +130,12 @@ def run_cmd(ctx: click.Context, scenario: Path, out: Path | None, overwrite: boo
 
 
 @cli.command("demo")
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-out"),
-              show_default=True, help="Output folder.")
-@click.option("--overwrite", is_flag=True, help="Allow writing into a non-empty output folder.")
+@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("demo-out"), show_default=True, help="Output folder.")
+@_overwrite_option
 @click.pass_context
 def demo_cmd(ctx: click.Context, out: Path, overwrite: bool) -> None:
-    """Run the built-in generated demo district end to end."""
+    """Run the built-in demo district 示范区 (generated, fictional) end to end."""
     from planner.scenario import demo_scenario_path
 
     _run_and_report(demo_scenario_path(), out, overwrite, ctx.obj["debug"])
@@ -86,26 +143,44 @@ def demo_cmd(ctx: click.Context, out: Path, overwrite: bool) -> None:
 
 @cli.command("validate")
 @click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--no-network", is_flag=True, help="Do not build the walk network.")
 @click.pass_context
-def validate_cmd(ctx: click.Context, scenario: Path) -> None:
-    """Load and check every layer of SCENARIO; print a table of layers and problems."""
-    import warnings
+def validate_cmd(ctx: click.Context, scenario: Path, no_network: bool) -> None:
+    """Load and check every layer of SCENARIO; print a table of layers and problems.
 
-    from planner.scenario import run
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            result = run(scenario, out_dir=None, steps=["layers"])
-        except Exception as exc:  # noqa: BLE001
-            _fail(exc, ctx.obj["debug"])
-            return
-    click.echo(f"{'layer':<12} {'rows':>6}  {'geometry':<14} crs")
+    Nothing is written.  Exit code 0 when everything loads (repairs are
+    listed as problems to look at), 2 when something cannot be used.
+    """
+    steps = ["layers", "demand"] + ([] if no_network else ["network"])
+    try:
+        result = _run_quietly(scenario, out_dir=None, steps=steps, progress=_progress)
+    except Exception as exc:  # noqa: BLE001
+        _fail(exc, ctx.obj["debug"])
+        return
+    click.echo(f"Scenario {scenario}: {result.scenario.name}")
+    click.echo(f"  {'layer':<24} {'rows':>7}  {'geometry':<24} crs")
     for name, gdf in result.layers.items():
-        geom = ",".join(sorted(set(gdf.geom_type.dropna()))) if len(gdf) else "-"
-        click.echo(f"{name:<12} {len(gdf):>6}  {geom:<14} {gdf.crs.to_string() if gdf.crs else '-'}")
+        try:
+            geom = ",".join(sorted(set(gdf.geom_type.dropna()))) if len(gdf) else "-"
+            crs = gdf.crs.to_string() if gdf.crs is not None else "-"
+        except AttributeError:
+            geom, crs = "-", "-"
+        click.echo(f"  {name:<24} {len(gdf):>7}  {geom:<24} {crs}")
+    for name, table in result.tables.items():
+        click.echo(f"  {'table ' + name:<24} {len(table):>7}")
+    report = result.tables.get("network_report")
+    if report is not None and {"key", "value"} <= set(report.columns):
+        values = dict(zip(report["key"], report["value"]))
+        keys = ("n_nodes", "n_edges", "total_km", "n_components", "components_dropped",
+                "near_miss_joins", "crossings_grade_separated")
+        shown = [f"{k}={values[k]}" for k in keys if k in values]
+        if shown:
+            click.echo("  network: " + ", ".join(shown))
+    for s in result.steps:
+        if s.status != "done" and s.reason != "not requested":
+            click.echo(f"  step {s.name}: {s.status} ({s.reason})")
     if result.warnings:
-        click.echo("Problems repaired or to look at:")
+        click.echo(f"Problems repaired or to look at ({len(result.warnings)}):")
         for w in result.warnings:
             click.echo(f"  - {w}")
     else:
@@ -114,33 +189,44 @@ def validate_cmd(ctx: click.Context, scenario: Path) -> None:
 
 @cli.command("check")
 @click.argument("scenario", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Also write the table as CSV into this folder.")
-@click.option("--overwrite", is_flag=True)
+@_out_option
+@_overwrite_option
+@click.option("--all", "show_all", is_flag=True, help="Show passing checks too.")
 @click.pass_context
-def check_cmd(ctx: click.Context, scenario: Path, out: Path | None, overwrite: bool) -> None:
-    """Run only the planning-norm checks of SCENARIO and print the table."""
-    import warnings
+def check_cmd(ctx: click.Context, scenario: Path, out: Path | None, overwrite: bool,
+              show_all: bool) -> None:
+    """Run only the planning-norm checks of SCENARIO and print the failures.
 
-    from planner.scenario import run
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            result = run(scenario, out_dir=out, overwrite=overwrite,
-                         steps=["layers", "demand", "network", "access", "norms", "outputs"])
-        except Exception as exc:  # noqa: BLE001
-            _fail(exc, ctx.obj["debug"])
-            return
+    The layers, demand, network and access steps run first (the checks
+    need them); no location model runs.  With -o the tables are written.
+    """
+    steps = ["layers", "demand", "network", "access", "norms"] + (["outputs"] if out else [])
+    try:
+        result = _run_quietly(scenario, out_dir=out, overwrite=overwrite, steps=steps,
+                              progress=_progress)
+    except Exception as exc:  # noqa: BLE001
+        _fail(exc, ctx.obj["debug"])
+        return
     table = result.tables.get("norm_checks")
     if table is None:
-        rec = next(s for s in result.steps if s.name == "norms")
-        click.echo(f"No norm checks: {rec.reason or rec.status}", err=True)
+        rec = result.step("norms")
+        reason = rec.reason if rec is not None and rec.reason else "the norms step did not run"
+        click.echo(f"Error: no norm checks: {reason}. Add a `norms:` section to the scenario "
+                   "(e.g. `norms: {rules: xian_2021}`).", err=True)
         sys.exit(EXIT_BAD_INPUT)
     import pandas as pd
 
-    with pd.option_context("display.max_rows", 500, "display.max_columns", 20, "display.width", 200):
-        click.echo(table.to_string(index=False))
+    shown = table if show_all or "status" not in table else table[table["status"] != "pass"]
+    cols = [c for c in ("rule_id", "unit_name", "value", "threshold", "unit", "status",
+                        "shortfall_text") if c in shown.columns]
+    if "status" in table:
+        counts = table["status"].value_counts()
+        click.echo(" ".join(f"{k}: {int(v)}" for k, v in counts.items()))
+    with pd.option_context("display.max_rows", 500, "display.max_columns", 20,
+                           "display.width", 200, "display.max_colwidth", 60):
+        click.echo(shown[cols].to_string(index=False) if len(shown) else "All checks pass.")
+    if result.out_dir is not None:
+        click.echo(f"Tables written to {result.out_dir}")
 
 
 def main() -> None:
