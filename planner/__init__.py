@@ -26,11 +26,18 @@ from planner._errors import (  # noqa: E402
 )
 
 
-def run(scenario, *, out_dir=None, overwrite: bool = False, progress=None):
+def run(scenario, *, out_dir=None, overwrite: bool = False, progress=None, steps=None):
     """Run a scenario (a path to a YAML file or a `Scenario`); see `planner.scenario.run`."""
     from planner.scenario import run as _run
 
-    return _run(scenario, out_dir=out_dir, overwrite=overwrite, progress=progress)
+    return _run(scenario, out_dir=out_dir, overwrite=overwrite, progress=progress, steps=steps)
+
+
+def read_layer(path, **kwargs):
+    """Read and validate one layer; see `planner.layers.read_layer`."""
+    from planner.layers import read_layer as _read
+
+    return _read(path, **kwargs)
 
 
 def load_scenario(path):
@@ -44,6 +51,7 @@ __all__ = [
     "__version__",
     "run",
     "load_scenario",
+    "read_layer",
     "PlannerError",
     "LayerError",
     "ScenarioError",
