@@ -1384,12 +1384,20 @@ def from_graphml(
     profile: str | None = None,
     crs=None,
     min_component_share: float = 0.0,
+    exclude_classes: list[str] | None = None,
+    include_classes: list[str] | None = None,
+    avoid_steps: bool | None = None,
+    crossing_delay_s: float | None = None,
 ) -> WalkNetwork:
     """Load a network saved with `to_graphml`, or an OSMnx GraphML (``ox.save_graphml``).
 
     A planner file is restored as saved (times included); ``speed_mps`` or
-    ``profile`` re-time it.  An OSMnx file goes through `from_osmnx_graph`
-    (default profile ``older_adult``).
+    ``profile`` re-time it.  A profile that avoids steps (``frail``,
+    ``wheelchair``, or ``avoid_steps=True``) removes the saved ``steps``
+    edges, and explicit ``include_classes`` / ``exclude_classes`` filter the
+    saved edges as in `from_lines`; the network is then re-assembled
+    (components, times) and the report says what was dropped.  An OSMnx
+    file goes through `from_osmnx_graph` (default profile ``older_adult``).
 
     Parameters
     ----------
@@ -1400,7 +1408,11 @@ def from_graphml(
     crs
         Reproject to this metric CRS.
     min_component_share
-        For OSMnx files, as in `from_lines`.
+        As in `from_lines` (for a planner file, used when edges are removed).
+    exclude_classes, include_classes, avoid_steps
+        As in `from_lines`.
+    crossing_delay_s
+        As in `from_lines`; ``None`` keeps a planner file's saved delays.
     """
     import json
 
@@ -1420,7 +1432,9 @@ def from_graphml(
 
         G = ox.load_graphml(path)
         return from_osmnx_graph(G, speed_mps=speed_mps, profile=profile or "older_adult",
-                                crs=crs, min_component_share=min_component_share)
+                                crs=crs, min_component_share=min_component_share,
+                                exclude_classes=exclude_classes, include_classes=include_classes,
+                                avoid_steps=avoid_steps, crossing_delay_s=crossing_delay_s or 0.0)
     n = g.number_of_nodes()
     node_x = np.empty(n)
     node_y = np.empty(n)
@@ -1461,11 +1475,57 @@ def from_graphml(
     )
     if crs is not None and pyproj.CRS.from_user_input(crs) != graph_crs:
         net = _reproject(net, crs)
+    prof, speed, avoid = _profile(profile or net.profile, speed_mps, avoid_steps)
+    filtered = _refilter_saved(net, include_classes=include_classes,
+                               exclude_classes=exclude_classes, avoid_steps=avoid,
+                               speed_mps=speed, profile=prof,
+                               min_component_share=min_component_share,
+                               crossing_delay_s=crossing_delay_s)
+    if filtered is not None:
+        return filtered
     if profile is not None or speed_mps is not None:
-        prof, speed, _ = _profile(profile or net.profile, speed_mps, None)
         net = replace(net.with_speed(speed), profile=prof)
         net.report = dict(net.report, speed_mps=speed, profile=prof)
     return net
+
+
+def _refilter_saved(net: WalkNetwork, *, include_classes, exclude_classes, avoid_steps: bool,
+                    speed_mps: float, profile: str | None, min_component_share: float,
+                    crossing_delay_s: float | None) -> WalkNetwork | None:
+    """A saved network with edges removed by class / steps, re-assembled; None if unchanged."""
+    saved_delay = float(net.report.get("crossing_delay_s", 0.0) or 0.0)
+    new_delay = saved_delay if crossing_delay_s is None else float(crossing_delay_s)
+    classes = (net.edges["fclass"].astype(str).to_numpy(dtype=object) if net.edges is not None
+               and "fclass" in net.edges else np.full(net.n_edges, "unknown", dtype=object))
+    report = dict(net.report)
+    if include_classes is not None or exclude_classes is not None:
+        keep = _class_filter(classes, net.edge_length_m, include_classes=include_classes,
+                             exclude_classes=exclude_classes, avoid_steps=avoid_steps,
+                             report=report)
+    else:  # classes chosen when the file was built: only steps may be removed now
+        keep = ~((classes == "steps") & avoid_steps)
+        report["steps_avoided"] = int((~keep).sum())
+    if keep.all() and new_delay == saved_delay:
+        return None
+    if not keep.any():
+        raise NetworkError(
+            "No walkable edge is left in the saved network after the road-class filter. Check "
+            "`network.include_classes` / `exclude_classes` / `avoid_steps`."
+        )
+    eu, ev = net.edge_u[keep], net.edge_v[keep]
+    used = np.zeros(net.n_nodes, dtype=bool)
+    used[eu] = used[ev] = True
+    new_id = np.cumsum(used) - 1
+    attrs = {k: net.edges[k].to_numpy(dtype=object)[keep] for k in ("fclass", "name")
+             if net.edges is not None and k in net.edges}
+    return _assemble(
+        np.c_[net.node_x, net.node_y][used], new_id[eu], new_id[ev],
+        np.asarray(net.edges.geometry.values, dtype=object)[keep], attrs, crs=net.crs,
+        speed_mps=speed_mps, profile=profile, min_component_share=min_component_share,
+        crossing_delay_s=new_delay, report=report,
+        node_z=None if net.node_z is None else net.node_z[used],
+        node_id=None if net.node_id is None else net.node_id[used],
+    )
 
 
 def _ids(values: list) -> np.ndarray | None:
@@ -1586,7 +1646,11 @@ def run_step(result) -> str | None:
         elif s.source == "osm":
             net = from_osm_file(path, **opts)
         elif s.source == "graphml":
-            net = from_graphml(path, speed_mps=s.speed_mps, profile=s.profile, crs=result.crs)
+            net = from_graphml(path, speed_mps=s.speed_mps, profile=s.profile, crs=result.crs,
+                               min_component_share=s.min_component_share,
+                               exclude_classes=s.exclude_classes,
+                               include_classes=s.include_classes, avoid_steps=s.avoid_steps,
+                               crossing_delay_s=s.crossing_delay_s or None)
         elif s.source == "osmnx_place":
             if not s.place:
                 raise NetworkError("`network.source: osmnx_place` needs `network.place`.")

@@ -533,6 +533,32 @@ def test_graphml_round_trip(tmp_path):
                                faster.edge_length_m / 1.0)
 
 
+def test_graphml_frail_profile_avoids_saved_steps(tmp_path):
+    # saved with steps (healthy older adult); loaded for a frail walker the steps go, as they
+    # do when the frail network is built from the lines themselves
+    g = roads([(0, 0), (0, 30)], [(0, 0), (100, 0), (100, 30), (0, 30)], [(0, 30), (0, 60)],
+              fclass=["steps", "footway", "residential"])
+    path = N.to_graphml(N.from_lines(g), tmp_path / "net.graphml")
+    same = N.from_graphml(path)
+    assert "steps" in set(same.edges.fclass)
+    frail = N.from_graphml(path, profile="frail")
+    direct = N.from_lines(g, profile="frail")
+    assert "steps" not in set(frail.edges.fclass)
+    assert frail.report["steps_avoided"] == 1
+    a, b = node_at(frail, 0, 0), node_at(frail, 0, 60)
+    assert dist(frail, a, b) == pytest.approx(260.0)  # round the ramp: 100 + 30 + 100 + 30
+    assert dist(frail, a, b, weight="time") == pytest.approx(260.0 / 0.65)
+    assert (frail.n_nodes, frail.n_edges) == (direct.n_nodes, direct.n_edges)
+    assert sorted(frail.edge_time_s) == pytest.approx(sorted(direct.edge_time_s))
+    # explicit class lists filter a saved network too; the report names what went
+    nores = N.from_graphml(path, exclude_classes=["steps", "residential"])
+    assert set(nores.edges.fclass) == {"footway"}
+    assert nores.report["excluded_classes"] == {"residential": 1, "steps": 1}
+    # a crossing delay given at load time re-times the saved network
+    delayed = N.from_graphml(path, crossing_delay_s=10.0)
+    assert delayed.report["crossing_delay_s"] == 10.0
+
+
 def test_osmnx_graphml_is_read(osm_xml, tmp_path):
     import osmnx as ox
 
@@ -682,3 +708,27 @@ def test_xian_csr_shortest_paths_equal_networkx(xian_net):
                                    rtol=0, atol=1e-6)
         unreached = np.setdiff1d(np.arange(xian_net.n_nodes), idx)
         assert np.isinf(ours[k, unreached]).all()
+
+
+@pytest.mark.xian
+def test_xian_crossings_agree_with_geos_intersections(xian_roads, xian_net):
+    # independent count: GEOS intersection points of every pair of lines that are a vertex of
+    # neither line (the 280 motorway / motorway_link / trunk_link lines left out, as in issue 4)
+    used = xian_roads[~xian_roads.fclass.isin(["motorway", "motorway_link", "trunk_link"])]
+    used = used.explode(index_parts=False).reset_index(drop=True)
+    geoms = used.geometry.to_numpy()
+    a, b = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+    a, b = a[a < b], b[a < b]
+    verts = [set(map(tuple, shapely.get_coordinates(g))) for g in geoms]
+    sep = (used.bridge.eq("T") | used.tunnel.eq("T")).to_numpy()
+    lay = used.layer.astype(int).to_numpy()
+    total = at_grade = 0
+    for i, j, g in zip(a, b, shapely.intersection(geoms[a], geoms[b])):
+        for p in shapely.get_parts(g):
+            if p.geom_type == "Point" and (p.x, p.y) not in verts[i] | verts[j]:
+                total += 1
+                at_grade += bool(not sep[i] and not sep[j] and lay[i] == lay[j])
+    assert (total, total - at_grade, at_grade) == (584, 557, 27)
+    r = xian_net.report
+    assert (r["crossings"], r["crossings_grade_separated"], r["crossings_at_grade"]) == (
+        total, total - at_grade, at_grade)

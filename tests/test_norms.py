@@ -747,3 +747,160 @@ def test_missing_layers_are_named():
     assert row(out, "public_home_per_district").unit_name == "研究范围"
     assert row(check(xian, population=pop, lang="en"), "public_home_per_district").unit_name == \
         "study area"
+
+
+# Every rule in force in plan year 2025, per shipped jurisdiction: (threshold, clause, file it
+# comes from), read off the source documents by hand (seeds/000-004; NORMS.md).  Rules not
+# listed for a jurisdiction are inherited from the national defaults (secondary sources).
+NATIONAL_2025 = {
+    "land_per_resident_district": (0.2, "人均用地0.1—0.3平方米", "national"),
+    "land_per_resident_township": (0.2, "人均用地0.1—0.3平方米，分区分级规划", "national"),
+    "community_floor_per_100hh": (20, "新建居住区每百户不低于20平方米（已建成区不低于15平方米）",
+                                  "national"),
+    "coverage_15min": (1.0, "第2.0.2条、表3.0.4（15分钟生活圈居住区，步行距离800—1000米）",
+                       "national"),
+    "beds_per_1000_older": (40, "第3.2.1条（每千名老年人不少于40床）", "national"),
+}
+SHAANXI_2025 = {
+    **NATIONAL_2025,
+    "coverage_15min": (1.0, "二、（五）15", "shaanxi_2023"),  # 一刻钟养老服务圈基本形成
+    "nursing_bed_share": (0.55, "二、（四）12", "shaanxi_2023"),  # 护理型床位占比不低于55%
+    "public_home_per_district": (1, "二、（四）12", "shaanxi_2023"),
+    "centre_per_township": (1, "二、（五）15", "shaanxi_2023"),
+    "centre_coverage": (0.6, "二、（五）15", "shaanxi_2023"),  # 覆盖率不低于60%
+    "social_workers_per_1000_older": (12, "二、（六）21", "shaanxi_2023"),  # 12人以上
+}
+EXPECTED_2025 = {
+    "national": NATIONAL_2025,
+    "shaanxi_2023": SHAANXI_2025,
+    "xian_2021": {
+        **SHAANXI_2025,
+        "land_per_resident_district": (0.2, "三、（五）17", "xian_2021"),  # 人均用地0.1—0.3平方米
+        "land_per_resident_township": (0.2, "三、（五）17", "xian_2021"),
+        "community_floor_per_100hh": (20, "三、（一）1", "xian_2021"),  # 每百户不低于20平方米
+        "coverage_15min": (1.0, "三、（一）1", "xian_2021"),  # 15分钟养老圈
+        "station_per_community": (1, "三、（一）1", "xian_2021"),
+        "station_floor_area": (300, "三、（一）1；附件4", "xian_2021"),
+        "centre_per_township": (1, "三、（一）2", "xian_2021"),
+        "centre_floor_area": (1500, "三、（一）2；附件4", "xian_2021"),
+        "centre_beds": (30, "三、（一）2；附件4", "xian_2021"),
+        "centre_nursing_share": (0.7, "三、（一）2；附件4", "xian_2021"),
+        "public_home_per_district": (1, "三、（一）3", "xian_2021"),
+        "public_beds_share": (0.01, "三、（一）3；附件4", "xian_2021"),  # 老年人口的1%
+        "nursing_bed_share": (0.6, "二", "xian_2021"),  # 到2025年……不低于60%
+        "centre_coverage": (0.7, "二", "xian_2021"),  # 镇街综合养老服务中心覆盖率达70%
+        "social_workers_per_100_beds": (1, "三、（五）18", "xian_2021"),
+    },
+    "sucheng_2024": {
+        **NATIONAL_2025,
+        "land_per_resident_district": (0.2, "三、（一）", "sucheng_2024"),  # 不少于0.2平方米
+        "land_per_resident_township": (0.2, "三、（一）", "sucheng_2024"),
+        "community_floor_per_100hh": (20, "二、（二）4（引宿政办发〔2023〕44号）", "sucheng_2024"),
+        "station_coverage": (1.0, "二、（二）4", "sucheng_2024"),
+        "centre_per_township": (1, "一、（二）", "sucheng_2024"),
+        "centre_coverage": (1.0, "一、（二）", "sucheng_2024"),
+        "public_home_per_district": (1, "二、（二）3", "sucheng_2024"),
+        "nursing_bed_share": (0.7, "一、（二）", "sucheng_2024"),
+        "coverage_15min": (1.0, "二、（五）13", "sucheng_2024"),
+        "social_workers_per_1000_older": (1, "一、（二）；三、（三）", "sucheng_2024"),
+        "social_workers_per_100_beds": (1, "一、（二）；三、（三）", "sucheng_2024"),
+    },
+    "shanxi_2023": {
+        **NATIONAL_2025,
+        "coverage_15min": (1.0, "二、（四）12", "shanxi_2023"),  # 一刻钟社区居家养老服务圈
+        "public_home_per_district": (1, "二、（四）13", "shanxi_2023"),
+    },
+    "henan_2023": {
+        **NATIONAL_2025,
+        "centre_per_township": (1, "二、（三）10", "henan_2023"),  # 街道和社区养老服务设施全覆盖
+        "centre_coverage": (1.0, "二、（三）10", "henan_2023"),
+        "station_coverage": (1.0, "二、（三）10", "henan_2023"),
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_2025))
+def test_thresholds_and_clauses_per_jurisdiction_as_in_the_documents(name):
+    rules = load_rules(name, plan_year=2025)
+    got = {r.id: (r.threshold, r.clause, Path(r.file).stem) for r in rules}
+    assert got == EXPECTED_2025[name]
+
+
+def test_xian_before_2025_uses_its_own_2021_targets():
+    y2023 = load_rules("xian_2021", plan_year=2023)
+    assert y2023["nursing_bed_share_2022"].threshold == 0.55  # 二: 到2022年……不低于55%
+    sw = y2023["social_workers_per_1000_older_2021"]  # 三（五）18: 每千名老年人……1名社会工作者
+    assert (sw.threshold, sw.clause, sw.measure) == (1, "三、（五）18", "social_workers_per_1000_older")
+    assert "social_workers_per_1000_older" not in {r.id for r in y2023}  # Shaanxi's 12: from 2025
+    assert "social_workers_per_1000_older_2021" not in {r.id for r in load_rules("xian_2021",
+                                                                                  plan_year=2025)}
+
+
+def test_switching_jurisdiction_changes_exactly_the_rules_whose_numbers_differ():
+    # one district, 3000 older residents, 100 institutional beds of which 58 nursing-type,
+    # 2 of 3 townships with a centre, 9 social workers (3 per 1000 older residents)
+    t = towns(pop_60plus=[1000, 1000, 1000])
+    f = fac([{"x": 500, "y": 500, "tier": "township_centre", "beds": 60, "nursing_beds": 38,
+              "public": True, "social_workers": 5},
+             {"x": 1500, "y": 500, "tier": "township_centre", "beds": 40, "nursing_beds": 20,
+              "public": True, "social_workers": 4}])
+    status = {}
+    for name in ("shaanxi_2023", "xian_2021", "sucheng_2024", "henan_2023", "shanxi_2023"):
+        out = check(name, facilities=f, townships=t, plan_year=2025)
+        out = out[out.measure.isin(["nursing_bed_share", "township_centre_coverage",
+                                    "social_workers_per_1000_older"])]
+        status[name] = {r.measure: (r.threshold, r.status) for r in out.itertuples()}
+    assert status == {
+        "shaanxi_2023": {"nursing_bed_share": (0.55, "pass"), "township_centre_coverage": (0.6, "pass"),
+                         "social_workers_per_1000_older": (12, "fail")},
+        "xian_2021": {"nursing_bed_share": (0.6, "fail"), "township_centre_coverage": (0.7, "fail"),
+                      "social_workers_per_1000_older": (12, "fail")},
+        "sucheng_2024": {"nursing_bed_share": (0.7, "fail"), "township_centre_coverage": (1.0, "fail"),
+                         "social_workers_per_1000_older": (1, "pass")},
+        "henan_2023": {"township_centre_coverage": (1.0, "fail")},
+        "shanxi_2023": {},
+    }
+
+
+def test_units_are_shown_in_the_table_language():
+    f = district_case()
+    zh = check("xian_2021", facilities=f, townships=towns(pop_60plus=[10, 10, 10]), plan_year=2025)
+    en = check("xian_2021", facilities=f, townships=towns(pop_60plus=[10, 10, 10]), plan_year=2025,
+               lang="en")
+    assert row(zh, "land_per_resident_township", "T1").unit == "m²/人"
+    assert row(en, "land_per_resident_township", "T1").unit == "m² per resident"
+    assert row(en, "beds_per_1000_older").unit == "beds per 1000 older residents"
+    assert row(en, "nursing_bed_share").unit == "share"
+    cjk = [u for u in set(en.unit) if any("\u4e00" <= ch <= "\u9fff" for ch in u)]
+    assert cjk == []
+
+
+def test_centre_rules_for_subdistricts_leave_towns_out():
+    # Xi'an 三（一）2: a centre in every *urban subdistrict* (towns only "有条件的镇也要积极建设");
+    # Sucheng 一（二）: 街道 centre coverage 100 %; Xi'an 二: 镇街 (both kinds) coverage 70 %
+    t = towns(None).assign(name=["东关街道", "灞桥镇", "洪庆街道办"])
+    f = fac([{"x": 500, "y": 500, "tier": "township_centre"}])  # in 东关街道 only
+    xian = check("xian_2021", facilities=f, townships=t, plan_year=2025)
+    per = xian[xian.rule_id == "centre_per_township"].set_index("unit_name")["status"].to_dict()
+    assert per == {"东关街道": "pass", "洪庆街道办": "fail"}  # the town is not required to
+    assert row(xian, "centre_coverage").value == pytest.approx(1 / 3)  # 镇街: all three count
+    su = row(check("sucheng_2024", facilities=f, townships=t, plan_year=2025), "centre_coverage")
+    assert (su.value, su.shortfall) == (0.5, 1.0)  # 1 of the 2 subdistricts
+    # an explicit `kind` column wins over the name; unknown kinds are checked
+    t2 = t.assign(name=["甲", "乙", "丙"], kind=["街道", "镇", None])
+    per = check("xian_2021", facilities=f, townships=t2, plan_year=2025)
+    per = per[per.rule_id == "centre_per_township"].set_index("unit_id")["status"].to_dict()
+    assert per == {"T1": "pass", "T3": "fail"}
+    # a district of towns only: subdistrict coverage cannot be computed, and says why
+    t3 = t.assign(name=["甲镇", "乙镇", "丙乡"])
+    r = row(check("sucheng_2024", facilities=f, townships=t3, plan_year=2025), "centre_coverage")
+    assert r.status == "not_assessable" and "no subdistrict inside this unit" in r.missing
+
+
+def test_township_kind_is_validated(tmp_path):
+    with pytest.raises(NormsError, match=r"field `township_kind`: 'village' is not one of"):
+        one_rule(tmp_path, measure="township_centre_count", threshold=1, scope="township",
+                 township_kind="village")
+    with pytest.raises(NormsError, match=r"`township_kind` applies only to the measures"):
+        one_rule(tmp_path, measure="land_per_resident", threshold=0.2, scope="township",
+                 township_kind="town")

@@ -13,7 +13,9 @@ Shipped rule sets: ``national`` (national references, secondary sources),
 Rule fields: ``id``, ``title: {zh, en}``, ``measure``, ``threshold`` (a
 lower bound; shares as fractions, 0.55 = 55 %), ``unit`` (display text),
 ``scope``, ``applies_from`` (first plan year; optional ``applies_until``),
-``source``, ``clause``; optional ``tier``, ``minutes``, ``quote`` (the
+``source``, ``clause``; optional ``tier``, ``township_kind`` (``subdistrict``
+街道 or ``town`` 镇/乡: the township-centre measures count only that kind, as
+where a document says "每个城市街道"), ``minutes``, ``quote`` (the
 sentence of the document), ``note``, ``secondary`` and, in a file that
 ``extends`` another, ``enabled: false`` to drop an inherited rule.
 

@@ -14,6 +14,11 @@ Units and assignment
   the unit polygons (a population polygon's representative point), else
   through the unit it belongs to one level down (community → township →
   district).
+* A rule with ``township_kind: subdistrict`` (or ``town``) counts only the
+  townships of that kind in its township-centre measures; the kind comes
+  from a ``kind`` column of the townships layer (`KIND_COLUMNS`: 街道 /
+  镇 / 乡 ...) or else from the name's ending (…街道 → subdistrict, …镇 /
+  …乡 → town).  Townships of unknown kind are checked.
 * A unit's population, older population and households come from the
   boundary layer's own column where present, else the sum over the
   population units inside it.
@@ -96,6 +101,25 @@ _TEXT: dict[str, dict[str, str]] = {
 
 
 _AREA_TEXTS = ("land", "floor_hh", "floor")
+
+#: English display of the units written in the shipped rule files (``unit`` is display text;
+#: a unit not listed here is shown as written).  ``share`` stays ``share`` in both languages:
+#: the report and maps format those values as percentages.
+UNIT_EN: dict[str, str] = {
+    "m²/人": "m² per resident",
+    "m²/百户": "m² per 100 households",
+    "个": "count",
+    "所": "count",
+    "张": "beds",
+    "张/千名老年人": "beds per 1000 older residents",
+    "人/千名老年人": "social workers per 1000 older residents",
+    "人/百床": "social workers per 100 beds",
+}
+
+
+def unit_label(unit: str, lang: str) -> str:
+    """A rule's ``unit`` in the table's language (English for the shipped Chinese units)."""
+    return UNIT_EN.get(unit, unit) if lang == "en" else unit
 
 
 def _fmt(n: float) -> str:
@@ -181,6 +205,55 @@ def _to_bool(v: Any) -> float:
     if s in {"false", "no", "n", "0", "否", "民办", "非公办", "f"}:
         return 0.0
     return np.nan
+
+
+#: Columns of a townships layer that may say whether a township is a subdistrict or a town.
+KIND_COLUMNS: tuple[str, ...] = ("kind", "township_kind", "type", "类型", "类别", "性质")
+_SUBDISTRICT = {"subdistrict", "street", "街道", "街道办", "街道办事处", "街办"}
+_TOWN = {"town", "镇", "乡", "乡镇", "民族乡"}
+
+
+def township_kinds(names: pd.Series, explicit: pd.Series | None = None) -> pd.Series:
+    """``"subdistrict"`` (街道), ``"town"`` (镇/乡) or None (unknown) for each township.
+
+    An explicit kind column (`KIND_COLUMNS`) wins; otherwise the name's ending decides:
+    ``…街道`` / ``…街道办(事处)`` / ``…街办`` is a subdistrict, ``…镇`` / ``…乡`` a town.
+    """
+    def from_name(v: Any) -> str | None:
+        k = _key(v)
+        if k is None:
+            return None
+        if k.endswith(("街道", "街道办", "街道办事处", "街办")):
+            return "subdistrict"
+        if k.endswith(("镇", "乡")):
+            return "town"
+        return None
+
+    def from_value(v: Any) -> str | None:
+        k = _key(v)
+        if k is None:
+            return None
+        k = k.lower()
+        return "subdistrict" if k in _SUBDISTRICT else "town" if k in _TOWN else None
+
+    kinds = names.map(from_name)
+    if explicit is not None:
+        given = explicit.map(from_value)
+        kinds = given.where(given.notna(), kinds)
+    return kinds.astype(object)
+
+
+def _kind_ok(ctx: Ctx, table: pd.DataFrame) -> pd.Series:
+    """Which townships of ``table`` a rule with a ``township_kind`` applies to.
+
+    Townships of the other kind are left out; those of unknown kind are checked (the rule
+    may apply to them: give the townships layer a ``kind`` column to decide).
+    """
+    kind = ctx.rule.township_kind
+    if kind is None or "_kind" not in table.columns:
+        return pd.Series(True, index=table.index)
+    k = table["_kind"]
+    return k.isna() | (k == kind)
 
 
 class Units:
@@ -300,6 +373,13 @@ class Data:
             self.town = _value_units(fac["township"], "facilities.township")
         else:
             self.town = None
+        if self.town is not None:
+            explicit = None
+            if townships is not None and len(townships):
+                kcol = next((c for c in KIND_COLUMNS if c in townships.columns), None)
+                if kcol is not None:
+                    explicit = pd.Series(townships[kcol].to_numpy(), index=self.town.table.index)
+            self.town.table["_kind"] = township_kinds(self.town.table["name"], explicit)
 
         # districts
         if districts is not None and len(districts):
@@ -457,7 +537,8 @@ class Ctx:
             "unit_id": "" if unit_id is None else str(unit_id),
             "unit_name": "" if unit_name is None else str(unit_name),
             "value": float(value) if value is not None else np.nan, "threshold": r.threshold,
-            "unit": r.unit, "status": status, "shortfall": shortfall, "shortfall_text": stext,
+            "unit": unit_label(r.unit, self.lang), "status": status, "shortfall": shortfall,
+            "shortfall_text": stext,
             "missing": missing if status == "not_assessable" else "", "source": r.source,
             "clause": r.clause,
             "_township": self.data.township_of(r.scope, "" if unit_id is None else str(unit_id)),
@@ -631,7 +712,10 @@ def _count_measure(ctx: Ctx, tier: str, text: str) -> None:
             ctx.add(uid, name, np.nan, need=None, missing="facilities")
         return
     counts = _count(data.facilities_in(ctx.rule.scope, tier), data.unit_key(ctx.rule.scope)).to_dict()
-    for uid, name in units.table["name"].items():
+    table = units.table
+    if ctx.rule.scope == "township":
+        table = table[_kind_ok(ctx, table)]
+    for uid, name in table["name"].items():
         ctx.add(uid, name, float(counts.get(uid, 0.0)), need=lambda v: thr - v, text=text, tier=tier)
 
 
@@ -788,13 +872,17 @@ def _share_of_units(ctx: Ctx, *, sub: Units | None, sub_key: str, tier: str, tex
             ctx.add(uid, name, np.nan, need=None, missing=miss)
         return
     counts = _count(data.facilities_in("", tier), sub_key).to_dict()
-    has = sub.table.index.to_series().map(lambda k: counts.get(k, 0.0) >= 1)
-    parent = sub.table["_district"] if ctx.rule.scope == "district" else sub.table.get("_township")
+    table = sub.table[_kind_ok(ctx, sub.table)] if sub is data.town else sub.table
+    has = table.index.to_series().map(lambda k: counts.get(k, 0.0) >= 1)
+    parent = table["_district"] if ctx.rule.scope == "district" else table.get("_township")
     for uid, name in units.table["name"].items():
         mask = parent == uid
         n = float(mask.sum())
         if n == 0:
-            ctx.add(uid, name, np.nan, need=None, missing=f"{what} (none inside this unit)")
+            kind = ctx.rule.township_kind if sub is data.town else None
+            miss = (f"{what} (none inside this unit)" if kind is None else
+                    f"{what} (no {kind} inside this unit; the rule counts {kind}s only)")
+            ctx.add(uid, name, np.nan, need=None, missing=miss)
             continue
         covered = float(has[mask].sum())
         ctx.add(uid, name, covered / n, need=lambda v, n=n, c=covered: thr * n - c, text=text)

@@ -26,6 +26,12 @@ RULES_DIR = Path(__file__).parent
 
 SCOPES: tuple[str, ...] = ("district", "township", "community", "facility")
 
+#: Values of a rule's ``township_kind``: urban subdistricts (街道) or towns (镇/乡).
+TOWNSHIP_KINDS: tuple[str, ...] = ("subdistrict", "town")
+
+#: Measures a ``township_kind`` applies to.
+_KIND_MEASURES: tuple[str, ...] = ("township_centre_count", "township_centre_coverage")
+
 
 @dataclass(frozen=True)
 class MeasureSpec:
@@ -63,7 +69,9 @@ class Rule:
 
     ``threshold`` is a lower bound in the measure's own unit (shares are
     fractions: 0.55 = 55 %).  ``tier`` names the facility tier that
-    facility-scope and floor-space measures look at.  ``minutes`` is the
+    facility-scope and floor-space measures look at.  ``township_kind``
+    (``subdistrict`` 街道 or ``town`` 镇/乡) limits the township-centre
+    measures to that kind of township (see `TOWNSHIP_KINDS`).  ``minutes`` is the
     walking time of coverage measures.  ``secondary`` flags rules taken from
     secondary sources (quotes, summaries) rather than the official text.
     """
@@ -78,6 +86,7 @@ class Rule:
     source: str
     clause: str
     tier: str | None = None
+    township_kind: str | None = None
     minutes: float = 15.0
     applies_until: int | None = None
     quote: str = ""
@@ -256,6 +265,14 @@ def _validate_rule(raw: dict, where: str, problems: list[str]) -> None:
         problems.append(f"{where}: field `tier`: {tier!r} is not one of {', '.join(TIERS)}")
     if spec is not None and spec.tier and tier is None:
         problems.append(f"{where}: field `tier` is missing (measure {measure!r} needs the facility tier)")
+    kind = raw.get("township_kind")
+    if kind is not None:
+        if kind not in TOWNSHIP_KINDS:
+            problems.append(f"{where}: field `township_kind`: {kind!r} is not one of "
+                            f"{', '.join(TOWNSHIP_KINDS)}")
+        elif measure not in _KIND_MEASURES:
+            problems.append(f"{where}: field `township_kind` applies only to the measures "
+                            f"{', '.join(_KIND_MEASURES)}, not {measure!r}")
     minutes = raw.get("minutes")
     if minutes is not None and (not _is_number(minutes) or minutes <= 0):
         problems.append(f"{where}: field `minutes` must be a positive number, got {minutes!r}")
