@@ -1,0 +1,1184 @@
+"""Interactive web maps (Folium / Leaflet) that work with no internet.
+
+Functions here add one kind of layer to a given `folium.Map` and return it,
+in the style of GeoPandas' ``explore(m=...)``, so they compose in notebooks::
+
+    m = base_map(bounds=bbox)
+    add_facilities(m, result.layers["facilities"])
+    add_service_areas(m, result.layers["service_areas"])
+    finish(m)            # layer control, legend, credit
+    save(m, "map.html")
+
+`map_from_result` draws whatever a run produced (an absent layer is simply
+not drawn).  The map is one self-contained HTML file: Leaflet's JS and CSS
+come inlined from the installed ``xstatic-leaflet`` package (BSD-2, the same
+files the Leaflet CDN serves) and folium's other CDN links (jQuery,
+Bootstrap, Font Awesome) are dropped, because no layer here needs them.
+Base tiles are off by default: boundaries, roads and water are drawn from
+the data on a plain background.
+
+Every piece of user data that reaches the HTML (names from Shapefiles and
+Excel sheets) is HTML-escaped in Python before it is handed to Leaflet,
+which puts tooltip and popup text into ``innerHTML``.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import html
+import math
+import re
+import warnings
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+from branca.element import MacroElement
+from jinja2 import Template
+
+from planner._errors import OutputError, PlannerWarning
+from planner._schema import TIER_LABELS, TIERS
+
+if TYPE_CHECKING:  # pragma: no cover
+    import folium
+    import geopandas as gpd
+    import pandas as pd
+
+Lang = Literal["zh", "en"]
+
+#: Coordinates are rounded to this many decimals of a degree (1e-5 deg is about 1 m).
+COORD_DECIMALS = 5
+
+OSM_CREDIT = "© OpenStreetMap contributors (ODbL)"
+
+# ---------------------------------------------------------------- labels and colours
+TEXT: dict[str, dict[str, str]] = {
+    "zh": {
+        "facilities": "现有养老设施",
+        "proposed": "规划新增设施",
+        "service_areas": "步行服务范围",
+        "minutes_area": "{m:g} 分钟步行范围",
+        "demand": "居住单元（按步行时间）",
+        "blind_spots": "服务盲区",
+        "townships": "街道/乡镇边界",
+        "districts": "区县边界",
+        "norms": "街镇达标情况",
+        "roads": "步行道路",
+        "water": "水系",
+        "parks": "公园绿地",
+        "legend": "图例",
+        "name": "名称",
+        "tier": "类型",
+        "beds": "床位",
+        "pop_60plus": "60岁及以上人口",
+        "newly_covered": "新增覆盖老年人",
+        "coverage_gain": "覆盖率提高",
+        "time_saved": "平均节省步行时间",
+        "walk_time": "最近设施步行时间",
+        "minutes": "分钟",
+        "persons": "人",
+        "units": "居住单元数",
+        "unreachable": "不可达",
+        "band_5": "≤ 5 分钟",
+        "band_10": "5–10 分钟",
+        "band_15": "10–15 分钟",
+        "band_over": "> {m:g} 分钟",
+        "pass": "达标",
+        "fail": "未达标",
+        "not_assessable": "无法评估",
+        "status": "达标情况",
+        "all_pass": "全部指标达标",
+        "clause": "依据",
+        "pp": "个百分点",
+        "estimated": "估算",
+    },
+    "en": {
+        "facilities": "Existing facilities",
+        "proposed": "Proposed sites",
+        "service_areas": "Walking service areas",
+        "minutes_area": "{m:g}-minute walk",
+        "demand": "Residential units (walking time)",
+        "blind_spots": "Blind spots",
+        "townships": "Township boundaries",
+        "districts": "District boundaries",
+        "norms": "Norm status by township",
+        "roads": "Walkable roads",
+        "water": "Water",
+        "parks": "Parks",
+        "legend": "Legend",
+        "name": "Name",
+        "tier": "Tier",
+        "beds": "Beds",
+        "pop_60plus": "Residents 60+",
+        "newly_covered": "Older residents newly covered",
+        "coverage_gain": "Coverage gain",
+        "time_saved": "Mean walking time saved",
+        "walk_time": "Walk to nearest facility",
+        "minutes": "min",
+        "persons": "persons",
+        "units": "Residential units",
+        "unreachable": "Unreachable",
+        "band_5": "≤ 5 min",
+        "band_10": "5–10 min",
+        "band_15": "10–15 min",
+        "band_over": "> {m:g} min",
+        "pass": "Pass",
+        "fail": "Fail",
+        "not_assessable": "Not assessable",
+        "status": "Status",
+        "all_pass": "All indicators pass",
+        "clause": "Clause",
+        "pp": "percentage points",
+        "estimated": "estimated",
+    },
+}
+
+#: Symbol (CSS shape) and colour per facility tier.
+TIER_STYLE: dict[str, tuple[str, str]] = {
+    "district_home": ("square", "#6a3d9a"),
+    "township_centre": ("triangle", "#e31a1c"),
+    "community_station": ("circle", "#1f78b4"),
+    "rural_point": ("diamond", "#33a02c"),
+    "other": ("circle", "#777777"),
+}
+PROPOSED_COLOR = "#ff9900"
+BAND_COLORS = {"5": "#1a9850", "10": "#91cf60", "15": "#fee08b", "over": "#fc8d59",
+               "unreachable": "#b2182b"}
+STATUS_COLORS = {"pass": "#4daf4a", "fail": "#e41a1c", "not_assessable": "#9e9e9e"}
+MINUTE_COLORS = ["#08519c", "#3182bd", "#6baed6", "#9ecae1", "#c6dbef"]
+BLIND_SPOT_COLOR = "#b2182b"
+BACKGROUND = "#f5f4ef"
+
+
+def _t(lang: str, key: str, **kw: Any) -> str:
+    text = TEXT.get(lang, TEXT["zh"])[key]
+    return text.format(**kw) if kw else text
+
+
+def _tier_label(tier: str, lang: str) -> str:
+    return TIER_LABELS.get(tier, {}).get(lang, str(tier))
+
+
+def _esc(value: Any) -> str:
+    """HTML-escape any value for text content and attributes."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return html.escape(str(value), quote=True)
+
+
+def _num(value: Any, digits: int = 0) -> str:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return _esc(value)
+    if math.isnan(v):
+        return "–"
+    if math.isinf(v):
+        return "∞"
+    return f"{v:,.{digits}f}"
+
+
+def _text_or_empty(value: Any) -> str:
+    """A table cell as text, with None/NaN as the empty string."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
+def _rows(pairs: Iterable[tuple[str, str]]) -> str:
+    """An HTML table from (label, already-escaped value) pairs."""
+    body = "".join(f"<tr><th>{_esc(k)}</th><td>{v}</td></tr>" for k, v in pairs)
+    return f'<table class="planner-tip">{body}</table>'
+
+
+# ---------------------------------------------------------------- offline assets
+def _leaflet_dir() -> Path:
+    try:
+        import xstatic.pkg.leaflet as xleaflet
+    except ImportError:  # pragma: no cover - dependency missing
+        raise OutputError(
+            "The offline map needs Leaflet's files from the `xstatic-leaflet` package, which "
+            "is not installed. Install it with `pip install xstatic-leaflet`."
+        ) from None
+    return Path(xleaflet.BASE_DIR)
+
+
+def _leaflet_css() -> str:
+    """Leaflet's CSS with its images (layer-control icon, markers) inlined as data URIs."""
+    folder = _leaflet_dir()
+    css = (folder / "leaflet.css").read_text(encoding="utf-8")
+
+    def data_uri(match: re.Match) -> str:
+        image = folder / match.group(1)
+        if not image.is_file():
+            return "none"
+        return "url(data:image/png;base64," + base64.b64encode(image.read_bytes()).decode() + ")"
+
+    return re.sub(r"url\((images/[\w.-]+\.png)\)", data_uri, css)
+
+
+def _leaflet_js() -> str:
+    js = (_leaflet_dir() / "leaflet.js").read_text(encoding="utf-8")
+    # A literal "</script" would end the inline <script> element early.
+    js = js.replace("</script", "<\\/script")
+    # Drop the source-map comment: it would make browsers' devtools fetch a file.
+    return re.sub(r"//# sourceMappingURL=\S+\s*$", "", js)
+
+
+_PAGE_CSS = f"""
+.leaflet-container {{ background: {BACKGROUND}; font-family: "Noto Sans CJK SC",
+  "Microsoft YaHei", "PingFang SC", sans-serif; font-size: 13px; }}
+.planner-tip th {{ text-align: left; padding-right: 6px; font-weight: 600; }}
+.planner-tip td {{ text-align: right; }}
+.planner-legend {{ background: rgba(255,255,255,.92); padding: 6px 9px; border-radius: 4px;
+  box-shadow: 0 1px 4px rgba(0,0,0,.3); line-height: 1.5; max-height: 60vh; overflow-y: auto; }}
+.planner-legend h4 {{ margin: 0 0 4px; font-size: 13px; }}
+.planner-legend .sw {{ display: inline-block; width: 14px; height: 14px; margin-right: 6px;
+  vertical-align: middle; }}
+.planner-sym {{ display: block; box-sizing: border-box; }}
+.planner-legend .planner-sym {{ display: inline-block; margin-right: 6px; vertical-align: middle; }}
+.planner-sym.circle {{ border-radius: 50%; }}
+.planner-sym.diamond {{ transform: rotate(45deg) scale(.8); }}
+.planner-sym.triangle {{ width: 0; height: 0; border-left: 7px solid transparent;
+  border-right: 7px solid transparent; border-bottom: 13px solid var(--c);
+  filter: drop-shadow(0 0 1px #222); }}
+.planner-sym.star {{ background: none !important; color: var(--c); font-size: 22px;
+  line-height: 20px; text-align: center; text-shadow: 0 0 2px #000; }}
+"""
+
+
+def make_offline(m: folium.Map) -> folium.Map:
+    """Inline Leaflet's JS/CSS into the map's page and drop every CDN link.
+
+    Folium links Leaflet, jQuery, Bootstrap and Font Awesome from CDNs
+    (``Map.default_js`` / ``default_css``); none of the layers here need
+    more than Leaflet, so those links are removed and Leaflet is inlined
+    from ``xstatic-leaflet``.  Called by `base_map`; use it on a map you
+    made yourself.
+    """
+    from branca.element import Element
+
+    m.default_js = []
+    m.default_css = []
+    header = m.get_root().header
+    header.add_child(Element(f"<style>{_leaflet_css()}</style>"), name="planner_leaflet_css")
+    header.add_child(Element(f"<style>{_PAGE_CSS}</style>"), name="planner_css")
+    header.add_child(Element(f"<script>{_leaflet_js()}</script>"), name="planner_leaflet_js")
+    return m
+
+
+def _external_links(m: folium.Map) -> list[str]:
+    """URLs of every CDN resource a map's elements still ask for."""
+    urls = []
+    stack = [m.get_root()]
+    while stack:
+        el = stack.pop()
+        for _, url in list(getattr(el, "default_js", [])) + list(getattr(el, "default_css", [])):
+            urls.append(url)
+        stack.extend(el._children.values())
+    return urls
+
+
+# ---------------------------------------------------------------- geometry preparation
+def _opts(m: folium.Map) -> dict[str, Any]:
+    opts = getattr(m, "planner_opts", None)
+    if opts is None:
+        opts = {"lang": "zh", "coord_system": "wgs84", "legend": {}, "credits": []}
+        m.planner_opts = opts
+    return opts
+
+
+def _lang(m: folium.Map, lang: Lang | None) -> str:
+    return lang or _opts(m)["lang"]
+
+
+def _to_display(
+    gdf: gpd.GeoDataFrame, *, coord_system: str, tolerance_m: float
+) -> gpd.GeoDataFrame:
+    """Simplify in metres, convert to WGS-84 (or GCJ-02 for GCJ tiles) and round.
+
+    Simplification happens in a metric CRS (the layer's own if projected,
+    else a UTM zone), because a tolerance in degrees is not a distance.
+    """
+    import shapely
+
+    if gdf.crs is None:
+        raise OutputError(
+            f"A layer with columns {list(gdf.columns)[:8]} has no CRS, so it cannot be put on a "
+            "map. Set one with `gdf.set_crs(...)` (run results are in `result.crs`)."
+        )
+    out = gdf[~(gdf.geometry.isna() | gdf.geometry.is_empty)].copy()
+    if len(out) == 0:
+        return out
+    if tolerance_m > 0 and not (out.geom_type == "Point").all():
+        metric = out if out.crs.is_projected else out.to_crs(out.estimate_utm_crs())
+        geom = metric.geometry.simplify(tolerance_m, preserve_topology=True)
+        out = metric.set_geometry(geom)
+    out = out.to_crs(4326)
+    if coord_system == "gcj02":
+        out = out.set_geometry(_shift_gcj02(out.geometry.values))
+    rounded = shapely.transform(out.geometry.values, lambda c: np.round(c, COORD_DECIMALS))
+    return out.set_geometry(rounded)
+
+
+def _shift_gcj02(geoms: Any) -> Any:
+    """Shift WGS-84 geometries into GCJ-02 (for AMap / Tianditu-in-GCJ tiles)."""
+    import shapely
+
+    from planner import coords
+
+    def shift(c: np.ndarray) -> np.ndarray:
+        lon, lat = coords.wgs84_to_gcj02(c[:, 0], c[:, 1])
+        return np.column_stack([np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)])
+
+    return shapely.transform(geoms, shift)
+
+
+def _features(gdf: gpd.GeoDataFrame, props: list[dict[str, Any]]) -> dict[str, Any]:
+    """A GeoJSON FeatureCollection with only the given (already escaped) properties."""
+    import shapely
+
+    geoms = shapely.to_geojson(gdf.geometry.values)
+    import json
+
+    feats = [
+        {"type": "Feature", "id": i, "properties": p, "geometry": json.loads(g)}
+        for i, (g, p) in enumerate(zip(geoms, props))
+    ]
+    return {"type": "FeatureCollection", "features": feats}
+
+
+def _geojson(
+    parent: Any,
+    gdf: gpd.GeoDataFrame,
+    *,
+    style: dict[str, Any],
+    tips: list[str] | None = None,
+    popups: list[str] | None = None,
+    fields: dict[str, list[str]] | None = None,
+    marker: Any = None,
+    interactive: bool = True,
+) -> None:
+    """Add one GeoJson layer with a constant style (no per-feature style table).
+
+    ``tips``/``popups`` are whole (escaped) HTML snippets per feature.
+    ``fields`` (label → escaped value per feature) makes a tooltip table that
+    the browser assembles, so each label is written once, not per feature:
+    this keeps maps of thousands of units small.
+    """
+    import folium
+
+    n = len(gdf)
+    if n == 0:
+        return
+    props: list[dict[str, Any]] = [{} for _ in range(n)]
+    for key, values in (("tip", tips), ("popup", popups)):
+        if values is not None:
+            for p, v in zip(props, values):
+                p[key] = v
+    tooltip = None
+    if fields:
+        keys = [f"f{i}" for i in range(len(fields))]
+        for key, values in zip(keys, fields.values()):
+            for p, v in zip(props, values):
+                p[key] = v
+        tooltip = folium.GeoJsonTooltip(fields=keys, aliases=[_esc(k) for k in fields],
+                                        labels=True, class_name="planner-tip")
+    elif tips is not None:
+        tooltip = folium.GeoJsonTooltip(fields=["tip"], labels=False)
+    data = _features(gdf, props)
+    layer = folium.GeoJson(
+        data,
+        style_function=lambda _f, s=dict(style): s,
+        marker=marker,
+        tooltip=tooltip,
+        popup=folium.GeoJsonPopup(fields=["popup"], labels=False) if popups is not None else None,
+        interactive=interactive,
+        control=False,
+    )
+    layer.add_to(parent)
+
+
+def _group(m: folium.Map, name: str, *, show: bool = True) -> Any:
+    import folium
+
+    group = folium.FeatureGroup(name=html.escape(name), show=show)
+    group.add_to(m)
+    return group
+
+
+def _legend_add(m: folium.Map, section: str, items: list[tuple[str, str]]) -> None:
+    """Register legend entries: (swatch HTML, label) under a section title."""
+    _opts(m)["legend"][section] = items
+
+
+def _swatch(color: str, *, kind: str = "fill", opacity: float = 0.6) -> str:
+    if kind == "line":
+        return f'<span class="sw" style="border-bottom:3px solid {color};height:8px"></span>'
+    if kind == "outline":
+        return f'<span class="sw" style="border:2px solid {color}"></span>'
+    return (f'<span class="sw" style="background:{color};opacity:{opacity};'
+            f'border:1px solid {color}"></span>')
+
+
+def _symbol(shape: str, color: str, size: int = 12) -> str:
+    if shape == "triangle":  # drawn with CSS borders, so no inline border/background here
+        return f'<span class="planner-sym triangle" style="--c:{color}"></span>'
+    return (f'<span class="planner-sym {shape}" style="--c:{color};width:{size}px;'
+            f'height:{size}px;background:{color};border:1px solid #222"></span>')
+
+
+def _cols(gdf: Any, *names: str) -> str | None:
+    for n in names:
+        if n in gdf.columns:
+            return n
+    return None
+
+
+# ---------------------------------------------------------------- the base map
+def base_map(
+    *,
+    bounds: tuple[float, float, float, float] | None = None,
+    tiles: str | None = None,
+    tiles_coord_system: Literal["wgs84", "gcj02", "bd09"] = "wgs84",
+    tiles_attribution: str | None = None,
+    lang: Lang = "zh",
+    height: str = "100%",
+) -> folium.Map:
+    """A Leaflet map that works offline: no tiles unless asked, assets inlined.
+
+    Parameters
+    ----------
+    bounds
+        (minx, miny, maxx, maxy) in WGS-84 degrees (lon/lat) to fit the view to.
+    tiles
+        ``None`` (default): no base tiles, a plain background.  Otherwise an
+        XYZ URL template (``https://.../{z}/{x}/{y}.png``) or an
+        ``xyzservices`` provider name (``"OpenStreetMap.Mapnik"``,
+        ``"GaoDe.Normal"``); those need the internet when the map is opened.
+    tiles_coord_system
+        Datum of the tiles.  ``"gcj02"`` (AMap, Tianditu-in-GCJ) shifts every
+        layer drawn on this map into GCJ-02 so data and tiles line up.
+        ``"bd09"`` (Baidu) uses a non-standard tiling that Leaflet cannot show.
+    tiles_attribution
+        Credit shown for the tiles (default: the provider's or the host name).
+    lang
+        ``"zh"`` (default) or ``"en"`` for every label that the layer
+        functions add to this map.
+    height
+        CSS height of the map element.
+
+    Returns
+    -------
+    folium.Map
+    """
+    import folium
+
+    if tiles_coord_system == "bd09" and tiles:
+        raise OutputError(
+            "tiles_coord_system 'bd09' (Baidu) is not supported: Baidu tiles use their own "
+            "projection and tile grid, which Leaflet cannot show. Use AMap/Tianditu tiles "
+            "(tiles_coord_system: gcj02) or WGS-84 tiles instead."
+        )
+    m = folium.Map(
+        tiles=None,
+        control_scale=False,
+        prefer_canvas=False,
+        height=height,
+        zoom_start=13,
+        location=None if bounds is None else [(bounds[1] + bounds[3]) / 2,
+                                              (bounds[0] + bounds[2]) / 2],
+    )
+    m.planner_opts = {"lang": lang, "coord_system": tiles_coord_system if tiles else "wgs84",
+                      "legend": {}, "credits": []}
+    make_offline(m)
+    m.add_child(_Scale())
+    if tiles:
+        _add_tiles(m, tiles, attribution=tiles_attribution)
+    if bounds is not None:
+        sw_ne = _display_bounds(bounds, m.planner_opts["coord_system"])
+        m.fit_bounds(sw_ne)
+    return m
+
+
+def _display_bounds(bounds: tuple[float, float, float, float], coord_system: str) -> list:
+    minx, miny, maxx, maxy = bounds
+    if coord_system == "gcj02":
+        from planner import coords
+
+        xs, ys = coords.wgs84_to_gcj02(np.array([minx, maxx]), np.array([miny, maxy]))
+        minx, maxx = float(xs[0]), float(xs[1])
+        miny, maxy = float(ys[0]), float(ys[1])
+    return [[miny, minx], [maxy, maxx]]
+
+
+def _add_tiles(m: folium.Map, tiles: str, *, attribution: str | None) -> None:
+    import folium
+
+    if "{" in tiles:
+        if attribution is None:
+            host = re.sub(r"^\w+://", "", tiles).split("/")[0]
+            attribution = f"Tiles: {host}"
+        folium.TileLayer(tiles=tiles, attr=html.escape(attribution), name="tiles",
+                         control=False).add_to(m)
+        return
+    try:
+        import xyzservices
+
+        provider = xyzservices.providers.query_name(tiles)
+    except (ValueError, ImportError):
+        raise OutputError(
+            f"Unknown tile source {tiles!r}. Give an XYZ URL template with {{z}}/{{x}}/{{y}} "
+            "(outputs.tiles in the scenario) or an xyzservices provider name such as "
+            "'OpenStreetMap.Mapnik' or 'GaoDe.Normal'; leave it empty for an offline map."
+        ) from None
+    folium.TileLayer(tiles=provider.build_url(), attr=attribution or provider.html_attribution,
+                     name=provider.name, control=False,
+                     max_zoom=provider.get("max_zoom", 18)).add_to(m)
+
+
+# ---------------------------------------------------------------- background layers
+def add_roads(
+    m: folium.Map, edges: gpd.GeoDataFrame, *, lang: Lang | None = None,
+    tolerance_m: float = 3.0, color: str = "#b0b0b0",
+) -> folium.Map:
+    """Draw the walkable network as thin grey lines (merged into one feature).
+
+    Thousands of edges become one MultiLineString: per-edge features would
+    only add bytes, since roads have no tooltip.
+    """
+    import geopandas as gpd
+    import shapely
+
+    if edges is None or len(edges) == 0:
+        return m
+    lang = _lang(m, lang)
+    disp = _to_display(edges, coord_system=_opts(m)["coord_system"], tolerance_m=tolerance_m)
+    lines = shapely.get_parts(disp.geometry.values)
+    merged = gpd.GeoDataFrame(geometry=[shapely.multilinestrings(lines)], crs=4326)
+    group = _group(m, _t(lang, "roads"))
+    _geojson(group, merged, style={"color": color, "weight": 1, "opacity": 0.9},
+             interactive=False)
+    _legend_add(m, "roads", [(_swatch(color, kind="line"), _t(lang, "roads"))])
+    return m
+
+
+def _add_plain_polygons(m: folium.Map, gdf: Any, *, key: str, color: str, lang: Lang | None,
+                        tolerance_m: float, fill_opacity: float = 0.5) -> folium.Map:
+    if gdf is None or len(gdf) == 0:
+        return m
+    lang = _lang(m, lang)
+    disp = _to_display(gdf, coord_system=_opts(m)["coord_system"], tolerance_m=tolerance_m)
+    group = _group(m, _t(lang, key))
+    _geojson(group, disp, style={"color": color, "weight": 0.5, "fillColor": color,
+                                 "fillOpacity": fill_opacity}, interactive=False)
+    _legend_add(m, key, [(_swatch(color), _t(lang, key))])
+    return m
+
+
+def add_water(m: folium.Map, water: gpd.GeoDataFrame, *, lang: Lang | None = None,
+              tolerance_m: float = 5.0) -> folium.Map:
+    """Draw rivers and lakes (polygons or lines) in light blue."""
+    return _add_plain_polygons(m, water, key="water", color="#9ecae1", lang=lang,
+                               tolerance_m=tolerance_m, fill_opacity=0.7)
+
+
+def add_parks(m: folium.Map, parks: gpd.GeoDataFrame, *, lang: Lang | None = None,
+              tolerance_m: float = 5.0) -> folium.Map:
+    """Draw parks and green space in light green."""
+    return _add_plain_polygons(m, parks, key="parks", color="#c7e9c0", lang=lang,
+                               tolerance_m=tolerance_m, fill_opacity=0.7)
+
+
+def add_boundaries(
+    m: folium.Map, boundaries: gpd.GeoDataFrame, *, kind: Literal["townships", "districts"] =
+    "townships", lang: Lang | None = None, tolerance_m: float = 5.0,
+) -> folium.Map:
+    """Draw township or district outlines with their names on hover."""
+    if boundaries is None or len(boundaries) == 0:
+        return m
+    lang = _lang(m, lang)
+    disp = _to_display(boundaries, coord_system=_opts(m)["coord_system"], tolerance_m=tolerance_m)
+    name = _cols(disp, "name")
+    tips = [_esc(v) for v in disp[name]] if name else None
+    color = "#555555" if kind == "townships" else "#222222"
+    weight = 1.2 if kind == "townships" else 2.5
+    group = _group(m, _t(lang, kind))
+    _geojson(group, disp, style={"color": color, "weight": weight, "fill": False,
+                                 "dashArray": "4 3" if kind == "townships" else None},
+             tips=tips)
+    _legend_add(m, kind, [(_swatch(color, kind="line"), _t(lang, kind))])
+    return m
+
+
+# ---------------------------------------------------------------- analysis layers
+def add_service_areas(
+    m: folium.Map, service_areas: gpd.GeoDataFrame, *, lang: Lang | None = None,
+    tolerance_m: float = 10.0, dissolve: bool = True,
+) -> folium.Map:
+    """Draw the walking service areas, one toggleable group per threshold.
+
+    Parameters
+    ----------
+    service_areas
+        Polygons with a ``minutes`` column (and ``facility_id``, ``tier``) as
+        made by the access step.
+    dissolve
+        Merge the polygons of each threshold into one (smaller file, and
+        overlaps do not darken), default True.
+    """
+    import geopandas as gpd
+    import shapely
+
+    if service_areas is None or len(service_areas) == 0 or "minutes" not in service_areas:
+        return m
+    lang = _lang(m, lang)
+    disp = _to_display(service_areas, coord_system=_opts(m)["coord_system"],
+                       tolerance_m=tolerance_m)
+    items = []
+    minutes = sorted(disp["minutes"].dropna().unique())
+    for i, minute in enumerate(reversed(minutes)):
+        part = disp[disp["minutes"] == minute]
+        if dissolve:
+            geom = shapely.union_all(shapely.make_valid(part.geometry.values))
+            part = gpd.GeoDataFrame(geometry=[geom], crs=4326)
+        color = MINUTE_COLORS[min(len(minutes) - 1 - i, len(MINUTE_COLORS) - 1)]
+        label = _t(lang, "minutes_area", m=float(minute))
+        group = _group(m, f"{_t(lang, 'service_areas')}: {label}", show=True)
+        _geojson(group, part, style={"color": color, "weight": 1, "fillColor": color,
+                                     "fillOpacity": 0.18}, interactive=False)
+        items.append((_swatch(color, opacity=0.35), label))
+    _legend_add(m, "service_areas", list(reversed(items)))
+    return m
+
+
+def _time_band(t: float, circle_min: float) -> str:
+    if t is None or not np.isfinite(t):
+        return "unreachable"
+    if t <= 5:
+        return "5"
+    if t <= 10:
+        return "10"
+    if t <= circle_min:
+        return "15"
+    return "over"
+
+
+def add_population_access(
+    m: folium.Map, population_access: gpd.GeoDataFrame, *, time_column: str = "time_min_any",
+    circle_min: float = 15.0, lang: Lang | None = None, tolerance_m: float = 5.0,
+) -> folium.Map:
+    """Draw demand units coloured by walking time to the nearest facility.
+
+    Bands: ≤5, 5–10, 10–``circle_min``, over, and unreachable (no facility
+    within the cut-off).  Points become small circles; polygons are filled.
+    """
+    import folium
+
+    if population_access is None or len(population_access) == 0:
+        return m
+    if time_column not in population_access:
+        warnings.warn(
+            f"population_access has no column {time_column!r}; demand units are not drawn. "
+            f"Columns are {list(population_access.columns)}; pass time_column=...",
+            PlannerWarning, stacklevel=2)
+        return m
+    lang = _lang(m, lang)
+    disp = _to_display(population_access, coord_system=_opts(m)["coord_system"],
+                       tolerance_m=tolerance_m)
+    times = disp[time_column].astype(float).to_numpy()
+    bands = np.array([_time_band(t, circle_min) for t in times])
+    unit = _t(lang, "minutes")
+    columns: dict[str, list[str]] = {}
+    if "name" in disp:
+        columns[_t(lang, "name")] = [_esc(v) for v in disp["name"]]
+    if "pop_60plus" in disp:
+        columns[_t(lang, "pop_60plus")] = [_num(v) for v in disp["pop_60plus"]]
+    columns[_t(lang, "walk_time")] = [
+        f"{t:.1f} {unit}" if np.isfinite(t) else _t(lang, "unreachable") for t in times]
+
+    def tips(idx: np.ndarray) -> dict[str, list[str]]:
+        return {label: [values[i] for i in idx] for label, values in columns.items()}
+
+    group = _group(m, _t(lang, "demand"))
+    points = (disp.geom_type == "Point").to_numpy()
+    labels = {"5": _t(lang, "band_5"), "10": _t(lang, "band_10"),
+              "15": f"{10:g}–{circle_min:g} {unit}" if circle_min != 15 else _t(lang, "band_15"),
+              "over": _t(lang, "band_over", m=circle_min), "unreachable": _t(lang, "unreachable")}
+    items = []
+    for band in ("5", "10", "15", "over", "unreachable"):
+        sel = bands == band
+        if not sel.any():
+            continue
+        color = BAND_COLORS[band]
+        idx = np.flatnonzero(sel & ~points)
+        _geojson(group, disp.iloc[idx], style={"color": color, "weight": 0.5, "fillColor": color,
+                                                "fillOpacity": 0.65}, fields=tips(idx))
+        idx = np.flatnonzero(sel & points)
+        _geojson(group, disp.iloc[idx], style={"color": "#333333", "weight": 1, "fill": True,
+                                                "fillColor": color, "fillOpacity": 0.9},
+                 fields=tips(idx), marker=folium.CircleMarker(radius=4))
+        items.append((_swatch(color, opacity=0.8), labels[band]))
+    _legend_add(m, "demand", items)
+    return m
+
+
+def add_population(
+    m: folium.Map, population: gpd.GeoDataFrame, *, column: str = "pop_60plus",
+    estimated: bool = False, lang: Lang | None = None, tolerance_m: float = 5.0,
+) -> folium.Map:
+    """Draw population units shaded by ``column`` (five quantile classes).
+
+    Used where no walking times exist yet (no facilities).  ``estimated``
+    marks the counts as estimates (e.g. census spread over residential land)
+    in the tooltip and the legend.
+    """
+    if population is None or len(population) == 0 or column not in population:
+        return m
+    lang = _lang(m, lang)
+    disp = _to_display(population, coord_system=_opts(m)["coord_system"],
+                       tolerance_m=tolerance_m)
+    values = disp[column].astype(float).to_numpy()
+    finite = values[np.isfinite(values)]
+    if len(finite) == 0:
+        return m
+    edges = np.unique(np.quantile(finite, [0.2, 0.4, 0.6, 0.8]))
+    classes = np.searchsorted(edges, values, side="right")
+    colors = ["#fef0d9", "#fdcc8a", "#fc8d59", "#e34a33", "#b30000"]
+    flag = f" ({_t(lang, 'estimated')})" if estimated else ""
+    name = _cols(disp, "name")
+    label = _t(lang, "pop_60plus") if column == "pop_60plus" else column
+    tips = [_rows(([(_t(lang, "name"), _esc(disp[name].iloc[k]))] if name else [])
+                  + [(label + flag, _num(values[k]))]) for k in range(len(disp))]
+    group = _group(m, label + flag)
+    items = []
+    bounds = [float(finite.min())] + [float(e) for e in edges] + [float(finite.max())]
+    for c in range(len(edges) + 1):
+        idx = np.flatnonzero(classes == c)
+        if len(idx) == 0:
+            continue
+        color = colors[min(c, len(colors) - 1)]
+        _geojson(group, disp.iloc[idx], style={"color": "#777777", "weight": 0.4,
+                                                "fillColor": color, "fillOpacity": 0.75},
+                 tips=[tips[i] for i in idx])
+        items.append((_swatch(color, opacity=0.9),
+                      f"{_num(bounds[c])}–{_num(bounds[min(c + 1, len(bounds) - 1)])}"))
+    _legend_add(m, "population", [("", label + flag)] + items)
+    return m
+
+
+def add_blind_spots(
+    m: folium.Map, blind_spots: gpd.GeoDataFrame, *, lang: Lang | None = None,
+    tolerance_m: float = 5.0,
+) -> folium.Map:
+    """Draw the gap areas of uncovered older residents (``pop_60plus``, ``n_units``)."""
+    if blind_spots is None or len(blind_spots) == 0:
+        return m
+    lang = _lang(m, lang)
+    disp = _to_display(blind_spots, coord_system=_opts(m)["coord_system"], tolerance_m=tolerance_m)
+    tips = []
+    for _, row in disp.iterrows():
+        pairs = [(_t(lang, "blind_spots"), "")]
+        if "pop_60plus" in disp:
+            pairs.append((_t(lang, "pop_60plus"), _num(row["pop_60plus"])))
+        if "n_units" in disp:
+            pairs.append((_t(lang, "units"), _num(row["n_units"])))
+        tips.append(_rows(pairs))
+    group = _group(m, _t(lang, "blind_spots"))
+    _geojson(group, disp, style={"color": BLIND_SPOT_COLOR, "weight": 2, "dashArray": "5 4",
+                                 "fillColor": BLIND_SPOT_COLOR, "fillOpacity": 0.25}, tips=tips)
+    _legend_add(m, "blind_spots", [(_swatch(BLIND_SPOT_COLOR, opacity=0.4),
+                                    _t(lang, "blind_spots"))])
+    return m
+
+
+def _point_layer(disp: Any) -> Any:
+    """Representative points of any geometry (facilities may come as polygons)."""
+    if (disp.geom_type == "Point").all():
+        return disp
+    return disp.set_geometry(disp.geometry.representative_point())
+
+
+def add_facilities(
+    m: folium.Map, facilities: gpd.GeoDataFrame, *, lang: Lang | None = None,
+) -> folium.Map:
+    """Draw existing facilities, one group and one symbol per tier."""
+    import folium
+
+    if facilities is None or len(facilities) == 0:
+        return m
+    lang = _lang(m, lang)
+    disp = _point_layer(_to_display(facilities, coord_system=_opts(m)["coord_system"],
+                                    tolerance_m=0))
+    tiers = disp["tier"].astype(str) if "tier" in disp else None
+    items = []
+    order = list(TIERS) + sorted(set(tiers) - set(TIERS)) if tiers is not None else ["other"]
+    for tier in order:
+        part = disp if tiers is None else disp[tiers == tier]
+        if len(part) == 0:
+            continue
+        shape, color = TIER_STYLE.get(tier, TIER_STYLE["other"])
+        label = _tier_label(tier, lang)
+        tips = []
+        for _, row in part.iterrows():
+            pairs = [(_t(lang, "name"), _esc(row.get("name"))), (_t(lang, "tier"), _esc(label))]
+            if "beds" in part and row.get("beds") == row.get("beds"):
+                pairs.append((_t(lang, "beds"), _num(row["beds"])))
+            tips.append(_rows(pairs))
+        size = 12 if tier != "community_station" else 10
+        icon = folium.DivIcon(html=_symbol(shape, color, size), icon_size=(size, size),
+                              icon_anchor=(size // 2, size // 2), class_name="planner-icon")
+        group = _group(m, f"{_t(lang, 'facilities')}: {label}")
+        _geojson(group, part, style={}, tips=tips, marker=folium.Marker(icon=icon))
+        items.append((_symbol(shape, color, 12), label))
+    _legend_add(m, "facilities", items)
+    return m
+
+
+def add_proposed_sites(
+    m: folium.Map, proposed_sites: gpd.GeoDataFrame, *, total_pop_60plus: float | None = None,
+    lang: Lang | None = None,
+) -> folium.Map:
+    """Draw proposed sites as stars with a popup.
+
+    The popup gives the name, tier, older residents newly covered
+    (``pop_60plus_newly_covered``), the coverage gain (column
+    ``coverage_gain`` as a share, else newly covered / ``total_pop_60plus``)
+    and the mean walking time saved (``time_saved_min``) when present.
+    """
+    import folium
+
+    if proposed_sites is None or len(proposed_sites) == 0:
+        return m
+    lang = _lang(m, lang)
+    disp = _point_layer(_to_display(proposed_sites, coord_system=_opts(m)["coord_system"],
+                                    tolerance_m=0))
+    popups, tips = [], []
+    for _, row in disp.iterrows():
+        tier = str(row.get("tier", "other"))
+        pairs = [(_t(lang, "name"), _esc(row.get("name", row.get("id")))),
+                 (_t(lang, "tier"), _esc(_tier_label(tier, lang)))]
+        newly = row.get("pop_60plus_newly_covered")
+        if newly is not None:
+            pairs.append((_t(lang, "newly_covered"), f"{_num(newly)} {_t(lang, 'persons')}"))
+        gain = row.get("coverage_gain")
+        if gain is None and newly is not None and total_pop_60plus:
+            gain = float(newly) / float(total_pop_60plus)
+        if gain is not None and gain == gain:
+            pairs.append((_t(lang, "coverage_gain"), f"{100 * float(gain):.1f} {_t(lang, 'pp')}"))
+        saved = row.get("time_saved_min")
+        if saved is not None and saved == saved:
+            pairs.append((_t(lang, "time_saved"), f"{float(saved):.1f} {_t(lang, 'minutes')}"))
+        popups.append(_rows(pairs))
+        tips.append(_esc(row.get("name", row.get("id"))))
+    icon = folium.DivIcon(html=f'<span class="planner-sym star" style="--c:{PROPOSED_COLOR}">'
+                               "★</span>", icon_size=(22, 22), icon_anchor=(11, 11),
+                          class_name="planner-icon")
+    group = _group(m, _t(lang, "proposed"))
+    _geojson(group, disp, style={}, tips=tips, popups=popups, marker=folium.Marker(icon=icon))
+    _legend_add(m, "proposed", [(f'<span class="sw" style="color:{PROPOSED_COLOR};'
+                                 'text-shadow:0 0 2px #000">★</span>', _t(lang, "proposed"))])
+    return m
+
+
+def township_status(
+    townships: gpd.GeoDataFrame, norm_checks: pd.DataFrame | None, *, lang: Lang = "zh",
+) -> tuple[list[str], list[list[dict[str, Any]]]]:
+    """Norm status per township and its failing checks, in the layer's row order.
+
+    Status is ``"fail"`` if any check of the township fails,
+    ``"not_assessable"`` if none fails but some cannot be assessed, else
+    ``"pass"``.  Checks are matched on ``unit_id`` (to ``id``) or
+    ``unit_name`` (to ``name``); without a table the layer's ``status``
+    column is used.
+    """
+    n = len(townships)
+    statuses: list[str] = []
+    failing: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+    if norm_checks is None or len(norm_checks) == 0 or "status" not in norm_checks:
+        col = _cols(townships, "status", "norm_status")
+        statuses = [str(v) if col else "not_assessable" for v in
+                    (townships[col] if col else [None] * n)]
+        return statuses, failing
+    checks = norm_checks
+    if "scope" in checks:
+        checks = checks[checks["scope"].astype(str).str.startswith("township")]
+    by_id: dict[str, list[int]] = {}
+    by_name: dict[str, list[int]] = {}
+    for i, row in enumerate(checks.itertuples(index=False)):
+        if getattr(row, "unit_id", None) is not None:
+            by_id.setdefault(str(row.unit_id), []).append(i)
+        if getattr(row, "unit_name", None) is not None:
+            by_name.setdefault(str(row.unit_name), []).append(i)
+    records = checks.to_dict("records")
+    for k in range(n):
+        rid = str(townships["id"].iloc[k]) if "id" in townships else None
+        rname = str(townships["name"].iloc[k]) if "name" in townships else None
+        rows = by_id.get(rid) if rid is not None and rid in by_id else by_name.get(rname, [])
+        status = {records[i]["status"] for i in rows}
+        if "fail" in status:
+            statuses.append("fail")
+        elif "not_assessable" in status or not status:
+            statuses.append("not_assessable")
+        else:
+            statuses.append("pass")
+        failing[k] = [records[i] for i in rows if records[i]["status"] != "pass"]
+    return statuses, failing
+
+
+def add_township_norms(
+    m: folium.Map, township_norms: gpd.GeoDataFrame, *, norm_checks: pd.DataFrame | None = None,
+    lang: Lang | None = None, tolerance_m: float = 5.0,
+) -> folium.Map:
+    """Colour township boundaries by norm status, with failing clauses on hover."""
+    if township_norms is None or len(township_norms) == 0:
+        return m
+    lang = _lang(m, lang)
+    disp = _to_display(township_norms, coord_system=_opts(m)["coord_system"],
+                       tolerance_m=tolerance_m)
+    statuses, failing = township_status(disp, norm_checks, lang=lang)
+    tips = []
+    for k in range(len(disp)):
+        name = _esc(disp["name"].iloc[k]) if "name" in disp else ""
+        lines = [f"<b>{name}</b> · {_esc(_t(lang, statuses[k]))}"]
+        for rec in failing[k][:8]:
+            detail = _text_or_empty(rec.get("shortfall_text"))
+            clause = " ".join(_text_or_empty(rec.get(c)) for c in ("source", "clause")).strip()
+            st = TEXT[lang].get(str(rec.get("status")), rec.get("status"))
+            line = f"{_esc(rec.get('title', rec.get('rule_id')))}: {_esc(st)}"
+            if detail:
+                line += f" ({_esc(detail)})"
+            if clause:
+                line += f"<br><i>{_esc(_t(lang, 'clause'))}: {_esc(clause)}</i>"
+            lines.append(line)
+        if statuses[k] == "pass":
+            lines.append(_esc(_t(lang, "all_pass")))
+        tips.append("<br>".join(lines))
+    group = _group(m, _t(lang, "norms"))
+    items = []
+    for status in ("pass", "fail", "not_assessable"):
+        idx = [i for i, s in enumerate(statuses) if s == status]
+        if not idx:
+            continue
+        color = STATUS_COLORS[status]
+        _geojson(group, disp.iloc[idx], style={"color": color, "weight": 2, "fillColor": color,
+                                                "fillOpacity": 0.15},
+                 tips=[tips[i] for i in idx])
+        items.append((_swatch(color, opacity=0.35), _t(lang, status)))
+    _legend_add(m, "norms", items)
+    return m
+
+
+# ---------------------------------------------------------------- controls
+class _Credit(MacroElement):
+    """Adds a line to the map's attribution box (class-level template survives deepcopy)."""
+
+    _template = Template(
+        "{% macro script(this, kwargs) %}"
+        "{{ this._parent.get_name() }}.attributionControl.addAttribution("
+        "{{ this.text|tojson }});"
+        "{% endmacro %}")
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self._name = "PlannerCredit"
+        self.text = text
+
+
+class _Scale(MacroElement):
+    """A metric-only scale bar (folium's control_scale also shows feet and miles)."""
+
+    _template = Template(
+        "{% macro script(this, kwargs) %}"
+        "L.control.scale({imperial: false, maxWidth: 160})"
+        ".addTo({{ this._parent.get_name() }});"
+        "{% endmacro %}")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._name = "PlannerScale"
+
+
+class _Legend(MacroElement):
+    """A Leaflet control holding the legend's (already escaped) HTML."""
+
+    _template = Template(
+        "{% macro script(this, kwargs) %}"
+        "(function(){var c = L.control({position: {{ this.position|tojson }}});"
+        "c.onAdd = function(){var d = L.DomUtil.create('div', 'planner-legend');"
+        "d.innerHTML = {{ this.html|tojson }}; L.DomEvent.disableScrollPropagation(d);"
+        "return d;}; c.addTo({{ this._parent.get_name() }});})();"
+        "{% endmacro %}")
+
+    def __init__(self, html_text: str, position: str) -> None:
+        super().__init__()
+        self._name = "PlannerLegend"
+        self.html = html_text
+        self.position = position
+
+
+def add_credit(m: folium.Map, text: str = OSM_CREDIT) -> folium.Map:
+    """Add a credit line (e.g. the OSM/ODbL attribution) to the map's attribution box."""
+    opts = _opts(m)
+    if text in opts["credits"]:
+        return m
+    opts["credits"].append(text)
+    el = _Credit(html.escape(text))
+    m.add_child(el)
+    return m
+
+
+def add_legend(m: folium.Map, *, lang: Lang | None = None,
+               position: str = "bottomleft") -> folium.Map:
+    """Add a legend control listing what the layer functions drew so far."""
+    lang = _lang(m, lang)
+    sections = _opts(m)["legend"]
+    if not sections:
+        return m
+    order = ["proposed", "facilities", "service_areas", "demand", "population", "blind_spots",
+             "norms",
+             "townships", "districts", "roads", "water", "parks"]
+    parts = [f"<h4>{_esc(_t(lang, 'legend'))}</h4>"]
+    for key in sorted(sections, key=lambda k: order.index(k) if k in order else 99):
+        for swatch, label in sections[key]:
+            parts.append(f"<div>{swatch}{_esc(label)}</div>")
+    el = _Legend("".join(parts), position)
+    m.add_child(el)
+    return m
+
+
+def finish(m: folium.Map, *, lang: Lang | None = None, osm_credit: bool = False) -> folium.Map:
+    """Add the layer control, the legend and (when OSM data is used) the ODbL credit."""
+    import folium
+
+    folium.LayerControl(collapsed=False).add_to(m)
+    add_legend(m, lang=lang)
+    if osm_credit:
+        add_credit(m, OSM_CREDIT)
+    return m
+
+
+# ---------------------------------------------------------------- output
+def to_html(m: folium.Map) -> str:
+    """The whole map as one self-contained HTML page (warns about any CDN link left)."""
+    links = _external_links(m)
+    if links:
+        warnings.warn(
+            f"The map still links {len(links)} online resource(s) ({links[0]} ...), added by a "
+            "folium plugin; it will not work without internet. Use planner.maps functions, or "
+            "call make_offline(m) after adding plugins that only need Leaflet.",
+            PlannerWarning, stacklevel=2)
+    # folium appends some script lines again on every render; render a copy so that
+    # to_html() gives the same page however often it is called.
+    return copy.deepcopy(m.get_root()).render()
+
+
+def save(m: folium.Map, path: str | Path) -> Path:
+    """Write the map as one self-contained HTML file (UTF-8)."""
+    path = Path(path)
+    path.write_text(to_html(m), encoding="utf-8")
+    return path
+
+
+def to_iframe(m: folium.Map, *, height_px: int = 600, title: str = "map") -> str:
+    """The map as an ``<iframe srcdoc=...>`` fragment to embed in a larger HTML page.
+
+    The whole page is HTML-escaped into the ``srcdoc`` attribute, so the
+    fragment is self-contained and cannot break the host page's markup.  (No
+    ``sandbox`` attribute: Chromium does not run the map in a sandboxed
+    ``srcdoc`` frame opened from ``file://``.)
+    """
+    doc = html.escape(to_html(m), quote=True)
+    return (f'<iframe class="planner-map" title="{_esc(title)}" srcdoc="{doc}" '
+            f'style="width:100%;height:{int(height_px)}px;border:1px solid #ccc">'
+            "</iframe>")
+
+
+# ---------------------------------------------------------------- from a run
+def _total_bounds(layers: dict[str, Any]) -> tuple[float, float, float, float] | None:
+    # the analysed area first: boundary layers often cover a whole city around it
+    for key in ("population_access", "population", "network_edges", "townships", "facilities",
+                "districts"):
+        gdf = layers.get(key)
+        if gdf is not None and len(gdf) and gdf.crs is not None:
+            b = gdf.to_crs(4326).total_bounds
+            if np.all(np.isfinite(b)):
+                return tuple(float(v) for v in b)  # type: ignore[return-value]
+    return None
+
+
+def _estimated(result: Any, layer: str) -> bool:
+    """Whether the demand step marked columns of ``layer`` as estimates."""
+    cols = result.tables.get("demand_columns")
+    if cols is None or "layer" not in cols or "estimated" not in cols:
+        return False
+    return bool(cols[(cols["layer"] == layer) & cols["estimated"].astype(bool)].shape[0])
+
+
+def uses_osm(result: Any) -> bool:
+    """Whether the run used OpenStreetMap data (scenario.osm_data, or an OSM network)."""
+    sc = result.scenario
+    net = getattr(sc, "network", None)
+    return bool(getattr(sc, "osm_data", False)) or (
+        net is not None and str(net.source).startswith(("osm", "osmnx")))
+
+
+def map_from_result(result: Any, *, lang: Lang | None = None) -> folium.Map:
+    """Draw every layer a run produced; absent layers are simply not drawn.
+
+    Parameters
+    ----------
+    result
+        A `planner.scenario.RunResult`.
+    lang
+        Label language; default the scenario's ``lang``.
+    """
+    lang = lang or result.lang
+    out = result.scenario.outputs
+    layers = result.layers
+    tables = result.tables
+    m = base_map(bounds=_total_bounds(layers), tiles=out.tiles,
+                 tiles_coord_system=out.tiles_coord_system,
+                 tiles_attribution=out.tiles_attribution, lang=lang)
+    tol = float(out.map_simplify_m)
+    add_water(m, layers.get("water"), tolerance_m=tol)
+    add_parks(m, layers.get("parks"), tolerance_m=tol)
+    add_roads(m, layers.get("network_edges"), tolerance_m=tol)
+    circle = result.scenario.access.circle_min if result.scenario.access else 15.0
+    add_service_areas(m, layers.get("service_areas"), tolerance_m=tol)
+    if layers.get("township_norms") is not None:
+        add_township_norms(m, layers["township_norms"], norm_checks=tables.get("norm_checks"),
+                           tolerance_m=tol)
+    else:
+        add_boundaries(m, layers.get("townships"), kind="townships", tolerance_m=tol)
+    add_boundaries(m, layers.get("districts"), kind="districts", tolerance_m=tol)
+    pa = layers.get("population_access")
+    if pa is not None and "time_min_any" in pa:
+        add_population_access(m, pa, circle_min=circle, tolerance_m=tol)
+    elif layers.get("population") is not None:
+        add_population(m, layers["population"], estimated=_estimated(result, "population"),
+                       tolerance_m=tol)
+    add_blind_spots(m, layers.get("blind_spots"), tolerance_m=tol)
+    add_facilities(m, layers.get("facilities"))
+    total = None
+    pop = layers.get("population_access", layers.get("population"))
+    if pop is not None and "pop_60plus" in pop:
+        total = float(pop["pop_60plus"].sum())
+    add_proposed_sites(m, layers.get("proposed_sites"), total_pop_60plus=total)
+    finish(m, osm_credit=uses_osm(result))
+    return m
+
+
+def run_step(result: Any) -> str | None:
+    """The "maps" step: build the map into ``result.artifacts["map"]``, write map.html."""
+    if not result.scenario.outputs.map:
+        return "outputs.map is false"
+    if not result.layers:
+        return "no layers to draw"
+    m = map_from_result(result)
+    result.artifacts["map"] = m
+    page = to_html(m)
+    result.write("map.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
+    return None

@@ -1,0 +1,575 @@
+"""Print maps with matplotlib: PNG (300 dpi) and SVG for reports and plan documents.
+
+Three maps, each a function that returns a `matplotlib.figure.Figure`:
+
+* `coverage_map`: demand units coloured by walking time, facilities by tier,
+  blind spots, township boundaries and the road network;
+* `before_after_map`: the same area before and after the proposed sites;
+* `norm_status_map`: townships coloured by norm status.
+
+Each has a north arrow, a scale bar, a legend and a credit line.  Maps are
+drawn in the layers' metric CRS (the run's ``result.crs``), so the scale
+bar is true.  Chinese text needs a CJK font: `cjk_font` looks for one
+(Noto Sans CJK, Source Han Sans, WenQuanYi, SimHei, Microsoft YaHei,
+PingFang) through matplotlib's font manager and checks it really has the
+glyphs; with none, a `PlannerWarning` says how to install one and every
+label falls back to English, so no map ever shows boxes.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from planner._errors import PlannerWarning
+from planner._schema import TIER_LABELS, TIERS
+
+Lang = Literal["zh", "en"]
+
+#: Font families tried in order for Chinese text.
+CJK_FAMILIES = (
+    "Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "Source Han Sans CN",
+    "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "SimHei", "Microsoft YaHei", "PingFang SC",
+    "Heiti SC", "Noto Sans CJK JP", "Noto Sans CJK TC", "Noto Serif CJK SC",
+)
+#: Characters a CJK font must have to be used (a sample of the labels).
+_PROBE_CHARS = "养老设施服务盲区分钟图例北街镇达标"
+
+TEXT = {
+    "zh": {
+        "coverage": "15分钟养老服务圈覆盖", "coverage_m": "{m:g}分钟养老服务圈覆盖",
+        "before": "规划前", "after": "规划后", "norms": "街镇规范达标情况",
+        "band_5": "≤5分钟", "band_10": "5–10分钟", "band_15": "10–{m:g}分钟",
+        "band_over": ">{m:g}分钟", "unreachable": "不可达", "blind_spots": "服务盲区",
+        "proposed": "规划新增设施", "north": "北", "pass": "达标", "fail": "未达标",
+        "not_assessable": "无法评估", "roads": "道路", "townships": "街镇边界",
+        "share": "老年人口覆盖率 {b:.1f}% → {a:.1f}%", "newly": "新增覆盖 {n:,.0f} 人",
+        "credit": "制图：planner", "osm": "道路数据 © OpenStreetMap contributors (ODbL)",
+        "population": "60岁及以上人口分布", "estimated": "估算",
+    },
+    "en": {
+        "coverage": "15-minute care-circle coverage",
+        "coverage_m": "{m:g}-minute care-circle coverage",
+        "before": "Before", "after": "After", "norms": "Norm status by township",
+        "band_5": "≤5 min", "band_10": "5–10 min", "band_15": "10–{m:g} min",
+        "band_over": ">{m:g} min", "unreachable": "Unreachable", "blind_spots": "Blind spots",
+        "proposed": "Proposed sites", "north": "N", "pass": "Pass", "fail": "Fail",
+        "not_assessable": "Not assessable", "roads": "Roads", "townships": "Township boundaries",
+        "share": "Older residents covered {b:.1f}% → {a:.1f}%", "newly": "Newly covered: {n:,.0f}",
+        "credit": "Map: planner", "osm": "Roads © OpenStreetMap contributors (ODbL)",
+        "population": "Residents aged 60+", "estimated": "estimated",
+    },
+}
+
+BAND_COLORS = {"5": "#1a9850", "10": "#91cf60", "15": "#fee08b", "over": "#fc8d59",
+               "unreachable": "#b2182b"}
+STATUS_COLORS = {"pass": "#4daf4a", "fail": "#e41a1c", "not_assessable": "#bdbdbd"}
+TIER_MARKERS = {"district_home": ("s", "#6a3d9a"), "township_centre": ("^", "#e31a1c"),
+                "community_station": ("o", "#1f78b4"), "rural_point": ("D", "#33a02c"),
+                "other": ("o", "#777777")}
+PROPOSED = ("*", "#ff9900")
+
+
+# ---------------------------------------------------------------- fonts
+def _has_glyphs(path: str, chars: str) -> bool:
+    from matplotlib.ft2font import FT2Font
+
+    try:
+        font = FT2Font(path)
+    except (OSError, RuntimeError):
+        return False
+    return all(font.get_char_index(ord(c)) != 0 for c in chars)
+
+
+_CJK_FILES = ("notosanscjk", "notoserifcjk", "notosanssc", "sourcehansans", "wqy", "simhei",
+              "msyh", "pingfang")
+
+
+def _find_cjk_font() -> str | None:
+    """Family name of an installed font that has Chinese glyphs, or None.
+
+    Looks in matplotlib's font list first; if none is there (its cache was
+    built before the font was installed), scans the system font folders for
+    CJK font files and registers them.
+    """
+    from matplotlib import font_manager
+
+    def lookup() -> str | None:
+        by_name: dict[str, str] = {}
+        for entry in font_manager.fontManager.ttflist:
+            by_name.setdefault(entry.name, entry.fname)
+        for family in CJK_FAMILIES:
+            path = by_name.get(family)
+            if path and _has_glyphs(path, _PROBE_CHARS):
+                return family
+        return None
+
+    found = lookup()
+    if found is None:
+        known = {e.fname for e in font_manager.fontManager.ttflist}
+        for path in font_manager.findSystemFonts(fontext="ttf") + font_manager.findSystemFonts(
+                fontext="otf"):
+            name = Path(path).name.lower().replace("-", "").replace("_", "")
+            if path not in known and any(k in name for k in _CJK_FILES):
+                try:
+                    font_manager.fontManager.addfont(path)
+                except (OSError, RuntimeError, ValueError):
+                    continue
+        found = lookup()
+    return found
+
+
+_FONT_CACHE: dict[str, str | None] = {}
+
+
+def cjk_font() -> str | None:
+    """The CJK font family used for Chinese labels (None where none is installed)."""
+    if "font" not in _FONT_CACHE:
+        _FONT_CACHE["font"] = _find_cjk_font()
+    return _FONT_CACHE["font"]
+
+
+def font_path(family: str) -> str:
+    """File of an installed font family (as matplotlib's font manager resolves it)."""
+    from matplotlib import font_manager
+
+    return font_manager.findfont(font_manager.FontProperties(family=family),
+                                 fallback_to_default=False)
+
+
+def _resolve_lang(lang: Lang) -> tuple[str, dict[str, Any]]:
+    """Language actually usable and the rcParams for it (English if no CJK font)."""
+    rc: dict[str, Any] = {"axes.unicode_minus": False, "svg.fonttype": "path"}
+    if lang != "zh":
+        return "en", rc
+    family = cjk_font()
+    if family is None:
+        warnings.warn(
+            "No Chinese (CJK) font found for the print maps, so their labels are in English. "
+            "Install one, e.g. `apt-get install fonts-noto-cjk` (Debian/Ubuntu) or "
+            "`dnf install google-noto-sans-cjk-fonts`, then delete matplotlib's font cache "
+            "(~/.cache/matplotlib) and run again.", PlannerWarning, stacklevel=3)
+        return "en", rc
+    # Family names (not "sans-serif") are stored on each text when it is made, so the
+    # figure keeps its font when saved after the rc context is left.
+    rc["font.family"] = [family, "DejaVu Sans"]
+    return "zh", rc
+
+
+def _t(lang: str, key: str, **kw: Any) -> str:
+    s = TEXT[lang][key]
+    return s.format(**kw) if kw else s
+
+
+def _label_ok(text: str, lang: str) -> bool:
+    """Whether a user string can be drawn (non-ASCII needs the CJK font)."""
+    return lang == "zh" or str(text).isascii()
+
+
+# ---------------------------------------------------------------- decorations
+def _nice_length(max_m: float) -> float:
+    """The largest 1/2/5 × 10^k not above ``max_m``."""
+    if max_m <= 0:
+        return 0.0
+    exp = 10 ** math.floor(math.log10(max_m))
+    for f in (5, 2, 1):
+        if f * exp <= max_m:
+            return f * exp
+    return exp
+
+
+def add_scale_bar(ax: Any, *, lang: Lang = "zh") -> None:
+    """A scale bar in the lower left, about a fifth of the map width (axes in metres)."""
+    from matplotlib.patches import Rectangle
+
+    x0, x1 = ax.get_xlim()
+    y0, y1 = ax.get_ylim()
+    length = _nice_length((x1 - x0) / 5)
+    if length <= 0:
+        return
+    bx, by = x0 + 0.04 * (x1 - x0), y0 + 0.05 * (y1 - y0)
+    h = 0.012 * (y1 - y0)
+    half = length / 2
+    ax.add_patch(Rectangle((bx, by), half, h, facecolor="black", edgecolor="black", zorder=20))
+    ax.add_patch(Rectangle((bx + half, by), half, h, facecolor="white", edgecolor="black",
+                           zorder=20))
+    label = f"{length / 1000:g} km" if length >= 1000 else f"{length:g} m"
+    ax.text(bx + length / 2, by + 2 * h, label, ha="center", va="bottom", fontsize=8, zorder=20)
+
+
+def add_north_arrow(ax: Any, *, lang: Lang = "zh") -> None:
+    """A north arrow in the upper right (maps are drawn north-up)."""
+    ax.annotate(_t(lang, "north"), xy=(0.95, 0.95), xytext=(0.95, 0.85),
+                xycoords="axes fraction", ha="center", va="center", fontsize=11,
+                fontweight="bold", zorder=20,
+                arrowprops={"facecolor": "black", "width": 4, "headwidth": 11, "headlength": 10})
+
+
+def add_credit(ax: Any, text: str) -> None:
+    """A small credit line in the lower right corner."""
+    ax.text(0.995, 0.005, text, transform=ax.transAxes, ha="right", va="bottom", fontsize=6,
+            color="#444444", zorder=20,
+            bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})
+
+
+def _credit_text(result: Any, lang: str) -> str:
+    from planner.maps import uses_osm
+
+    parts = [_t(lang, "credit")]
+    if result is not None and uses_osm(result):
+        parts.append(_t(lang, "osm"))
+    return " · ".join(parts)
+
+
+# ---------------------------------------------------------------- drawing helpers
+def _metric(gdf: Any, crs: Any) -> Any:
+    if gdf is None or len(gdf) == 0 or gdf.crs is None:
+        return None
+    return gdf if crs is None or gdf.crs == crs else gdf.to_crs(crs)
+
+
+def _frame_crs(layers: dict[str, Any]) -> Any:
+    for gdf in layers.values():
+        if gdf is not None and hasattr(gdf, "crs") and gdf.crs is not None and len(gdf):
+            return gdf.crs if gdf.crs.is_projected else gdf.estimate_utm_crs()
+    return None
+
+
+def _time_band(t: float, circle: float) -> str:
+    if not np.isfinite(t):
+        return "unreachable"
+    return "5" if t <= 5 else "10" if t <= 10 else "15" if t <= circle else "over"
+
+
+def _draw_base(ax: Any, layers: dict[str, Any], crs: Any, lang: str) -> list:
+    from matplotlib.lines import Line2D
+
+    handles = []
+    water = _metric(layers.get("water"), crs)
+    if water is not None:
+        water.plot(ax=ax, color="#c6dbef", edgecolor="#9ecae1", linewidth=0.3, zorder=1)
+    edges = _metric(layers.get("network_edges"), crs)
+    if edges is not None:
+        edges.plot(ax=ax, color="#bdbdbd", linewidth=0.4, zorder=2)
+        handles.append(Line2D([], [], color="#bdbdbd", lw=1, label=_t(lang, "roads")))
+    return handles
+
+
+def _draw_townships(ax: Any, layers: dict[str, Any], crs: Any, lang: str) -> list:
+    from matplotlib.lines import Line2D
+
+    towns = _metric(layers.get("townships", layers.get("township_norms")), crs)
+    if towns is None:
+        return []
+    towns.boundary.plot(ax=ax, color="#555555", linewidth=0.8, linestyle="--", zorder=6)
+    return [Line2D([], [], color="#555555", lw=0.8, ls="--", label=_t(lang, "townships"))]
+
+
+def _draw_demand(ax: Any, pa: Any, crs: Any, lang: str, circle: float,
+                 time_column: str = "time_min_any") -> list:
+    from matplotlib.patches import Patch
+
+    pa = _metric(pa, crs)
+    if pa is None or time_column not in pa:
+        return []
+    bands = np.array([_time_band(t, circle) for t in pa[time_column].to_numpy(dtype=float)])
+    labels = {"5": _t(lang, "band_5"), "10": _t(lang, "band_10"),
+              "15": _t(lang, "band_15", m=circle), "over": _t(lang, "band_over", m=circle),
+              "unreachable": _t(lang, "unreachable")}
+    handles = []
+    points = (pa.geom_type == "Point").to_numpy()
+    for band in ("5", "10", "15", "over", "unreachable"):
+        sel = bands == band
+        if not sel.any():
+            continue
+        color = BAND_COLORS[band]
+        if (sel & ~points).any():
+            pa[sel & ~points].plot(ax=ax, color=color, edgecolor="white", linewidth=0.2,
+                                   alpha=0.85, zorder=3)
+        if (sel & points).any():
+            pa[sel & points].plot(ax=ax, color=color, edgecolor="#333333", linewidth=0.3,
+                                  markersize=14, zorder=7)
+        handles.append(Patch(facecolor=color, edgecolor="none", label=labels[band]))
+    return handles
+
+
+def _draw_blind(ax: Any, blind: Any, crs: Any, lang: str) -> list:
+    from matplotlib.patches import Patch
+
+    blind = _metric(blind, crs)
+    if blind is None:
+        return []
+    blind.plot(ax=ax, facecolor="none", edgecolor="#b2182b", hatch="///", linewidth=1.0,
+               zorder=5)
+    return [Patch(facecolor="none", edgecolor="#b2182b", hatch="///",
+                  label=_t(lang, "blind_spots"))]
+
+
+def _draw_facilities(ax: Any, fac: Any, crs: Any, lang: str) -> list:
+    from matplotlib.lines import Line2D
+
+    fac = _metric(fac, crs)
+    if fac is None:
+        return []
+    pts = fac.geometry.representative_point()
+    tiers = fac["tier"].astype(str).to_numpy() if "tier" in fac else np.full(len(fac), "other")
+    handles = []
+    for tier in list(TIERS) + sorted(set(tiers) - set(TIERS)):
+        sel = tiers == tier
+        if not sel.any():
+            continue
+        marker, color = TIER_MARKERS.get(tier, TIER_MARKERS["other"])
+        ax.scatter(pts.x[sel], pts.y[sel], marker=marker, s=36, c=color, edgecolors="black",
+                   linewidths=0.5, zorder=10)
+        label = TIER_LABELS.get(tier, {}).get(lang, tier)
+        handles.append(Line2D([], [], marker=marker, color="none", markerfacecolor=color,
+                              markeredgecolor="black", markersize=7, label=label))
+    return handles
+
+
+def _draw_proposed(ax: Any, prop: Any, crs: Any, lang: str) -> list:
+    from matplotlib.lines import Line2D
+
+    prop = _metric(prop, crs)
+    if prop is None:
+        return []
+    pts = prop.geometry.representative_point()
+    ax.scatter(pts.x, pts.y, marker=PROPOSED[0], s=220, c=PROPOSED[1], edgecolors="black",
+               linewidths=0.7, zorder=11)
+    return [Line2D([], [], marker=PROPOSED[0], color="none", markerfacecolor=PROPOSED[1],
+                   markeredgecolor="black", markersize=13, label=_t(lang, "proposed"))]
+
+
+def _finish_axes(ax: Any, handles: list, lang: str, credit: str, *, legend: bool = True) -> None:
+    ax.set_aspect("equal")
+    ax.set_axis_off()
+    if legend and handles:
+        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7,
+                  framealpha=0.9, borderaxespad=0)
+    add_north_arrow(ax, lang=lang)
+    add_scale_bar(ax, lang=lang)
+    add_credit(ax, credit)
+
+
+def _layers_of(result: Any) -> tuple[dict[str, Any], Any, float]:
+    layers = result.layers
+    crs = result.crs if result.crs is not None else _frame_crs(layers)
+    acc = getattr(result.scenario, "access", None)
+    circle = float(acc.circle_min) if acc is not None else 15.0
+    return layers, crs, circle
+
+
+def _figure(ncols: int = 1) -> tuple[Any, Any]:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8.27 * (1.0 if ncols == 1 else 1.6), 8.27 if ncols == 1 else 6.0),
+                 layout="constrained")
+    axes = fig.subplots(1, ncols)
+    return fig, axes
+
+
+# ---------------------------------------------------------------- the three maps
+def coverage_map(result: Any, *, lang: Lang | None = None) -> Any:
+    """Demand units by walking time to the nearest facility, facilities, blind spots.
+
+    Parameters
+    ----------
+    result
+        A `planner.scenario.RunResult` (uses layers ``population_access``,
+        ``facilities``, ``blind_spots``, ``townships``, ``network_edges``,
+        ``water`` where present).
+    lang
+        ``"zh"`` (default: the scenario's) or ``"en"``.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib
+
+    lang, rc = _resolve_lang(lang or result.lang)
+    layers, crs, circle = _layers_of(result)
+    with matplotlib.rc_context(rc):
+        fig, ax = _figure()
+        handles = _draw_base(ax, layers, crs, lang)
+        handles += _draw_townships(ax, layers, crs, lang)
+        handles += _draw_demand(ax, layers.get("population_access"), crs, lang, circle)
+        handles += _draw_blind(ax, layers.get("blind_spots"), crs, lang)
+        handles += _draw_facilities(ax, layers.get("facilities"), crs, lang)
+        ax.set_title(_t(lang, "coverage_m", m=circle), fontsize=13)
+        _finish_axes(ax, handles, lang, _credit_text(result, lang))
+    return fig
+
+
+def _shares(result: Any, circle: float) -> tuple[float, float] | None:
+    """Coverage share before and after at the care-circle threshold (locate's table)."""
+    tab = result.tables.get("coverage_before_after")
+    if tab is None or not {"share_before", "share_after"} <= set(tab.columns) or not len(tab):
+        return None
+    minutes = next((c for c in ("threshold_min", "minutes") if c in tab), None)
+    row = tab if minutes is None else tab[np.isclose(tab[minutes].astype(float), circle)]
+    if "tier" in row:
+        row = row[row["tier"] == "any"]
+    if not len(row):
+        return None
+    return float(row["share_before"].iloc[0]), float(row["share_after"].iloc[0])
+
+
+def before_after_map(result: Any, *, lang: Lang | None = None) -> Any:
+    """Two panels: coverage before, and the proposed sites added after.
+
+    The *after* panel draws the proposed sites over the same demand units
+    and states the coverage before → after from the ``coverage_before_after``
+    table and the older residents newly covered, as computed by the locate
+    step (nothing is re-estimated here).
+    """
+    import matplotlib
+
+    lang, rc = _resolve_lang(lang or result.lang)
+    layers, crs, circle = _layers_of(result)
+    with matplotlib.rc_context(rc):
+        fig, (ax0, ax1) = _figure(2)
+        credit = _credit_text(result, lang)
+        for ax, after in ((ax0, False), (ax1, True)):
+            handles = _draw_base(ax, layers, crs, lang)
+            handles += _draw_townships(ax, layers, crs, lang)
+            handles += _draw_demand(ax, layers.get("population_access"), crs, lang, circle)
+            handles += _draw_facilities(ax, layers.get("facilities"), crs, lang)
+            if after:
+                handles += _draw_proposed(ax, layers.get("proposed_sites"), crs, lang)
+            ax.set_title(_t(lang, "after" if after else "before"), fontsize=12)
+            _finish_axes(ax, handles, lang, credit, legend=after)
+        notes = []
+        shares = _shares(result, circle)
+        if shares is not None:
+            notes.append(_t(lang, "share", b=100 * shares[0], a=100 * shares[1]))
+        prop = layers.get("proposed_sites")
+        if prop is not None and "pop_60plus_newly_covered" in prop:
+            notes.append(_t(lang, "newly", n=float(prop["pop_60plus_newly_covered"].sum())))
+        if notes:
+            ax1.text(0.5, -0.02, " · ".join(notes), transform=ax1.transAxes, ha="center",
+                     va="top", fontsize=9)
+        fig.suptitle(_t(lang, "coverage_m", m=circle), fontsize=13)
+    return fig
+
+
+def norm_status_map(result: Any, *, lang: Lang | None = None) -> Any:
+    """Townships coloured by norm status (pass / fail / not assessable), named."""
+    import matplotlib
+    from matplotlib.patches import Patch
+
+    from planner.maps import township_status
+
+    lang, rc = _resolve_lang(lang or result.lang)
+    layers, crs, _ = _layers_of(result)
+    towns = _metric(layers.get("township_norms", layers.get("townships")), crs)
+    with matplotlib.rc_context(rc):
+        fig, ax = _figure()
+        handles = _draw_base(ax, layers, crs, lang)
+        if towns is not None:
+            status, _ = township_status(towns, result.tables.get("norm_checks"))
+            colors = [STATUS_COLORS.get(s, "#bdbdbd") for s in status]
+            towns.plot(ax=ax, color=colors, edgecolor="#333333", linewidth=0.8, alpha=0.75,
+                       zorder=3)
+            if "name" in towns:
+                from matplotlib import patheffects
+
+                halo = patheffects.withStroke(linewidth=2, foreground="white")
+                pts = towns.geometry.representative_point()
+                for x, y, name in zip(pts.x, pts.y, towns["name"].astype(str)):
+                    if _label_ok(name, lang):
+                        # parse_math=False: a "$" in a user's name is text, not TeX
+                        ax.text(x, y, name, ha="center", va="center", fontsize=7, zorder=12,
+                                parse_math=False, path_effects=[halo])
+            for s in ("pass", "fail", "not_assessable"):
+                if s in status:
+                    handles.append(Patch(facecolor=STATUS_COLORS[s], edgecolor="#333333",
+                                         label=_t(lang, s)))
+        handles += _draw_facilities(ax, layers.get("facilities"), crs, lang)
+        ax.set_title(_t(lang, "norms"), fontsize=13)
+        _finish_axes(ax, handles, lang, _credit_text(result, lang))
+    return fig
+
+
+def population_map(result: Any, *, column: str = "pop_60plus", lang: Lang | None = None) -> Any:
+    """Older residents per population unit (five quantile classes), estimates flagged.
+
+    For runs without walking times (no facilities yet), e.g. census counts
+    spread over residential land by the demand step.
+    """
+    import matplotlib
+    from matplotlib.patches import Patch
+
+    from planner.maps import _estimated
+
+    lang, rc = _resolve_lang(lang or result.lang)
+    layers, crs, _ = _layers_of(result)
+    pop = _metric(layers.get("population"), crs)
+    flag = f" ({_t(lang, 'estimated')})" if _estimated(result, "population") else ""
+    with matplotlib.rc_context(rc):
+        fig, ax = _figure()
+        handles = _draw_base(ax, layers, crs, lang)
+        handles += _draw_townships(ax, layers, crs, lang)
+        if pop is not None and column in pop:
+            values = pop[column].astype(float).to_numpy()
+            edges = np.unique(np.nanquantile(values, [0.2, 0.4, 0.6, 0.8]))
+            classes = np.searchsorted(edges, values, side="right")
+            colors = ["#fef0d9", "#fdcc8a", "#fc8d59", "#e34a33", "#b30000"]
+            bounds = [np.nanmin(values), *edges, np.nanmax(values)]
+            for c in range(len(edges) + 1):
+                sel = classes == c
+                if not sel.any():
+                    continue
+                pop[sel].plot(ax=ax, color=colors[c], edgecolor="#777777", linewidth=0.2,
+                              zorder=4)
+                handles.append(Patch(facecolor=colors[c], edgecolor="#777777",
+                                     label=f"{bounds[c]:,.0f}–{bounds[c + 1]:,.0f}"))
+        handles += _draw_facilities(ax, layers.get("facilities"), crs, lang)
+        ax.set_title(_t(lang, "population") + flag, fontsize=13)
+        _finish_axes(ax, handles, lang, _credit_text(result, lang))
+    return fig
+
+
+# ---------------------------------------------------------------- saving
+def save_figure(fig: Any, path: str | Path, *, dpi: int = 300) -> Path:
+    """Save a figure; the format follows the suffix (.png at ``dpi``, .svg vector)."""
+    path = Path(path)
+    fig.savefig(path, dpi=dpi, format=path.suffix.lstrip(".") or "png", bbox_inches="tight",
+                pad_inches=0.15, metadata=None)
+    return path
+
+
+def write_print_maps(result: Any, *, lang: Lang | None = None) -> dict[str, Path]:
+    """Write every print map the run's layers allow as PNG (300 dpi) and SVG.
+
+    Files go to ``print_maps/<name>.png|svg`` in the output folder (written
+    atomically through ``result.write``).  Returns title → PNG path, for the
+    HTML report.
+    """
+    lang = lang or result.lang
+    makers = []
+    if result.layers.get("population_access") is not None:
+        makers.append(("coverage", coverage_map, {"zh": "养老服务圈覆盖", "en": "Coverage"}))
+    elif result.layers.get("population") is not None:
+        makers.append(("population", population_map,
+                       {"zh": "老年人口分布", "en": "Older residents"}))
+    if result.layers.get("proposed_sites") is not None:
+        makers.append(("before_after", before_after_map,
+                       {"zh": "规划前后对比", "en": "Before and after"}))
+    if (result.layers.get("township_norms") is not None
+            or (result.layers.get("townships") is not None
+                and result.tables.get("norm_checks") is not None)):
+        makers.append(("norm_status", norm_status_map,
+                       {"zh": "街镇规范达标情况", "en": "Norm status"}))
+    out: dict[str, Path] = {}
+    for name, maker, title in makers:
+        fig = maker(result, lang=lang)
+        png = result.write(f"print_maps/{name}.png", lambda tmp, f=fig: save_figure(f, tmp))
+        result.write(f"print_maps/{name}.svg", lambda tmp, f=fig: save_figure(f, tmp))
+        if png is not None:
+            out[title.get(lang, name)] = png
+    return out

@@ -1,0 +1,599 @@
+"""The run's report: an Excel workbook and one self-contained HTML page.
+
+Both read whatever the other steps left on a `planner.scenario.RunResult`
+(tables ``coverage``, ``norm_checks``, ``proposed_sites``,
+``coverage_before_after``; layers ``facilities``, ``blind_spots``,
+``population_access`` ...); a table that is absent is left out.
+
+* `excel_report` writes a workbook (openpyxl): summary indicators, coverage
+  by township, norm checks with their clauses, proposed sites, facility
+  list, blind spots.  Chinese headers by default (``lang="en"`` for
+  English), numbers stored as numbers with number formats, column widths
+  set, header row frozen.
+* `html_report` renders ``templates/report.html.j2`` (Jinja2, autoescaped):
+  key indicators, the norm table with clauses, the interactive map (as an
+  ``iframe srcdoc``), print maps (PNG data URIs), the before/after of the
+  proposals, the assumptions and the inputs' provenance (hashes, versions;
+  the same as ``run.json``).
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from planner._schema import TIER_LABELS
+
+Lang = Literal["zh", "en"]
+
+# ---------------------------------------------------------------- column names
+HEADERS: dict[str, dict[str, str]] = {
+    "zh": {
+        "id": "编号", "name": "名称", "tier": "类型", "beds": "床位数",
+        "nursing_beds": "护理型床位数",
+        "floor_area_m2": "建筑面积(m²)", "land_area_m2": "用地面积(m²)", "public": "公办",
+        "social_workers": "社会工作者", "township": "街道/乡镇", "district": "区县",
+        "community": "社区", "population": "常住人口", "pop_60plus": "60岁及以上人口",
+        "pop_65plus": "65岁及以上人口", "pop_80plus": "80岁及以上人口", "households": "户数",
+        "minutes": "步行时间阈值(分钟)", "scope": "统计范围", "area": "地区",
+        "n_units": "居住单元数", "n_units_within": "范围内居住单元数",
+        "population_within": "范围内常住人口", "population_share": "常住人口覆盖率",
+        "pop_60plus_within": "范围内60岁及以上人口", "pop_60plus_share": "老年人口覆盖率",
+        "rule_id": "规则编号", "title": "指标", "measure": "度量", "unit_id": "单元编号",
+        "unit_name": "单元名称", "value": "现状值", "threshold": "标准值", "unit": "单位",
+        "status": "结论", "shortfall": "缺口", "shortfall_text": "缺口说明",
+        "missing": "缺少数据", "source": "依据标准", "clause": "条款",
+        "pop_60plus_newly_covered": "新增覆盖老年人口", "time_saved_min": "平均节省步行时间(分钟)",
+        "coverage_gain": "覆盖率提高", "capacity": "容量", "indicator": "指标", "note": "说明",
+        "x": "经度", "y": "纬度", "lon": "经度", "lat": "纬度", "estimated": "估算",
+        "covered_before": "规划前覆盖老年人口", "covered_after": "规划后覆盖老年人口",
+        "share_before": "规划前覆盖率", "share_after": "规划后覆盖率",
+        "time_min_any": "至最近设施步行时间(分钟)", "threshold_min": "步行时间阈值(分钟)",
+        "pop_60plus_before": "规划前覆盖老年人口", "pop_60plus_after": "规划后覆盖老年人口",
+        "pop_60plus_gain": "新增覆盖老年人口", "model": "模型", "candidate_id": "候选地块编号",
+        "pop_60plus_served": "服务老年人口", "gap_id": "盲区编号",
+        "time_min_nearest": "最近设施步行时间(分钟)", "n_unreachable": "不可达居住单元数",
+        "unit_ids": "居住单元编号", "nearest_id": "最近设施编号",
+        "snap_m": "接入路网距离(m)", "norm_status": "达标情况", "n_fail": "未达标项数",
+        "n_not_assessable": "无法评估项数", "norm_text": "核查说明", "centroid_lon": "中心经度",
+        "centroid_lat": "中心纬度", "area_m2": "面积(m²)",
+    },
+    "en": {},
+}
+
+SHEETS = {
+    "summary": {"zh": "汇总指标", "en": "Summary"},
+    "coverage": {"zh": "分街镇覆盖", "en": "Coverage by township"},
+    "norm_checks": {"zh": "规范核查", "en": "Norm checks"},
+    "proposed_sites": {"zh": "规划新增设施", "en": "Proposed sites"},
+    "facilities": {"zh": "设施清单", "en": "Facilities"},
+    "blind_spots": {"zh": "服务盲区", "en": "Blind spots"},
+    "before_after": {"zh": "规划前后对比", "en": "Before and after"},
+    "demand_areas": {"zh": "老年人口预测", "en": "Older population projection"},
+    "fca": {"zh": "设施供需比（2SFCA）", "en": "Supply-demand ratio (2SFCA)"},
+}
+
+STATUS = {"zh": {"pass": "达标", "fail": "未达标", "not_assessable": "无法评估"},
+          "en": {"pass": "Pass", "fail": "Fail", "not_assessable": "Not assessable"}}
+ANY_TIER = {"zh": "任一养老设施", "en": "Any facility"}
+SCOPE = {"zh": {"overall": "全域", "district": "区县", "township": "街道/乡镇"},
+         "en": {"overall": "Overall", "district": "District", "township": "Township"}}
+
+TEXT = {
+    "zh": {
+        "population": "常住人口", "pop_60plus": "60岁及以上人口", "facilities": "现有养老设施",
+        "coverage": "{m:g}分钟步行圈老年人口覆盖率", "blind_spots": "服务盲区",
+        "blind_pop": "盲区内60岁及以上人口", "proposed": "规划新增设施",
+        "newly": "新增覆盖老年人口", "checks": "规范核查（达标/未达标/无法评估）",
+        "persons": "人", "count": "处", "share": "%", "report": "养老设施规划分析报告",
+        "assumptions": "分析假设", "provenance": "输入数据与软件版本", "map": "交互地图",
+        "print_maps": "出图", "indicators": "主要指标", "norms": "规范核查",
+        "before_after": "规划前后对比", "steps": "运行步骤", "warnings": "提示",
+        "speed": "老年人步行速度", "thresholds": "步行时间阈值", "circle": "生活圈",
+        "estimated": "以下数据为估算值（非实际统计）：{cols}", "rules": "规范规则集",
+        "plan_year": "规划年", "mps": "米/秒", "min": "分钟", "file": "文件", "hash": "校验值",
+        "package": "软件包", "version": "版本", "generated": "生成时间", "scenario": "方案",
+        "tiles": "底图", "no_tiles": "无在线底图（离线）", "all_pass": "全部达标",
+        "tier_count": "{tier}数量", "step": "步骤", "result": "结果", "reason": "说明",
+        "seconds": "用时(秒)", "lang_note": "",
+    },
+    "en": {
+        "population": "Resident population", "pop_60plus": "Residents aged 60+",
+        "facilities": "Existing facilities", "coverage": "Older residents within {m:g} min walk",
+        "blind_spots": "Blind spots", "blind_pop": "Residents 60+ in blind spots",
+        "proposed": "Proposed sites", "newly": "Older residents newly covered",
+        "checks": "Norm checks (pass/fail/not assessable)", "persons": "persons", "count": "",
+        "share": "%", "report": "Elderly-care facility planning report",
+        "assumptions": "Assumptions", "provenance": "Inputs and software versions",
+        "map": "Interactive map", "print_maps": "Print maps", "indicators": "Key indicators",
+        "norms": "Norm checks", "before_after": "Before and after the proposals",
+        "steps": "Run steps", "warnings": "Warnings", "speed": "Walking speed of older adults",
+        "thresholds": "Walking-time thresholds", "circle": "Care circle",
+        "estimated": "Estimated, not counted: {cols}", "rules": "Rule set",
+        "plan_year": "Plan year", "mps": "m/s", "min": "min", "file": "File", "hash": "SHA-256",
+        "package": "Package", "version": "Version", "generated": "Generated",
+        "scenario": "Scenario", "tiles": "Base tiles", "no_tiles": "none (offline)",
+        "all_pass": "all pass", "tier_count": "{tier}", "step": "Step", "result": "Result",
+        "reason": "Note", "seconds": "Seconds", "lang_note": "",
+    },
+}
+
+
+def _t(lang: str, key: str, **kw: Any) -> str:
+    text = TEXT.get(lang, TEXT["zh"])[key]
+    return text.format(**kw) if kw else text
+
+
+def header(column: str, lang: Lang = "zh") -> str:
+    """The display header of a canonical column name in ``lang``.
+
+    Patterns: ``time_min_<tier>`` → walking time to the nearest ``<tier>``,
+    ``within_<T>min`` → within T minutes.  Unknown columns are returned as is.
+    """
+    if lang == "en":
+        return column
+    table = HEADERS["zh"]
+    if column in table:
+        return table[column]
+    m = re.fullmatch(r"time_min_(\w+)", column)
+    if m and m.group(1) in TIER_LABELS:
+        return f"至最近{TIER_LABELS[m.group(1)]['zh']}步行时间(分钟)"
+    m = re.fullmatch(r"within_([\d.]+)min", column)
+    if m:
+        return f"{m.group(1)}分钟内可达"
+    m = re.fullmatch(r"share_([\d.]+)min", column)
+    if m:
+        return f"{m.group(1)}分钟覆盖率"
+    return column
+
+
+def _share_column(name: str) -> bool:
+    return name.endswith("_share") or name.startswith("share_") or name in (
+        "coverage_gain", "share")
+
+
+def _frame(df: Any) -> pd.DataFrame:
+    """A plain DataFrame (geometry dropped) from a DataFrame or GeoDataFrame."""
+    if df is None:
+        return pd.DataFrame()
+    if hasattr(df, "geometry") and "geometry" in getattr(df, "columns", []):
+        return pd.DataFrame(df.drop(columns=df.geometry.name))
+    return pd.DataFrame(df)
+
+
+def _translate_values(df: pd.DataFrame, lang: Lang) -> pd.DataFrame:
+    df = df.copy()
+    if "status" in df:
+        df["status"] = df["status"].map(lambda s: STATUS[lang].get(s, s))
+    if "tier" in df:
+        df["tier"] = df["tier"].map(lambda t: ANY_TIER[lang] if t == "any"
+                                    else TIER_LABELS.get(t, {}).get(lang, t))
+    if "scope" in df:
+        df["scope"] = df["scope"].map(lambda s: SCOPE[lang].get(s, s))
+    return df
+
+
+# ---------------------------------------------------------------- indicators
+def _total_60(result: Any) -> float | None:
+    for key in ("population_access", "population"):
+        gdf = result.layers.get(key)
+        if gdf is not None and "pop_60plus" in gdf:
+            return float(pd.to_numeric(gdf["pop_60plus"], errors="coerce").sum())
+    return None
+
+
+def _circle_min(result: Any) -> float:
+    acc = result.scenario.access
+    return float(acc.circle_min) if acc is not None else 15.0
+
+
+def _overall_share(result: Any) -> float | None:
+    """Share of residents 60+ within the care circle, from ``coverage`` or the layer."""
+    circle = _circle_min(result)
+    cov = result.tables.get("coverage")
+    if cov is not None and {"tier", "minutes", "scope", "pop_60plus_share"} <= set(cov.columns):
+        row = cov[(cov["tier"] == "any") & (cov["scope"] == "overall")
+                  & (np.isclose(cov["minutes"].astype(float), circle))]
+        if len(row):
+            return float(row["pop_60plus_share"].iloc[0])
+    pa = result.layers.get("population_access")
+    if pa is not None and "time_min_any" in pa and "pop_60plus" in pa:
+        pop = pd.to_numeric(pa["pop_60plus"], errors="coerce").fillna(0).to_numpy()
+        within = pa["time_min_any"].to_numpy(dtype=float) <= circle
+        return float(pop[within].sum() / pop.sum()) if pop.sum() > 0 else None
+    return None
+
+
+def indicators(result: Any, *, lang: Lang | None = None) -> pd.DataFrame:
+    """Key indicators of a run: ``indicator``, ``value``, ``unit`` (a row per indicator).
+
+    Only indicators whose inputs exist are listed.  Shares are 0..1.
+    """
+    lang = lang or result.lang
+    rows: list[tuple[str, float, str]] = []
+    pop_layer = result.layers.get("population_access", result.layers.get("population"))
+    if pop_layer is not None and "population" in pop_layer:
+        rows.append((_t(lang, "population"), float(pop_layer["population"].sum()),
+                     _t(lang, "persons")))
+    total = _total_60(result)
+    if total is not None:
+        rows.append((_t(lang, "pop_60plus"), total, _t(lang, "persons")))
+    fac = result.layers.get("facilities")
+    if fac is not None:
+        rows.append((_t(lang, "facilities"), float(len(fac)), _t(lang, "count")))
+        if "tier" in fac:
+            for tier, n in fac["tier"].value_counts(sort=False).items():
+                label = TIER_LABELS.get(tier, {}).get(lang, str(tier))
+                rows.append(("  " + _t(lang, "tier_count", tier=label), float(n),
+                             _t(lang, "count")))
+    share = _overall_share(result)
+    if share is not None:
+        rows.append((_t(lang, "coverage", m=_circle_min(result)), share, "share"))
+    blind = result.layers.get("blind_spots")
+    if blind is not None:
+        rows.append((_t(lang, "blind_spots"), float(len(blind)), _t(lang, "count")))
+        if "pop_60plus" in blind:
+            rows.append((_t(lang, "blind_pop"), float(blind["pop_60plus"].sum()),
+                         _t(lang, "persons")))
+    prop = result.layers.get("proposed_sites", result.tables.get("proposed_sites"))
+    if prop is not None:
+        rows.append((_t(lang, "proposed"), float(len(prop)), _t(lang, "count")))
+        if "pop_60plus_newly_covered" in prop:
+            rows.append((_t(lang, "newly"), float(prop["pop_60plus_newly_covered"].sum()),
+                         _t(lang, "persons")))
+    checks = result.tables.get("norm_checks")
+    if checks is not None and "status" in checks:
+        for status in ("pass", "fail", "not_assessable"):
+            rows.append((f"{_t(lang, 'norms')}: {STATUS[lang][status]}",
+                         float((checks["status"] == status).sum()), ""))
+    return pd.DataFrame(rows, columns=["indicator", "value", "unit"])
+
+
+# ---------------------------------------------------------------- tables for both outputs
+def report_tables(result: Any, *, lang: Lang | None = None) -> dict[str, pd.DataFrame]:
+    """The tables of the report, keyed by sheet name (values still canonical columns)."""
+    lang = lang or result.lang
+    out: dict[str, pd.DataFrame] = {"summary": indicators(result, lang=lang)}
+    cov = result.tables.get("coverage")
+    if cov is not None and len(cov):
+        cov = _frame(cov)
+        if "scope" in cov and (cov["scope"] == "township").any():
+            cov = cov[cov["scope"].isin(["overall", "township"])]
+        out["coverage"] = cov
+    for key in ("norm_checks", "proposed_sites", "coverage_before_after"):
+        tab = result.tables.get(key)
+        if tab is None and key == "proposed_sites":
+            tab = result.layers.get("proposed_sites")
+        if tab is not None and len(tab):
+            out["before_after" if key == "coverage_before_after" else key] = _frame(tab)
+    for key in ("demand_areas", "fca"):
+        tab = result.tables.get(key)
+        if tab is not None and len(tab):
+            out[key] = _frame(tab)
+    fac = result.layers.get("facilities")
+    if fac is not None and len(fac):
+        out["facilities"] = _with_lonlat(fac)
+    blind = result.layers.get("blind_spots")
+    if blind is not None and len(blind):
+        out["blind_spots"] = _with_lonlat(blind, centroid=True)
+    return out
+
+
+def coverage_summary(coverage: pd.DataFrame) -> pd.DataFrame:
+    """A compact coverage table: one row per area, the older-resident share per threshold.
+
+    From the long ``coverage`` table of the access step, tier ``any``:
+    columns ``scope, area, pop_60plus`` (or ``population``) and
+    ``share_<T>min`` for every threshold T (0..1).
+    """
+    cov = coverage[coverage["tier"] == "any"] if "tier" in coverage else coverage
+    weight = "pop_60plus" if "pop_60plus_share" in cov else "population"
+    if not {"minutes", "area", f"{weight}_share"} <= set(cov.columns) or not len(cov):
+        return cov
+    keys = [k for k in ("scope", "area") if k in cov]
+    wide = cov.pivot_table(index=keys, columns="minutes", values=f"{weight}_share",
+                           sort=False)
+    wide.columns = [f"share_{float(m):g}min" for m in wide.columns]
+    totals = cov.drop_duplicates(keys).set_index(keys)[weight]
+    return pd.concat([totals, wide], axis=1).reset_index()
+
+
+def _with_lonlat(gdf: Any, *, centroid: bool = False) -> pd.DataFrame:
+    """Attribute table plus WGS-84 lon/lat of each feature's representative point."""
+    df = _frame(gdf)
+    if getattr(gdf, "crs", None) is not None and len(gdf):
+        pts = gdf.geometry.representative_point().to_crs(4326)
+        prefix = "centroid_" if centroid else ""
+        df[f"{prefix}lon"] = np.round(pts.x.to_numpy(), 6)
+        df[f"{prefix}lat"] = np.round(pts.y.to_numpy(), 6)
+    return df
+
+
+# ---------------------------------------------------------------- Excel
+def _number_format(column: str, values: pd.Series) -> str | None:
+    if _share_column(column):
+        return "0.0%"
+    if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        return None
+    if column.endswith(("_min", "minutes")) or column.startswith("time_min"):
+        return "0.0"
+    if column in ("lon", "lat", "centroid_lon", "centroid_lat"):
+        return "0.000000"
+    finite = values.dropna()
+    finite = finite[np.isfinite(finite.astype(float))]
+    if len(finite) and np.allclose(finite, np.round(finite)):
+        return "#,##0"
+    return "#,##0.00"
+
+
+def _cell(value: Any) -> Any:
+    """A value openpyxl stores natively (numbers as numbers, NaN as empty)."""
+    if value is None:
+        return None
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return None if math.isnan(v) or math.isinf(v) else v
+    if isinstance(value, (list, tuple, dict, set)):
+        return ", ".join(map(str, value)) if not isinstance(value, dict) else str(value)
+    if pd.isna(value) if np.ndim(value) == 0 else False:
+        return None
+    return value if isinstance(value, (int, str)) else str(value)
+
+
+def _width(text: Any) -> float:
+    s = "" if text is None else str(text)
+    # CJK characters take about two columns
+    return sum(2 if ord(ch) > 0x2E80 else 1 for ch in s)
+
+
+def _write_sheet(wb: Any, title: str, df: pd.DataFrame, lang: Lang, *,
+                 summary: bool = False) -> None:
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
+    ws = wb.create_sheet(title=title[:31])
+    shown = _translate_values(df, lang)
+    columns = list(shown.columns)
+    heads = [header(c, lang) for c in columns]
+    ws.append(heads)
+    bold = Font(bold=True)
+    fill = PatternFill("solid", fgColor="DDEBF7")
+    for cell in ws[1]:
+        cell.font = bold
+        cell.fill = fill
+        cell.alignment = Alignment(vertical="center", wrap_text=False)
+    for row in shown.itertuples(index=False):
+        ws.append([_cell(v) for v in row])
+        for cell in ws[ws.max_row]:
+            # openpyxl stores a string starting with "=" as a formula: user text (a name
+            # like "=HYPERLINK(...)") must stay text, never run in the planner's Excel
+            if cell.data_type == "f":
+                cell.data_type = "s"
+    widths = [_width(h) for h in heads]
+    for j, col in enumerate(columns, start=1):
+        fmt = _number_format(col, df[col]) if col in df else None
+        for i in range(2, len(shown) + 2):
+            cell = ws.cell(row=i, column=j)
+            if summary and col == "value":
+                unit = shown["unit"].iloc[i - 2]
+                cell.number_format = "0.0%" if unit == "share" else "#,##0"
+            elif fmt and isinstance(cell.value, (int, float)) and not isinstance(cell.value, bool):
+                cell.number_format = fmt
+        sample = shown[col].head(200)
+        widths[j - 1] = max([widths[j - 1]] + [_width(_cell(v)) for v in sample])
+        ws.column_dimensions[get_column_letter(j)].width = min(60, max(8, widths[j - 1] + 2))
+    if summary and "unit" in shown:
+        for i in range(2, len(shown) + 2):
+            if ws.cell(row=i, column=columns.index("unit") + 1).value == "share":
+                ws.cell(row=i, column=columns.index("unit") + 1).value = "%"
+    ws.freeze_panes = "A2"
+    if len(shown):
+        ws.auto_filter.ref = ws.dimensions
+
+
+def excel_report(result: Any, path: str | Path, *, lang: Lang | None = None) -> Path:
+    """Write the run's workbook.
+
+    Parameters
+    ----------
+    result
+        A `planner.scenario.RunResult`.
+    path
+        The ``.xlsx`` file to write.
+    lang
+        Header language, default the scenario's.
+
+    Returns
+    -------
+    Path
+    """
+    from openpyxl import Workbook
+
+    lang = lang or result.lang
+    wb = Workbook()
+    wb.remove(wb.active)
+    for key, df in report_tables(result, lang=lang).items():
+        _write_sheet(wb, SHEETS[key][lang], df, lang, summary=key == "summary")
+    path = Path(path)
+    wb.save(path)
+    return path
+
+
+# ---------------------------------------------------------------- HTML
+def _fmt(value: Any, column: str = "") -> str:
+    """Text of a table cell for the HTML report (escaping is Jinja's job)."""
+    if value is None:
+        return "–"
+    if isinstance(value, (bool, np.bool_)):
+        return "✓" if value else "✗"
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        v = float(value)
+        if math.isnan(v):
+            return "–"
+        if math.isinf(v):
+            return "∞"
+        if _share_column(column):
+            return f"{100 * v:.1f}%"
+        return f"{v:,.0f}" if v == round(v) else f"{v:,.2f}"
+    return str(value)
+
+
+def _table(df: pd.DataFrame, lang: Lang, *, max_rows: int = 500) -> dict[str, Any]:
+    """Headers and formatted rows of a table for the template (rows capped)."""
+    shown = _translate_values(df, lang)
+    cols = list(shown.columns)
+    rows = [[_fmt(v, c) for v, c in zip(row, cols)]
+            for row in shown.head(max_rows).itertuples(index=False)]
+    status = list(df["status"].head(max_rows)) if "status" in df else [None] * len(rows)
+    return {"headers": [header(c, lang) for c in cols], "rows": rows, "status": status,
+            "more": max(0, len(shown) - max_rows)}
+
+
+def _assumptions(result: Any, lang: Lang) -> list[tuple[str, str]]:
+    sc = result.scenario
+    out: list[tuple[str, str]] = []
+    net = result.artifacts.get("network")
+    speed = getattr(net, "speed_mps", None)
+    if speed is None and sc.network is not None:
+        speed = sc.network.speed_mps
+        if speed is None:
+            try:
+                from planner.network import PROFILES
+
+                prof = PROFILES.get(sc.network.profile)
+                speed = getattr(prof, "speed_mps", None) or (
+                    prof.get("speed_mps") if isinstance(prof, dict) else None)
+            except (ImportError, AttributeError):
+                speed = None
+    profile = f" ({sc.network.profile})" if sc.network is not None else ""
+    if speed is not None:
+        out.append((_t(lang, "speed"), f"{float(speed):.2f} {_t(lang, 'mps')}{profile}"))
+    if sc.access is not None:
+        mins = ", ".join(f"{t:g}" for t in sc.access.thresholds_min)
+        out.append((_t(lang, "thresholds"), f"{mins} {_t(lang, 'min')}"))
+        out.append((_t(lang, "circle"), f"{sc.access.circle_min:g} {_t(lang, 'min')}"))
+    cols = result.tables.get("demand_columns")
+    if cols is not None and len(cols) and "column" in cols:
+        if "estimated" in cols:
+            cols = cols[cols["estimated"].astype(bool)]
+        names = []
+        for rec in cols.to_dict("records"):
+            name = f"{rec['layer']}.{rec['column']}" if rec.get("layer") else str(rec["column"])
+            method = rec.get("method")
+            names.append(f"{name} ({method})" if isinstance(method, str) and method else name)
+        if names:
+            out.append(("⚠", _t(lang, "estimated", cols="; ".join(names))))
+    if sc.norms is not None:
+        out.append((_t(lang, "rules"), sc.norms.rules))
+        out.append((_t(lang, "plan_year"), str(sc.norms.plan_year)))
+    out.append((_t(lang, "tiles"), sc.outputs.tiles or _t(lang, "no_tiles")))
+    return out
+
+
+def _provenance(result: Any) -> tuple[list[tuple[str, str, str]], dict[str, str]]:
+    from planner.scenario import _versions
+
+    inputs = []
+    for key, text in result.inputs.items():
+        path, _, digest = str(text).rpartition(" sha256:")
+        inputs.append((key, path or str(text), digest))
+    return inputs, _versions()
+
+
+def _image_uri(path: Path) -> str:
+    kind = "svg+xml" if path.suffix.lower() == ".svg" else "png"
+    return f"data:image/{kind};base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def html_report(
+    result: Any,
+    *,
+    lang: Lang | None = None,
+    print_maps: dict[str, Path] | None = None,
+    include_map: bool = True,
+) -> str:
+    """The run's report as one self-contained HTML page.
+
+    Parameters
+    ----------
+    result
+        A `planner.scenario.RunResult`.
+    lang
+        Language, default the scenario's.
+    print_maps
+        Title → PNG file of print maps to embed (as data URIs).
+    include_map
+        Embed the interactive map (``result.artifacts["map"]``, built if
+        absent) as an ``iframe srcdoc``.
+    """
+    import time
+
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    lang = lang or result.lang
+    env = Environment(loader=PackageLoader("planner", "templates"),
+                      autoescape=select_autoescape(["html", "j2"], default=True))
+    tables = report_tables(result, lang=lang)
+    summary = tables.pop("summary")
+    ind = [(r.indicator, f"{100 * r.value:.1f}%" if r.unit == "share" else _fmt(r.value),
+            "" if r.unit == "share" else r.unit) for r in summary.itertuples(index=False)]
+    map_iframe = None
+    if include_map and result.layers:
+        from markupsafe import Markup
+
+        from planner import maps
+
+        m = result.artifacts.get("map")
+        if m is None or lang != result.lang:
+            m = maps.map_from_result(result, lang=lang)
+        map_iframe = Markup(maps.to_iframe(m, height_px=560))  # srcdoc is escaped in to_iframe
+    images = [(title, _image_uri(Path(p))) for title, p in (print_maps or {}).items()]
+    inputs, versions = _provenance(result)
+    if "coverage" in tables:  # the long table stays in the workbook; the page gets a summary
+        tables["coverage"] = coverage_summary(tables["coverage"])
+    sections = [(SHEETS[k][lang], _table(v, lang)) for k, v in tables.items()]
+    template = env.get_template("report.html.j2")
+    return template.render(
+        lang=lang, t=TEXT[lang], title=f"{_t(lang, 'report')} · {result.scenario.name}",
+        scenario=result.scenario.name, indicators=ind, sections=sections, map_iframe=map_iframe,
+        images=images, assumptions=_assumptions(result, lang), inputs=inputs,
+        versions=versions, steps=[(s.name, s.status, f"{s.seconds:.2f}", s.reason)
+                                  for s in result.steps],
+        warnings=result.warnings[:50], generated=time.strftime("%Y-%m-%d %H:%M"),
+        status_text=STATUS[lang],
+    )
+
+
+# ---------------------------------------------------------------- the step
+def run_step(result: Any) -> str | None:
+    """The "report" step: print maps, ``report.html`` and ``planner.xlsx``.
+
+    Writes each when its ``outputs`` flag is on (``print_maps``, ``report``,
+    ``excel``); needs an output folder.
+    """
+    if result.out_dir is None:
+        return "no output folder (pass out_dir= or set `output:` in the scenario)"
+    opts = result.scenario.outputs
+    if not (opts.report or opts.excel or opts.print_maps):
+        return "outputs.report, outputs.excel and outputs.print_maps are all false"
+    pngs: dict[str, Path] = {}
+    if opts.print_maps:
+        from planner import plots
+
+        pngs = plots.write_print_maps(result)
+    if opts.excel:
+        result.write("planner.xlsx", lambda tmp: excel_report(result, tmp))
+    if opts.report:
+        page = html_report(result, print_maps=pngs, include_map=opts.map)
+        result.write("report.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
+    return None

@@ -1,0 +1,168 @@
+"""The map and the report opened from file:// in headless Chromium with the network cut off.
+
+A probe script is put at the top of a copy of each page: it records
+uncaught errors and ``console.error`` calls, and after load writes them,
+the resources the page fetched and counts of the Leaflet elements into the
+DOM, which ``--dump-dom`` prints.  Chromium runs behind a proxy on a closed
+local port with every host name unresolvable, so nothing could leave the
+machine anyway; its console log (``--enable-logging=stderr``) is checked for
+errors and failed loads too.  Skips where Chromium is not installed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_maps import EVIL, make_result
+
+from planner import maps, plots, report
+
+CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"),
+                             shutil.which("google-chrome")) if p), None)
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed "
+                                "(apt-get install chromium); .ci/run installs it")
+
+PROBE = """<script>
+window.__errors = [];
+window.addEventListener('error', function (e) {
+  __errors.push(String(e.message || (e.target && (e.target.src || e.target.href)) || e));
+}, true);
+(function () { var ce = console.error; console.error = function () {
+  __errors.push(Array.prototype.join.call(arguments, ' ')); ce.apply(console, arguments); }; })();
+window.addEventListener('load', function () { setTimeout(function () {
+  var q = function (s) { return document.querySelectorAll(s).length; };
+  var imgs = Array.prototype.map.call(document.images, function (i) { return i.naturalWidth; });
+  var out = document.createElement('pre'); out.id = '__probe';
+  out.textContent = JSON.stringify({errors: __errors,
+    resources: performance.getEntriesByType('resource').map(function (r) { return r.name; }),
+    paths: q('.leaflet-overlay-pane path'), markers: q('.leaflet-marker-pane .leaflet-marker-icon'),
+    overlays: q('.leaflet-control-layers-overlays label'), legend: q('.planner-legend'),
+    scale: q('.leaflet-control-scale'), iframes: q('iframe'), images: imgs,
+    frame_paths: Array.prototype.map.call(document.querySelectorAll('iframe'), function (f) {
+      var d = f.contentDocument; return d ? d.querySelectorAll('.leaflet-overlay-pane path,'
+        + ' .leaflet-marker-pane .leaflet-marker-icon').length : -1; }),
+    text: document.body.innerText});
+  document.body.appendChild(out); }, 300); });
+</script>"""
+
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run",
+         "--disable-default-apps", "--disable-extensions", "--mute-audio",
+         "--proxy-server=127.0.0.1:9", "--host-resolver-rules=MAP * ~NOTFOUND",
+         "--enable-logging=stderr", "--v=0", "--window-size=1200,800"]
+
+
+def _chromium(page: Path, tmp: Path, *extra: str) -> subprocess.CompletedProcess:
+    profile = tmp / f"profile-{len(list(tmp.iterdir()))}"
+    return subprocess.run(
+        [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *extra, page.as_uri()],
+        capture_output=True, text=True, timeout=90)
+
+
+def _probe(page_html: str, tmp: Path) -> tuple[dict, str]:
+    """Open a probed copy of the page; return the probe's JSON and Chromium's log."""
+    probed = page_html.replace("<head>", "<head>" + PROBE, 1)
+    assert probed != page_html
+    path = tmp / "probed.html"
+    path.write_text(probed, encoding="utf-8")
+    proc = _chromium(path, tmp, "--virtual-time-budget=8000", "--dump-dom")
+    found = re.search(r'<pre id="__probe">(.*?)</pre>', proc.stdout, re.S)
+    assert found, f"probe did not run; chromium said: {proc.stderr[-2000:]}"
+    import html as _html
+
+    return json.loads(_html.unescape(found.group(1))), proc.stderr
+
+
+def _console_problems(log: str) -> list[str]:
+    lines = [ln for ln in log.splitlines() if "CONSOLE" in ln or "net::ERR" in ln]
+    return [ln for ln in lines if re.search(r"Uncaught|Error|Failed to load|net::ERR", ln)]
+
+
+def _screenshot_variance(page: Path, tmp: Path) -> float:
+    from matplotlib.image import imread
+
+    shot = tmp / "shot.png"
+    _chromium(page, tmp, "--virtual-time-budget=8000", f"--screenshot={shot}")
+    assert shot.is_file()
+    return float(np.asarray(imread(shot))[..., :3].std())
+
+
+def _no_remote(resources: list[str]) -> None:
+    remote = [u for u in resources if not u.startswith(("file:", "data:", "about:", "blob:"))]
+    assert remote == []
+
+
+def test_map_runs_offline_in_chromium(tmp_path):
+    r = make_result()
+    page = maps.to_html(maps.map_from_result(r))
+    probe, log = _probe(page, tmp_path)
+    assert probe["errors"] == []
+    assert _console_problems(log) == []
+    _no_remote(probe["resources"])
+    # 3 facilities + 1 proposed site as markers; polygons, lines and demand circles as paths
+    assert probe["markers"] == 4
+    assert probe["paths"] >= 10
+    assert probe["overlays"] >= 8 and probe["legend"] == 1 and probe["scale"] == 1
+    # the hostile community name is shown as text in the layer's legend/tooltips, never run
+    assert "alert(1)" not in json.dumps(probe["errors"])
+    path = tmp_path / "map.html"
+    path.write_text(page, encoding="utf-8")
+    assert _screenshot_variance(path, tmp_path) > 0.02
+
+
+@pytest.mark.parametrize("layer", ["townships", "population_access"])
+def test_escaped_name_shows_as_text(tmp_path, layer):
+    r = make_result()
+    m = maps.base_map()
+    if layer == "townships":  # a tooltip made in Python
+        maps.add_boundaries(m, r.layers["townships"])
+    else:  # a tooltip table assembled in the browser from fields
+        maps.add_population_access(m, r.layers["population_access"])
+    page = maps.to_html(m)
+    # open every tooltip so that its HTML is in the DOM
+    page = page.replace("</body>", "<script>window.addEventListener('load', function () {"
+                        "document.querySelectorAll('.leaflet-interactive').forEach(function (p)"
+                        "{ p.dispatchEvent(new MouseEvent('mouseover', {bubbles: true})); });"
+                        "});</script></body>")
+    probe, _ = _probe(page, tmp_path)
+    assert probe["errors"] == []
+    assert EVIL in probe["text"]  # shown literally as text, not parsed as a script
+
+
+def test_report_runs_offline_in_chromium(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    r = make_result(out_dir=out)
+    r.scenario.outputs.print_maps = False
+    assert report.run_step(r) is None
+    pngs = {}
+    for title, maker in (("覆盖", plots.coverage_map), ("达标", plots.norm_status_map),
+                         ("对比", plots.before_after_map)):  # low dpi: only embedding is tested
+        pngs[title] = plots.save_figure(maker(r), tmp_path / f"{len(pngs)}.png", dpi=40)
+    page = report.html_report(r, print_maps=pngs)
+    (out / "report.html").write_text(page, encoding="utf-8")
+    probe, log = _probe(page, tmp_path)
+    assert probe["errors"] == []
+    assert _console_problems(log) == []
+    _no_remote(probe["resources"])
+    assert probe["iframes"] == 1
+    assert probe["frame_paths"][0] >= 14  # the embedded map drew its layers
+    assert len(probe["images"]) == 3 and min(probe["images"]) > 100  # decoded, not broken
+    assert "新城街道" in probe["text"] and EVIL in probe["text"]
+    assert _screenshot_variance(out / "report.html", tmp_path) > 0.02
+
+
+def test_probe_catches_remote_requests_and_errors(tmp_path):
+    """The harness itself can fail: a CDN script and a JS error are both reported."""
+    page = ('<html><head><script src="https://cdn.example.com/x.js"></script></head>'
+            "<body><script>undefinedFn()</script></body></html>")
+    probe, log = _probe(page, tmp_path)
+    assert "https://cdn.example.com/x.js" in probe["errors"]
+    assert any("undefinedFn" in e for e in probe["errors"])
+    assert any("undefinedFn" in ln for ln in _console_problems(log))

@@ -1,0 +1,156 @@
+"""Tests of planner.plots: print maps, CJK fonts and the English fallback."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from matplotlib.ft2font import FT2Font
+from matplotlib.text import Text
+from PIL import Image
+from test_maps import EVIL, make_result
+
+from planner import plots
+from planner._errors import PlannerWarning
+from planner._schema import TIER_LABELS
+
+NEEDS_CJK = pytest.mark.skipif(plots.cjk_font() is None,
+                               reason="no CJK font installed (apt-get install fonts-noto-cjk)")
+
+
+def _texts(fig) -> list[str]:
+    return [t.get_text() for t in fig.findobj(Text) if t.get_text()]
+
+
+@NEEDS_CJK
+def test_chosen_font_has_every_glyph_of_the_labels():
+    path = plots.font_path(plots.cjk_font())
+    font = FT2Font(path)
+    labels = "".join(plots.TEXT["zh"].values()) + "".join(v["zh"] for v in TIER_LABELS.values())
+    chars = {c for c in labels if not c.isascii() and not c.isspace()}
+    missing = [c for c in chars if font.get_char_index(ord(c)) == 0]
+    assert missing == []
+    # and a font without CJK glyphs would have been rejected by the same check
+    from matplotlib import font_manager
+
+    dejavu = font_manager.findfont("DejaVu Sans")
+    assert not plots._has_glyphs(dejavu, "养老")
+
+
+@NEEDS_CJK
+def test_chinese_print_maps_render_without_missing_glyphs(tmp_path):
+    r = make_result()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns "Glyph ... missing" on boxes
+        fig = plots.coverage_map(r)
+        png = plots.save_figure(fig, tmp_path / "c.png")
+        svg = plots.save_figure(fig, tmp_path / "c.svg")
+    texts = _texts(fig)
+    assert "15分钟养老服务圈覆盖" in texts and "北" in texts and "200 m" in texts
+    assert {"区县养老院", "服务盲区", "不可达", "≤5分钟"} <= set(texts)
+    with Image.open(png) as im:
+        assert im.info["dpi"] == pytest.approx((300, 300), abs=0.5)
+        assert np.asarray(im.convert("L")).std() > 5
+    assert svg.read_text(encoding="utf-8").lstrip().startswith(("<?xml", "<svg"))
+
+
+def test_no_cjk_font_warns_and_falls_back_to_english(monkeypatch):
+    monkeypatch.setattr(plots, "_FONT_CACHE", {"font": None})
+    r = make_result()
+    with pytest.warns(PlannerWarning, match="apt-get install fonts-noto-cjk"):
+        fig = plots.norm_status_map(r)
+    texts = _texts(fig)
+    assert "Norm status by township" in texts and "N" in texts
+    assert all(t.isascii() or set(t) <= set("≤–→·©") | set(map(chr, range(128)))
+               for t in texts)
+    # the Chinese township name is left out rather than drawn as boxes; ASCII names stay
+    assert "新城街道" not in texts and EVIL in texts
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig.canvas.draw()  # no "Glyph missing" warning with the default font
+
+
+def test_font_lookup_skips_fonts_without_glyphs(monkeypatch):
+    from matplotlib import font_manager
+
+    dejavu = font_manager.findfont("DejaVu Sans")
+    fake = font_manager.FontEntry(fname=dejavu, name="SimHei")
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", [fake])
+    monkeypatch.setattr(font_manager, "findSystemFonts", lambda fontext="ttf": [])
+    assert plots._find_cjk_font() is None
+
+
+@NEEDS_CJK
+def test_font_installed_after_matplotlib_cache_is_found(monkeypatch):
+    from matplotlib import font_manager
+
+    path = plots.font_path(plots.cjk_font())
+    # matplotlib's cache predates the font: only the system folders know it
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", [])
+    monkeypatch.setattr(font_manager, "findSystemFonts",
+                        lambda fontext="ttf": [path] if fontext == "ttf" else [])
+    assert plots._find_cjk_font() == plots.cjk_font()
+
+
+def test_english_labels_on_request():
+    fig = plots.before_after_map(make_result(), lang="en")
+    texts = _texts(fig)
+    assert {"Before", "After", "Proposed sites"} <= set(texts)
+    assert "Older residents covered 60.0% → 90.0% · Newly covered: 150" in texts
+
+
+def test_scale_bar_length_is_a_round_number():
+    assert plots._nice_length(4321) == 2000
+    assert plots._nice_length(999) == 500
+    assert plots._nice_length(100) == 100
+    assert plots._nice_length(0) == 0
+    fig = plots.coverage_map(make_result(lang="en"))
+    ax = fig.axes[0]
+    # the map is 2 km wide: a fifth is 400 m, so the bar is 200 m, drawn as two 100 m halves
+    bars = [p for p in ax.patches if p.get_zorder() == 20]
+    assert [round(p.get_width()) for p in bars] == [100, 100]
+    assert "200 m" in _texts(fig)
+
+
+def test_dollar_in_names_is_not_mathtext(tmp_path):
+    r = make_result(lang="en")
+    r.layers["township_norms"].loc[0, "name"] = "A$x^2$B"
+    fig = plots.norm_status_map(r)
+    assert "A$x^2$B" in _texts(fig)
+    plots.save_figure(fig, tmp_path / "n.png")
+
+
+def test_osm_credit_on_print_maps():
+    assert any("OpenStreetMap contributors (ODbL)" in t
+               for t in _texts(plots.coverage_map(make_result(lang="en", osm=True))))
+    assert not any("OpenStreetMap" in t for t in _texts(plots.coverage_map(make_result(lang="en"))))
+
+
+def test_write_print_maps(tmp_path):
+    r = make_result(lang="en", out_dir=tmp_path)
+    out = plots.write_print_maps(r)
+    assert list(out) == ["Coverage", "Before and after", "Norm status"]
+    names = sorted(p.name for p in (tmp_path / "print_maps").iterdir())
+    assert names == ["before_after.png", "before_after.svg", "coverage.png", "coverage.svg",
+                     "norm_status.png", "norm_status.svg"]
+    r.layers.pop("proposed_sites")
+    r.layers.pop("population_access")
+    assert list(plots.write_print_maps(r)) == ["Norm status"]
+
+
+def test_population_map_without_access_flags_estimates(tmp_path):
+    import pandas as pd
+
+    r = make_result(lang="en", out_dir=tmp_path)
+    pa = r.layers.pop("population_access")
+    r.layers["population"] = pa.drop(columns=["time_min_any", "within_15min"])
+    r.tables["demand_columns"] = pd.DataFrame({"layer": ["population"], "column": ["pop_60plus"],
+                                               "estimated": [True]})
+    fig = plots.population_map(r)
+    texts = _texts(fig)
+    assert "Residents aged 60+ (estimated)" in texts
+    # values 50, 100, 150, 200: linear quantiles at 0.2..0.8 are 80, 110, 140, 170, so the
+    # units fall in classes 0, 1, 3 and 4 (class 2, 110-140, is empty: not in the legend)
+    assert ["50–80", "80–110", "140–170", "170–200"] == [t for t in texts if "–" in t]
+    assert list(plots.write_print_maps(r)) == ["Older residents", "Before and after", "Norm status"]
