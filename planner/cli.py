@@ -159,13 +159,18 @@ def validate_cmd(ctx: click.Context, scenario: Path, no_network: bool) -> None:
         return
     click.echo(f"Scenario {scenario}: {result.scenario.name}")
     click.echo(f"  {'layer':<24} {'rows':>7}  {'geometry':<24} crs")
+    cols = result.tables.get("demand_columns")
+    estimated = set()
+    if cols is not None and {"layer", "estimated"} <= set(cols.columns):
+        estimated = set(cols.loc[cols["estimated"].astype(bool), "layer"])
     for name, gdf in result.layers.items():
         try:
             geom = ",".join(sorted(set(gdf.geom_type.dropna()))) if len(gdf) else "-"
             crs = gdf.crs.to_string() if gdf.crs is not None else "-"
         except AttributeError:
             geom, crs = "-", "-"
-        click.echo(f"  {name:<24} {len(gdf):>7}  {geom:<24} {crs}")
+        note = "  (estimated counts: see table demand_columns)" if name in estimated else ""
+        click.echo(f"  {name:<24} {len(gdf):>7}  {geom:<24} {crs}{note}")
     for name, table in result.tables.items():
         click.echo(f"  {'table ' + name:<24} {len(table):>7}")
     report = result.tables.get("network_report")

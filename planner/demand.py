@@ -607,7 +607,8 @@ def _check_gdf(gdf: Any, what: str) -> None:
         )
 
 
-def _match_names(table_names: list[str], area_names: list[str], *, what: str) -> None:
+def _match_names(table_names: list[str], area_names: list[str], *, what: str,
+                 header: str | None = None) -> None:
     """Raise listing every table name without a boundary, with close matches."""
     problems = []
     for name in table_names:
@@ -619,7 +620,7 @@ def _match_names(table_names: list[str], area_names: list[str], *, what: str) ->
         problems.append(f"{name!r}{hint}")
     collect(
         problems,
-        header=(
+        header=header or (
             f"Census areas match no boundary by {what!r} (boundaries: {area_names[:20]}). "
             "Rename them in the census table or the boundary layer so they agree:"
         ),
@@ -1168,7 +1169,12 @@ def project_units(
     areas = units[area_column].map(_clean_name)
     unknown = sorted(set(areas.dropna()) - set(p["area"]))
     if unknown:
-        _match_names(unknown, sorted(p["area"].unique()), what=area_column)
+        listed = sorted(p["area"].unique())
+        _match_names(unknown, listed, what=area_column, header=(
+            f"Population units: their {area_column!r} value(s) below match no area of the "
+            f"census projection (it has: {listed[:20]}). Use the census table of the units' "
+            "level (scenario: demand.area_layer districts or townships), or make the names "
+            "agree:"))
     if areas.isna().any():
         raise DemandError(
             f"{int(areas.isna().sum())} unit(s) have no {area_column!r}; fill it so each unit "
@@ -1256,10 +1262,21 @@ def run_step(result: RunResult) -> str | None:
         col_rows.append(info[info["column"].isin(population.columns)])
         rep = est.attrs["demand_report"]
         if rep["n_outside"]:
-            result.warnings.append(
+            result.warn(
                 f"demand: {rep['n_outside']} residential polygon(s) "
                 f"({rep['outside_area_m2'] / 1e6:.2f} km²) lie outside every census area "
                 "and got no residents."
+            )
+        sparse = _thin_residential_land(est, table, settings.weight)
+        if sparse:
+            result.warn(
+                "demand: residential land looks incomplete in "
+                + ", ".join(f"{a} ({m2:.1f} m² per resident)" for a, m2 in sparse)
+                + f": below {MIN_RES_M2_PER_RESIDENT:g} m² per resident, far less than even "
+                "dense high-rise housing has, so each polygon gets too many residents and "
+                "areas are spread unevenly (OpenStreetMap's landuse=residential is often "
+                "incomplete). Treat these estimates as rough; complete the residential layer "
+                "or give a weight column (demand.weight: floor area or dwellings)."
             )
         estimated_base = True
     elif population is None:
@@ -1286,6 +1303,22 @@ def run_step(result: RunResult) -> str | None:
     }]))
     result.tables["demand_columns"] = pd.concat(col_rows, ignore_index=True)
     return None
+
+
+#: Residential land per resident (m²) below which a residential layer is reported as
+#: incomplete: dense high-rise compounds still have well over this.
+MIN_RES_M2_PER_RESIDENT = 8.0
+
+
+def _thin_residential_land(est: Any, table: pd.DataFrame,
+                           weight: str | None) -> list[tuple[str, float]]:
+    """Areas whose residential land per census resident is implausibly small."""
+    if weight is not None or "population" not in table.columns:
+        return []
+    land = est.loc[est["placement"] == "residential"].groupby("area")["res_area_m2"].sum()
+    people = table.set_index(table["name"].map(_clean_name))["population"].astype(float)
+    per = (land / people.reindex(land.index)).dropna()
+    return [(str(a), float(v)) for a, v in per.items() if v < MIN_RES_M2_PER_RESIDENT]
 
 
 def _population_layer(est: Any, area_col: str, *, lang: str) -> Any:
@@ -1345,7 +1378,11 @@ def _fill_groups(population: Any, table: pd.DataFrame, areas: Any, area_col: str
             continue
         unknown = sorted(set(pop[area_col]) - set(key.index))
         if unknown:
-            _match_names(unknown, key.index.tolist(), what=area_col)
+            _match_names(unknown, key.index.tolist(), what=area_col, header=(
+                f"Population layer: its {area_col!r} value(s) below match no area of the census "
+                f"table {settings.census} (it lists: {key.index.tolist()[:20]}). Set "
+                "demand.area_layer to the level of the census table (districts or townships), "
+                "or make the names agree:"))
         ratio = (key[g] / key["population"]).reindex(pop[area_col]).to_numpy()
         est = pop["population"].to_numpy(float) * ratio
         if g in pop.columns:

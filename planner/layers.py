@@ -136,7 +136,7 @@ def _read_vector(path: Path, *, layer: str | int | None, encoding: str | None) -
         ) from None
 
 
-def _check_layers(path: Path, layer: str | int | None) -> None:
+def _check_layers(path: Path, layer: str | int | None, label: str | None = None) -> None:
     """A multi-layer file needs ``layer=``; a named layer must exist."""
     import pyogrio
 
@@ -145,14 +145,21 @@ def _check_layers(path: Path, layer: str | int | None) -> None:
     except Exception:
         return  # let the reader report the problem
     names = [str(n) for n in listed[:, 0]]
+    which = f"Layer `{label}`: " if label else ""
     if layer is None and len(names) > 1:
         raise LayerError(
-            f"Layer file {path} holds {len(names)} layers ({', '.join(names)}); say which one "
+            f"{which}{'the' if label else 'Layer'} file {path} holds {len(names)} layers "
+            f"({', '.join(names)}); say which one "
             f"with `layer:` in the scenario (or layer= in read_layer), e.g. `layer: {names[0]}`."
         )
     if isinstance(layer, str) and layer not in names:
+        import difflib
+
+        close = difflib.get_close_matches(layer, names, n=1)
+        hint = f"; did you mean `layer: {close[0]}`?" if close else ""
         raise LayerError(
-            f"Layer {layer!r} is not in {path}; it holds: {', '.join(names)}. Fix `layer:`."
+            f"{which}{'layer' if label else 'Layer'} {layer!r} is not in {path}{hint}; "
+            f"it holds: {', '.join(names)}. Fix `layer:`."
         )
 
 
@@ -323,7 +330,7 @@ def _table_to_points(df: pd.DataFrame, *, path: Path, lon_column: str | None,
 
 def _read_any(path: Path, *, kind: str, layer: Any, encoding: str | None, sheet: Any,
               lon_column: str | None, lat_column: str | None, columns: dict[str, str],
-              crs: Any) -> tuple[gpd.GeoDataFrame, bool]:
+              crs: Any, label: str | None = None) -> tuple[gpd.GeoDataFrame, bool]:
     """Read ``path`` into a GeoDataFrame; also say whether it was a table."""
     suffix = path.suffix.lower()
     if suffix in _TABLE_SUFFIXES:
@@ -341,7 +348,7 @@ def _read_any(path: Path, *, kind: str, layer: Any, encoding: str | None, sheet:
             raise LayerError(f"GeoParquet {path} cannot be read ({exc}); re-export it with "
                              "geopandas `to_parquet`.") from None
     if suffix in {".gpkg", ".sqlite"}:
-        _check_layers(path, layer)
+        _check_layers(path, layer, label)
     if suffix in {".shp", ".dbf", ".zip"}:
         return _read_shapefile(path, layer=layer, encoding=encoding), False
     return _read_vector(path, layer=layer, encoding=encoding), False
@@ -349,7 +356,7 @@ def _read_any(path: Path, *, kind: str, layer: Any, encoding: str | None, sheet:
 
 # =============================================================================== columns
 def _rename(gdf: gpd.GeoDataFrame, *, columns: dict[str, str], id_column: str | None,
-            path: Path) -> gpd.GeoDataFrame:
+            path: Path, label: str | None = None) -> gpd.GeoDataFrame:
     """Canonical column names: the user's map first, then the built-in synonyms."""
     geom = gdf.geometry.name
     present = [c for c in gdf.columns if c != geom]
@@ -358,7 +365,8 @@ def _rename(gdf: gpd.GeoDataFrame, *, columns: dict[str, str], id_column: str | 
         missing.append(id_column)
     if missing:
         raise LayerError(
-            f"Layer {path}: column(s) {', '.join(map(repr, missing))} named in the scenario "
+            f"Layer {f'`{label}` ({path})' if label else path}: column(s) "
+            f"{', '.join(map(repr, missing))} named in the scenario "
             f"(`columns:` / `id_column:`) are not in the file. Its columns are: "
             f"{', '.join(map(str, present))}."
         )
@@ -513,7 +521,7 @@ def read_layer(
         )
     gdf, is_table = _read_any(path, kind=kind, layer=layer, encoding=encoding, sheet=sheet,
                               lon_column=lon_column, lat_column=lat_column, columns=columns,
-                              crs=file_crs)
+                              crs=file_crs, label=name)
     header = f"Layer `{label}` ({path}{f', layer {layer}' if layer is not None else ''}) " \
              "cannot be used:"
     if len(gdf) == 0:
@@ -537,7 +545,7 @@ def read_layer(
             "latitude only. Give the layer in degrees, or set `coord_system: wgs84`."
         )
     # ------------------------------------------------------------------ columns
-    gdf = _rename(gdf, columns=columns, id_column=id_column, path=path)
+    gdf = _rename(gdf, columns=columns, id_column=id_column, path=path, label=name)
     problems: list[str] = []
     # ------------------------------------------------------------------ geometry
     with warnings.catch_warnings(record=True) as caught:

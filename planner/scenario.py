@@ -584,7 +584,8 @@ def prepare_out_dir(scenario: Scenario, out_dir: str | os.PathLike | None, *,
     if out_dir is None:
         return None
     out = Path(out_dir).expanduser().resolve()
-    inside = [f for f in _input_files(scenario) if out == f or out in f.parents]
+    inside = list(dict.fromkeys(f for f in _input_files(scenario)
+                                if out == f or out in f.parents))  # each file once
     if inside:
         shown = ", ".join(str(f) for f in inside[:3]) + (" ..." if len(inside) > 3 else "")
         raise OutputError(

@@ -80,6 +80,18 @@ def test_bad_scenario_exits_2_with_message_and_no_traceback(study):
     assert not (study / "out").exists()  # nothing written for a bad scenario
 
 
+def test_bad_layer_exits_2_with_one_line_naming_the_layer(study):
+    path = study / "scenarios" / "s.yaml"
+    (study / "data" / "communities.csv").write_text("名称,人口,经度,纬度\n甲社区,-5,112.45,34.62\n",
+                                                     encoding="utf-8")
+    res = invoke("run", path, "-o", study / "out")
+    assert res.exit_code == EXIT_BAD_INPUT
+    assert "Traceback" not in res.output
+    errors = [line for line in res.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "Layer `population`" in errors[0]
+    assert "-5" in res.output and "row 1" in res.output  # the bad value and its row
+
+
 def test_missing_scenario_file_exits_2(study):
     res = invoke("run", study / "nope.yaml")
     assert res.exit_code == EXIT_BAD_INPUT

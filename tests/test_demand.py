@@ -466,7 +466,15 @@ def test_run_step_builds_population_layer(tmp_path, two_areas, residential):
                                                                   index=False)
     res = _result(tmp_path, census="c20.csv", census_previous="c10.csv")
     res.layers.update(districts=two_areas, residential=residential)
-    assert demand.run_step(res) is None
+    with pytest.warns(PlannerWarning) as caught:
+        assert demand.run_step(res) is None
+    shown = [str(w.message) for w in caught]
+    assert any("1 residential polygon(s)" in m and "outside every census area" in m
+               for m in shown)
+    # A区: 400 + 400 m² of residential land for its census residents (bands_of(80))
+    thin = next(m for m in shown if "residential land looks incomplete" in m)
+    assert f"A区 ({800 / b20['A区'].sum():.1f} m² per resident)" in thin
+    assert "demand.weight" in thin
     pop = res.layers["population"]
     assert {"id", "name", "population", "pop_60plus", "pop_65plus", "pop_80plus", "households",
             "district"} <= set(pop.columns)
@@ -599,8 +607,13 @@ def test_run_step_townships_get_their_district(tmp_path):
     res = _result(tmp_path, census="c20.csv", area_layer="townships", plan_years=[],
                   method="life_table")
     res.layers.update(townships=towns, residential=boxes([(10, 10, 20, 20)], id=["r"]))
-    with pytest.warns(PlannerWarning, match=r"no residential polygon: \['西街道'\]"):
+    with pytest.warns(PlannerWarning) as caught:
         assert demand.run_step(res) is None
+    shown = [str(w.message) for w in caught]
+    assert any("no residential polygon: ['西街道']" in m for m in shown)
+    # only 东街道 has residential land (100 m²); 西街道 is at a point, not measured
+    thin = next(m for m in shown if "residential land looks incomplete" in m)
+    assert "东街道 (" in thin and "西街道" not in thin
     pop = res.layers["population"].set_index("township")
     assert pop["district"].tolist() == ["示范区", "示范区"]
     assert pop.loc["西街道", "name"] == "西街道（区域代表点）"
@@ -647,3 +660,39 @@ def test_cohort_change_ratio_with_empty_cohort_uses_pooled_ratio():
     pooled = (b20["A区"][13, 0] + b20["B区"][13, 0]) / b10["B区"][11, 0]
     assert ccr.loc["A区", "m_60_64"] == pytest.approx(pooled)
     assert ccr.loc["B区", "m_60_64"] == pytest.approx(b20["B区"][13, 0] / b10["B区"][11, 0])
+
+
+def test_run_step_plausible_residential_land_gives_no_density_warning(tmp_path):
+    # two 1 km² areas, each with 200 m x 200 m of residential land for ~2,000 residents:
+    # about 20 m² per resident, nothing to report
+    areas = boxes([(0, 0, 1000, 1000), (1000, 0, 2000, 1000)], name=["A区", "B区"])
+    b20 = {"A区": bands_of(70), "B区": bands_of(71)}
+    census_2020(b20).to_csv(tmp_path / "c.csv", index=False)
+    res = _result(tmp_path, census="c.csv", plan_years=[], method="life_table")
+    res.layers.update(districts=areas, residential=boxes(
+        [(100, 100, 300, 300), (1100, 100, 1300, 300)], id=["a", "b"]))
+    assert demand.run_step(res) is None  # no warning (warnings are errors here)
+    assert res.layers["population"]["population"].tolist() == [b20["A区"].sum(),
+                                                                b20["B区"].sum()]
+    # the same land for 40,000 residents in B区: 1 m² per resident, reported
+    assert demand._thin_residential_land(
+        demand.allocate(areas, totals(A区=2000, B区=40000), res.layers["residential"]),
+        totals(A区=2000, B区=40000), None) == [("B区", pytest.approx(1.0))]
+
+
+def test_run_step_units_at_another_level_than_the_census(tmp_path):
+    # townships' census, but the units carry only their district (the demo with
+    # area_layer: districts): one message naming the units' value and the census areas
+    census_2020({"东街道": bands_of(30), "西街道": bands_of(31)}).rename(
+        columns={"区县": "街道"}).to_csv(tmp_path / "c20.csv", index=False)
+    pop = boxes([(10, 10, 20, 20)], id=["c1"], name=["甲"], population=[100],
+                pop_60plus=[20], pop_65plus=[10], pop_80plus=[2], households=[40], district=["示范区"])
+    res = _result(tmp_path, census="c20.csv", plan_years=[], method="life_table")
+    res.layers.update(population=pop)
+    with pytest.raises(DemandError, match=r"(?s)^Population units: their 'district' value.*"
+                                          r"\['东街道', '西街道'\].*demand.area_layer.*'示范区'"):
+        demand.run_step(res)
+    res.layers.update(population=pop.drop(columns=["pop_80plus"]))  # a group to fill first
+    with pytest.raises(DemandError, match=r"(?s)^Population layer: its 'district' value.*"
+                                          r"c20\.csv.*demand.area_layer.*'示范区'"):
+        demand.run_step(res)

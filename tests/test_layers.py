@@ -568,3 +568,22 @@ def test_run_step_needs_population(tmp_path):
     sc.crs = "EPSG:4326"
     with pytest.raises(LayerError, match="geographic"):
         run_step(RunResult(scenario=sc))
+
+
+def test_run_step_errors_name_the_scenario_layer(tmp_path):
+    path = tmp_path / "two.gpkg"
+    communities().to_file(path, layer="communities")
+    communities(2).to_file(path, layer="other")
+    sc = scenario(tmp_path, population=LayerSettings(path=Path("two.gpkg"), layer="comunities"))
+    with pytest.raises(LayerError, match=r"^Layer `population`: layer 'comunities' is not in "
+                                         r".*two\.gpkg; did you mean `layer: communities`\?; "
+                                         r"it holds: communities, other\."):
+        run_step(RunResult(scenario=sc))
+    sc.layers.population = LayerSettings(path=Path("two.gpkg"))
+    with pytest.raises(LayerError, match=r"^Layer `population`: the file .* holds 2 layers"):
+        run_step(RunResult(scenario=sc))
+    sc.layers.population = LayerSettings(path=Path("two.gpkg"), layer="other",
+                                         columns={"人口数": "population"})
+    with pytest.raises(LayerError, match=r"^Layer `population` \(.*two\.gpkg\): column\(s\) "
+                                         r"'人口数' named in the scenario"):
+        run_step(RunResult(scenario=sc))

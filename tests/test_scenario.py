@@ -217,6 +217,13 @@ def test_never_writes_into_an_input_folder(study):
         S.prepare_out_dir(sc, study / "scenarios" / "s.yaml", overwrite=True)
 
 
+def test_input_folder_message_lists_each_file_once():
+    demo = planner.load_scenario(S.demo_scenario_path())  # nine layers from one demo.gpkg
+    with pytest.raises(OutputError, match="holds input files") as err:
+        S.prepare_out_dir(demo, S.demo_scenario_path().parent, overwrite=True)
+    assert str(err.value).count("demo.gpkg") == 1
+
+
 def test_output_from_scenario_is_relative_to_it(study):
     sc = planner.load_scenario(write(study / "scenarios" / "s.yaml", GOOD + "output: ../out\n"))
     assert S.prepare_out_dir(sc, None) == (study / "out").resolve()
