@@ -222,13 +222,16 @@ def check_cmd(ctx: click.Context, scenario: Path, out: Path | None, overwrite: b
     import pandas as pd
 
     shown = table if show_all or "status" not in table else table[table["status"] != "pass"]
-    cols = [c for c in ("rule_id", "unit_name", "value", "threshold", "unit", "status",
-                        "shortfall_text") if c in shown.columns]
+    cols = [c for c in ("title", "unit_name", "value", "threshold", "unit", "status",
+                        "shortfall_text", "clause") if c in shown.columns]
+    shown = shown.assign(value=pd.to_numeric(shown["value"], errors="coerce").round(3)) \
+        if "value" in shown else shown
     if "status" in table:
         counts = table["status"].value_counts()
         click.echo(" ".join(f"{k}: {int(v)}" for k, v in counts.items()))
     with pd.option_context("display.max_rows", 500, "display.max_columns", 20,
-                           "display.width", 200, "display.max_colwidth", 60):
+                           "display.width", 250, "display.max_colwidth", 48,
+                           "display.unicode.east_asian_width", True):
         click.echo(shown[cols].to_string(index=False) if len(shown) else "All checks pass.")
     if result.out_dir is not None:
         click.echo(f"Tables written to {result.out_dir}")
