@@ -1,0 +1,302 @@
+"""Snapping points to the nearest point on a walk network's edges.
+
+A demand unit or facility joins the network at the nearest point of the
+nearest edge (not merely the nearest node): the walk from the point to that
+spot is counted at the network's walking speed, and the walk along the edge
+from the spot to either end node is counted as the matching share of the
+edge's time.  Snaps longer than ``max_snap_m`` are kept (their straight walk
+is counted) but flagged in ``Snapped.far`` and listed in a warning, because a
+point far from every street usually means a wrong coordinate or a missing
+street.
+
+Everything is vectorised: one ``shapely.STRtree.query_nearest`` call finds
+the nearest edge of every point, one ``line_locate_point`` call the spot.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import shapely
+
+from planner._errors import LayerError, NetworkError, PlannerWarning
+
+__all__ = ["Snapped", "snap_points", "edge_geometries", "point_geometries"]
+
+
+@dataclass
+class Snapped:
+    """Points snapped onto a `WalkNetwork`'s edges (all arrays of one length).
+
+    Attributes
+    ----------
+    edge
+        Index of the edge (row of ``net.edges``) each point joins, int64.
+    fraction
+        Position of the snapped spot along that edge, from node ``u`` (0.0)
+        to node ``v`` (1.0), by length along the edge geometry.
+    x, y
+        Coordinates of the snapped spot (network CRS, metres).
+    dist_m
+        Straight distance from the point to the snapped spot, metres; it is
+        walked at the network's speed.
+    far
+        True where ``dist_m > max_snap_m``.
+    point_x, point_y
+        Coordinates of the point that was snapped (for polygons: their
+        representative point, or the gate).
+    ids
+        The id of each point's row (the layer's ``id`` column, else its index).
+    unit
+        For points that stand for a row of another layer (compound gates),
+        the position of that row; ``None`` means point ``i`` is row ``i``.
+    max_snap_m
+        The threshold ``far`` was computed with.
+    """
+
+    edge: np.ndarray
+    fraction: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    dist_m: np.ndarray
+    far: np.ndarray
+    point_x: np.ndarray
+    point_y: np.ndarray
+    ids: np.ndarray
+    unit: np.ndarray | None = None
+    max_snap_m: float = 300.0
+
+    def __len__(self) -> int:
+        return int(self.edge.shape[0])
+
+    @property
+    def n_units(self) -> int:
+        """Number of units the points stand for (rows of the snapped layer)."""
+        if self.unit is None:
+            return len(self)
+        return int(self.unit.max()) + 1 if len(self) else 0
+
+    def take(self, index: Any) -> Snapped:
+        """A subset of the points (boolean mask or integer positions)."""
+        idx = np.asarray(index)
+        fields = {
+            k: getattr(self, k)[idx]
+            for k in ("edge", "fraction", "x", "y", "dist_m", "far", "point_x", "point_y", "ids")
+        }
+        unit = None if self.unit is None else self.unit[idx]
+        return replace(self, unit=unit, **fields)
+
+    def far_message(self, what: str = "points", *, limit: int = 20) -> str | None:
+        """A warning text listing the far snaps (ids and distances), or None."""
+        far = np.flatnonzero(self.far)
+        if far.size == 0:
+            return None
+        order = far[np.argsort(-self.dist_m[far])]
+        shown = ", ".join(f"{self.ids[i]} ({self.dist_m[i]:.0f} m)" for i in order[:limit])
+        more = f" and {far.size - limit} more" if far.size > limit else ""
+        return (
+            f"{far.size} {what} lie more than {self.max_snap_m:g} m from the nearest walkable "
+            f"street: {shown}{more}. Their straight walk to the street is counted; check "
+            "their coordinates (GCJ-02/BD-09 offsets?) or add the missing streets, or raise "
+            "`network.max_snap_m` in the scenario."
+        )
+
+
+def _cache(net: Any, key: str, build):
+    """Per-network cache of derived arrays, invalidated when the edge arrays change."""
+    token = (id(net.edge_u), id(net.edge_v), id(net.edges), id(net.node_x), net.n_edges)
+    store = net.__dict__.setdefault("_planner_cache", {})
+    hit = store.get(key)
+    if hit is not None and hit[0] == token:
+        return hit[1]
+    value = build()
+    store[key] = (token, value)
+    return value
+
+
+def edge_geometries(net: Any) -> np.ndarray:
+    """Edge lines oriented from node ``u`` to node ``v`` (array of shapely LineStrings).
+
+    Uses ``net.edges.geometry`` where present; a missing geometry becomes the
+    straight line between the end nodes, and a geometry drawn from ``v`` to
+    ``u`` is reversed, so that ``fraction`` always runs from ``u``.
+    """
+
+    def build() -> np.ndarray:
+        u, v = net.edge_u, net.edge_v
+
+        def straight(idx):
+            return shapely.linestrings(np.stack(
+                [np.c_[net.node_x[u[idx]], net.node_y[u[idx]]],
+                 np.c_[net.node_x[v[idx]], net.node_y[v[idx]]]], 1))
+
+        if net.edges is None or "geometry" not in getattr(net.edges, "columns", ()):
+            return straight(np.arange(net.n_edges))
+        geoms = np.asarray(net.edges.geometry.values, dtype=object)
+        if geoms.shape[0] != net.n_edges:
+            raise NetworkError(
+                f"WalkNetwork.edges has {geoms.shape[0]} rows but the network has "
+                f"{net.n_edges} edges; rebuild the network so both agree."
+            )
+        bad = shapely.is_missing(geoms) | shapely.is_empty(geoms)
+        bad |= shapely.get_type_id(geoms) != 1
+        if bad.any():
+            geoms = geoms.copy()
+            geoms[bad] = straight(np.flatnonzero(bad))
+        # first vertex of each line, from one flat coordinate array (no Point objects)
+        xy, idx = shapely.get_coordinates(geoms, return_index=True)
+        start = xy[np.searchsorted(idx, np.arange(net.n_edges))]
+        du = np.hypot(start[:, 0] - net.node_x[u], start[:, 1] - net.node_y[u])
+        dv = np.hypot(start[:, 0] - net.node_x[v], start[:, 1] - net.node_y[v])
+        flip = dv < du
+        if flip.any():
+            geoms = geoms.copy()
+            geoms[flip] = shapely.reverse(geoms[flip])
+        return geoms
+
+    return _cache(net, "edge_geoms", build)
+
+
+def _edge_tree(net: Any) -> shapely.STRtree:
+    return _cache(net, "edge_tree", lambda: shapely.STRtree(edge_geometries(net)))
+
+
+def point_geometries(points: Any, *, crs: Any = None, what: str = "points") -> tuple[np.ndarray, np.ndarray]:
+    """The point each row stands for, and the row ids.
+
+    ``points`` may be a GeoDataFrame/GeoSeries (reprojected to ``crs`` when it
+    has another CRS), an array of shapely geometries, or an ``(n, 2)`` array
+    of x/y coordinates in ``crs``.  Polygons and lines stand for their
+    representative point (always inside the shape).
+    """
+    import geopandas as gpd
+
+    ids: np.ndarray
+    if isinstance(points, (gpd.GeoDataFrame, gpd.GeoSeries)):
+        if crs is not None:
+            if points.crs is None:
+                warnings.warn(
+                    f"{what} have no CRS; assuming the network's CRS ({crs}). Set it with "
+                    "`gdf.set_crs(...)` if that is wrong.",
+                    PlannerWarning,
+                    stacklevel=3,
+                )
+            elif not points.crs.equals(crs):
+                points = points.to_crs(crs)
+        if isinstance(points, gpd.GeoDataFrame) and "id" in points.columns:
+            ids = points["id"].to_numpy()
+        else:
+            ids = points.index.to_numpy()
+        geoms = np.asarray(points.geometry.values if hasattr(points, "geometry") else points.values,
+                           dtype=object)
+    else:
+        arr = np.asarray(points)
+        if arr.dtype != object and arr.ndim == 2 and arr.shape[1] == 2:
+            geoms = shapely.points(arr.astype(float))
+        else:
+            geoms = np.asarray(points, dtype=object).reshape(-1)
+        ids = np.arange(len(geoms))
+    bad = np.flatnonzero(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+    if bad.size:
+        raise LayerError(
+            f"{bad.size} {what} have no geometry (rows {', '.join(map(str, ids[bad][:20]))}); "
+            "give them coordinates or drop them before the access step."
+        )
+    is_point = shapely.get_type_id(geoms) == 0
+    if not is_point.all():
+        geoms = geoms.copy()
+        geoms[~is_point] = shapely.point_on_surface(geoms[~is_point])
+    return geoms, ids
+
+
+def snap_points(
+    net: Any,
+    points: Any,
+    *,
+    max_snap_m: float = 300.0,
+    warn: bool = True,
+    what: str = "points",
+) -> Snapped:
+    """Snap points to the nearest point on the nearest edge of ``net``.
+
+    Parameters
+    ----------
+    net
+        A `planner.network.WalkNetwork`.
+    points
+        A GeoDataFrame/GeoSeries (any CRS; reprojected to the network's), an
+        array of shapely geometries or an ``(n, 2)`` x/y array in the
+        network's CRS.  Polygons snap from their representative point.
+    max_snap_m
+        Snaps longer than this (metres) are flagged in ``far`` and, with
+        ``warn=True``, listed in a `PlannerWarning`.
+    warn
+        Issue the far-snap warning here (``False`` when the caller records it).
+    what
+        What the points are, for messages (e.g. ``"facilities"``).
+
+    Returns
+    -------
+    Snapped
+
+    Examples
+    --------
+    >>> s = snap_points(net, facilities, max_snap_m=300)   # doctest: +SKIP
+    >>> s.dist_m.max() <= 300 or s.far.any()                # doctest: +SKIP
+    True
+    """
+    if net.n_edges == 0:
+        raise NetworkError("The walk network has no edges; nothing to snap to. Check the road layer.")
+    geoms, ids = point_geometries(points, crs=net.crs, what=what)
+    n = len(geoms)
+    lines = edge_geometries(net)
+    if n:
+        tree = _edge_tree(net)
+        # a bounded search first (much faster on large networks), then the rest unbounded;
+        # query_nearest returns (input index, tree index) pairs sorted by input index
+        edge = np.full(n, -1, dtype=np.int64)
+        i, e = tree.query_nearest(geoms, max_distance=max_snap_m, all_matches=False)
+        edge[i] = e
+        rest = np.flatnonzero(edge < 0)
+        if rest.size:
+            i, e = tree.query_nearest(geoms[rest], all_matches=False)
+            edge[rest[i]] = e
+        frac = shapely.line_locate_point(lines[edge], geoms, normalized=True)
+        frac = np.nan_to_num(frac, nan=0.0)  # zero-length edges
+        spot = shapely.line_interpolate_point(lines[edge], frac, normalized=True)
+        sx, sy = shapely.get_x(spot), shapely.get_y(spot)
+    else:
+        edge = np.zeros(0, np.int64)
+        frac = sx = sy = np.zeros(0)
+    px, py = shapely.get_x(geoms).astype(float), shapely.get_y(geoms).astype(float)
+    dist = np.hypot(px - sx, py - sy)
+    snapped = Snapped(
+        edge=edge,
+        fraction=np.clip(np.asarray(frac, float), 0.0, 1.0),
+        x=np.asarray(sx, float),
+        y=np.asarray(sy, float),
+        dist_m=dist,
+        far=dist > max_snap_m,
+        point_x=px,
+        point_y=py,
+        ids=np.asarray(ids),
+        max_snap_m=float(max_snap_m),
+    )
+    if warn:
+        msg = snapped.far_message(what)
+        if msg:
+            warnings.warn(msg, PlannerWarning, stacklevel=2)
+    return snapped
+
+
+def concat(parts: list[Snapped], units: list[np.ndarray]) -> Snapped:
+    """Join snapped point sets into one, with ``unit`` giving each point's row."""
+    fields = {
+        k: np.concatenate([getattr(p, k) for p in parts])
+        for k in ("edge", "fraction", "x", "y", "dist_m", "far", "point_x", "point_y", "ids")
+    }
+    return Snapped(**fields, unit=np.concatenate(units).astype(np.int64),
+                   max_snap_m=parts[0].max_snap_m)

@@ -1,0 +1,1097 @@
+"""Walking access to elderly-care facilities: the 15-minute circle.
+
+How long an older resident walks to the nearest facility of each tier, who
+is inside the 15-minute circle (一刻钟养老服务圈), where the gaps are, what each
+facility's service area looks like, and capacity-aware accessibility
+(2SFCA / enhanced 2SFCA).
+
+Routing
+-------
+All shortest paths run on the network's CSR arrays with SciPy's
+``csgraph.dijkstra`` (C speed, with a ``limit`` cut-off).  Points are not
+moved to nodes: every source gets a *virtual node* joined to both ends of
+its edge by the along-edge time plus the snap time, so one multi-source
+``dijkstra(..., min_only=True)`` call gives each node its nearest source;
+targets then take the better of their edge's two ends plus the along-edge
+part and their own snap time, and a source and a target on the same edge
+also get the direct walk along the edge.  Walking is undirected (one-way
+streets do not bind pedestrians).
+
+Times are seconds in the array functions and minutes in the tables;
+unreachable (beyond the cut-off or in another component) is ``inf`` in the
+arrays, ``NaN`` in the tables.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import shapely
+from scipy.sparse.csgraph import dijkstra
+
+from planner._errors import LayerError, PlannerWarning
+from planner._snap import Snapped, _cache, concat, edge_geometries, point_geometries, snap_points
+
+__all__ = [
+    "node_times",
+    "nearest_times",
+    "cost_matrix",
+    "snap_units",
+    "population_access",
+    "coverage_table",
+    "blind_spots",
+    "service_areas",
+    "fca_scores",
+    "fca",
+    "run_step",
+    "MAIN_TIERS",
+]
+
+#: Tiers that always get a ``time_min_<tier>`` column (NaN when the layer has none).
+MAIN_TIERS: tuple[str, ...] = ("district_home", "township_centre", "community_station")
+
+_MEMORY_BYTES = 256 * 2**20  # working-memory budget of one chunk of dense Dijkstra rows
+
+
+# --------------------------------------------------------------------------- graph
+def _base_csr(net: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def build():
+        # The same symmetric CSR as `WalkNetwork.csr()` (parallel edges keep the smallest
+        # time), built from one int64 key sort and a min-reduce: about 10x faster than a
+        # three-key lexsort on million-node networks.
+        n = net.n_nodes
+        u = np.concatenate([net.edge_u, net.edge_v]).astype(np.int64)
+        v = np.concatenate([net.edge_v, net.edge_u]).astype(np.int64)
+        w = np.concatenate([net.edge_time_s, net.edge_time_s]).astype(float)
+        key = u * n + v
+        order = np.argsort(key, kind="stable")
+        key, w = key[order], w[order]
+        start = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if key.size else key
+        data = np.minimum.reduceat(w, start) if key.size else w
+        rows, cols = np.divmod(key[start], n) if key.size else (key, key)
+        # csgraph routes on int32 indices: keeping them int32 spares a copy per call
+        it = np.int32 if data.size + 4 * n < 2**31 - 1 else np.int64
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
+        return indptr.astype(it), cols.astype(it), data
+
+    return _cache(net, "csr_time", build)
+
+
+def _snap_s(net: Any, s: Snapped) -> np.ndarray:
+    return s.dist_m / net.speed_mps
+
+
+def _virtual_graph(net: Any, sources: Snapped) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The network's CSR plus one virtual node per source (out-edges only).
+
+    Virtual node ``n + i`` reaches the two end nodes of source ``i``'s edge
+    at the along-edge time plus the snap time.  Virtual nodes have no
+    in-edges, so no path passes through them.  Zero-cost edges stay explicit
+    entries (csgraph treats explicit zeros in sparse input as edges).
+    """
+    indptr, indices, data = _base_csr(net)
+    n, k = net.n_nodes, len(sources)
+    e = sources.edge
+    te = net.edge_time_s[e]
+    snap = _snap_s(net, sources)
+    u, v = net.edge_u[e], net.edge_v[e]
+    cu = sources.fraction * te + snap
+    cv = (1.0 - sources.fraction) * te + snap
+    loop = u == v
+    cu = np.where(loop, np.minimum(cu, cv), cu)
+    keep = np.stack([np.ones(k, bool), ~loop], 1).ravel()
+    cols = np.stack([u, v], 1).ravel()[keep]
+    vals = np.stack([cu, cv], 1).ravel()[keep]
+    counts = np.where(loop, 1, 2)
+    it = indptr.dtype
+    new_indptr = np.concatenate([indptr, indptr[-1] + np.cumsum(counts).astype(it)])
+    a = sp.csr_matrix(
+        (np.concatenate([data, vals]), np.concatenate([indices, cols.astype(it)]), new_indptr),
+        shape=(n + k, n + k),
+    )
+    return a, np.arange(n, n + k)
+
+
+def _same_edge_pairs(src_edge: np.ndarray, tgt_edge: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All (source, target) position pairs that lie on the same edge."""
+    order = np.argsort(src_edge, kind="stable")
+    se = src_edge[order]
+    lo = np.searchsorted(se, tgt_edge, "left")
+    cnt = np.searchsorted(se, tgt_edge, "right") - lo
+    total = int(cnt.sum())
+    if total == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    pt = np.repeat(np.arange(len(tgt_edge)), cnt)
+    within = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    ps = order[np.repeat(lo, cnt) + within]
+    return ps, pt
+
+
+def _limit(cutoff_s: float | None) -> float:
+    return np.inf if cutoff_s is None else float(cutoff_s)
+
+
+def node_times(
+    net: Any, sources: Snapped, *, cutoff_s: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Walking time from the nearest source to every node.
+
+    One multi-source ``scipy.sparse.csgraph.dijkstra`` call (``min_only``)
+    on the network plus one virtual node per source.
+
+    Parameters
+    ----------
+    net
+        The `WalkNetwork`.
+    sources
+        Snapped sources (`planner._snap.snap_points`); their snap distance and
+        along-edge part are walked too.
+    cutoff_s
+        Stop searching beyond this many seconds (``None``: no cut-off).
+
+    Returns
+    -------
+    seconds, nearest
+        ``seconds[i]``: time to node ``i`` (``inf`` if beyond the cut-off or
+        unreachable); ``nearest[i]``: position of the nearest source in
+        ``sources`` (its ``unit`` when it has one), ``-1`` where unreachable.
+    """
+    n = net.n_nodes
+    if len(sources) == 0:
+        return np.full(n, np.inf), np.full(n, -1, np.int64)
+    a, virt = _virtual_graph(net, sources)
+    dist, _, src = dijkstra(
+        a, directed=True, indices=virt, min_only=True, limit=_limit(cutoff_s),
+        return_predecessors=True,
+    )
+    src = src[:n].astype(np.int64)
+    nearest = np.where(src >= n, src - n, -1)
+    if sources.unit is not None:
+        nearest = np.where(nearest >= 0, sources.unit[np.maximum(nearest, 0)], -1)
+    return dist[:n], nearest
+
+
+def nearest_times(
+    net: Any, sources: Snapped, targets: Snapped, *, cutoff_s: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Walking time from every target to its nearest source.
+
+    The time includes both snap walks and the along-edge parts at both ends;
+    a source on the target's own edge is also reached directly along it.
+
+    Parameters
+    ----------
+    net
+        The `WalkNetwork`.
+    sources, targets
+        Snapped points (e.g. facilities and population units).
+    cutoff_s
+        Times above this many seconds count as unreachable.
+
+    Returns
+    -------
+    seconds, nearest
+        Per target: seconds (``inf`` where unreachable) and the position of
+        the nearest source (``-1`` where unreachable; the source's ``unit``
+        when it has one).  Targets are not reduced by ``targets.unit``.
+    """
+    nt = len(targets)
+    if nt == 0 or len(sources) == 0:
+        return np.full(nt, np.inf), np.full(nt, -1, np.int64)
+    d, s = node_times(net, sources, cutoff_s=cutoff_s)
+    e = targets.edge
+    g = targets.fraction
+    te = net.edge_time_s[e]
+    via_u = d[net.edge_u[e]] + g * te
+    via_v = d[net.edge_v[e]] + (1.0 - g) * te
+    best = np.minimum(via_u, via_v)
+    idx = np.where(via_u <= via_v, s[net.edge_u[e]], s[net.edge_v[e]])
+    ps, pt = _same_edge_pairs(sources.edge, e)
+    if ps.size:
+        direct = np.abs(sources.fraction[ps] - g[pt]) * te[pt] + _snap_s(net, sources)[ps]
+        order = np.lexsort((direct, pt))
+        first = np.ones(order.size, bool)
+        first[1:] = pt[order][1:] != pt[order][:-1]
+        ps, pt, direct = ps[order][first], pt[order][first], direct[order][first]
+        better = direct < best[pt]
+        pt, ps = pt[better], ps[better]
+        best[pt] = direct[better]
+        idx[pt] = ps if sources.unit is None else sources.unit[ps]
+    best = best + _snap_s(net, targets)
+    out = best > _limit(cutoff_s)
+    best[out] = np.inf
+    idx = np.where(out, -1, idx).astype(np.int64)
+    return best, idx
+
+
+def _chunk_rows(n_cols: int) -> int:
+    return max(1, int(_MEMORY_BYTES // (8 * 3 * max(n_cols, 1))))
+
+
+def _cost_rows(net: Any, src: Snapped, tgt: Snapped, cutoff_s: float) -> sp.csr_array:
+    """Sparse (len(src), len(tgt)) seconds within the cut-off, one Dijkstra per source."""
+    k, nt = len(src), len(tgt)
+    a, virt = _virtual_graph(net, src)
+    e, g = tgt.edge, tgt.fraction
+    te = net.edge_time_s[e]
+    tu, tv = net.edge_u[e], net.edge_v[e]
+    tsnap = _snap_s(net, tgt)
+    ps, pt = _same_edge_pairs(src.edge, e)
+    direct = np.abs(src.fraction[ps] - g[pt]) * te[pt] + _snap_s(net, src)[ps]
+    step = _chunk_rows(a.shape[0] + nt)
+    data, cols, counts = [], [], []
+    for c0 in range(0, k, step):
+        c1 = min(k, c0 + step)
+        d = dijkstra(a, directed=True, indices=virt[c0:c1], limit=cutoff_s)
+        t = np.minimum(d[:, tu] + g * te, d[:, tv] + (1.0 - g) * te)
+        del d
+        sel = (ps >= c0) & (ps < c1)
+        if sel.any():
+            r, c = ps[sel] - c0, pt[sel]
+            t[r, c] = np.minimum(t[r, c], direct[sel])
+        t += tsnap
+        mask = t <= cutoff_s
+        counts.append(mask.sum(axis=1))
+        rr, cc = np.nonzero(mask)
+        data.append(t[rr, cc])
+        cols.append(cc)
+    indptr = np.concatenate([[0], np.cumsum(np.concatenate(counts))]) if counts else np.zeros(1)
+    return sp.csr_array(
+        (np.concatenate(data) if data else np.zeros(0),
+         np.concatenate(cols) if cols else np.zeros(0, np.int64), indptr.astype(np.int64)),
+        shape=(k, nt),
+    )
+
+
+def _reduce_min(m: sp.csr_array, row_map: np.ndarray | None, n_rows: int,
+                col_map: np.ndarray | None, n_cols: int) -> sp.csr_array:
+    """Merge rows/columns that stand for one unit, keeping the smallest time."""
+    coo = m.tocoo()
+    r = coo.row if row_map is None else row_map[coo.row]
+    c = coo.col if col_map is None else col_map[coo.col]
+    order = np.lexsort((coo.data, c, r))
+    r, c, x = r[order], c[order], coo.data[order]
+    first = np.ones(r.size, bool)
+    first[1:] = (r[1:] != r[:-1]) | (c[1:] != c[:-1])
+    out = sp.coo_array((x[first], (r[first], c[first])), shape=(n_rows, n_cols)).tocsr()
+    return out
+
+
+def cost_matrix(
+    net: Any, origins: Snapped, destinations: Snapped, *, cutoff_s: float
+) -> sp.csr_array:
+    """Sparse walking-time matrix (seconds) under a cut-off.
+
+    Parameters
+    ----------
+    net
+        The `WalkNetwork`.
+    origins, destinations
+        Snapped points.  Where a set has ``unit`` (compound gates), its
+        points are merged per unit by the smallest time.
+    cutoff_s
+        Pairs farther apart than this many seconds are not stored.
+
+    Returns
+    -------
+    scipy.sparse.csr_array
+        Shape ``(n_origins, n_destinations)`` (units where ``unit`` is set).
+        The stored entries are exactly the pairs reachable within the
+        cut-off, *including explicit zeros* (a facility on the demand
+        point): an entry that is not stored means unreachable, never zero.
+        Do not call ``eliminate_zeros()`` on it.
+
+    Notes
+    -----
+    Walking is undirected, so the matrix is built from the smaller side
+    (one limited Dijkstra per point, in memory-bounded chunks) and
+    transposed when that is the destination side.
+    """
+    cutoff_s = float(cutoff_s)
+    if len(origins) <= len(destinations):
+        m = _cost_rows(net, origins, destinations, cutoff_s)
+    else:
+        m = _cost_rows(net, destinations, origins, cutoff_s).T.tocsr()
+    if origins.unit is not None or destinations.unit is not None:
+        m = _reduce_min(m, origins.unit, origins.n_units, destinations.unit,
+                        destinations.n_units)
+    m.sort_indices()
+    return m
+
+
+# --------------------------------------------------------------------------- units and gates
+def _gate_units(units: Any, gates: Any) -> tuple[np.ndarray, np.ndarray, list]:
+    """Match gates to units by ``community`` = unit id (as text), else unit name."""
+    if "community" not in gates.columns:
+        raise LayerError(
+            "The gates layer has no `community` column, so its gates cannot be matched to "
+            f"population units (columns: {list(gates.columns)}). Add a `community` column "
+            "holding each gate's population id or name (社区/小区)."
+        )
+    key = gates["community"].astype(str).str.strip().to_numpy()
+    pos = np.full(len(gates), -1, np.int64)
+    lookup: dict[str, int] = {}
+    if "name" in units.columns:
+        lookup.update({str(v).strip(): i for i, v in enumerate(units["name"]) if pd.notna(v)})
+    if "id" in units.columns:
+        lookup.update({str(v).strip(): i for i, v in enumerate(units["id"]) if pd.notna(v)})
+    for j, k in enumerate(key):
+        pos[j] = lookup.get(k, -1)
+    unmatched = sorted(set(key[pos < 0]))
+    return pos, np.flatnonzero(pos >= 0), unmatched
+
+
+def snap_units(
+    net: Any,
+    units: Any,
+    *,
+    gates: Any = None,
+    max_snap_m: float = 300.0,
+    warn: bool = True,
+    what: str = "population units",
+) -> Snapped:
+    """Snap population units, starting gated compounds at their gates.
+
+    Parameters
+    ----------
+    net
+        The `WalkNetwork`.
+    units
+        Population units (GeoDataFrame of polygons or points).
+    gates
+        Optional gate points with a ``community`` column holding the unit's
+        ``id`` or ``name``.  A unit with gates is represented by its gates
+        only (its residents leave through them); a unit without gates by its
+        representative point.  Gates matching no unit are ignored, with a
+        `PlannerWarning`.
+    max_snap_m, warn
+        As in `planner._snap.snap_points`.
+
+    Returns
+    -------
+    Snapped
+        With ``unit`` set: the row of ``units`` each snapped point stands for.
+    """
+    base = snap_points(net, units, max_snap_m=max_snap_m, warn=False, what=what)
+    n = len(base)
+    parts, maps = [base], [np.arange(n)]
+    if gates is not None and len(gates):
+        pos, ok, unmatched = _gate_units(units, gates)
+        if unmatched:
+            warnings.warn(
+                f"{len(unmatched)} gate(s) name a community that is not in the population "
+                f"layer and are ignored: {', '.join(unmatched[:20])}. Check the gates' "
+                "`community` values against the population layer's `id`/`name`.",
+                PlannerWarning, stacklevel=2,
+            )
+        if ok.size:
+            g = snap_points(net, gates.iloc[ok], max_snap_m=max_snap_m, warn=False,
+                            what="gates")
+            g.ids = np.array([f"{base.ids[p]} (gate {gid})" for p, gid in zip(pos[ok], g.ids)],
+                             dtype=object)
+            gated = np.zeros(n, bool)
+            gated[pos[ok]] = True
+            parts = [base.take(~gated), g]
+            maps = [np.flatnonzero(~gated), pos[ok]]
+    out = concat(parts, maps)
+    if out.unit.size:
+        order = np.argsort(out.unit, kind="stable")
+        out = out.take(order)
+    if warn:
+        msg = out.far_message(what)
+        if msg:
+            warnings.warn(msg, PlannerWarning, stacklevel=2)
+    return out
+
+
+def _unit_min(seconds: np.ndarray, nearest: np.ndarray, snapped: Snapped):
+    """Per unit: the smallest time over its points, that point's nearest source and snap."""
+    unit = np.arange(len(snapped)) if snapped.unit is None else snapped.unit
+    n = snapped.n_units
+    order = np.lexsort((seconds, unit))
+    first = np.ones(order.size, bool)
+    first[1:] = unit[order][1:] != unit[order][:-1]
+    pick = order[first]
+    out_t = np.full(n, np.inf)
+    out_i = np.full(n, -1, np.int64)
+    out_t[unit[pick]] = seconds[pick]
+    out_i[unit[pick]] = nearest[pick]
+    return out_t, out_i
+
+
+def _minutes(seconds: np.ndarray) -> np.ndarray:
+    m = seconds / 60.0
+    m[~np.isfinite(m)] = np.nan
+    return m
+
+
+def _tname(t: float) -> str:
+    return f"within_{t:g}min"
+
+
+def _tier_values(facilities: Any) -> np.ndarray:
+    if "tier" in facilities.columns:
+        return facilities["tier"].fillna("other").astype(str).to_numpy()
+    return np.full(len(facilities), "other", dtype=object)
+
+
+def population_access(
+    net: Any,
+    population: Any,
+    facilities: Any,
+    *,
+    gates: Any = None,
+    thresholds_min: Sequence[float] = (5.0, 10.0, 15.0),
+    cutoff_min: float = 60.0,
+    max_snap_m: float = 300.0,
+    snap_population: Snapped | None = None,
+    snap_facilities: Snapped | None = None,
+) -> Any:
+    """Walking time from every population unit to the nearest facility of each tier.
+
+    Parameters
+    ----------
+    net
+        The `WalkNetwork` (metric CRS).
+    population
+        Population units (canonical columns; polygons or points).
+    facilities
+        Facilities with a ``tier`` column (`planner._schema.TIERS`).
+    gates
+        Optional compound gates (see `snap_units`).
+    thresholds_min
+        Minutes for the ``within_<T>min`` columns.
+    cutoff_min
+        Search cut-off in minutes; farther is NaN (unreachable).
+    max_snap_m
+        Snap warning threshold, metres.
+    snap_population, snap_facilities
+        Already snapped points (skip snapping).
+
+    Returns
+    -------
+    GeoDataFrame
+        ``population`` plus ``time_min_<tier>`` for the three main tiers
+        (NaN where the layer has no facility of that tier) and any other tier
+        present, ``time_min_any``, ``nearest_id`` (the nearest facility of
+        any tier), ``snap_m`` and ``within_<T>min`` (``time_min_any <= T``).
+        Minutes; NaN = not reachable within ``cutoff_min``.
+    """
+    if snap_population is None:
+        snap_population = snap_units(net, population, gates=gates, max_snap_m=max_snap_m)
+    if snap_facilities is None:
+        snap_facilities = snap_points(net, facilities, max_snap_m=max_snap_m, what="facilities")
+    cutoff_s = float(cutoff_min) * 60.0
+    tiers = _tier_values(facilities)
+    out = population.copy()
+    names = list(MAIN_TIERS) + [t for t in dict.fromkeys(tiers) if t not in MAIN_TIERS]
+    for tier in names:
+        mask = tiers == tier
+        if not mask.any():
+            out[f"time_min_{tier}"] = np.nan
+            continue
+        t, _ = nearest_times(net, snap_facilities.take(mask), snap_population, cutoff_s=cutoff_s)
+        t, _ = _unit_min(t, np.zeros(t.size, np.int64), snap_population)
+        out[f"time_min_{tier}"] = _minutes(t)
+    t, i = nearest_times(net, snap_facilities, snap_population, cutoff_s=cutoff_s)
+    t, i = _unit_min(t, i, snap_population)
+    out["time_min_any"] = _minutes(t)
+    ids = np.asarray(snap_facilities.ids, dtype=object)
+    out["nearest_id"] = np.where(i >= 0, ids[np.maximum(i, 0)], None)
+    unit = np.arange(len(snap_population)) if snap_population.unit is None else snap_population.unit
+    snap_m = np.full(snap_population.n_units, np.inf)
+    np.minimum.at(snap_m, unit, snap_population.dist_m)
+    out["snap_m"] = snap_m
+    for thr in sorted(thresholds_min):
+        out[_tname(thr)] = out["time_min_any"].to_numpy() <= thr
+    return out
+
+
+# --------------------------------------------------------------------------- coverage
+_ALL = {"zh": "全部", "en": "All"}
+
+
+def coverage_table(
+    population_access: Any,
+    *,
+    thresholds_min: Sequence[float] = (5.0, 10.0, 15.0),
+    tiers: Sequence[str] | None = None,
+    lang: Literal["zh", "en"] = "zh",
+) -> pd.DataFrame:
+    """Population and older population within T minutes, overall and by area.
+
+    Parameters
+    ----------
+    population_access
+        Output of `population_access`.
+    thresholds_min
+        Minutes.
+    tiers
+        Tiers to report (``"any"`` = nearest facility of any tier).  Default:
+        ``any`` and every tier with at least one reachable unit.
+    lang
+        Language of the overall row's area name (``全部`` / ``All``).
+
+    Returns
+    -------
+    DataFrame
+        Long form, one row per (tier, minutes, scope, area):
+        ``tier, minutes, scope`` (``overall`` | ``district`` | ``township``),
+        ``area``, ``district`` (for township rows, when known), ``n_units``,
+        ``n_units_within``, ``population``, ``population_within``,
+        ``population_share``, and the same three for ``pop_60plus`` when the
+        layer has it.  Shares are 0..1 (NaN where the area has nobody).
+    """
+    pa = population_access
+    if tiers is None:
+        tiers = ["any"] + [
+            c[len("time_min_"):] for c in pa.columns
+            if c.startswith("time_min_") and c != "time_min_any" and pa[c].notna().any()
+        ]
+    counts = [c for c in ("population", "pop_60plus") if c in pa.columns]
+    base = pd.DataFrame({c: pd.to_numeric(pa[c], errors="coerce").fillna(0.0).to_numpy()
+                         for c in counts})
+    base["n_units"] = 1
+    scopes: list[tuple[str, list[str]]] = [("overall", [])]
+    if "district" in pa.columns:
+        base["district"] = pa["district"].to_numpy()
+        scopes.append(("district", ["district"]))
+    if "township" in pa.columns:
+        base["township"] = pa["township"].to_numpy()
+        scopes.append(("township", ["district", "township"] if "district" in pa.columns
+                       else ["township"]))
+    frames = []
+    for tier in tiers:
+        col = f"time_min_{tier}"
+        if col not in pa.columns:
+            raise LayerError(f"population_access has no column {col!r}; tiers available: "
+                             f"{[c[9:] for c in pa.columns if c.startswith('time_min_')]}")
+        time = pa[col].to_numpy(dtype=float)
+        for thr in sorted(thresholds_min):
+            within = time <= thr
+            df = base.copy()
+            for c in counts + ["n_units"]:
+                df[f"{c}_within"] = np.where(within, df[c], 0)
+            for scope, keys in scopes:
+                cols = counts + ["n_units"] + [f"{c}_within" for c in counts + ["n_units"]]
+                if keys:
+                    g = df.groupby(keys, dropna=False, sort=True)[cols].sum().reset_index()
+                    g["area"] = g[keys[-1]]
+                else:
+                    g = df[cols].sum().to_frame().T
+                    g["area"] = _ALL[lang]
+                if scope != "township":
+                    g["district"] = g["area"] if scope == "district" else None
+                g["tier"], g["minutes"], g["scope"] = tier, float(thr), scope
+                frames.append(g)
+    out = pd.concat(frames, ignore_index=True)
+    for c in counts:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[f"{c}_share"] = np.where(out[c] > 0, out[f"{c}_within"] / out[c], np.nan)
+    order = ["tier", "minutes", "scope", "area", "district", "n_units", "n_units_within"]
+    for c in counts:
+        order += [c, f"{c}_within", f"{c}_share"]
+    out["n_units"] = out["n_units"].astype(int)
+    out["n_units_within"] = out["n_units_within"].astype(int)
+    return out[order]
+
+
+# --------------------------------------------------------------------------- blind spots
+def blind_spots(
+    population_access: Any,
+    *,
+    circle_min: float = 15.0,
+    eps_m: float = 300.0,
+    min_pop_60plus: float = 1.0,
+    time_column: str = "time_min_any",
+) -> Any:
+    """Gap areas: older residents outside every circle, grouped with DBSCAN.
+
+    Units whose ``time_column`` exceeds ``circle_min`` (or is NaN,
+    unreachable) and that house older residents are clustered with
+    scikit-learn's DBSCAN on the gaps between their shapes (``eps_m`` metres;
+    touching compounds are 0 m apart; sample weights = ``pop_60plus``, so a
+    core needs ``min_pop_60plus`` older residents, rounded up, within
+    ``eps_m``).  Units DBSCAN leaves as noise become
+    gap areas of their own: no uncovered resident is dropped.
+
+    Returns
+    -------
+    GeoDataFrame
+        One row per gap area, largest ``pop_60plus`` first: ``gap_id`` (1..),
+        ``n_units``, ``population``, ``pop_60plus``, ``time_min_nearest``
+        (best unit's time, NaN if none reachable), ``n_unreachable``,
+        ``unit_ids`` and ``township`` (most common) when known.  Geometry:
+        union of the unit polygons (points: their convex hull buffered by
+        ``eps_m / 2``).
+    """
+    import geopandas as gpd
+    from sklearn.cluster import DBSCAN
+
+    pa = population_access
+    weight_col = "pop_60plus" if "pop_60plus" in pa.columns else "population"
+    cols = ["gap_id", "n_units", "population", "pop_60plus", "township", "time_min_nearest",
+            "n_unreachable", "unit_ids"]
+    time = pa[time_column].to_numpy(dtype=float)
+    w = pd.to_numeric(pa[weight_col], errors="coerce").fillna(0).to_numpy(float) \
+        if weight_col in pa.columns else np.ones(len(pa))
+    gap = ~(time <= circle_min) & (w > 0)
+    if not gap.any():
+        return gpd.GeoDataFrame({c: [] for c in cols}, geometry=[], crs=pa.crs)
+    sub = pa.loc[gap].copy()
+    _, ids = point_geometries(sub, what="population units")
+    shape = np.asarray(sub.geometry.values, dtype=object)
+    # distance between units = the gap between their shapes (0 for touching compounds),
+    # as a sparse radius graph from an STRtree, for DBSCAN's precomputed metric
+    i, j = shapely.STRtree(shape).query(shape, predicate="dwithin", distance=eps_m)
+    dist = shapely.distance(shape[i], shape[j]) + 1e-9  # keep touching pairs stored
+    graph = sp.csr_matrix((dist, (i, j)), shape=(len(shape), len(shape)))
+    labels = DBSCAN(eps=eps_m + 1e-6, min_samples=max(1, int(np.ceil(min_pop_60plus))),
+                    metric="precomputed").fit(graph, sample_weight=w[gap]).labels_
+    noise = labels < 0
+    labels[noise] = labels.max() + 1 + np.arange(noise.sum())
+    sub["_gap"] = labels
+    sub["_w"] = w[gap]
+    sub["_id"] = ids
+    sub["_unreach"] = ~np.isfinite(time[gap])
+    is_pt = shapely.get_type_id(shape) == 0
+    agg = {"unit_ids": ("_id", lambda s: ",".join(map(str, s))),
+           "n_units": ("_w", "size"),
+           "_weight": ("_w", "sum"),
+           "time_min_nearest": (time_column, "min"),
+           "n_unreachable": ("_unreach", "sum")}
+    for c in ("population", "pop_60plus"):
+        if c in sub.columns:
+            agg[c] = (c, lambda s: pd.to_numeric(s, errors="coerce").sum())
+    if "township" in sub.columns:
+        agg["township"] = ("township", lambda s: s.mode().iloc[0] if s.notna().any() else None)
+    table = sub.groupby("_gap").agg(**agg)
+    geom = []
+    for lab in table.index:
+        m = labels == lab
+        g = shape[m]
+        if is_pt[m].all():
+            geom.append(shapely.buffer(shapely.convex_hull(shapely.multipoints(g)), eps_m / 2))
+        else:
+            geom.append(shapely.union_all(np.where(is_pt[m], shapely.buffer(g, eps_m / 2), g)))
+    out = gpd.GeoDataFrame(table.reset_index(drop=True), geometry=geom, crs=pa.crs)
+    out = out.sort_values("_weight", ascending=False, kind="stable").reset_index(drop=True)
+    out = out.drop(columns="_weight")
+    out.insert(0, "gap_id", np.arange(1, len(out) + 1))
+    keep = ["gap_id", "n_units"] + [c for c in ("population", "pop_60plus", "township")
+                                     if c in out.columns]
+    out = out[keep + ["time_min_nearest", "n_unreachable", "unit_ids", "geometry"]]
+    out["n_unreachable"] = out["n_unreachable"].astype(int)
+    return out
+
+
+# --------------------------------------------------------------------------- service areas
+def _edge_vertices(net: Any):
+    """Edge vertices with their normalised position, for vectorised substrings (cached)."""
+
+    def build():
+        lines = edge_geometries(net)
+        xy, idx = shapely.get_coordinates(lines, return_index=True)
+        counts = np.bincount(idx, minlength=net.n_edges)
+        off = np.concatenate([[0], np.cumsum(counts)])
+        step = np.zeros(len(xy))
+        step[1:] = np.hypot(np.diff(xy[:, 0]), np.diff(xy[:, 1]))
+        step[off[:-1][counts > 0]] = 0.0
+        cs = np.cumsum(step)
+        cum = cs - cs[off[:-1]][idx]
+        total = cum[off[1:] - 1][idx]
+        rank = np.arange(len(xy)) - off[:-1][idx]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            norm = np.where(total > 0, cum / total, rank / np.maximum(counts[idx] - 1, 1))
+        return xy, off, 2.0 * idx + norm, norm
+
+    return _cache(net, "edge_vertices", build)
+
+
+def _substrings(net: Any, e: np.ndarray, s: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Pieces of edges ``e`` between fractions ``s <= t``, as LineStrings, vectorised.
+
+    Shapely has no vectorised substring (``shapely.ops.substring`` is one
+    Python call per line), so the cut is done here on the coordinate arrays:
+    the interior vertices of each piece come from a search on a global
+    ``2 * edge + fraction`` key, and the two ends are interpolated.
+    """
+    xy, off, key, norm = _edge_vertices(net)
+    lo = np.searchsorted(key, 2.0 * e + s, "right")
+    hi = np.maximum(np.searchsorted(key, 2.0 * e + t, "left"), lo)
+    first, last = off[e], off[e + 1] - 2
+
+    def at(k, f):
+        k = np.clip(k, first, last)
+        den = norm[k + 1] - norm[k]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            w = np.clip(np.where(den > 0, (f - norm[k]) / den, 0.0), 0.0, 1.0)
+        return xy[k] + w[:, None] * (xy[k + 1] - xy[k])
+
+    p0, p1 = at(lo - 1, s), at(hi - 1, t)
+    n_in = hi - lo
+    size = n_in + 2
+    start = np.concatenate([[0], np.cumsum(size)[:-1]])
+    out = np.empty((int(size.sum()), 2))
+    out[start] = p0
+    out[start + size - 1] = p1
+    total = int(n_in.sum())
+    if total:
+        within = np.arange(total) - np.repeat(np.cumsum(n_in) - n_in, n_in)
+        out[np.repeat(start + 1, n_in) + within] = xy[np.repeat(lo, n_in) + within]
+    return shapely.linestrings(out, indices=np.repeat(np.arange(len(e)), size))
+
+
+def service_areas(
+    net: Any,
+    facilities: Snapped,
+    *,
+    minutes: Sequence[float] = (5.0, 10.0, 15.0),
+    speed_mps: float | None = None,
+    buffer_m: float = 25.0,
+    tiers: Sequence[str] | None = None,
+    quad_segs: int = 4,
+) -> Any:
+    """Service-area polygons: the streets reachable within each threshold, buffered.
+
+    Built from every edge reached, *partial edges included* (cut at the
+    reachable fraction), the facility's own edge both ways from its spot,
+    and its snap walk; buffered by ``buffer_m``.  Not convex hulls, which
+    swallow rivers and walls.  Every street point reachable within the
+    threshold lies inside the polygon; unreachable points only within
+    ``buffer_m`` of a reachable one.
+
+    Parameters
+    ----------
+    net
+        The `WalkNetwork`.
+    facilities
+        Snapped facilities (`planner._snap.snap_points`).
+    minutes
+        Thresholds, minutes.
+    speed_mps
+        Walking speed; ``None`` = the network's.  Another speed scales every
+        time of the network (penalties included).
+    buffer_m
+        Half-width of the street band, metres.
+    tiers
+        The tier of each facility, copied to the output.
+    quad_segs
+        Segments per quarter circle of the buffer's round ends (4: the band's
+        rounded edge is at most 2 % of ``buffer_m`` inside the true circle,
+        and the union is a third faster than with 8).
+
+    Returns
+    -------
+    GeoDataFrame
+        One row per facility and threshold: ``facility_id``, ``tier``,
+        ``minutes``, geometry (network CRS).
+
+    Notes
+    -----
+    One limited Dijkstra per facility (memory-bounded chunks of rows of one
+    csgraph call), the partial edges cut in bulk (`_substrings`), and the
+    pieces buffered in bulk and unioned per polygon.
+    """
+    import geopandas as gpd
+
+    minutes = sorted(float(m) for m in minutes)
+    k = len(facilities)
+    factor = 1.0 if speed_mps is None else float(speed_mps) / net.speed_mps
+    limits = np.array(minutes) * 60.0 * factor  # thresholds in network seconds
+    lines = edge_geometries(net)
+    te_all = net.edge_time_s
+    eu, ev = net.edge_u, net.edge_v
+    snap = _snap_s(net, facilities)
+    groups, geoms = [], []
+    full_groups, full_edges = [], []  # whole edges: each buffered once, shared by polygons
+    if k:
+        a, virt = _virtual_graph(net, facilities)
+        step = _chunk_rows(a.shape[0] + 2 * net.n_edges)
+        for c0 in range(0, k, step):
+            c1 = min(k, c0 + step)
+            d = dijkstra(a, directed=True, indices=virt[c0:c1], limit=limits[-1])
+            du, dv = d[:, eu], d[:, ev]
+            del d
+            prev_full = np.zeros(du.shape, bool)
+            for j, lim in enumerate(limits):
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    ru = np.where(te_all > 0, (lim - du) / te_all, np.where(du <= lim, 2.0, -1.0))
+                    rv = np.where(te_all > 0, (lim - dv) / te_all, np.where(dv <= lim, 2.0, -1.0))
+                full = (ru >= 1) | (rv >= 1) | ((ru >= 0) & (rv >= 0) & (ru + rv >= 1))
+                upart = (ru >= 0) & ~full
+                vpart = (rv >= 0) & ~full
+                gid = (np.arange(c0, c1) * len(limits) + j)[:, None]
+                # whole edges already whole at the lower threshold are in its polygon
+                r, c = np.nonzero(full & ~prev_full)
+                prev_full = full
+                full_groups.append(gid[r, 0])
+                full_edges.append(c)
+                r1, c1u = np.nonzero(upart)
+                r2, c2v = np.nonzero(vpart)
+                # own edge, both ways from the spot; then the snap walk
+                own = np.arange(c0, c1)
+                reach = lim - snap[own]
+                okk = reach >= 0
+                own = own[okk]
+                te0 = te_all[facilities.edge[own]]
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    rr = np.where(te0 > 0, reach[okk] / te0, 2.0)
+                f0 = facilities.fraction[own]
+                pe = np.concatenate([c1u, c2v, facilities.edge[own]])
+                ps = np.concatenate([np.zeros(c1u.size), 1.0 - rv[r2, c2v],
+                                     np.clip(f0 - rr, 0, 1)])
+                pt = np.concatenate([ru[r1, c1u], np.ones(c2v.size), np.clip(f0 + rr, 0, 1)])
+                groups.append(np.concatenate([gid[r1, 0], gid[r2, 0], own * len(limits) + j]))
+                geoms.append(shapely.buffer(_substrings(net, pe, np.clip(ps, 0, 1),
+                                                        np.clip(pt, 0, 1)),
+                                            buffer_m, quad_segs=quad_segs))
+                own = np.arange(c0, c1)
+                far = facilities.dist_m[own] > 0
+                own = own[far]
+                if own.size:
+                    frac = np.clip(lim * net.speed_mps / facilities.dist_m[own], 0, 1)
+                    px, py = facilities.point_x[own], facilities.point_y[own]
+                    qx = px + frac * (facilities.x[own] - px)
+                    qy = py + frac * (facilities.y[own] - py)
+                    conn = shapely.linestrings(np.stack([np.c_[px, py], np.c_[qx, qy]], 1))
+                    groups.append(own * len(limits) + j)
+                    geoms.append(shapely.buffer(conn, buffer_m, quad_segs=quad_segs))
+    if full_edges:
+        fe = np.concatenate(full_edges)
+        used, inv = np.unique(fe, return_inverse=True)
+        groups.append(np.concatenate(full_groups))
+        geoms.append(shapely.buffer(lines[used], buffer_m, quad_segs=quad_segs)[inv])
+    polys = _union_bands(groups, geoms, k * len(limits), len(limits))
+    fi = np.repeat(np.arange(k), len(limits))
+    tier_arr = (np.asarray(tiers, dtype=object) if tiers is not None
+                else np.full(k, None, dtype=object))
+    return gpd.GeoDataFrame(
+        {
+            "facility_id": np.asarray(facilities.ids, dtype=object)[fi],
+            "tier": tier_arr[fi] if k else np.zeros(0, object),
+            "minutes": np.tile(np.array(minutes), k),
+        },
+        geometry=gpd.GeoSeries(polys, crs=net.crs).values,
+        crs=net.crs,
+    )
+
+
+def _union_bands(groups: list, bands: list, n_groups: int, n_lim: int) -> np.ndarray:
+    """One polygon per group: the union of its bands (and of the lower threshold's polygon).
+
+    Each piece is buffered on its own and the bands are unioned per polygon:
+    GEOS's cascaded union of many small bands is an order of magnitude faster
+    than buffering one MultiLineString (which nodes every offset curve
+    against every other).
+    """
+    polys = np.full(n_groups, None, dtype=object)
+    if not groups:
+        return polys
+    gg = np.concatenate(groups)
+    band = np.concatenate(bands)
+    order = np.argsort(gg, kind="stable")
+    gg, band = gg[order], band[order]
+    bounds = np.searchsorted(gg, np.arange(n_groups + 1))
+    for i in range(n_groups):
+        parts = band[bounds[i]:bounds[i + 1]]
+        if i % n_lim and polys[i - 1] is not None:
+            # nested thresholds: this polygon = the lower one + the newly reached band
+            parts = np.append(parts, polys[i - 1])
+        if parts.size:
+            polys[i] = shapely.union_all(parts)
+    return polys
+
+
+# --------------------------------------------------------------------------- 2SFCA
+def _decay(seconds: np.ndarray, catchment_s: float, decay: str) -> np.ndarray:
+    if decay == "none":
+        return np.ones_like(seconds)
+    # Dai (2010) Gaussian: 1 at distance 0, 0 at the catchment edge
+    e = np.exp(-0.5)
+    return (np.exp(-0.5 * (seconds / catchment_s) ** 2) - e) / (1.0 - e)
+
+
+def fca_scores(
+    cost: sp.csr_array,
+    demand: np.ndarray,
+    supply: np.ndarray,
+    *,
+    catchment_s: float,
+    decay: Literal["none", "gaussian"] = "gaussian",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two-step floating catchment area (2SFCA / enhanced 2SFCA) scores.
+
+    Step 1: each facility's supply-to-demand ratio
+    ``R_j = S_j / sum_i W(d_ij) D_i`` over demand within the catchment;
+    step 2: each demand unit's accessibility ``A_i = sum_j W(d_ij) R_j``.
+    ``W`` is 1 (classic 2SFCA, ``decay="none"``) or Dai's (2010) Gaussian
+    ``(exp(-d²/2d0²) - exp(-1/2)) / (1 - exp(-1/2))`` (E2SFCA).
+
+    Parameters
+    ----------
+    cost
+        Sparse seconds, shape ``(n_demand, n_supply)`` (`cost_matrix`; stored
+        entries = reachable pairs, explicit zeros included).
+    demand, supply
+        Demand per unit (e.g. ``pop_60plus``) and supply per facility (beds,
+        floor area m²).
+    catchment_s
+        Catchment, seconds; entries above it are ignored.
+
+    Returns
+    -------
+    accessibility, ratio
+        Supply per demand person for each unit, and ``R_j`` per facility
+        (NaN for a facility with no demand in reach).
+    """
+    c = sp.coo_array(cost)
+    inside = c.data <= catchment_s
+    r, j, d = c.row[inside], c.col[inside], c.data[inside]
+    w = _decay(d, catchment_s, decay)
+    demand = np.asarray(demand, float)
+    supply = np.asarray(supply, float)
+    load = np.bincount(j, weights=w * demand[r], minlength=cost.shape[1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(load > 0, supply / load, np.nan)
+    acc = np.bincount(r, weights=w * np.nan_to_num(ratio[j]), minlength=cost.shape[0])
+    return acc, ratio
+
+
+def fca(
+    net: Any,
+    population: Any,
+    facilities: Any,
+    *,
+    supply: str = "beds",
+    demand: str = "pop_60plus",
+    catchment_min: float = 15.0,
+    decay: Literal["none", "gaussian"] = "gaussian",
+    snap_population: Snapped | None = None,
+    snap_facilities: Snapped | None = None,
+    max_snap_m: float = 300.0,
+) -> pd.DataFrame:
+    """Capacity-aware accessibility per population unit (2SFCA / E2SFCA).
+
+    Parameters
+    ----------
+    net
+        The `WalkNetwork`.
+    population, facilities
+        Layers with the ``demand`` and ``supply`` columns.
+    supply
+        Facility column: ``beds``, ``nursing_beds`` or ``floor_area_m2``.
+    demand
+        Population column, usually ``pop_60plus``.
+    catchment_min
+        Catchment walking time, minutes.
+    decay
+        ``"gaussian"`` (E2SFCA) or ``"none"`` (2SFCA).
+
+    Returns
+    -------
+    DataFrame
+        Per unit: ``id``, ``name``/``township``/``district`` when present,
+        ``demand``, ``accessibility`` (supply per demand person),
+        ``accessibility_per_1000`` and ``n_facilities`` within the catchment.
+    """
+    for layer, col, what in ((facilities, supply, "facilities"), (population, demand, "population")):
+        if col not in layer.columns:
+            raise LayerError(
+                f"The {what} layer has no `{col}` column needed for 2SFCA (columns: "
+                f"{list(layer.columns)}). Add it or set `access.fca."
+                f"{'supply' if what == 'facilities' else 'demand'}` in the scenario."
+            )
+    s = pd.to_numeric(facilities[supply], errors="coerce")
+    if s.isna().any():
+        bad = facilities.loc[s.isna(), "id"] if "id" in facilities else s.index[s.isna()]
+        warnings.warn(
+            f"{int(s.isna().sum())} facilities have no `{supply}` value and count as 0 supply "
+            f"in 2SFCA: {', '.join(map(str, list(bad)[:20]))}.",
+            PlannerWarning, stacklevel=2,
+        )
+    if snap_population is None:
+        snap_population = snap_units(net, population, max_snap_m=max_snap_m)
+    if snap_facilities is None:
+        snap_facilities = snap_points(net, facilities, max_snap_m=max_snap_m, what="facilities")
+    catchment_s = float(catchment_min) * 60.0
+    cost = cost_matrix(net, snap_population, snap_facilities, cutoff_s=catchment_s)
+    dem = pd.to_numeric(population[demand], errors="coerce").fillna(0).to_numpy(float)
+    acc, _ = fca_scores(cost, dem, s.fillna(0).to_numpy(float), catchment_s=catchment_s,
+                        decay=decay)
+    keep = [c for c in ("id", "name", "township", "district") if c in population.columns]
+    out = pd.DataFrame(population[keep]).reset_index(drop=True)
+    out["demand"] = dem
+    out["accessibility"] = acc
+    out["accessibility_per_1000"] = acc * 1000.0
+    out["n_facilities"] = np.diff(cost.indptr)
+    return out
+
+
+# --------------------------------------------------------------------------- the step
+def run_step(result: Any) -> str | None:
+    """The access step of `planner.scenario.run`.
+
+    Snaps population (from compound gates where a ``gates`` layer exists)
+    and facilities, and stores ``population_access``, ``blind_spots`` and
+    ``service_areas`` (layers), ``coverage`` and ``fca`` (tables), and the
+    ``snap_population`` / ``snap_facilities`` artifacts.
+    """
+    from planner._settings import AccessSettings
+
+    net = result.artifacts.get("network")
+    if net is None:
+        return "no walk network (the network step did not build one)"
+    facilities = result.layers.get("facilities")
+    if facilities is None or len(facilities) == 0:
+        return "no facilities layer"
+    population = result.layers.get("population")
+    if population is None or len(population) == 0:
+        return "no population layer"
+    settings = result.scenario.access or AccessSettings()
+    nets = result.scenario.network
+    max_snap_m = nets.max_snap_m if nets is not None else 300.0
+    en = result.lang == "en"
+    snap_pop = snap_units(net, population, gates=result.layers.get("gates"),
+                          max_snap_m=max_snap_m, warn=False)
+    snap_fac = snap_points(net, facilities, max_snap_m=max_snap_m, warn=False,
+                           what="facilities")
+    for s, what in ((snap_pop, "population units"), (snap_fac, "facilities")):
+        msg = s.far_message(what)
+        if msg:
+            result.warn(msg)
+    result.artifacts["snap_population"] = snap_pop
+    result.artifacts["snap_facilities"] = snap_fac
+    pa = population_access(
+        net, population, facilities, thresholds_min=settings.thresholds_min,
+        cutoff_min=settings.cutoff_min, snap_population=snap_pop, snap_facilities=snap_fac,
+    )
+    lost = pa["time_min_any"].isna().to_numpy()
+    if lost.any():
+        ids = pa["id"] if "id" in pa.columns else pa.index
+        result.warn(
+            f"{int(lost.sum())} population units reach no facility within "
+            f"{settings.cutoff_min:g} min (another network component or too far): "
+            f"{', '.join(map(str, list(ids[lost])[:20]))}. They count as outside every circle."
+        )
+    result.layers["population_access"] = pa
+    result.tables["coverage"] = coverage_table(
+        pa, thresholds_min=settings.thresholds_min, lang="en" if en else "zh")
+    result.layers["blind_spots"] = blind_spots(
+        pa, circle_min=settings.circle_min, eps_m=settings.blind_spot_eps_m)
+    if settings.service_areas:
+        result.layers["service_areas"] = service_areas(
+            net, snap_fac, minutes=settings.thresholds_min,
+            buffer_m=settings.service_area_buffer_m, tiers=_tier_values(facilities))
+    if settings.fca is not None:
+        f = settings.fca
+        result.tables["fca"] = fca(
+            net, population, facilities, supply=f.supply, demand=f.demand,
+            catchment_min=f.catchment_min, decay=f.decay, snap_population=snap_pop,
+            snap_facilities=snap_fac)
+    return None
