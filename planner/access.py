@@ -61,23 +61,7 @@ _MEMORY_BYTES = 256 * 2**20  # working-memory budget of one chunk of dense Dijks
 # --------------------------------------------------------------------------- graph
 def _base_csr(net: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     def build():
-        # The same symmetric CSR as `WalkNetwork.csr()` (parallel edges keep the smallest
-        # time), built from one int64 key sort and a min-reduce: about 10x faster than a
-        # three-key lexsort on million-node networks.
-        n = net.n_nodes
-        u = np.concatenate([net.edge_u, net.edge_v]).astype(np.int64)
-        v = np.concatenate([net.edge_v, net.edge_u]).astype(np.int64)
-        w = np.concatenate([net.edge_time_s, net.edge_time_s]).astype(float)
-        key = u * n + v
-        order = np.argsort(key, kind="stable")
-        key, w = key[order], w[order]
-        start = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if key.size else key
-        data = np.minimum.reduceat(w, start) if key.size else w
-        rows, cols = np.divmod(key[start], n) if key.size else (key, key)
-        # csgraph routes on int32 indices: keeping them int32 spares a copy per call
-        it = np.int32 if data.size + 4 * n < 2**31 - 1 else np.int64
-        indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=n))])
-        return indptr.astype(it), cols.astype(it), data
+        return net.csr_arrays(weight="time")
 
     return _cache(net, "csr_time", build)
 
