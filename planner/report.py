@@ -82,8 +82,10 @@ SHEETS = {
 STATUS = {"zh": {"pass": "达标", "fail": "未达标", "not_assessable": "无法评估"},
           "en": {"pass": "Pass", "fail": "Fail", "not_assessable": "Not assessable"}}
 ANY_TIER = {"zh": "任一养老设施", "en": "Any facility"}
-SCOPE = {"zh": {"overall": "全域", "district": "区县", "township": "街道/乡镇"},
-         "en": {"overall": "Overall", "district": "District", "township": "Township"}}
+SCOPE = {"zh": {"overall": "全域", "district": "区县", "township": "街道/乡镇",
+               "community": "社区", "facility": "设施"},
+         "en": {"overall": "Overall", "district": "District", "township": "Township",
+                "community": "Community", "facility": "Facility"}}
 
 TEXT = {
     "zh": {
@@ -448,6 +450,29 @@ def _fmt(value: Any, column: str = "") -> str:
     return str(value)
 
 
+def compact_norm_checks(checks: pd.DataFrame) -> pd.DataFrame:
+    """The norm table for reading: failures first, then not assessable, then passes.
+
+    Keeps the columns a planner reads (rule title, scope, unit, value,
+    threshold, status, shortfall and the clause cited) and folds the missing
+    data into the shortfall text of "not assessable" rows.
+    """
+    df = checks.copy()
+    if "status" in df:
+        order = {"fail": 0, "not_assessable": 1, "pass": 2}
+        df = df.iloc[np.argsort(df["status"].map(order).fillna(3).to_numpy(), kind="stable")]
+    if {"missing", "shortfall_text"} <= set(df.columns):
+        miss = df["missing"].fillna("").astype(str)
+        text = df["shortfall_text"].fillna("").astype(str)
+        df["shortfall_text"] = np.where((text == "") & (miss != ""), miss, text)
+    if {"source", "clause"} <= set(df.columns):
+        df["clause"] = (df["source"].fillna("").astype(str) + " "
+                        + df["clause"].fillna("").astype(str)).str.strip()
+    keep = [c for c in ("title", "scope", "unit_name", "value", "threshold", "unit", "status",
+                        "shortfall_text", "clause") if c in df.columns]
+    return df[keep].reset_index(drop=True)
+
+
 def _table(df: pd.DataFrame, lang: Lang, *, max_rows: int = 500) -> dict[str, Any]:
     """Headers and formatted rows of a table for the template (rows capped)."""
     shown = _translate_values(df, lang)
@@ -561,6 +586,8 @@ def html_report(
     inputs, versions = _provenance(result)
     if "coverage" in tables:  # the long table stays in the workbook; the page gets a summary
         tables["coverage"] = coverage_summary(tables["coverage"])
+    if "norm_checks" in tables:  # the full table stays in the workbook; the page gets a readable one
+        tables["norm_checks"] = compact_norm_checks(tables["norm_checks"])
     sections = [(SHEETS[k][lang], _table(v, lang)) for k, v in tables.items()]
     template = env.get_template("report.html.j2")
     return template.render(

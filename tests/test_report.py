@@ -123,8 +123,11 @@ def test_html_report_contents():
         assert text in page, text
     assert f"<td>numpy</td><td>{_versions()['numpy']}</td>" in page
     assert "<iframe" not in page and "population.households" not in page
-    # failing rows are marked for colouring
-    assert re.search(r'<tr class="fail"><td>centre</td>', page)
+    # failing rows come first and are marked for colouring; the missing data of a
+    # not-assessable row is shown in its shortfall cell; clauses carry their source
+    assert re.search(r'<tbody>\s*<tr class="fail"><td>街镇综合养老服务中心</td>', page)
+    assert re.search(r'<tr class="not_assessable">.*?<td>land_area_m2</td>', page, re.S)
+    assert "GB 50180-2018 附录C" in page
 
 
 def test_html_report_embeds_map_and_print_maps(tmp_path):
