@@ -1,0 +1,38 @@
+"""Location models: where new elderly-care sites should go.
+
+`PMedian` (least total walking time), `MCLP` (most older residents within a
+threshold) and `LSCP` (fewest sites that cover everyone, or a target share),
+each built from a cost matrix or from layers and a walk network, with
+existing facilities fixed open.  Solvers: a fast interchange heuristic
+(NumPy) and an exact solver on HiGHS (radius formulation by lazily
+generated cuts), see `planner.locate._heuristic` and `planner.locate._exact`.
+
+Examples
+--------
+>>> import numpy as np
+>>> from planner.locate import PMedian
+>>> cost = np.array([[0, 4, 8], [4, 0, 4], [8, 4, 0.]])
+>>> r = PMedian.from_cost_matrix(cost, p=1).solve()
+>>> r.sites.tolist(), r.objective, r.status
+([1], 8.0, 'optimal')
+"""
+
+from planner.locate._candidates import generate_candidates
+from planner.locate._models import (
+    LSCP,
+    MCLP,
+    LocateResult,
+    PMedian,
+    cost_from_geodataframes,
+)
+from planner.locate._orlib import read_orlib
+
+__all__ = ["PMedian", "MCLP", "LSCP", "LocateResult", "cost_from_geodataframes", "read_orlib",
+           "generate_candidates", "run_step"]
+
+
+def run_step(result):
+    """The locate step of `planner.scenario.run` (see `planner.locate._steps`)."""
+    from planner.locate._steps import run_step as _run
+
+    return _run(result)

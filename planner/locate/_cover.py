@@ -1,0 +1,174 @@
+"""Set covering (LSCP) and capacitated p-median on HiGHS, built as arrays with ``highspy``."""
+
+from __future__ import annotations
+
+import time
+
+import highspy
+import numpy as np
+import scipy.sparse as sp
+
+from planner.locate._data import CostData
+from planner.locate._exact import _new_highs
+
+
+def _int_cols(h: highspy.Highs, lo: int, k: int) -> None:
+    h.changeColsIntegrality(k, np.arange(lo, lo + k, dtype=np.int32),
+                            np.full(k, highspy.HighsVarType.kInteger))
+
+
+def greedy_cover(cover: sp.csr_array, w: np.ndarray, need: float, allowed: np.ndarray) -> np.ndarray:
+    """Greedy set cover: open the site covering most uncovered weight until ``need`` is met,
+    then drop sites whose removal keeps the target (redundancy elimination)."""
+    n, m = cover.shape
+    csc = cover.tocsc()
+    covered = np.zeros(n, bool)
+    open_mask = np.zeros(m, bool)
+    got = 0.0
+    while got < need - 1e-9:
+        gain = csc.T @ (w * ~covered)
+        gain = np.where(allowed & ~open_mask, gain, -1.0)
+        j = int(np.argmax(gain))
+        if gain[j] <= 0:
+            break
+        open_mask[j] = True
+        rows = csc.indices[csc.indptr[j]:csc.indptr[j + 1]]
+        covered[rows] = True
+        got = float(w[covered].sum())
+    for j in np.flatnonzero(open_mask)[::-1]:
+        open_mask[j] = False
+        cnt = cover @ open_mask.astype(np.float64)
+        if float(w[cnt > 0].sum()) < need - 1e-9:
+            open_mask[j] = True
+    return open_mask
+
+
+def solve_lscp(cover: sp.csr_array, w: np.ndarray, need: float, allowed: np.ndarray, *,
+               start: np.ndarray, time_limit: float, seed: int, threads: int):
+    """Fewest sites so that covered weight >= need (every row when need = total weight).
+
+    Returns (open mask, lower bound on the number of sites, proven optimal).
+    """
+    n, m = cover.shape
+    inf = highspy.kHighsInf
+    h = _new_highs(time_limit=time_limit, seed=seed, threads=threads)
+    h.setOptionValue("mip_rel_gap", 0.0)
+    h.setOptionValue("mip_abs_gap", 0.5)  # objective is an integer count
+    h.addVars(m, np.zeros(m), np.where(allowed, 1.0, 0.0))
+    h.changeColsCost(m, np.arange(m, dtype=np.int32), np.ones(m))
+    _int_cols(h, 0, m)
+    full = need >= float(w.sum()) - 1e-9
+    if full:
+        # one row per demand point (identical rows merged)
+        rows = sp.csr_array(cover)
+        keys = {}
+        uniq = []
+        for i in range(n):
+            k = rows.indices[rows.indptr[i]:rows.indptr[i + 1]].tobytes()
+            if k not in keys:
+                keys[k] = len(uniq)
+                uniq.append(i)
+        sub = rows[np.array(uniq, dtype=np.int64)]
+        h.addRows(sub.shape[0], np.ones(sub.shape[0]), np.full(sub.shape[0], inf), sub.nnz,
+                  sub.indptr[:-1].astype(np.int32), sub.indices.astype(np.int32),
+                  np.ones(sub.nnz))
+        u0 = np.zeros(0)
+    else:
+        # u_i <= sum_j a_ij y_j, sum w_i u_i >= need, u continuous in [0, 1]
+        h.addVars(n, np.zeros(n), np.ones(n))
+        A = sp.csr_array(cover)
+        cnt = np.diff(A.indptr) + 1
+        starts = np.r_[0, np.cumsum(cnt)[:-1]]
+        idx = np.empty(int(cnt.sum()), dtype=np.int32)
+        val = np.empty(idx.size)
+        idx[starts] = m + np.arange(n)
+        val[starts] = 1.0
+        mask = np.ones(idx.size, bool)
+        mask[starts] = False
+        idx[mask] = A.indices
+        val[mask] = -1.0
+        h.addRows(n, np.full(n, -inf), np.zeros(n), idx.size, starts.astype(np.int32), idx, val)
+        h.addRow(float(need), inf, n, (m + np.arange(n)).astype(np.int32), w.astype(np.float64))
+        u0 = ((cover @ start.astype(np.float64)) > 0).astype(np.float64)
+    sol = highspy.HighsSolution()
+    sol.col_value = np.r_[start.astype(np.float64), u0].tolist()
+    sol.value_valid = True
+    h.setSolution(sol)
+    h.run()
+    info = h.getInfo()
+    st = h.getModelStatus()
+    best = start
+    if info.primal_solution_status == 2:
+        x = np.asarray(h.getSolution().col_value)[:m] > 0.5
+        if x.sum() <= start.sum():
+            best = x
+    lb = float(np.ceil(info.mip_dual_bound - 1e-6)) if np.isfinite(info.mip_dual_bound) else 0.0
+    return best, lb, st == highspy.HighsModelStatus.kOptimal
+
+
+def solve_capacitated(cd: CostData, p: int, capacity: np.ndarray, allowed: np.ndarray, *,
+                      open_fixed: np.ndarray | None, time_limit: float, seed: int, threads: int,
+                      start: np.ndarray | None = None):
+    """Capacitated p-median (demand may be split between sites) on the reachable pairs.
+
+    Variables: ``x_e`` in [0, 1] for each stored pair (share of row i served by
+    site j), ``u_i`` in [0, 1] unserved share (cost ``w_i`` x big-M), ``y_j``.
+    ``sum_e x_e + u_i = 1``; ``sum_i w_i x_ij <= cap_j y_j``; ``x_ij <= y_j``;
+    ``sum_new y = p``.  With ``open_fixed`` given, ``y`` is fixed to it (the
+    transportation problem of a heuristic).
+
+    Returns (open mask, shares as CSR (n x m), unserved share per row, lower bound
+    on the penalized objective, proven optimal).
+    """
+    n, m = cd.n, cd.m
+    t_end = time.perf_counter() + time_limit
+    rows = cd.rows
+    E = cd.data.size
+    w = cd.weights
+    inf = highspy.kHighsInf
+    h = _new_highs(time_limit=time_limit, seed=seed, threads=threads)
+    h.setOptionValue("mip_rel_gap", 0.0)
+    h.setOptionValue("mip_abs_gap", 1e-6)
+    # columns: x (E), u (n), y (m)
+    h.addVars(E, np.zeros(E), np.ones(E))
+    h.addVars(n, np.zeros(n), np.ones(n))
+    if open_fixed is not None:
+        ylo = yhi = open_fixed.astype(np.float64)
+    else:
+        ylo = cd.fixed.astype(np.float64)
+        yhi = np.where(allowed | cd.fixed, 1.0, 0.0)
+    h.addVars(m, ylo, yhi)
+    cost = np.r_[w[rows] * cd.data, w * cd.penalty, np.zeros(m)]
+    h.changeColsCost(E + n + m, np.arange(E + n + m, dtype=np.int32), cost)
+    # assignment rows: sum_e x_e + u_i = 1
+    A = sp.csr_array((np.ones(E + n), (np.r_[rows, np.arange(n)], np.r_[np.arange(E),
+                      E + np.arange(n)])), shape=(n, E + n + m))
+    # capacity rows: sum_i w_i x_ij - cap_j y_j <= 0
+    C = sp.csr_array((np.r_[w[rows], -capacity], (np.r_[cd.indices, np.arange(m)],
+                      np.r_[np.arange(E), E + n + np.arange(m)])), shape=(m, E + n + m))
+    # linking rows: x_e - y_j <= 0
+    L = sp.csr_array((np.r_[np.ones(E), -np.ones(E)], (np.r_[np.arange(E), np.arange(E)],
+                      np.r_[np.arange(E), E + n + cd.indices])), shape=(E, E + n + m))
+    M = sp.vstack([A, C, L]).tocsr()
+    M.sort_indices()
+    lo = np.r_[np.ones(n), np.full(m, -inf), np.full(E, -inf)]
+    hi = np.r_[np.ones(n), np.zeros(m), np.zeros(E)]
+    h.addRows(M.shape[0], lo, hi, M.nnz, M.indptr[:-1].astype(np.int32),
+              M.indices.astype(np.int32), M.data)
+    newcols = np.flatnonzero(~cd.fixed)
+    if open_fixed is None:
+        h.addRow(float(p), float(p), newcols.size, (E + n + newcols).astype(np.int32),
+                 np.ones(newcols.size))
+        _int_cols(h, E + n, m)
+    h.setOptionValue("time_limit", max(0.01, t_end - time.perf_counter()))
+    h.run()
+    info = h.getInfo()
+    st = h.getModelStatus()
+    if info.primal_solution_status != 2:
+        return None, None, None, -np.inf, False
+    x = np.asarray(h.getSolution().col_value)
+    shares = sp.csr_array((x[:E], cd.indices, cd.indptr), shape=(n, m))
+    unserved = x[E:E + n]
+    ymask = x[E + n:] > 0.5
+    lb = info.mip_dual_bound if open_fixed is None else info.objective_function_value
+    return ymask, shares, unserved, float(lb), st == highspy.HighsModelStatus.kOptimal

@@ -1,0 +1,338 @@
+"""Exact p-median on HiGHS (``highspy`` directly): the radius formulation by rows.
+
+Formulation.  For demand ``i`` with weight ``w_i`` and an open-site set ``y``,
+its cost is ``w_i min_j d_ij``.  The radius (covering) formulation of Elloumi
+(2010) and García, Labbé & Marín (2011) writes this cost with one variable per
+distinct distance level; projecting those level variables out gives, for every
+level ``D`` of row ``i``, the valid inequality (a Benders cut)
+
+    theta_i >= w_i * (D - sum_{j: d_ij < D} (D - d_ij) * y_j)
+
+and ``theta_i = max_D`` of the right-hand sides at every binary ``y``.  All cuts
+together have the LP bound of the full radius formulation, but only a few per
+row are ever tight, so they are generated lazily (García et al. observed that
+a small subset suffices): the LP relaxation is solved in rounds, adding for
+each row its most violated level (found in O(row length) from the prefix sums
+of ``y`` along the row's sorted costs), until no cut is violated.  The LP
+point is rounded (p largest ``y``) and polished by the interchange local
+search for a better incumbent; reduced-cost fixing with the incumbent's value
+removes most columns (re-separating after each fixing round); cuts tight at
+the heuristic's local optima are added; then the MIP is solved with the
+incumbent as start (``setSolution``); an integer solution whose
+true cost exceeds its ``theta`` gets its cuts added and the MIP is solved
+again.  The lower bound is always valid (a relaxation), so the reported gap
+is proven.
+
+Reductions: fixed (existing) sites are constants: each row is cut at its
+nearest fixed site, and entries at or beyond that cost never enter a cut.
+Rows that no candidate reaches keep the big-M penalty as a constant.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import highspy
+import numpy as np
+
+from planner.locate._data import CostData
+from planner.locate._heuristic import _Swap
+
+
+@dataclass
+class ExactOutcome:
+    open_mask: np.ndarray
+    lower_bound: float  # on the penalized objective
+    upper_bound: float
+    proven: bool
+    timed_out: bool
+
+
+def _debug(msg: str) -> None:
+    import os
+
+    if os.environ.get("PLANNER_LOCATE_DEBUG"):
+        print("[locate.exact]", msg, flush=True)
+
+
+def _new_highs(*, time_limit: float, seed: int, threads: int) -> highspy.Highs:
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("random_seed", int(seed))
+    h.setOptionValue("threads", int(threads))
+    h.setOptionValue("time_limit", max(0.01, float(time_limit)))
+    return h
+
+
+class _Rows:
+    """Reduced rows: entries cheaper than the row's cap (nearest fixed site or big-M)."""
+
+    def __init__(self, cd: CostData):
+        cap_fixed, _ = cd.nearest_open(cd.fixed)
+        cap = np.where(np.isfinite(cap_fixed), cap_fixed, cd.penalty)
+        rows = cd.rows
+        keep = (cd.data < cap[rows]) & ~cd.fixed[cd.indices]
+        self.row = rows[keep]
+        self.col = cd.indices[keep]
+        self.val = cd.data[keep]
+        self.cap = cap
+        self.w = cd.weights
+        n = cd.n
+        counts = np.bincount(self.row, minlength=n)
+        self.indptr = np.r_[0, np.cumsum(counts)]
+        # active rows: weight > 0 and at least one entry below the cap
+        self.active = (counts > 0) & (self.w > 0)
+        # group start of each entry (first entry of its row with the same value)
+        newgrp = np.r_[True, (self.row[1:] != self.row[:-1]) | (self.val[1:] != self.val[:-1])]
+        self.gstart = np.maximum.accumulate(np.where(newgrp, np.arange(self.val.size), 0))
+        gend = np.r_[newgrp[1:], True]
+        self.gend = gend
+        # constant part: rows without entries pay their cap
+        self.const = float(np.dot(self.w[~self.active], self.cap[~self.active]))
+        self.theta_lb = self.w * np.where(counts > 0, self.val[self.indptr[:-1].clip(
+            max=max(self.val.size - 1, 0))] if self.val.size else 0.0, self.cap)
+
+    def separate(self, y: np.ndarray, theta: np.ndarray, *, tol: float):
+        """Most violated cut per active row for the point (y, theta); returns cut arrays."""
+        if self.val.size == 0:
+            return None
+        ye = y[self.col]
+        cy = np.cumsum(ye)
+        cdy = np.cumsum(ye * self.val)
+        rs = self.indptr[:-1]
+        base_y = np.where(rs > 0, cy[rs - 1], 0.0)
+        base_dy = np.where(rs > 0, cdy[rs - 1], 0.0)
+        incl = cy - base_y[self.row]  # inclusive cumulative y within the row
+        hit = self.gend & (incl >= 1.0 - 1e-9)
+        n = self.w.size
+        # first hitting group end per row
+        first = np.full(n, -1, dtype=np.int64)
+        hp = np.flatnonzero(hit)
+        if hp.size:
+            hr = self.row[hp]
+            f = np.r_[True, hr[1:] != hr[:-1]]
+            first[hr[f]] = hp[f]
+        has = first >= 0
+        D = self.cap.copy()
+        D[has] = self.val[first[has]]
+        # sums over entries strictly cheaper than D
+        last_excl = np.where(has, self.gstart[np.maximum(first, 0)] - 1, self.indptr[1:] - 1)
+        empty = last_excl < rs
+        le = np.maximum(last_excl, 0)
+        S0 = np.where(empty, 0.0, cy[le] - base_y)
+        S1 = np.where(empty, 0.0, cdy[le] - base_dy)
+        rhs = self.w * (D - (D * S0 - S1))
+        viol = self.active & (rhs > theta + tol * np.maximum(1.0, np.abs(rhs)))
+        rows = np.flatnonzero(viol)
+        if rows.size == 0:
+            return None
+        return self.cuts(rows, D[rows], last_excl[rows])
+
+    def cuts_at(self, rows: np.ndarray, D: np.ndarray):
+        """Cuts for given rows at given levels D (entries strictly cheaper than D)."""
+        last_excl = np.empty(rows.size, dtype=np.int64)
+        for k, (r, d) in enumerate(zip(rows, D)):
+            lo, hi = self.indptr[r], self.indptr[r + 1]
+            last_excl[k] = lo + np.searchsorted(self.val[lo:hi], d, side="left") - 1
+        return self.cuts(rows, D, last_excl)
+
+    def cuts(self, rows: np.ndarray, D: np.ndarray, last_excl: np.ndarray):
+        rs = self.indptr[rows]
+        lens = np.maximum(last_excl - rs + 1, 0)
+        total = int(lens.sum())
+        offs = np.cumsum(lens) - lens
+        pos = np.repeat(rs - offs, lens) + np.arange(total)
+        rid = np.repeat(np.arange(rows.size), lens)
+        coef = self.w[rows][rid] * (D[rid] - self.val[pos])
+        return rows, self.w[rows] * D, lens, self.col[pos], coef
+
+
+def solve_pmedian_exact(
+    cd: CostData,
+    p: int,
+    *,
+    incumbent: np.ndarray,
+    time_limit: float,
+    seed: int = 0,
+    threads: int = 1,
+    allowed: np.ndarray | None = None,
+    pool: list | None = None,
+) -> ExactOutcome:
+    """Prove optimality of (or improve) ``incumbent`` for the p-median on ``cd``.
+
+    Objective values are on the penalized scale (missing pairs cost
+    ``cd.penalty``); the caller recomputes the true objective.
+    """
+    t0 = time.perf_counter()
+    deadline = t0 + time_limit
+    R = _Rows(cd)
+    n, m = cd.n, cd.m
+    if allowed is None:
+        allowed = ~cd.fixed
+    allowed = allowed & ~cd.fixed
+    ub_mask = incumbent.copy()
+    ub = cd.penalized(ub_mask)
+    tol = 1e-9
+
+    # variables: theta (n) then y (m)
+    inf = highspy.kHighsInf
+    h = _new_highs(time_limit=time_limit, seed=seed, threads=threads)
+    lp_theta_lb = np.where(R.active, R.theta_lb, 0.0)
+    h.addVars(n, lp_theta_lb, np.full(n, inf))
+    h.changeColsCost(n, np.arange(n, dtype=np.int32), np.where(R.active, 1.0, 0.0))
+    yub = np.where(allowed, 1.0, 0.0)
+    h.addVars(m, np.zeros(m), yub)
+    h.addRow(float(p), float(p), m, np.arange(n, n + m, dtype=np.int32), np.ones(m))
+
+    def add_cuts(c) -> int:
+        rows, lower, lens, cols, coef = c
+        nr = rows.size
+        starts = np.r_[0, np.cumsum(lens + 1)[:-1]].astype(np.int32)
+        # each cut: theta_i (coef 1) followed by its y entries
+        idx = np.empty(int(lens.sum()) + nr, dtype=np.int32)
+        val = np.empty_like(idx, dtype=np.float64)
+        idx[starts] = rows
+        val[starts] = 1.0
+        mask = np.ones(idx.size, dtype=bool)
+        mask[starts] = False
+        idx[mask] = n + cols
+        val[mask] = coef
+        h.addRows(nr, lower, np.full(nr, inf), idx.size, starts, idx, val)
+        return nr
+
+    # initial cuts: each row at the cost the incumbent gives it (tight at the incumbent)
+    d_inc, _ = cd.nearest_open(ub_mask)
+    d_inc = np.minimum(np.where(np.isfinite(d_inc), d_inc, cd.penalty), R.cap)
+    act = np.flatnonzero(R.active)
+    add_cuts(R.cuts_at(act, d_inc[act]))
+
+    lb = -np.inf
+    y = None
+    timed_out = False
+    while True:
+        h.setOptionValue("time_limit", max(0.01, deadline - time.perf_counter()))
+        h.run()
+        st = h.getModelStatus()
+        if st != highspy.HighsModelStatus.kOptimal:
+            timed_out = True
+            break
+        sol = h.getSolution()
+        x = np.asarray(sol.col_value)
+        theta, y = x[:n], x[n:]
+        lb = h.getInfo().objective_function_value + R.const
+        c = R.separate(y, theta, tol=1e-7)
+        if c is None:
+            break
+        add_cuts(c)
+    if timed_out or y is None:
+        return ExactOutcome(ub_mask, lb if np.isfinite(lb) else -np.inf, ub, False, True)
+
+    # LP optimum reached: integral?
+    frac = np.abs(y - np.round(y)) > 1e-7
+    if not frac.any():
+        mask = np.round(y).astype(bool) | cd.fixed
+        val = cd.penalized(mask)
+        if val < ub:
+            ub, ub_mask = val, mask
+    elif p > 0:
+        # LP rounding: the p largest y, polished by the interchange local search
+        order = np.argsort(-np.where(allowed, y, -1.0), kind="stable")[:p]
+        mask = cd.fixed.copy()
+        mask[order] = True
+        st = _Swap(cd, mask, allowed)
+        st.local_search(deadline=min(deadline, time.perf_counter() + 0.2 * time_limit))
+        val = cd.penalized(st.open)
+        _debug(f"LP rounding: {val:.8g} (incumbent {ub:.8g})")
+        if val < ub:
+            ub, ub_mask = val, st.open.copy()
+    if ub - lb <= tol * max(1.0, abs(ub)):
+        return ExactOutcome(ub_mask, min(lb, ub), ub, True, False)
+
+    # reduced-cost fixing with the incumbent's value, then re-separate: with fewer
+    # columns the cuts get stronger and more columns can be fixed
+    free = allowed.copy()
+    for _ in range(5):
+        rc = np.asarray(h.getSolution().col_dual)[n:]
+        fix0 = free & (y < 1e-9) & (rc > ub - lb + 1e-6 * max(1.0, abs(ub)))
+        _debug(f"rc fixing: {int(fix0.sum())} of {int(free.sum())} free columns, lb {lb:.8g} "
+               f"ub {ub:.8g}")
+        if not fix0.any():
+            break
+        free &= ~fix0
+        cols = np.flatnonzero(fix0)
+        h.changeColsBounds(cols.size, (n + cols).astype(np.int32), np.zeros(cols.size),
+                           np.zeros(cols.size))
+        while True:
+            h.setOptionValue("time_limit", max(0.01, deadline - time.perf_counter()))
+            h.run()
+            if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+                return ExactOutcome(ub_mask, lb, ub, False, True)
+            x = np.asarray(h.getSolution().col_value)
+            theta, y = x[:n], x[n:]
+            lb = max(lb, h.getInfo().objective_function_value + R.const)
+            c = R.separate(y, theta, tol=1e-7)
+            if c is None:
+                break
+            add_cuts(c)
+        if ub - lb <= tol * max(1.0, abs(ub)):
+            return ExactOutcome(ub_mask, min(lb, ub), ub, True, False)
+    # cuts tight at the good integer solutions the heuristic visited: the MIP's
+    # optimum is usually among or near them, so it rarely needs another round
+    if pool:
+        act = np.flatnonzero(R.active)
+        pairs = []
+        for sol in pool:
+            d_s, _ = cd.nearest_open(sol)
+            d_s = np.minimum(np.where(np.isfinite(d_s), d_s, cd.penalty), R.cap)
+            pairs.append(np.c_[act, d_s[act]])
+        pairs = np.unique(np.vstack(pairs), axis=0)
+        d_inc, _ = cd.nearest_open(incumbent)
+        d_inc = np.minimum(np.where(np.isfinite(d_inc), d_inc, cd.penalty), R.cap)
+        pairs = pairs[pairs[:, 1] != d_inc[pairs[:, 0].astype(np.int64)]]
+        if pairs.size:
+            add_cuts(R.cuts_at(pairs[:, 0].astype(np.int64), pairs[:, 1]))
+
+    h.changeColsIntegrality(m, np.arange(n, n + m, dtype=np.int32),
+                            np.full(m, highspy.HighsVarType.kInteger))
+    h.setOptionValue("mip_rel_gap", 0.0)
+    h.setOptionValue("mip_abs_gap", 1e-6)
+    timed_out = False
+    while True:
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            timed_out = True
+            break
+        # incumbent as a start: theta at its true row costs satisfies every valid cut
+        d_inc, _ = cd.nearest_open(ub_mask)
+        d_inc = np.minimum(np.where(np.isfinite(d_inc), d_inc, cd.penalty), R.cap)
+        sol0 = highspy.HighsSolution()
+        sol0.col_value = np.r_[np.where(R.active, cd.weights * d_inc, 0.0),
+                               (ub_mask & ~cd.fixed).astype(np.float64)].tolist()
+        sol0.value_valid = True
+        h.setSolution(sol0)
+        h.setOptionValue("time_limit", max(0.01, remaining))
+        h.run()
+        info = h.getInfo()
+        st = h.getModelStatus()
+        if np.isfinite(info.mip_dual_bound):
+            lb = max(lb, info.mip_dual_bound + R.const)
+        if info.primal_solution_status == 2:
+            x = np.asarray(h.getSolution().col_value)
+            theta, y = x[:n], x[n:]
+            mask = (y > 0.5) | cd.fixed
+            val = cd.penalized(mask)
+            if val < ub:
+                ub, ub_mask = val, mask
+            if st == highspy.HighsModelStatus.kOptimal:
+                c = R.separate((y > 0.5).astype(np.float64), theta, tol=1e-9)
+                if c is not None:
+                    # the MIP optimum underestimated its own cost: cut it off, solve again
+                    add_cuts(c)
+                    continue
+        if st != highspy.HighsModelStatus.kOptimal:
+            timed_out = True
+        break
+    lb = min(lb, ub)
+    proven = ub - lb <= max(1e-6, tol * abs(ub))
+    return ExactOutcome(ub_mask, lb, ub, proven, timed_out and not proven)

@@ -1,0 +1,598 @@
+"""Location models as objects (spopt-like): p-median, maximal coverage, set covering.
+
+Each model is built from a cost matrix (``from_cost_matrix``) or from
+GeoDataFrames and a walk network (``from_geodataframes``, which builds the
+sparse walking-time matrix and hands off to the matrix route), and
+``solve()`` returns a `LocateResult`: data, never printed.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+
+from planner._errors import LocateError, PlannerWarning
+from planner.locate._data import CostData, _as_index_mask, build_cost_data
+from planner.locate._exact import solve_pmedian_exact
+from planner.locate._heuristic import interchange
+
+Method = Literal["auto", "exact", "heuristic"]
+
+
+@dataclass
+class LocateResult:
+    """The answer of a location model.
+
+    Attributes
+    ----------
+    model
+        ``"pmedian"``, ``"mclp"`` or ``"lscp"``.
+    sites
+        Sorted column indices of the NEW sites (fixed sites not included).
+    fixed
+        Column indices of the fixed (existing) sites.
+    objective
+        Recomputed from the cost data for the returned sites: p-median, total
+        weighted cost over the demand that some open site reaches (unreachable
+        demand is listed in ``unreachable`` and not priced); MCLP, the covered
+        weight (fixed sites included); LSCP, the number of new sites.
+    bound
+        Best proven bound on the objective (lower for p-median and LSCP,
+        upper for MCLP); for the heuristic alone a simple valid bound.
+    gap
+        ``|objective - bound| / max(|objective|, tiny)``; 0 when proven optimal.
+    status
+        ``"optimal"`` (gap proven zero), ``"time_limit"`` (exact solver
+        stopped with a gap) or ``"heuristic"`` (no proof asked for).
+    assignment
+        Per demand row, the column of the site serving it (nearest open site;
+        for the capacitated p-median the one with the largest share); -1 when
+        none reaches it (or, MCLP/LSCP, none covers it).
+    unreachable
+        Demand rows no open site reaches within the cost matrix's cut-off
+        (MCLP/LSCP: rows left uncovered).
+    seconds
+        Wall time of ``solve``.
+    method
+        The solver(s) used.
+    shares
+        Capacitated p-median only: (n_demand x n_candidate) CSR of served shares.
+    covered
+        MCLP/LSCP: boolean mask of covered demand rows.
+    uncoverable
+        MCLP/LSCP: rows that no candidate nor fixed site can cover.
+    """
+
+    model: str
+    sites: np.ndarray
+    fixed: np.ndarray
+    objective: float
+    bound: float
+    gap: float
+    status: str
+    assignment: np.ndarray
+    unreachable: np.ndarray
+    seconds: float
+    method: str
+    shares: Any = None
+    covered: np.ndarray | None = None
+    uncoverable: np.ndarray | None = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def lower_bound(self) -> float:
+        """Lower bound on the objective (for MCLP, a maximisation, its own value)."""
+        return self.objective if self.model == "mclp" else self.bound
+
+    @property
+    def upper_bound(self) -> float:
+        return self.bound if self.model == "mclp" else self.objective
+
+    def __repr__(self) -> str:
+        return (f"LocateResult(model={self.model!r}, status={self.status!r}, "
+                f"objective={self.objective:.6g}, gap={self.gap:.3%}, "
+                f"n_sites={self.sites.size}, seconds={self.seconds:.2f})")
+
+
+def _gap(obj: float, bound: float) -> float:
+    if not np.isfinite(bound):
+        return float("inf")
+    return float(abs(obj - bound) / max(abs(obj), 1e-12)) if abs(obj - bound) > 1e-9 * max(
+        1.0, abs(obj)) else 0.0
+
+
+def _check_method(method: str) -> None:
+    if method not in ("auto", "exact", "heuristic"):
+        raise LocateError(f"method={method!r} is not known; use 'auto', 'exact' or 'heuristic'.")
+
+
+def _allowed_mask(allowed, m: int) -> np.ndarray:
+    if allowed is None:
+        return np.ones(m, bool)
+    return _as_index_mask(allowed, m, name="allowed")
+
+
+class _Model:
+    name = ""
+
+    def __init__(self, cd: CostData, *, allowed: np.ndarray, capacity: np.ndarray | None,
+                 labels: dict | None = None):
+        self.cd = cd
+        self.allowed = allowed & ~cd.fixed
+        self.capacity = capacity
+        self.labels = labels or {}
+
+    @property
+    def n_demand(self) -> int:
+        return self.cd.n
+
+    @property
+    def n_candidates(self) -> int:
+        return self.cd.m
+
+    def _check_p(self, p: int) -> int:
+        if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 0:
+            raise LocateError(f"p must be a whole number >= 0 (new sites to open); got {p!r}.")
+        free = int(self.allowed.sum())
+        if p > free:
+            raise LocateError(
+                f"p = {p} new sites asked for, but only {free} candidate sites can be opened "
+                f"({self.cd.m} candidates, {int(self.cd.fixed.sum())} of them fixed/existing). "
+                "Lower p or add candidate sites."
+            )
+        return int(p)
+
+
+def _coerce(cost, weights, fixed, capacity, allowed):
+    cd = build_cost_data(cost, weights=weights, fixed=fixed)
+    cap = None
+    if capacity is not None:
+        cap = np.asarray(capacity, dtype=np.float64).ravel()
+        if cap.shape != (cd.m,) or not np.isfinite(cap).all() or (cap < 0).any():
+            raise LocateError(
+                f"`capacity` needs one finite value >= 0 per candidate column ({cd.m}); got "
+                f"shape {cap.shape}. Use a large number for unlimited sites."
+            )
+    return cd, cap, _allowed_mask(allowed, cd.m)
+
+
+class PMedian(_Model):
+    """p-median: open ``p`` new sites minimising the total weighted cost to the nearest site.
+
+    Build with `PMedian.from_cost_matrix` or `PMedian.from_geodataframes`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from planner.locate import PMedian
+    >>> cost = np.array([[0, 5, 9], [5, 0, 4], [9, 4, 0.]])
+    >>> PMedian.from_cost_matrix(cost, p=1).solve().sites
+    array([1])
+    """
+
+    name = "pmedian"
+
+    def __init__(self, cd: CostData, p: int, *, allowed: np.ndarray,
+                 capacity: np.ndarray | None = None, labels: dict | None = None):
+        super().__init__(cd, allowed=allowed, capacity=capacity, labels=labels)
+        self.p = self._check_p(p)
+
+    @classmethod
+    def from_cost_matrix(
+        cls,
+        cost,
+        *,
+        p: int,
+        weights=None,
+        fixed=None,
+        capacity=None,
+        allowed=None,
+    ) -> PMedian:
+        """Build from a cost matrix.
+
+        Parameters
+        ----------
+        cost
+            (n_demand, n_candidate) ndarray (``np.inf`` = unreachable) or SciPy
+            sparse matrix under a cut-off (stored entries, explicit zeros
+            included, are the reachable pairs).  Any unit (seconds, metres).
+        p
+            Number of NEW sites to open (fixed sites do not count).
+        weights
+            Demand weights, e.g. older residents (default 1 each).
+        fixed
+            Column indices (or boolean mask) of existing sites: open, serving
+            demand, not counted in ``p``.
+        capacity
+            Optional capacity per candidate column, in the weights' unit; the
+            capacitated model assigns (splittable) demand so that no site is
+            over capacity; demand that fits nowhere is reported unserved.
+        allowed
+            Column indices (or mask) of candidates that may be opened
+            (default: all).
+        """
+        cd, cap, allow = _coerce(cost, weights, fixed, capacity, allowed)
+        return cls(cd, p, allowed=allow, capacity=cap)
+
+    @classmethod
+    def from_geodataframes(cls, demand, candidates, network, *, p: int, **kwargs) -> PMedian:
+        """Build from demand and candidate layers and a `WalkNetwork` (walking seconds).
+
+        Keyword arguments as `planner.locate.cost_from_geodataframes`
+        (``weight``, ``fixed``, ``cutoff_min``, ``speed_mps``, ``max_snap_m``,
+        ``capacity``, ``allowed``).
+        """
+        cost, w, fixed, cap, allowed, labels = cost_from_geodataframes(
+            demand, candidates, network, **kwargs)
+        cd, cap, allow = _coerce(cost, w, fixed, cap, allowed)
+        return cls(cd, p, allowed=allow, capacity=cap, labels=labels)
+
+    def solve(self, *, time_limit: float = 300.0, method: Method = "auto", seed: int = 0,
+              threads: int = 1) -> LocateResult:
+        """Solve the model.
+
+        Parameters
+        ----------
+        time_limit
+            Seconds for the whole solve (heuristic + exact).
+        method
+            ``"heuristic"`` (fast interchange only), ``"exact"`` (HiGHS, warm
+            started from the heuristic) or ``"auto"`` (= exact, falling back to
+            the best solution found with its proven gap when time runs out).
+        seed, threads
+            Same seed and threads, same answer.
+        """
+        _check_method(method)
+        t0 = time.perf_counter()
+        cd, p = self.cd, self.p
+        if self.capacity is not None:
+            return self._solve_capacitated(time_limit=time_limit, method=method, seed=seed,
+                                           threads=threads, t0=t0)
+        heur_time = min(max(0.5, 0.1 * time_limit), time_limit)
+        if method == "heuristic":
+            heur_time = time_limit
+        pool: list = []
+        open_mask = interchange(cd, p, seed=seed, time_limit=heur_time, allowed=self.allowed,
+                                pool=pool)
+        lb = _trivial_bound(cd)
+        used = "heuristic"
+        proven = False
+        if method != "heuristic":
+            remaining = time_limit - (time.perf_counter() - t0)
+            out = solve_pmedian_exact(cd, p, incumbent=open_mask, time_limit=max(0.05, remaining),
+                                      seed=seed, threads=threads, allowed=self.allowed,
+                                      pool=pool[-20:])
+            open_mask, lb, proven = out.open_mask, max(lb, out.lower_bound), out.proven
+            used = "heuristic+exact"
+        return self._result(open_mask, lb, proven, used, method, t0)
+
+    def _result(self, open_mask, lb_pen, proven, used, method, t0, shares=None,
+                unserved=None) -> LocateResult:
+        cd = self.cd
+        obj, col, unreach = cd.true_objective(open_mask)
+        never = ~cd.reachable_any() | (cd.weights == 0)
+        # the penalized bound minus the penalty that every solution pays
+        base = float(np.dot(cd.weights[~cd.reachable_any()], np.full((~cd.reachable_any()).sum(),
+                                                                      cd.penalty)))
+        lb = lb_pen - base
+        extra_unreach = np.setdiff1d(unreach, np.flatnonzero(never))
+        if extra_unreach.size and cd.weights[extra_unreach].sum() > 0:
+            warnings.warn(
+                f"{extra_unreach.size} demand rows are reachable by some candidate but by none "
+                f"of the {self.p} chosen sites (raise p or the cut-off); they are listed in "
+                "`unreachable`, and the bound/gap refer to the objective with them penalised.",
+                PlannerWarning, stacklevel=3)
+            obj_for_gap = cd.penalized(open_mask) - base
+        else:
+            obj_for_gap = obj
+        gap = 0.0 if proven else _gap(obj_for_gap, lb)
+        status = "optimal" if proven else ("heuristic" if method == "heuristic" else "time_limit")
+        assignment = col
+        if shares is not None:
+            s = sp.csr_array(shares)
+            obj = float(np.asarray(s.multiply(cd.csr()).sum(axis=1)).ravel() @ cd.weights)
+            assignment = np.full(cd.n, -1, dtype=np.int64)
+            dense_rows = s.tocoo()
+            order = np.lexsort((-dense_rows.data, dense_rows.row))
+            r_, c_, v_ = dense_rows.row[order], dense_rows.col[order], dense_rows.data[order]
+            first = np.r_[True, r_[1:] != r_[:-1]] & (v_ > 1e-9)
+            assignment[r_[first]] = c_[first]
+            unreach = np.flatnonzero(unserved > 1e-7) if unserved is not None else unreach
+        sites = np.flatnonzero(open_mask & ~cd.fixed)
+        return LocateResult(
+            model=self.name, sites=sites, fixed=np.flatnonzero(cd.fixed), objective=obj,
+            bound=lb, gap=gap, status=status, assignment=assignment, unreachable=unreach,
+            seconds=time.perf_counter() - t0, method=used, shares=shares,
+        )
+
+    def _solve_capacitated(self, *, time_limit, method, seed, threads, t0) -> LocateResult:
+        from planner.locate._cover import solve_capacitated
+
+        cd, p = self.cd, self.p
+        heur = interchange(cd, p, seed=seed, time_limit=min(1.0, 0.1 * time_limit),
+                           allowed=self.allowed)
+        y, shares, unserved, lb, _ = solve_capacitated(
+            cd, p, self.capacity, self.allowed, open_fixed=heur,
+            time_limit=time_limit, seed=seed, threads=threads)
+        used, proven, lb_pen = "heuristic+transport-lp", False, _trivial_bound(cd)
+        best = (heur, shares, unserved)
+        if method != "heuristic":
+            remaining = max(0.05, time_limit - (time.perf_counter() - t0))
+            y2, sh2, un2, lb2, opt = solve_capacitated(
+                cd, p, self.capacity, self.allowed, open_fixed=None, time_limit=remaining,
+                seed=seed, threads=threads)
+            used = "exact-capacitated"
+            if y2 is not None:
+                best = (y2 | cd.fixed, sh2, un2)
+                proven = opt
+            lb_pen = max(lb_pen, lb2)
+        open_mask, shares, unserved = best
+        if shares is None:
+            raise LocateError("The capacitated p-median found no feasible assignment in the time "
+                              "limit; raise time_limit or use method='heuristic'.")
+        res = self._result(open_mask, lb_pen, proven, used, method, t0, shares=shares,
+                           unserved=unserved)
+        res.info["unserved_weight"] = float(np.dot(cd.weights, unserved))
+        if proven:
+            res.bound, res.gap = res.objective, 0.0
+        return res
+
+
+def _trivial_bound(cd: CostData) -> float:
+    """Every row pays at least its cheapest candidate (or nearest fixed site)."""
+    first = np.where(np.diff(cd.indptr) > 0, cd.data[np.minimum(cd.indptr[:-1],
+                                                                max(cd.data.size - 1, 0))]
+                     if cd.data.size else 0.0, cd.penalty)
+    return float(np.dot(cd.weights, first))
+
+
+# --------------------------------------------------------------------------- coverage models
+def _coverage(cd: CostData, coverage: float) -> sp.csr_array:
+    keep = cd.data <= coverage
+    rows = cd.rows[keep]
+    return sp.csr_array((np.ones(int(keep.sum())), (rows, cd.indices[keep])),
+                        shape=(cd.n, cd.m))
+
+
+class MCLP(_Model):
+    """Maximal coverage: open ``p`` new sites maximising the weight within ``coverage``.
+
+    ``coverage`` is in the cost's unit (seconds for walking-time matrices).
+    Solved as a p-median over 0/1 "not covered" costs, by the same
+    interchange heuristic and exact HiGHS solver.
+    """
+
+    name = "mclp"
+
+    def __init__(self, cd: CostData, p: int, coverage: float, *, allowed: np.ndarray,
+                 labels: dict | None = None):
+        super().__init__(cd, allowed=allowed, capacity=None, labels=labels)
+        self.p = self._check_p(p)
+        if not np.isfinite(coverage) or coverage < 0:
+            raise LocateError(f"coverage must be a finite cost >= 0; got {coverage!r}.")
+        self.coverage = float(coverage)
+
+    @classmethod
+    def from_cost_matrix(cls, cost, *, p: int, coverage: float, weights=None, fixed=None,
+                         allowed=None) -> MCLP:
+        """As `PMedian.from_cost_matrix`; ``coverage`` is the service threshold (cost units)."""
+        cd, _, allow = _coerce(cost, weights, fixed, None, allowed)
+        return cls(cd, p, coverage, allowed=allow)
+
+    @classmethod
+    def from_geodataframes(cls, demand, candidates, network, *, p: int, coverage_min: float,
+                           **kwargs) -> MCLP:
+        cost, w, fixed, _, allowed, labels = cost_from_geodataframes(
+            demand, candidates, network, **kwargs)
+        cd, _, allow = _coerce(cost, w, fixed, None, allowed)
+        return cls(cd, p, coverage_min * 60.0, allowed=allow, labels=labels)
+
+    def solve(self, *, time_limit: float = 300.0, method: Method = "auto", seed: int = 0,
+              threads: int = 1) -> LocateResult:
+        _check_method(method)
+        t0 = time.perf_counter()
+        cd = self.cd
+        cov = _coverage(cd, self.coverage)
+        cov.sort_indices()
+        zero = build_cost_data(sp.csr_array((np.zeros(cov.nnz), cov.indices, cov.indptr),
+                                            shape=cov.shape), weights=cd.weights, fixed=cd.fixed)
+        zero.penalty = 1.0
+        open_mask = interchange(zero, self.p, seed=seed, allowed=self.allowed,
+                                time_limit=time_limit if method == "heuristic" else
+                                min(max(0.5, 0.1 * time_limit), time_limit))
+        W = float(cd.weights.sum())
+        ub_cov = W  # trivial upper bound on the covered weight
+        proven = False
+        used = "heuristic"
+        if method != "heuristic":
+            out = solve_pmedian_exact(zero, self.p, incumbent=open_mask,
+                                      time_limit=max(0.05, time_limit - (time.perf_counter() - t0)),
+                                      seed=seed, threads=threads, allowed=self.allowed)
+            open_mask, proven, used = out.open_mask, out.proven, "heuristic+exact"
+            ub_cov = min(ub_cov, W - out.lower_bound)
+        return _coverage_result(self, cov, open_mask, objective=None, bound=ub_cov,
+                                proven=proven, used=used, method=method, t0=t0)
+
+
+def _coverage_result(model, cov, open_mask, *, objective, bound, proven, used, method, t0):
+    cd = model.cd
+    hits = cov @ open_mask.astype(np.float64)
+    covered = hits > 0
+    uncoverable = np.flatnonzero(np.diff(cov.indptr) == 0)
+    # assignment: nearest open site within coverage
+    best, col = cd.nearest_open(open_mask)
+    col = np.where(covered, col, -1)
+    obj = float(cd.weights[covered].sum()) if objective is None else objective
+    gap = 0.0 if proven else _gap(obj, bound)
+    status = "optimal" if proven else ("heuristic" if method == "heuristic" else "time_limit")
+    return LocateResult(
+        model=model.name, sites=np.flatnonzero(open_mask & ~cd.fixed),
+        fixed=np.flatnonzero(cd.fixed), objective=obj, bound=obj if proven else bound, gap=gap,
+        status=status, assignment=col, unreachable=np.flatnonzero(~covered),
+        seconds=time.perf_counter() - t0, method=used, covered=covered, uncoverable=uncoverable,
+        info={"covered_weight": float(cd.weights[covered].sum()),
+              "total_weight": float(cd.weights.sum())},
+    )
+
+
+class LSCP(_Model):
+    """Set covering: the fewest new sites that put every demand row (or ``target_share``
+    of the weight) within ``coverage`` of an open site.
+
+    Rows that no candidate nor fixed site can cover are reported in
+    ``result.uncoverable`` (with a `PlannerWarning`); with ``target_share`` = 1
+    every coverable row is covered.
+    """
+
+    name = "lscp"
+
+    def __init__(self, cd: CostData, coverage: float, *, target_share: float = 1.0,
+                 allowed: np.ndarray, labels: dict | None = None):
+        super().__init__(cd, allowed=allowed, capacity=None, labels=labels)
+        if not np.isfinite(coverage) or coverage < 0:
+            raise LocateError(f"coverage must be a finite cost >= 0; got {coverage!r}.")
+        if not 0 < target_share <= 1:
+            raise LocateError(f"target_share must be in (0, 1]; got {target_share!r}.")
+        self.coverage = float(coverage)
+        self.target_share = float(target_share)
+
+    @classmethod
+    def from_cost_matrix(cls, cost, *, coverage: float, target_share: float = 1.0, weights=None,
+                         fixed=None, allowed=None) -> LSCP:
+        cd, _, allow = _coerce(cost, weights, fixed, None, allowed)
+        return cls(cd, coverage, target_share=target_share, allowed=allow)
+
+    @classmethod
+    def from_geodataframes(cls, demand, candidates, network, *, coverage_min: float,
+                           target_share: float = 1.0, **kwargs) -> LSCP:
+        cost, w, fixed, _, allowed, labels = cost_from_geodataframes(
+            demand, candidates, network, **kwargs)
+        cd, _, allow = _coerce(cost, w, fixed, None, allowed)
+        return cls(cd, coverage_min * 60.0, target_share=target_share, allowed=allow,
+                   labels=labels)
+
+    def solve(self, *, time_limit: float = 300.0, method: Method = "auto", seed: int = 0,
+              threads: int = 1) -> LocateResult:
+        from planner.locate._cover import greedy_cover, solve_lscp
+
+        _check_method(method)
+        t0 = time.perf_counter()
+        cd = self.cd
+        cov = _coverage(cd, self.coverage)
+        w = cd.weights
+        by_fixed = (cov @ cd.fixed.astype(np.float64)) > 0
+        reach = (cov @ (self.allowed | cd.fixed).astype(np.float64)) > 0
+        W = float(w.sum())
+        fixed_w = float(w[by_fixed].sum())
+        max_w = float(w[reach].sum())
+        if self.target_share >= 1.0:
+            need = max_w
+            lost = np.flatnonzero(~reach & (w > 0))
+            if lost.size:
+                warnings.warn(
+                    f"{lost.size} demand rows (weight {w[lost].sum():g}) have no candidate nor "
+                    f"existing site within the coverage ({self.coverage:g} in the cost's unit) "
+                    "and cannot be covered; see `result.uncoverable`. Add candidate sites near "
+                    "them.",
+                    PlannerWarning, stacklevel=2)
+        else:
+            need = self.target_share * W
+            if need > max_w + 1e-9:
+                raise LocateError(
+                    f"target_share = {self.target_share:g} needs weight {need:g} covered, but "
+                    f"all candidates and existing sites together cover only {max_w:g} "
+                    f"({max_w / W:.1%}). Lower target_share, raise coverage or add candidates."
+                )
+        # rows still to cover: not covered by fixed sites, coverable
+        todo = ~by_fixed & reach
+        sub = cov[np.flatnonzero(todo)]
+        need_rest = max(0.0, need - fixed_w)
+        wt = w[todo]
+        start = greedy_cover(sub, wt, need_rest, self.allowed)
+        proven, used, lb = False, "greedy", 0.0
+        if method != "heuristic" and need_rest > 0:
+            start, lb, proven = solve_lscp(
+                sub, wt, need_rest, self.allowed, start=start,
+                time_limit=max(0.05, time_limit - (time.perf_counter() - t0)), seed=seed,
+                threads=threads)
+            used = "greedy+exact"
+        elif need_rest <= 0:
+            proven = True
+        open_mask = start | cd.fixed
+        k = float((start & ~cd.fixed).sum())
+        return _coverage_result(self, cov, open_mask, objective=k, bound=lb if not proven else k,
+                                proven=proven, used=used, method=method, t0=t0)
+
+
+# --------------------------------------------------------------------------- from layers
+def cost_from_geodataframes(
+    demand,
+    candidates,
+    network,
+    *,
+    weight: str | None = "pop_60plus",
+    fixed=None,
+    cutoff_min: float = 30.0,
+    speed_mps: float | None = None,
+    max_snap_m: float = 300.0,
+    capacity: str | None = None,
+    allowed=None,
+):
+    """Walking-time cost matrix (seconds, sparse under ``cutoff_min``) between two layers.
+
+    Parameters
+    ----------
+    demand
+        Demand points or polygons (e.g. population units) with a ``weight`` column.
+    candidates
+        Candidate sites (existing facilities included when they are to be fixed).
+    network
+        `planner.network.WalkNetwork` in the layers' metric CRS.
+    weight
+        Column of ``demand`` with the weights (None = 1 each).
+    fixed
+        Column positions or boolean mask of ``candidates`` that are existing sites,
+        or the name of a boolean column.
+    cutoff_min
+        Pairs farther than this many minutes are unreachable.
+    speed_mps
+        Walking speed; default the network's.  The network's own time is used
+        when it matches.
+    max_snap_m
+        Snap warning threshold, metres.
+    capacity
+        Column of ``candidates`` with capacities (weights' unit).
+    allowed
+        Column positions or mask of candidates that may be opened.
+
+    Returns
+    -------
+    cost, weights, fixed, capacity, allowed, labels
+    """
+    from planner._snap import snap_points
+    from planner.access import cost_matrix
+
+    if weight is not None and weight not in demand.columns:
+        raise LocateError(
+            f"Demand layer has no `{weight}` column (columns: {list(demand.columns)}). "
+            "Pass weight= the column holding the residents to serve, or weight=None."
+        )
+    if len(candidates) == 0:
+        raise LocateError("The candidate layer is empty; add candidate sites (or generate them "
+                          "with planner.locate.generate_candidates).")
+    w = None if weight is None else demand[weight].fillna(0).to_numpy(dtype=np.float64)
+    if isinstance(fixed, str):
+        fixed = candidates[fixed].fillna(False).to_numpy(dtype=bool)
+    cap = None if capacity is None else candidates[capacity].fillna(0).to_numpy(dtype=np.float64)
+    if speed_mps is not None and abs(float(network.speed_mps) - speed_mps) > 1e-12:
+        network = network.with_speed(speed_mps)
+    sd = snap_points(network, demand, max_snap_m=max_snap_m, what="demand")
+    sc = snap_points(network, candidates, max_snap_m=max_snap_m, what="candidates")
+    cost = cost_matrix(network, sd, sc, cutoff_s=cutoff_min * 60.0)
+    labels = {"demand_ids": sd.ids, "candidate_ids": sc.ids}
+    return cost, w, fixed, cap, allowed, labels

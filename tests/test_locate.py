@@ -1,0 +1,400 @@
+"""Tests of planner.locate: brute force on small instances, OR-Library optima, errors."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.optimize import linprog
+
+from planner._errors import LocateError, PlannerWarning
+from planner.locate import LSCP, MCLP, PMedian, read_orlib
+
+
+# --------------------------------------------------------------------------- generators
+def instance(seed: int, n: int = 12, m: int = 10, *, integer: bool = True):
+    rng = np.random.default_rng(seed)
+    d = rng.uniform(0, 100, (n, 2))
+    c = rng.uniform(0, 100, (m, 2))
+    cost = np.hypot(*(d[:, None, :] - c[None, :, :]).transpose(2, 0, 1))
+    if integer:
+        cost = np.round(cost / 5.0) * 5.0  # many ties on purpose
+    w = rng.integers(1, 20, n).astype(float)
+    return cost, w
+
+
+def brute_pmedian(cost, w, p, fixed=()):
+    fixed = list(fixed)
+    free = [j for j in range(cost.shape[1]) if j not in fixed]
+    best = np.inf
+    for s in itertools.combinations(free, p):
+        cols = list(s) + fixed
+        best = min(best, float(np.dot(w, cost[:, cols].min(axis=1))))
+    return best
+
+
+def brute_capacitated(cost, w, p, cap, fixed=()):
+    """Splittable capacitated p-median by enumeration + SciPy's LP (an independent solver)."""
+    n, m = cost.shape
+    fixed = list(fixed)
+    free = [j for j in range(m) if j not in fixed]
+    best = np.inf
+    for s in itertools.combinations(free, p):
+        cols = list(s) + fixed
+        k = len(cols)
+        c = (w[:, None] * cost[:, cols]).ravel()
+        a_eq = np.kron(np.eye(n), np.ones(k))
+        a_ub = np.kron(w[:, None].T * np.ones((1, 1)), np.eye(k)).reshape(k, n * k) * 0
+        for jj in range(k):
+            a_ub[jj, jj::k] = w
+        res = linprog(c, A_ub=a_ub, b_ub=cap[cols], A_eq=a_eq, b_eq=np.ones(n),
+                      bounds=(0, 1), method="highs")
+        if res.status == 0:
+            best = min(best, res.fun)
+    return best
+
+
+# --------------------------------------------------------------------------- p-median
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("p", [1, 2, 3, 4])
+def test_pmedian_matches_brute_force(seed, p):
+    cost, w = instance(seed)
+    expect = brute_pmedian(cost, w, p)
+    exact = PMedian.from_cost_matrix(cost, p=p, weights=w).solve(method="exact")
+    assert exact.status == "optimal" and exact.gap == 0.0
+    assert exact.objective == pytest.approx(expect)
+    assert exact.bound == pytest.approx(expect)
+    # the objective is recomputed from the returned sites
+    assert exact.objective == pytest.approx(np.dot(w, cost[:, exact.sites].min(axis=1)))
+    heur = PMedian.from_cost_matrix(cost, p=p, weights=w).solve(method="heuristic")
+    assert heur.objective == pytest.approx(expect)
+    assert heur.sites.size == p
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pmedian_with_fixed_sites(seed):
+    cost, w = instance(100 + seed)
+    fixed = [0, 5]
+    for p in (1, 2, 3):
+        expect = brute_pmedian(cost, w, p, fixed)
+        for method in ("exact", "heuristic"):
+            r = PMedian.from_cost_matrix(cost, p=p, weights=w, fixed=fixed).solve(method=method)
+            assert r.objective == pytest.approx(expect)
+            assert not set(r.sites) & set(fixed)
+            assert r.sites.size == p
+            assert r.fixed.tolist() == fixed
+            cols = np.r_[r.sites, fixed]
+            assert r.objective == pytest.approx(np.dot(w, cost[:, cols].min(axis=1)))
+            # assignment is the nearest open site
+            assert np.allclose(cost[np.arange(len(w)), r.assignment], cost[:, cols].min(axis=1))
+
+
+def test_fixed_as_boolean_mask_equals_indices():
+    cost, w = instance(7)
+    mask = np.zeros(cost.shape[1], bool)
+    mask[[2, 3]] = True
+    a = PMedian.from_cost_matrix(cost, p=2, weights=w, fixed=mask).solve()
+    b = PMedian.from_cost_matrix(cost, p=2, weights=w, fixed=[2, 3]).solve()
+    assert a.objective == b.objective == pytest.approx(brute_pmedian(cost, w, 2, [2, 3]))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_capacitated_matches_brute_force(seed):
+    cost, w = instance(200 + seed, n=8, m=7, integer=False)
+    cap = np.full(7, w.sum() / 2.5)
+    for p, fixed in ((3, ()), (2, (1,))):
+        expect = brute_capacitated(cost, w, p, cap, fixed)
+        r = PMedian.from_cost_matrix(cost, p=p, weights=w, fixed=list(fixed) or None,
+                                     capacity=cap).solve(method="exact")
+        assert r.status == "optimal"
+        assert r.objective == pytest.approx(expect, rel=1e-6)
+        load = (r.shares.toarray() * w[:, None]).sum(axis=0)
+        assert (load <= cap + 1e-6).all()
+        assert np.allclose(r.shares.toarray().sum(axis=1), 1.0)
+        # the capacity binds: the uncapacitated optimum is strictly cheaper here
+        assert brute_pmedian(cost, w, p, list(fixed)) <= expect + 1e-9
+        h = PMedian.from_cost_matrix(cost, p=p, weights=w, fixed=list(fixed) or None,
+                                     capacity=cap).solve(method="heuristic")
+        assert h.objective >= expect - 1e-6
+        assert ((h.shares.toarray() * w[:, None]).sum(axis=0) <= cap + 1e-6).all()
+
+
+def test_sparse_costs_report_unreachable_demand():
+    # demand 3 reaches no candidate; explicit zero at (0, 0) is a reachable pair
+    rows = [0, 0, 1, 1, 2, 2]
+    cols = [0, 1, 0, 1, 1, 2]
+    vals = [0.0, 7.0, 3.0, 2.0, 5.0, 1.0]
+    cost = sp.csr_array((vals, (rows, cols)), shape=(4, 3))
+    w = np.array([1.0, 2.0, 3.0, 10.0])
+    r = PMedian.from_cost_matrix(cost, p=2, weights=w).solve()
+    # brute force over pairs with the unreachable row left out
+    dense = cost.toarray()
+    dense[cost.toarray() == 0] = np.inf
+    dense[0, 0] = 0.0
+    best = min(float(np.dot(w[:3], dense[:3][:, list(s)].min(axis=1)))
+               for s in itertools.combinations(range(3), 2))
+    assert r.objective == pytest.approx(best) == pytest.approx(0 + 2 * 3 + 3 * 1)  # sites 0, 2
+    assert r.sites.tolist() == [0, 2]
+    assert r.unreachable.tolist() == [3]
+    assert r.assignment[3] == -1
+    assert r.status == "optimal"
+    # same answer from the dense form with np.inf
+    r2 = PMedian.from_cost_matrix(dense, p=2, weights=w).solve()
+    assert r2.objective == r.objective and r2.unreachable.tolist() == [3]
+
+
+def test_too_few_sites_for_reachable_demand_warns():
+    cost = np.array([[1.0, np.inf], [np.inf, 1.0]])
+    with pytest.warns(PlannerWarning, match="reachable by some candidate"):
+        r = PMedian.from_cost_matrix(cost, p=1, weights=[1, 5]).solve()
+    assert r.sites.tolist() == [1]
+    assert r.unreachable.tolist() == [0]
+    assert r.objective == 5.0
+
+
+def test_deterministic_for_seed():
+    cost, w = instance(9, n=12, m=12)
+    a = PMedian.from_cost_matrix(cost, p=4, weights=w).solve(method="heuristic", seed=3)
+    b = PMedian.from_cost_matrix(cost, p=4, weights=w).solve(method="heuristic", seed=3)
+    assert a.sites.tolist() == b.sites.tolist() and a.objective == b.objective
+
+
+# --------------------------------------------------------------------------- coverage models
+@pytest.mark.parametrize("seed", range(5))
+def test_mclp_matches_brute_force(seed):
+    cost, w = instance(300 + seed)
+    T = 30.0
+    for p, fixed in ((1, []), (2, []), (3, [4])):
+        free = [j for j in range(cost.shape[1]) if j not in fixed]
+        expect = max(float(w[(cost[:, list(s) + fixed] <= T).any(axis=1)].sum())
+                     for s in itertools.combinations(free, p))
+        for method in ("exact", "heuristic"):
+            r = MCLP.from_cost_matrix(cost, p=p, coverage=T, weights=w,
+                                      fixed=fixed or None).solve(method=method)
+            assert r.objective == pytest.approx(expect)
+            cols = np.r_[r.sites, fixed].astype(int)
+            assert r.objective == pytest.approx(w[(cost[:, cols] <= T).any(axis=1)].sum())
+            if method == "exact":
+                assert r.status == "optimal"
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_lscp_matches_brute_force(seed):
+    cost, w = instance(400 + seed)
+    T = 35.0
+    A = cost <= T
+    coverable = A.any(axis=1)
+    expect = None
+    for k in range(1, cost.shape[1] + 1):
+        if any(A[:, list(s)].any(axis=1)[coverable].all()
+               for s in itertools.combinations(range(cost.shape[1]), k)):
+            expect = k
+            break
+    ctx = pytest.warns(PlannerWarning, match="cannot be covered") if not coverable.all() \
+        else _nullcontext()
+    with ctx:
+        r = LSCP.from_cost_matrix(cost, coverage=T, weights=w).solve()
+    assert r.objective == expect == r.sites.size
+    assert r.status == "optimal"
+    assert A[:, r.sites].any(axis=1)[coverable].all()
+    assert r.uncoverable.tolist() == np.flatnonzero(~coverable).tolist()
+
+
+def test_lscp_target_share_and_fixed():
+    # 4 demand points on a line, sites at the same spots; coverage 1 covers neighbours
+    x = np.array([0.0, 1.0, 2.0, 3.0, 4.0])
+    cost = np.abs(x[:, None] - x[None, :])
+    w = np.array([10.0, 1.0, 1.0, 1.0, 10.0])
+    r = LSCP.from_cost_matrix(cost, coverage=1.0, weights=w).solve()
+    assert r.objective == 2  # e.g. sites 1 and 3 (or 0/4 + middle)
+    assert (cost[:, r.sites] <= 1).any(axis=1).all()
+    half = LSCP.from_cost_matrix(cost, coverage=1.0, weights=w, target_share=0.8).solve()
+    assert half.objective == 2  # 80 % of 23 = 18.4 needs both heavy ends
+    r2 = LSCP.from_cost_matrix(cost, coverage=1.0, weights=w, fixed=[0]).solve()
+    assert r2.objective == 1 and r2.sites.tolist() == [3]  # fixed 0 covers 0-1, site 3 covers 2-4
+    assert (cost[:, np.r_[r2.sites, 0]] <= 1).any(axis=1).all()
+    with pytest.raises(LocateError, match="target_share = 0.9"):
+        LSCP.from_cost_matrix(cost, coverage=1.0, weights=w, target_share=0.9,
+                              allowed=[0]).solve()
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+# --------------------------------------------------------------------------- errors
+def test_errors_say_what_is_wrong():
+    cost = np.ones((3, 2))
+    with pytest.raises(LocateError, match=r"p = 3 new sites asked for, but only 2"):
+        PMedian.from_cost_matrix(cost, p=3)
+    with pytest.raises(LocateError, match=r"only 1 candidate.*1 of them fixed"):
+        PMedian.from_cost_matrix(cost, p=2, fixed=[0])
+    with pytest.raises(LocateError, match=r"negative costs \(min -1 at row 1, column 0\)"):
+        PMedian.from_cost_matrix(np.array([[1.0, 2], [-1, 3]]), p=1)
+    with pytest.raises(LocateError, match=r"`weights` has 2 values but the cost matrix has 3"):
+        PMedian.from_cost_matrix(cost, p=1, weights=[1, 2])
+    with pytest.raises(LocateError, match="must be 2-D"):
+        PMedian.from_cost_matrix(np.ones(3), p=1)
+    with pytest.raises(LocateError, match=r"outside 0..1: \[5\]"):
+        PMedian.from_cost_matrix(cost, p=1, fixed=[5])
+    with pytest.raises(LocateError, match="NaN"):
+        PMedian.from_cost_matrix(np.array([[np.nan, 1.0]]), p=1)
+    with pytest.raises(LocateError, match="method='fast' is not known"):
+        PMedian.from_cost_matrix(cost, p=1).solve(method="fast")
+    with pytest.raises(LocateError, match="must be finite and >= 0"):
+        PMedian.from_cost_matrix(cost, p=1, weights=[1, -2, 1])
+    with pytest.raises(LocateError, match="capacity"):
+        PMedian.from_cost_matrix(cost, p=1, capacity=[1.0])
+    assert issubclass(LocateError, ValueError)
+
+
+# --------------------------------------------------------------------------- OR-Library
+def test_orlib_reader_last_duplicate_wins(orlib_dir, tmp_path):
+    f = tmp_path / "tiny.txt"
+    # edge 1-2 listed twice: 5 then 9 (reversed); the last (9) must win
+    f.write_text("3 3 1\n1 2 5\n2 3 1\n2 1 9\n")
+    cost, p = read_orlib(f)
+    assert p == 1
+    assert cost[0, 1] == 9 and cost[0, 2] == 10 and cost[1, 2] == 1
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5])
+def test_orlib_optima_reproduced(orlib_dir, k):
+    optima = {r["instance"]: r for r in csv.DictReader(open(orlib_dir / "optima.csv"))}
+    cost, p = read_orlib(orlib_dir / f"pmed{k}.txt")
+    assert cost.shape[0] == int(optima[f"pmed{k}"]["n"]) and p == int(optima[f"pmed{k}"]["p"])
+    r = PMedian.from_cost_matrix(cost, p=p).solve(method="exact", time_limit=60)
+    assert r.status == "optimal"
+    assert r.objective == float(optima[f"pmed{k}"]["optimum"])
+    assert r.objective == cost[:, r.sites].min(axis=1).sum()
+
+
+# --------------------------------------------------------------------------- the run step
+@pytest.fixture(scope="module")
+def demo_run():
+    import warnings
+
+    from planner import scenario
+
+    # the demo has units no candidate reaches in 15 min: recorded on result.warnings,
+    # checked below
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PlannerWarning)
+        return scenario.run(scenario.demo_scenario_path(),
+                            steps=["layers", "demand", "network", "access", "norms", "locate"])
+
+
+def test_run_step_skips_without_locate_section():
+    from planner import scenario
+    from planner.locate import run_step
+
+    sc = scenario.load_scenario(scenario.demo_scenario_path())
+    res = scenario.RunResult(scenario=sc.model_copy(update={"locate": None}))
+    assert run_step(res) == "no `locate:` section in the scenario"
+    res = scenario.RunResult(scenario=sc)
+    assert "no walk network" in run_step(res)
+
+
+def test_run_step_proposes_centres_where_norms_fail(demo_run):
+    r = demo_run
+    checks = r.tables["norm_checks"]
+    failing = set(checks[(checks.measure == "township_centre_count")
+                         & (checks.status == "fail")].unit_name)
+    sites = r.layers["proposed_sites"]
+    centres = sites[sites.tier == "township_centre"]
+    assert set(centres.township) == failing
+    assert len(centres) == len(failing)
+    # the centre lies inside its township polygon and was a permitted candidate
+    tw = r.layers["townships"].set_index("name")
+    cands = r.layers["candidates"].set_index("id")
+    for _, row in centres.iterrows():
+        assert tw.loc[row.township].geometry.contains(row.geometry)
+        assert cands.loc[row.candidate_id, "tier"] in ("township_centre", "", None) or \
+            str(cands.loc[row.candidate_id, "tier"]) == "nan"
+
+
+def test_run_step_coverage_agrees_with_access(demo_run):
+    """Before/after coverage re-derived with planner.access on existing + proposed sites."""
+    import pandas as pd
+
+    from planner.access import population_access
+
+    r = demo_run
+    pop = r.layers["population"]
+    cba = r.tables["coverage_before_after"].set_index("threshold_min")
+    pa = r.layers["population_access"]
+    for t in (5.0, 10.0, 15.0):
+        before = pop.pop_60plus[pa.time_min_any <= t].sum()
+        assert cba.loc[t, "pop_60plus_before"] == pytest.approx(before)
+    new = r.layers["proposed_sites"][["candidate_id", "tier", "geometry"]].rename(
+        columns={"candidate_id": "id"})
+    fac = pd.concat([r.layers["facilities"][["id", "tier", "geometry"]], new],
+                    ignore_index=True)
+    after = population_access(r.artifacts["network"], pop, fac,
+                              gates=r.layers.get("gates"), cutoff_min=60)
+    for t in (5.0, 10.0, 15.0):
+        assert cba.loc[t, "pop_60plus_after"] == pytest.approx(
+            pop.pop_60plus[after.time_min_any <= t].sum())
+    # LSCP closes the 15-minute circle for every unit that some site can reach in 15 min
+    res = r.artifacts["locate_results"]["community_station:lscp"]
+    assert res.status == "optimal"
+    assert res.covered.sum() == len(pop) - res.uncoverable.size
+    assert any(f"{res.uncoverable.size} population units" in w and "(15 min)" in w
+               for w in r.warnings)
+    tab = r.tables["proposed_sites"]
+    assert (tab.pop_60plus_newly_covered <= tab.pop_60plus_served + 1e-9).all()
+    assert tab.pop_60plus_newly_covered.sum() == pytest.approx(
+        cba.loc[15.0, "pop_60plus_after"] - cba.loc[15.0, "pop_60plus_before"])
+
+
+def test_generate_candidates_avoid_forbidden_zones(demo_run):
+    import shapely
+
+    from planner.locate import generate_candidates
+
+    r = demo_run
+    pop = r.layers["population"]
+    parks = r.layers["parks"]
+    a = generate_candidates(pop, r.artifacts["network"], 8, forbidden=[parks], seed=1)
+    b = generate_candidates(pop, r.artifacts["network"], 8, forbidden=[parks], seed=1)
+    assert 0 < len(a) <= 8
+    assert a.geometry.equals(b.geometry)
+    zone = shapely.union_all(parks.geometry.to_numpy())
+    assert not shapely.contains(zone, a.geometry.to_numpy()).any()
+    assert a.id.tolist() == [f"gen-{i + 1}" for i in range(len(a))]
+
+
+def test_from_geodataframes_matches_matrix_route(demo_run):
+    """The layer route builds walking seconds with planner.access and hands off to the matrix."""
+    from planner._snap import snap_points
+    from planner.access import cost_matrix
+
+    r = demo_run
+    net = r.artifacts["network"]
+    pop = r.layers["population"]
+    cands = r.layers["candidates"].iloc[::9]
+    m = PMedian.from_geodataframes(pop, cands, net, p=2, weight="pop_60plus", cutoff_min=180)
+    res = m.solve()
+    stored = cost_matrix(net, snap_points(net, pop, warn=False),
+                         snap_points(net, cands, warn=False), cutoff_s=180 * 60)
+    dense = np.full(stored.shape, np.inf)
+    rows = np.repeat(np.arange(stored.shape[0]), np.diff(stored.indptr))
+    dense[rows, stored.indices] = stored.data
+    w = pop.pop_60plus.to_numpy(float)
+    assert np.isfinite(dense.min(axis=1)).all()
+    assert res.objective == pytest.approx(brute_pmedian(dense, w, 2))
+    assert res.status == "optimal"
+    # walking at half the speed doubles every time: same sites, twice the objective
+    slow = PMedian.from_geodataframes(pop, cands, net, p=2, weight="pop_60plus", cutoff_min=360,
+                                      speed_mps=net.speed_mps / 2).solve()
+    assert slow.sites.tolist() == res.sites.tolist()
+    assert slow.objective == pytest.approx(2 * res.objective, rel=1e-6)
+    with pytest.raises(LocateError, match="no `beds` column"):
+        PMedian.from_geodataframes(pop, cands, net, p=2, weight="beds")
