@@ -74,7 +74,7 @@ class NetworkSettings(_Section):
     """How the pedestrian network is built and how fast older residents walk.
 
     ``speed_mps`` overrides the profile's speed.  Default profile
-    ``older_adult`` walks 1.0 m/s (15 min = 900 m; see NORMS.md and
+    ``older_adult`` walks 1.0 m/s (15 min = 900 m; see the README's walking-speed section and
     `planner.network.PROFILES` for sources); others: ``older_adult_design``
     0.9, ``frail`` 0.65 and ``wheelchair`` 0.8 (both avoid steps),
     ``generic_adult`` 1.33.  ``source``: ``lines`` (a road centre-line

@@ -38,6 +38,8 @@ from planner._errors import LayerError, PlannerWarning
 from planner._snap import Snapped, _cache, concat, edge_geometries, point_geometries, snap_points
 
 __all__ = [
+    "Snapped",
+    "snap_points",
     "node_times",
     "nearest_times",
     "cost_matrix",

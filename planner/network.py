@@ -33,7 +33,7 @@ Walking speed
 The default profile ``older_adult`` walks 1.0 m/s: Chinese 15-minute
 elderly-care circle analyses convert at 60 m/min (15 min ≈ 900 m), and
 measured speeds of older pedestrians are 0.9-1.2 m/s (Knoblauch et al.
-1996; Fitzpatrick et al. 2006; Webb et al. 2017; see NORMS.md).
+1996; Fitzpatrick et al. 2006; Webb et al. 2017; see the README, 'Walking speed and coverage').
 """
 
 from __future__ import annotations
@@ -69,9 +69,9 @@ __all__ = [
 ]
 
 # --------------------------------------------------------------------------- profiles
-#: Walking profiles: speed (m/s) and whether steps are avoided.  Sources: NORMS.md
-#: "Walking speed of older adults" (Knoblauch et al. 1996; Fitzpatrick et al. 2006;
-#: Webb et al. 2017; Chinese 15-minute-circle practice of 60 m/min).
+#: Walking profiles: speed (m/s) and whether steps are avoided.  Sources (see the README,
+#: "Walking speed and coverage"): Knoblauch et al. 1996; Fitzpatrick et al. 2006;
+#: Webb et al. 2017; Chinese 15-minute-circle practice of 60 m/min.
 PROFILES: dict[str, dict[str, Any]] = {
     "older_adult": {
         "speed_mps": 1.0,

@@ -1,7 +1,7 @@
 """Planning-norm checks: rule sets per jurisdiction, each result citing its clause.
 
 Rule files (``*.yaml`` beside this module, one per jurisdiction) hold the
-numbers of the policy documents digested in NORMS.md; `load_rules` reads
+numbers of the policy documents (digest: the project's shared NORMS.md); `load_rules` reads
 one (with its ``extends`` chain), `check` evaluates it on the layers of a
 study area and returns one row per rule and unit, and `run_step` is the
 ``norms`` step of `planner.scenario.run`.
