@@ -168,7 +168,9 @@ class ModelSettings(_Section):
     ``target_share`` of the weight, within ``coverage_min``).  ``p``: new
     sites; ``auto`` = one per township the norm checks flag (township
     centres) or the LSCP count (stations).  ``weight``: population column.
-    ``capacity``: candidate/facility column of capacities (p-median only).
+    ``capacity``: candidate/facility column of capacities (beds or persons
+    served); all three models respect it: the capacitated p-median assigns
+    demand so no site is over capacity, MCLP and LSCP count only what fits.
     ``method``: ``auto``/``exact`` (HiGHS, proven optimal) or ``heuristic``.
     ``generate_candidates``: add this many k-means candidate sites.
     """
