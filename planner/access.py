@@ -57,6 +57,9 @@ __all__ = [
 #: Tiers that always get a ``time_min_<tier>`` column (NaN when the layer has none).
 MAIN_TIERS: tuple[str, ...] = ("district_home", "township_centre", "community_station")
 
+#: Gates without a ``community`` column join the population polygon within this many metres.
+GATE_MATCH_M = 50.0
+
 _MEMORY_BYTES = 256 * 2**20  # working-memory budget of one chunk of dense Dijkstra rows
 
 
@@ -311,14 +314,16 @@ def cost_matrix(
 
 
 # --------------------------------------------------------------------------- units and gates
-def _gate_units(units: Any, gates: Any) -> tuple[np.ndarray, np.ndarray, list]:
-    """Match gates to units by ``community`` = unit id (as text), else unit name."""
+def _gate_units(units: Any, gates: Any, *, max_gap_m: float = GATE_MATCH_M
+                ) -> tuple[np.ndarray, np.ndarray, list]:
+    """Match gates to units by ``community`` = unit id (as text), else unit name.
+
+    Gates without a ``community`` column (e.g. OSM ``entrance=*`` nodes) are
+    matched by location: to the population polygon they lie in or on, or the
+    nearest one within ``max_gap_m`` metres.
+    """
     if "community" not in gates.columns:
-        raise LayerError(
-            "The gates layer has no `community` column, so its gates cannot be matched to "
-            f"population units (columns: {list(gates.columns)}). Add a `community` column "
-            "holding each gate's population id or name (社区/小区)."
-        )
+        return _gate_units_by_location(units, gates, max_gap_m)
     key = gates["community"].astype(str).str.strip().to_numpy()
     pos = np.full(len(gates), -1, np.int64)
     lookup: dict[str, int] = {}
@@ -329,6 +334,27 @@ def _gate_units(units: Any, gates: Any) -> tuple[np.ndarray, np.ndarray, list]:
     for j, k in enumerate(key):
         pos[j] = lookup.get(k, -1)
     unmatched = sorted(set(key[pos < 0]))
+    return pos, np.flatnonzero(pos >= 0), unmatched
+
+
+def _gate_units_by_location(units: Any, gates: Any, max_gap_m: float):
+    shapes = np.asarray(units.geometry.values, dtype=object)
+    areal = np.isin(shapely.get_type_id(shapes), (3, 6))  # Polygon, MultiPolygon
+    if not areal.any():
+        raise LayerError(
+            "The gates layer has no `community` column and the population units are points, "
+            "so its gates cannot be matched to population units (columns: "
+            f"{list(gates.columns)}). Add a `community` column holding each gate's population "
+            "id or name (社区/小区), or give the population units as polygons."
+        )
+    if gates.crs is not None and units.crs is not None and not gates.crs.equals(units.crs):
+        gates = gates.to_crs(units.crs)
+    geoms, gate_ids = point_geometries(gates, what="gates")
+    tree = shapely.STRtree(np.where(areal, shapes, None))
+    gi, ui = tree.query_nearest(geoms, max_distance=max_gap_m, all_matches=False)
+    pos = np.full(len(gates), -1, np.int64)
+    pos[gi] = ui
+    unmatched = [str(g) for g in gate_ids[pos < 0]]
     return pos, np.flatnonzero(pos >= 0), unmatched
 
 
@@ -351,10 +377,12 @@ def snap_units(
         Population units (GeoDataFrame of polygons or points).
     gates
         Optional gate points with a ``community`` column holding the unit's
-        ``id`` or ``name``.  A unit with gates is represented by its gates
-        only (its residents leave through them); a unit without gates by its
-        representative point.  Gates matching no unit are ignored, with a
-        `PlannerWarning`.
+        ``id`` or ``name``; without that column (e.g. OSM ``entrance=*``
+        nodes) each gate joins the population polygon it lies in or on, or
+        the nearest within `GATE_MATCH_M` metres.  A unit with gates is
+        represented by its gates only (its residents leave through them); a
+        unit without gates by its representative point.  Gates matching no
+        unit are ignored, with a `PlannerWarning`.
     max_snap_m, warn
         As in `planner._snap.snap_points`.
 
@@ -368,11 +396,18 @@ def snap_units(
     parts, maps = [base], [np.arange(n)]
     if gates is not None and len(gates):
         pos, ok, unmatched = _gate_units(units, gates)
-        if unmatched:
+        if unmatched and "community" in gates.columns:
             warnings.warn(
                 f"{len(unmatched)} gate(s) name a community that is not in the population "
                 f"layer and are ignored: {', '.join(unmatched[:20])}. Check the gates' "
                 "`community` values against the population layer's `id`/`name`.",
+                PlannerWarning, stacklevel=2,
+            )
+        elif unmatched:
+            warnings.warn(
+                f"{len(unmatched)} gate(s) lie more than {GATE_MATCH_M:g} m from every "
+                f"population polygon and are ignored: {', '.join(unmatched[:20])}. Check "
+                "their coordinates, or add a `community` column naming each gate's unit.",
                 PlannerWarning, stacklevel=2,
             )
         if ok.size:

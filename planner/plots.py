@@ -50,6 +50,7 @@ TEXT = {
         "share": "老年人口覆盖率 {b:.1f}% → {a:.1f}%", "newly": "新增覆盖 {n:,.0f} 人",
         "credit": "制图：planner", "osm": "道路数据 © OpenStreetMap contributors (ODbL)",
         "population": "60岁及以上人口分布", "estimated": "估算",
+        "before_colours": "（居住单元仍按规划前步行时间着色）",
     },
     "en": {
         "coverage": "15-minute care-circle coverage",
@@ -62,6 +63,7 @@ TEXT = {
         "share": "Older residents covered {b:.1f}% → {a:.1f}%", "newly": "Newly covered: {n:,.0f}",
         "credit": "Map: planner", "osm": "Roads © OpenStreetMap contributors (ODbL)",
         "population": "Residents aged 60+", "estimated": "estimated",
+        "before_colours": "(units still coloured by their walk before the proposals)",
     },
 }
 
@@ -419,30 +421,68 @@ def _shares(result: Any, circle: float) -> tuple[float, float] | None:
     return float(row["share_before"].iloc[0]), float(row["share_after"].iloc[0])
 
 
-def before_after_map(result: Any, *, lang: Lang | None = None) -> Any:
-    """Two panels: coverage before, and the proposed sites added after.
+def after_times(result: Any) -> Any:
+    """Population units with ``time_min_after``: the walk once the proposed sites exist.
 
-    The *after* panel draws the proposed sites over the same demand units
-    and states the coverage before → after from the ``coverage_before_after``
-    table and the older residents newly covered, as computed by the locate
-    step (nothing is re-estimated here).
+    The smaller of ``time_min_any`` and the walk to the nearest proposed
+    site, computed with `planner.access` on the run's own network and
+    snapped units (``result.artifacts``), as the locate step does, so the
+    older residents within T minutes add up to its ``coverage_before_after``
+    table.  ``None`` where the run holds no network, snapped units or
+    proposed sites (e.g. a result read back from files).
+    """
+    from planner import access
+
+    pa = result.layers.get("population_access")
+    prop = result.layers.get("proposed_sites")
+    net = result.artifacts.get("network")
+    snap = result.artifacts.get("snap_population")
+    if (pa is None or prop is None or len(prop) == 0 or net is None or snap is None
+            or "time_min_any" not in pa or snap.n_units != len(pa) or prop.crs is None):
+        return None
+    acc = getattr(result.scenario, "access", None)
+    cutoff = float(acc.cutoff_min) if acc is not None else 60.0
+    new = access.population_access(net, pa, prop.to_crs(net.crs), snap_population=snap,
+                                   cutoff_min=cutoff, thresholds_min=())
+    out = pa.copy()
+    out["time_min_after"] = np.fmin(pa["time_min_any"].to_numpy(dtype=float),
+                                    new["time_min_any"].to_numpy(dtype=float))
+    return out
+
+
+def before_after_map(result: Any, *, lang: Lang | None = None) -> Any:
+    """Two panels: coverage before, and after the proposed sites are built.
+
+    The *after* panel colours the demand units by their walk once the
+    proposed sites exist (`after_times`) and draws the sites; without the
+    run's network (a result read back from files) it keeps the *before*
+    colours and says so under the panel.  The coverage before → after and
+    the older residents newly covered come from the locate step's tables.
     """
     import matplotlib
 
     lang, rc = _resolve_lang(lang or result.lang)
     layers, crs, circle = _layers_of(result)
+    after_pa = after_times(result)
     with matplotlib.rc_context(rc):
         fig, (ax0, ax1) = _figure(2)
         credit = _credit_text(result, lang)
         for ax, after in ((ax0, False), (ax1, True)):
             handles = _draw_base(ax, layers, crs, lang)
             handles += _draw_townships(ax, layers, crs, lang)
-            handles += _draw_demand(ax, layers.get("population_access"), crs, lang, circle)
+            if after and after_pa is not None:
+                handles += _draw_demand(ax, after_pa, crs, lang, circle,
+                                        time_column="time_min_after")
+            else:
+                handles += _draw_demand(ax, layers.get("population_access"), crs, lang, circle)
             handles += _draw_facilities(ax, layers.get("facilities"), crs, lang)
             if after:
                 handles += _draw_proposed(ax, layers.get("proposed_sites"), crs, lang)
             ax.set_title(_t(lang, "after" if after else "before"), fontsize=12)
             _finish_axes(ax, handles, lang, credit, legend=after)
+        if after_pa is None and layers.get("population_access") is not None:
+            ax1.text(0.5, -0.07, _t(lang, "before_colours"), transform=ax1.transAxes,
+                     ha="center", va="top", fontsize=7, color="#555555")
         notes = []
         shares = _shares(result, circle)
         if shares is not None:

@@ -63,8 +63,47 @@ HEADERS: dict[str, dict[str, str]] = {
         "snap_m": "接入路网距离(m)", "norm_status": "达标情况", "n_fail": "未达标项数",
         "n_not_assessable": "无法评估项数", "norm_text": "核查说明", "centroid_lon": "中心经度",
         "centroid_lat": "中心纬度", "area_m2": "面积(m²)",
+        "demand": "需求人口", "accessibility": "人均可达供给（2SFCA）",
+        "accessibility_per_1000": "每千人可达供给（2SFCA）", "n_facilities": "步行圈内设施数",
     },
-    "en": {},
+    "en": {
+        "id": "ID", "name": "Name", "tier": "Type", "beds": "Beds",
+        "nursing_beds": "Nursing beds", "floor_area_m2": "Floor area (m²)",
+        "land_area_m2": "Land area (m²)", "public": "Public", "social_workers": "Social workers",
+        "township": "Township/subdistrict", "district": "District", "community": "Community",
+        "population": "Residents", "pop_60plus": "Residents 60+", "pop_65plus": "Residents 65+",
+        "pop_80plus": "Residents 80+", "households": "Households",
+        "minutes": "Walking time (min)", "scope": "Scope", "area": "Area",
+        "n_units": "Residential units", "n_units_within": "Units within",
+        "population_within": "Residents within", "population_share": "Residents covered",
+        "pop_60plus_within": "Residents 60+ within", "pop_60plus_share": "Residents 60+ covered",
+        "rule_id": "Rule ID", "title": "Indicator", "measure": "Measure", "unit_id": "Unit ID",
+        "unit_name": "Unit", "value": "Value", "threshold": "Norm", "unit": "Unit of measure",
+        "status": "Result", "shortfall": "Shortfall", "shortfall_text": "Shortfall",
+        "missing": "Missing data", "source": "Source", "clause": "Clause",
+        "pop_60plus_newly_covered": "Residents 60+ newly covered",
+        "time_saved_min": "Mean walking time saved (min)", "coverage_gain": "Coverage gain",
+        "capacity": "Capacity", "indicator": "Indicator", "note": "Note",
+        "x": "Longitude", "y": "Latitude", "lon": "Longitude", "lat": "Latitude",
+        "estimated": "Estimated", "covered_before": "Residents 60+ covered before",
+        "covered_after": "Residents 60+ covered after", "share_before": "Coverage before",
+        "share_after": "Coverage after", "time_min_any": "Walk to nearest facility (min)",
+        "threshold_min": "Walking time (min)", "pop_60plus_before": "Residents 60+ covered before",
+        "pop_60plus_after": "Residents 60+ covered after",
+        "pop_60plus_gain": "Residents 60+ newly covered", "model": "Model",
+        "candidate_id": "Candidate site", "pop_60plus_served": "Residents 60+ served",
+        "gap_id": "Gap area", "time_min_nearest": "Walk to nearest facility (min)",
+        "n_unreachable": "Unreachable units", "unit_ids": "Unit IDs",
+        "nearest_id": "Nearest facility", "snap_m": "Distance to street (m)",
+        "norm_status": "Norm status", "n_fail": "Checks failed",
+        "n_not_assessable": "Checks not assessable", "norm_text": "Norm notes",
+        "centroid_lon": "Centre longitude", "centroid_lat": "Centre latitude",
+        "area_m2": "Area (m²)", "demand": "Demand (persons)",
+        "accessibility": "Supply per person in reach (2SFCA)",
+        "accessibility_per_1000": "Supply per 1,000 in reach (2SFCA)",
+        "n_facilities": "Facilities in reach", "group": "Group", "change": "Change",
+        "method": "Method",
+    },
 }
 
 SHEETS = {
@@ -138,20 +177,20 @@ def header(column: str, lang: Lang = "zh") -> str:
     Patterns: ``time_min_<tier>`` → walking time to the nearest ``<tier>``,
     ``within_<T>min`` → within T minutes.  Unknown columns are returned as is.
     """
-    if lang == "en":
-        return column
-    table = HEADERS["zh"]
+    en = lang == "en"
+    table = HEADERS["en" if en else "zh"]
     if column in table:
         return table[column]
     m = re.fullmatch(r"time_min_(\w+)", column)
     if m and m.group(1) in TIER_LABELS:
-        return f"至最近{TIER_LABELS[m.group(1)]['zh']}步行时间(分钟)"
+        tier = TIER_LABELS[m.group(1)]["en" if en else "zh"]
+        return f"Walk to nearest {tier[0].lower()}{tier[1:]} (min)" if en else f"至最近{tier}步行时间(分钟)"
     m = re.fullmatch(r"within_([\d.]+)min", column)
     if m:
-        return f"{m.group(1)}分钟内可达"
+        return f"Within {m.group(1)} min" if en else f"{m.group(1)}分钟内可达"
     m = re.fullmatch(r"share_([\d.]+)min", column)
     if m:
-        return f"{m.group(1)}分钟覆盖率"
+        return f"Covered within {m.group(1)} min" if en else f"{m.group(1)}分钟覆盖率"
     return column
 
 
@@ -529,9 +568,18 @@ def _provenance(result: Any) -> tuple[list[tuple[str, str, str]], dict[str, str]
     from planner.scenario import _versions
 
     inputs = []
-    for key, text in result.inputs.items():
-        path, _, digest = str(text).rpartition(" sha256:")
-        inputs.append((key, path or str(text), digest))
+    for key, rec in result.inputs.items():
+        if isinstance(rec, dict):  # run.json's form: {path, sha256, bytes} or {path, files}
+            path = str(rec.get("path", ""))
+            if "sha256" in rec:
+                digest = str(rec["sha256"])
+            else:  # a folder (e.g. a Shapefile's): one line per file
+                digest = "; ".join(f"{name} {h}" for name, h in
+                                   sorted(dict(rec.get("files") or {}).items()))
+        else:  # older "path sha256:<hex>" text
+            path, _, digest = str(rec).rpartition(" sha256:")
+            path = path or str(rec)
+        inputs.append((key, path, digest))
     return inputs, _versions()
 
 

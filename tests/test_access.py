@@ -247,8 +247,21 @@ def test_gates_start_a_compound_at_its_nearest_gate():
     assert pa["time_min_any"].iloc[1] * 60 == pytest.approx(t[0])
     with pytest.warns(PlannerWarning, match="not in the population layer.*丙小区"):
         access.snap_units(net, pop, gates=gates.assign(community=["丙小区", "A"]))
-    with pytest.raises(LayerError, match="no `community` column"):
-        access.snap_units(net, pop, gates=gates.drop(columns="community"))
+    # without a `community` column (OSM entrance nodes) gates join the polygon they touch
+    # or the nearest within 50 m: both gates are 5 m outside A's wall; a third is far off
+    bare = gpd.GeoDataFrame({"id": ["g1", "g2", "g3"]},
+                            geometry=shapely.points([[210, 200], [290, 300], [1000, 1000]]),
+                            crs=CRS)
+    with pytest.warns(PlannerWarning, match=r"1 gate\(s\) lie more than 50 m .*: g3\."):
+        pa2 = access.population_access(net, pop, fac, gates=bare)
+    np.testing.assert_allclose(pa2["time_min_any"], pa["time_min_any"])
+    units = access.snap_units(net, pop, gates=bare.iloc[:2])
+    assert units.unit.tolist() == [0, 0, 1] and units.ids[:2].tolist() == [
+        "A (gate g1)", "A (gate g2)"]
+    points = pop.assign(geometry=pop.geometry.centroid)
+    with pytest.raises(LayerError, match="no `community` column and the population units are "
+                                         "points"):
+        access.snap_units(net, points, gates=gates.drop(columns="community"))
 
 
 def test_gated_cost_matrix_takes_the_best_gate():
@@ -484,11 +497,14 @@ def _check_against_networkx(net, rng, n_fac=15, n_units=200):
     t, _ = access.nearest_times(net, fac, units)
     assert np.array_equal(np.isinf(t), np.isinf(expect))
     fin = np.isfinite(expect)
-    np.testing.assert_allclose(t[fin], expect[fin], rtol=0, atol=1e-6)
+    # to 1e-6 m of walk (seconds x the network's speed)
+    m = net.speed_mps
+    np.testing.assert_allclose(t[fin] * m, expect[fin] * m, rtol=0, atol=1e-6)
     # node times too
     d, _ = access.node_times(net, fac)
     nodes = np.array([ref.get(i, np.inf) for i in range(net.n_nodes)])
-    np.testing.assert_allclose(d[np.isfinite(nodes)], nodes[np.isfinite(nodes)], atol=1e-6)
+    fn = np.isfinite(nodes)
+    np.testing.assert_allclose(d[fn] * m, nodes[fn] * m, rtol=0, atol=1e-6)
     assert np.array_equal(np.isinf(d), np.isinf(nodes))
 
 

@@ -154,3 +154,65 @@ def test_population_map_without_access_flags_estimates(tmp_path):
     # units fall in classes 0, 1, 3 and 4 (class 2, 110-140, is empty: not in the legend)
     assert ["50–80", "80–110", "140–170", "170–200"] == [t for t in texts if "–" in t]
     assert list(plots.write_print_maps(r)) == ["Older residents", "Before and after", "Norm status"]
+
+
+def _grid_result():
+    """A 6 x 6 grid of 100 m streets at 1 m/s, one station at (0, 0), one proposed site."""
+    import geopandas as gpd
+    import shapely
+
+    from planner import access
+    from planner._settings import LayersSettings, Scenario
+    from planner.network import WalkNetwork
+    from planner.scenario import RunResult
+
+    crs = "EPSG:32649"
+    ii, jj = np.meshgrid(np.arange(6), np.arange(6), indexing="ij")
+    idx = ii * 6 + jj
+    net = WalkNetwork.from_edges(
+        (ii * 100.0).ravel(), (jj * 100.0).ravel(),
+        np.r_[idx[:-1, :].ravel(), idx[:, :-1].ravel()],
+        np.r_[idx[1:, :].ravel(), idx[:, 1:].ravel()], crs=crs, speed_mps=1.0)
+    fac = gpd.GeoDataFrame({"id": ["F"], "tier": ["community_station"]},
+                           geometry=[shapely.Point(0, 0)], crs=crs)
+    # units on the streets: (0, 100) is 100 s from F, (500, 500) 1000 s
+    pop = gpd.GeoDataFrame({"id": ["near", "far"], "pop_60plus": [10, 30]},
+                           geometry=[shapely.box(-20, 80, 20, 120).boundary.centroid,
+                                     shapely.Point(500, 500)], crs=crs)
+    snap = access.snap_units(net, pop)
+    r = RunResult(scenario=Scenario(name="t", lang="en", layers=LayersSettings()), crs=crs)
+    r.artifacts.update(network=net, snap_population=snap)
+    r.layers["facilities"] = fac
+    r.layers["population_access"] = access.population_access(net, pop, fac,
+                                                             snap_population=snap)
+    # the proposed site 100 m from "far" along the street x = 500
+    r.layers["proposed_sites"] = gpd.GeoDataFrame(
+        {"name": ["P"], "tier": ["community_station"], "pop_60plus_newly_covered": [30.0]},
+        geometry=[shapely.Point(500, 400)], crs=crs).to_crs(4326)
+    return r
+
+
+def test_after_panel_colours_units_by_their_walk_after_the_proposals():
+    from matplotlib.colors import to_hex
+
+    r = _grid_result()
+    after = plots.after_times(r)
+    # hand-computed: near keeps 100 s; far walks 100 s to P instead of 1000 s to F
+    np.testing.assert_allclose(r.layers["population_access"]["time_min_any"], [100 / 60, 1000 / 60])
+    np.testing.assert_allclose(after["time_min_after"], [100 / 60, 100 / 60])
+    fig = plots.before_after_map(r)
+    ax0, ax1 = fig.axes[:2]
+
+    def colours(ax):
+        return {to_hex(c) for coll in ax.collections for c in coll.get_facecolors()}
+
+    # before: one unit over the 15-minute circle; after: both within 5 minutes
+    assert plots.BAND_COLORS["over"] in colours(ax0)
+    assert plots.BAND_COLORS["over"] not in colours(ax1)
+    assert plots.BAND_COLORS["5"] in colours(ax1)
+    assert not any("still coloured" in t for t in _texts(fig))
+    # without the run's network (a result read back from files) the panel says so
+    r.artifacts.clear()
+    assert plots.after_times(r) is None
+    assert any("still coloured by their walk before" in t
+               for t in _texts(plots.before_after_map(r)))

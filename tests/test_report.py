@@ -23,7 +23,11 @@ def _full_result(**kw):
     r.scenario.network = NetworkSettings(speed_mps=0.8)
     r.scenario.access = AccessSettings(thresholds_min=[5, 10, 15])
     r.scenario.norms = NormsSettings(rules="national", plan_year=2030)
-    r.inputs["layers.population.path"] = "/data/pop.gpkg sha256:" + "ab" * 32
+    # the form run.json and planner.scenario._hash_inputs use
+    r.inputs["layers.population.path"] = {"path": "/data/pop.gpkg", "sha256": "ab" * 32,
+                                          "bytes": 1024}
+    r.inputs["layers.townships.path"] = {"path": "/data/shp", "files": {
+        "t.shp": "cd" * 32, "t.dbf": "ef" * 32}}
     r.tables["demand_columns"] = pd.DataFrame({
         "layer": ["population", "population", "population"],
         "column": ["pop_60plus", "pop_80plus", "households"], "estimated": [True, True, False],
@@ -101,14 +105,25 @@ def test_excel_workbook_english_and_partial(tmp_path):
     r.tables.pop("coverage_before_after")
     wb = load_workbook(report.excel_report(r, tmp_path / "p.xlsx"))
     assert wb.sheetnames == ["Summary", "Coverage by township", "Norm checks", "Facilities"]
-    assert [c.value for c in wb["Norm checks"][1]][:2] == ["rule_id", "title"]
+    heads = [c.value for c in wb["Norm checks"][1]]
+    # English words, not the canonical snake_case names
+    assert heads[:4] == ["Rule ID", "Indicator", "Measure", "Scope"] and "Clause" in heads
+    assert [c.value for c in wb["Coverage by township"][1]][:4] == [
+        "Type", "Walking time (min)", "Scope", "Area"]
 
 
 def test_header_patterns():
     assert report.header("time_min_township_centre") == "至最近街镇综合养老服务中心步行时间(分钟)"
     assert report.header("within_15min") == "15分钟内可达"
     assert report.header("whatever") == "whatever"
-    assert report.header("pop_60plus", "en") == "pop_60plus"
+    assert report.header("pop_60plus", "en") == "Residents 60+"
+    assert report.header("time_min_township_centre", "en") == (
+        "Walk to nearest township/subdistrict centre (min)")
+    assert report.header("within_15min", "en") == "Within 15 min"
+    assert report.header("share_10min", "en") == "Covered within 10 min"
+    assert report.header("whatever", "en") == "whatever"
+    # the 2SFCA table has Chinese headers too
+    assert report.header("accessibility_per_1000") == "每千人可达供给（2SFCA）"
 
 
 def test_html_report_contents():
@@ -122,6 +137,11 @@ def test_html_report_contents():
                  "national", "2030", "ab" * 32, "/data/pop.gpkg"):
         assert text in page, text
     assert f"<td>numpy</td><td>{_versions()['numpy']}</td>" in page
+    # provenance: one row per input with its path and hash, never the raw record
+    assert ("<td>layers.population.path</td><td><code>/data/pop.gpkg</code></td>"
+            f"<td><code>{'ab' * 32}</code></td>") in page
+    assert f"<code>t.dbf {'ef' * 32}; t.shp {'cd' * 32}</code>" in page
+    assert "{&#39;path&#39;" not in page and "'sha256'" not in page
     assert "<iframe" not in page and "population.households" not in page
     # failing rows come first and are marked for colouring; the missing data of a
     # not-assessable row is shown in its shortfall cell; clauses carry their source
@@ -198,7 +218,7 @@ def test_excel_keeps_formula_like_names_as_text(tmp_path):
     r.layers["facilities"].loc[0, "name"] = '=HYPERLINK("http://x.example","click")'
     wb = load_workbook(report.excel_report(r, tmp_path / "p.xlsx"))
     ws = wb["Facilities"]
-    col = [c.value for c in ws[1]].index("name") + 1
+    col = [c.value for c in ws[1]].index("Name") + 1
     cell = ws.cell(row=2, column=col)
     assert cell.value == '=HYPERLINK("http://x.example","click")' and cell.data_type == "s"
 
