@@ -977,7 +977,9 @@ network:
   source: lines
   path: {prefix}demo.gpkg
   layer: roads
-access: {{}}
+access:
+  thresholds_min: [5, 10, 15]
+  fca: {{supply: beds, demand: pop_60plus, catchment_min: 15}}
 demand:
   census: {prefix}demo_census_2020.csv
   census_previous: {prefix}demo_census_2010.csv
@@ -993,6 +995,7 @@ outputs:
   map: true
   excel: true
   report: true
+  print_maps: true
 """
 
 
