@@ -14,6 +14,18 @@ Usage::
     python bench/pmedian_bench.py            # pmed1-20 + the 5,000 x 5,000 scale run
     python bench/pmedian_bench.py --quick    # pmed1-10 only
     python bench/pmedian_bench.py --scale    # the scale run only
+    python bench/pmedian_bench.py --xian     # the Xi'an planning-size run only
+    python bench/pmedian_bench.py --no-spopt # pmed1-20 without spopt (no ratio)
+
+Xi'an planning-size run (where ``../shared/data/xian`` exists): the real
+road network (``xian_road.kml``), demand at the representative points of the
+614 residential polygons weighted by a synthetic estimate of older residents
+(1.5 residents per 100 m2 of residential land, 18 % aged 60+: an estimate
+for the benchmark only), 2,000 candidate points sampled (seed 0) along the
+network's edges, cost = walking seconds without a cut-off (a dense matrix;
+pairs in different network components get 10x the largest time), p = 20.
+Our exact solver and (unless ``--quick`` or ``--skip-spopt-xian``) spopt
+solve the same dense matrix; building the matrix is not timed.
 
 Last line: ``RESULT pmedian optimal=<k>/20 total_time_ratio_vs_spopt=<x>``.
 """
@@ -31,7 +43,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ORLIB = Path(os.environ.get("PLANNER_SHARED", ROOT.parent / "shared")) / "bench" / "orlib"
+SHARED = Path(os.environ.get("PLANNER_SHARED", ROOT.parent / "shared"))
+ORLIB = SHARED / "bench" / "orlib"
+XIAN = SHARED / "data" / "xian"
 
 
 def _rss_mb() -> float:
@@ -58,6 +72,12 @@ def child(args) -> None:
     base = _rss_mb()
     if args.instance == "scale":
         cost, w, p = scale_instance(args.n, seed=0)
+    elif args.instance == "xian":
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cost, w, p = xian_instance()
+        base = _rss_mb()
     else:
         cost, p = read_orlib(ORLIB / f"{args.instance}.txt")
         w = np.ones(cost.shape[0])
@@ -67,7 +87,7 @@ def child(args) -> None:
         model.solve(pulp.HiGHS(msg=False, threads=1, timeLimit=args.time_limit))
         secs = time.perf_counter() - t0
         sites = [j for j, v in enumerate(model.fac_vars) if v.value() and v.value() > 0.5]
-        obj = float(cost[:, sites].min(axis=1).sum())
+        obj = float(np.dot(w, cost[:, sites].min(axis=1)))
         out = dict(objective=obj, status=model.problem.status and pulp.LpStatus[
             model.problem.status], gap=None, seconds=secs)
     else:
@@ -101,6 +121,38 @@ def scale_instance(n: int, *, seed: int = 0):
     return cost, w, 100
 
 
+def xian_instance(n_candidates: int = 2000, p: int = 20, *, seed: int = 0):
+    """614 residential areas x 2,000 network points of central Xi'an; walking seconds."""
+    import geopandas as gpd
+    import numpy as np
+    import shapely
+
+    from planner import access, network
+    from planner._snap import edge_geometries, snap_points
+    from planner.layers import read_layer
+
+    roads = read_layer(XIAN / "xian_road.kml", kind="lines")
+    net = network.from_lines(roads)
+    res = gpd.read_file(XIAN / "xian_landuse_residential.gpkg").to_crs(net.crs)
+    area = res.geometry.area.to_numpy()
+    w = area * 0.015 * 0.18  # synthetic older-resident estimate (benchmark only)
+    demand = snap_points(net, res.geometry.representative_point().to_numpy(), warn=False)
+    rng = np.random.default_rng(seed)
+    geoms = edge_geometries(net)
+    lens = net.edge_length_m.astype(float)
+    e = rng.choice(lens.size, n_candidates, replace=True, p=lens / lens.sum())
+    pts = shapely.line_interpolate_point(geoms[e], rng.uniform(0, 1, n_candidates),
+                                         normalized=True)
+    cand = snap_points(net, np.c_[shapely.get_x(pts), shapely.get_y(pts)], warn=False)
+    stored = access.cost_matrix(net, demand, cand, cutoff_s=np.inf)
+    dense = np.full(stored.shape, np.inf)
+    r = np.repeat(np.arange(stored.shape[0]), np.diff(stored.indptr))
+    dense[r, stored.indices] = stored.data
+    finite = np.isfinite(dense)
+    dense[~finite] = 10.0 * dense[finite].max()
+    return dense, w, p
+
+
 def run_child(instance: str, solver: str, *, timeout: float, time_limit: float, n: int = 0):
     cmd = [sys.executable, __file__, "--child", "--instance", instance, "--solver", solver,
            "--time-limit", str(time_limit), "--n", str(n)]
@@ -121,7 +173,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="pmed1-10 only")
     ap.add_argument("--scale", action="store_true", help="only the 5,000 x 5,000 scale run")
-    ap.add_argument("--no-spopt", action="store_true", help="skip spopt")
+    ap.add_argument("--xian", action="store_true", help="only the Xi'an planning-size run")
+    ap.add_argument("--no-spopt", action="store_true", help="skip spopt (pmed and Xi'an)")
+    ap.add_argument("--no-scale", action="store_true", help="skip the 5,000 x 5,000 scale run")
+    ap.add_argument("--spopt-times-from", metavar="LOG",
+                    help="with --no-spopt: take spopt's pmed times, objectives and memory from "
+                         "the output of an earlier full run (LOG), for the ratio")
+    ap.add_argument("--skip-spopt-xian", action="store_true", help="skip spopt on the Xi'an run")
     ap.add_argument("--spopt-timeout", type=float, default=600.0,
                     help="seconds before an spopt run is stopped (counted as that many)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -133,11 +191,13 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    if not args.scale:
+    if not (args.scale or args.xian):
         orlib(args)
-    if args.scale or not args.quick:
+    if args.xian or not (args.scale or args.quick):
+        xian(args)
+    if args.scale or not (args.quick or args.xian or args.no_scale):
         scale(args)
-    if not args.scale:
+    if not (args.scale or args.xian):
         print(RESULT_LINE[0], flush=True)
 
 
@@ -154,13 +214,15 @@ def orlib(args) -> None:
     print(hdr)
     n_opt = 0
     t_ours = t_sp = 0.0
+    earlier = _earlier_spopt(args.spopt_times_from) if args.spopt_times_from else {}
     for k in ks:
         name = f"pmed{k}"
         opt = float(optima[name]["optimum"])
         ex = run_child(name, "exact", timeout=120, time_limit=60)
         he = run_child(name, "heuristic", timeout=60, time_limit=30)
-        sp_ = ({"status": "skipped", "seconds": float("nan"), "objective": float("nan"),
-                "peak_mb": float("nan")} if args.no_spopt else
+        sp_ = (earlier.get(name, {"status": "skipped", "seconds": float("nan"),
+                                  "objective": float("nan"), "peak_mb": float("nan")})
+               if args.no_spopt else
                run_child(name, "spopt", timeout=args.spopt_timeout, time_limit=args.spopt_timeout))
         ok = ex["status"] == "optimal" and abs(ex["objective"] - opt) < 1e-6
         n_opt += ok
@@ -178,9 +240,41 @@ def orlib(args) -> None:
     total = len(ks)
     ratio = t_sp / t_ours if t_ours > 0 else float("nan")
     print(f"total: exact {t_ours:.2f} s, spopt {t_sp:.2f} s"
-          + (f" (timeouts counted as {args.spopt_timeout:.0f} s)" if not args.no_spopt else ""))
+          + (f" (timeouts counted as {args.spopt_timeout:.0f} s)" if not args.no_spopt else "")
+          + (f" (spopt from an earlier run: {args.spopt_times_from})" if earlier else ""))
     RESULT_LINE[0] = (f"RESULT pmedian optimal={n_opt}/{total} "
                       f"total_time_ratio_vs_spopt={ratio:.1f}")
+
+
+def _earlier_spopt(path: str) -> dict:
+    """spopt's columns (objective, seconds, MB) per pmed row of an earlier run's output."""
+    out = {}
+    for line in open(path):
+        parts = line.split("|")
+        if len(parts) == 4 and line.startswith("pmed"):
+            f = parts[3].split()
+            out[parts[0].split()[0]] = {"objective": float(f[0]), "seconds": float(f[1]),
+                                        "peak_mb": float(f[2]), "status": "Optimal"}
+    return out
+
+
+def xian(args) -> None:
+    if not (XIAN / "xian_road.kml").is_file():
+        print(f"Xi'an run skipped: {XIAN} not found")
+        return
+    print("Xi'an run: 614 residential areas x 2,000 network candidates, walking seconds "
+          "(dense, no cut-off), p=20, weights = synthetic older-resident estimate")
+    ex = run_child("xian", "exact", timeout=900, time_limit=600)
+    print(f"  exact: objective {ex['objective']:.1f}  status {ex['status']}  "
+          f"gap {(ex.get('gap') or 0):.4%}  {ex['seconds']:.2f} s  peak {ex['peak_mb']:.0f} MB",
+          flush=True)
+    if args.quick or args.no_spopt or args.skip_spopt_xian:
+        print("  spopt: skipped")
+        return
+    sp_ = run_child("xian", "spopt", timeout=args.spopt_timeout, time_limit=args.spopt_timeout)
+    print(f"  spopt: objective {sp_['objective']:.1f}  status {sp_['status']}  "
+          f"{sp_['seconds']:.2f} s  peak {sp_['peak_mb']:.0f} MB  "
+          f"ratio {sp_['seconds'] / ex['seconds']:.1f}", flush=True)
 
 
 def scale(args) -> None:

@@ -398,3 +398,264 @@ def test_from_geodataframes_matches_matrix_route(demo_run):
     assert slow.objective == pytest.approx(2 * res.objective, rel=1e-6)
     with pytest.raises(LocateError, match="no `beds` column"):
         PMedian.from_geodataframes(pop, cands, net, p=2, weight="beds")
+
+
+# --------------------------------------------------------------------------- review additions
+def _served_lp(cost, w, T, cap, cols, *, full):
+    """Max weight served within T by open `cols` with capacities (SciPy LP, splittable);
+    with `full`, None unless every row is fully served."""
+    n, k = cost.shape[0], len(cols)
+    ok = (cost[:, cols] <= T).ravel()
+    a_row = np.kron(np.eye(n), np.ones(k))
+    a_cap = np.zeros((k, n * k))
+    for jj in range(k):
+        a_cap[jj, jj::k] = w
+    bounds = [(0, 1 if o else 0) for o in ok]
+    if full:
+        res = linprog(-np.repeat(w, k), A_ub=a_cap, b_ub=cap[cols], A_eq=a_row,
+                      b_eq=np.ones(n), bounds=bounds, method="highs")
+        return None if res.status != 0 else -res.fun
+    res = linprog(-np.repeat(w, k), A_ub=np.vstack([a_row, a_cap]),
+                  b_ub=np.r_[np.ones(n), cap[cols]], bounds=bounds, method="highs")
+    return -res.fun
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_capacitated_mclp_matches_brute_force(seed):
+    cost, w = instance(500 + seed, n=9, m=7)
+    T = 35.0
+    cap = np.full(7, w.sum() / 4)
+    for p, fixed in ((2, []), (2, [3])):
+        free = [j for j in range(7) if j not in fixed]
+        expect = max(_served_lp(cost, w, T, cap, list(s) + fixed, full=False)
+                     for s in itertools.combinations(free, p))
+        uncap = max(float(w[(cost[:, list(s) + fixed] <= T).any(axis=1)].sum())
+                    for s in itertools.combinations(free, p))
+        assert expect < uncap - 1e-6  # the capacity binds
+        r = MCLP.from_cost_matrix(cost, p=p, coverage=T, weights=w, fixed=fixed or None,
+                                  capacity=cap).solve(method="exact")
+        assert r.status == "optimal" and r.sites.size == p and not set(r.sites) & set(fixed)
+        assert r.objective == pytest.approx(expect, rel=1e-6)
+        sh = r.shares.toarray()
+        assert ((sh * w[:, None]).sum(axis=0) <= cap + 1e-6).all()
+        assert (sh[cost > T] == 0).all()
+        assert set(np.flatnonzero(sh.sum(axis=0) > 0)) <= set(r.sites) | set(fixed)
+        h = MCLP.from_cost_matrix(cost, p=p, coverage=T, weights=w, fixed=fixed or None,
+                                  capacity=cap).solve(method="heuristic")
+        assert h.objective <= expect + 1e-6 and h.sites.size == p
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_capacitated_lscp_matches_brute_force(seed):
+    cost, w = instance(600 + seed, n=9, m=7)
+    T = 40.0
+    cap = np.full(7, w.sum() / 3)
+    coverable = (cost <= T).any(axis=1)
+    if not coverable.all():
+        cost = cost[coverable]
+        w = w[coverable]
+    expect = next(k for k in range(1, 8) if any(
+        _served_lp(cost, w, T, cap, list(s), full=True) is not None
+        for s in itertools.combinations(range(7), k)))
+    uncap = next(k for k in range(1, 8) if any(
+        (cost[:, list(s)] <= T).any(axis=1).all() for s in itertools.combinations(range(7), k)))
+    r = LSCP.from_cost_matrix(cost, coverage=T, weights=w, capacity=cap).solve()
+    assert r.status == "optimal" and r.objective == expect == r.sites.size >= uncap
+    assert expect > uncap or seed == 0  # seeds 1, 2: the capacity binds (4 sites, not 2)
+    assert r.covered.all()
+    sh = r.shares.toarray()
+    assert np.allclose(sh.sum(axis=1), 1.0) and ((sh * w[:, None]).sum(axis=0) <= cap + 1e-6).all()
+    with pytest.raises(LocateError, match=r"`capacity` is too small.*hold only"):
+        LSCP.from_cost_matrix(cost, coverage=T, weights=w, capacity=cap / 10).solve()
+
+
+def test_capacity_too_small_and_bad_inputs_raise_locate_errors():
+    cost = np.array([[1.0, 2, 3], [2, 1, 3], [3, 2, 1]])
+    with pytest.raises(LocateError, match=r"too small for the demand: 15 .* at most 4"):
+        PMedian.from_cost_matrix(cost, p=1, weights=[5, 5, 5], capacity=[4, 1, 1]).solve()
+    with pytest.raises(LocateError, match=r"bad at columns \[1\]: \[nan\]"):
+        PMedian.from_cost_matrix(cost, p=1, capacity=[1, np.nan, 1])
+    with pytest.raises(LocateError, match="cannot be read as numbers"):
+        PMedian.from_cost_matrix([[1.0, 2.0], [3.0]], p=1)
+    with pytest.raises(LocateError, match=r"whole column indices.*\[0.5\]"):
+        PMedian.from_cost_matrix(cost, p=1, fixed=[0.5])
+    with pytest.raises(LocateError, match=r"whole column indices.*\['a'\]"):
+        PMedian.from_cost_matrix(cost, p=1, fixed=["a"])
+    m = PMedian.from_cost_matrix(cost, p=1)
+    for kw, msg in (({"time_limit": 0}, "time_limit must be"), ({"seed": -1}, "seed must be"),
+                    ({"threads": 0}, "threads must be")):
+        with pytest.raises(LocateError, match=msg):
+            m.solve(**kw)
+    with pytest.raises(LocateError, match="coverage must be a finite cost"):
+        MCLP.from_cost_matrix(cost, p=1, coverage="near")
+    # nothing to serve: all weights zero or nothing reachable -> any sites, objective 0, proven
+    for model in (PMedian.from_cost_matrix(cost, p=1, weights=[0, 0, 0]),
+                  PMedian.from_cost_matrix(np.full((2, 2), np.inf), p=1),
+                  MCLP.from_cost_matrix(cost, p=1, coverage=0.5)):
+        r = model.solve()
+        assert r.objective == 0.0 and r.status == "optimal" and r.sites.size == 1
+
+
+def test_exact_deterministic_for_seed_and_threads():
+    cost, w = instance(11, n=12, m=12, integer=False)
+    runs = [PMedian.from_cost_matrix(cost, p=3, weights=w, fixed=[0]).solve(seed=5, threads=1)
+            for _ in range(2)]
+    assert runs[0].sites.tolist() == runs[1].sites.tolist()
+    assert runs[0].objective == runs[1].objective == pytest.approx(brute_pmedian(cost, w, 3, [0]))
+
+
+def test_unlimited_capacity_of_existing_sites_is_not_misread():
+    """The run step gives existing sites without a capacity 1e15 ("unlimited"); HiGHS reads
+    entries >= 1e15 as infinite, which once returned objective 0 / no sites."""
+    cost = np.array([[1.0, 2, 3], [2, 1, 3], [3, 2, 1], [9, 9, 1]])
+    w = [5.0, 5, 5, 5]
+    for big in (1e15, 1e300):
+        # fixed 0 serves rows 0, 1 (5*1 + 5*2); site 2 serves rows 2, 3 (5 + 5), 10 <= cap 10
+        r = PMedian.from_cost_matrix(cost, p=1, weights=w, fixed=[0],
+                                     capacity=[big, 10, 10]).solve()
+        assert (r.sites.tolist(), r.objective) == ([2], 25.0)
+        # coverage 2: fixed 0 covers rows 0, 1; rows 2, 3 need site 2
+        r = LSCP.from_cost_matrix(cost, coverage=2, weights=w, fixed=[0],
+                                  capacity=[big, 10, 10]).solve()
+        assert (r.sites.tolist(), r.objective) == ([2], 1.0)
+        # coverage 1: fixed 0 covers row 0 (5); site 2 covers rows 2, 3 but holds only 4
+        r = MCLP.from_cost_matrix(cost, p=1, coverage=1, weights=w, fixed=[0],
+                                  capacity=[big, 4, 4]).solve()
+        assert r.objective == pytest.approx(9.0) and r.covered.tolist() == [True] + [False] * 3
+    # capacities that add up but sit out of reach: a clear error, not a traceback
+    with pytest.raises(LocateError, match="even with every candidate open"):
+        LSCP.from_cost_matrix(cost, coverage=1, weights=w, capacity=[100, 100, 6]).solve()
+
+
+def test_generated_site_in_a_park_moves_to_nearest_residential_unit():
+    import geopandas as gpd
+    import shapely
+
+    from planner.locate import generate_candidates
+    from planner.network import WalkNetwork
+
+    crs = "EPSG:32649"
+    net = WalkNetwork.from_edges(np.arange(0.0, 1001, 100), np.zeros(11), np.arange(10),
+                                 np.arange(1, 11), crs=crs)
+    # three equal units at x = 100, 300, 900 (20 m north of the path): centre x = 433.3
+    pop = gpd.GeoDataFrame({"pop_60plus": [10.0, 10.0, 10.0]},
+                           geometry=[shapely.box(x - 5, 15, x + 5, 25) for x in (100, 300, 900)],
+                           crs=crs)
+    free = generate_candidates(pop, net, 1)
+    assert free.geometry.iloc[0].x == pytest.approx(1300 / 3) and free.geometry.iloc[0].y == 0
+    park = gpd.GeoDataFrame(geometry=[shapely.box(400, -50, 600, 50)], crs=crs)
+    moved = generate_candidates(pop, net, 1, forbidden=[park])
+    assert (moved.geometry.iloc[0].x, moved.geometry.iloc[0].y) == (300.0, 0.0)
+    with pytest.raises(LocateError, match="`uncovered` has shape"):
+        generate_candidates(pop, net, 1, uncovered=[True])
+
+
+def test_new_centre_also_serves_as_station_in_the_run(demo_run):
+    """Several tiers at once: the LSCP for stations keeps existing stations, existing centres
+    and the centres just proposed fixed open, and never proposes a station on a new centre."""
+    r = demo_run
+    fac_t = r.layers["facilities"].tier
+    sites = r.layers["proposed_sites"]
+    new_centres = sites[sites.tier == "township_centre"]
+    assert len(new_centres) >= 1
+    res = r.artifacts["locate_results"]["community_station:lscp"]
+    n_existing = int(fac_t.isin(["community_station", "township_centre"]).sum())
+    assert res.fixed.size == n_existing + len(new_centres)
+    stations = sites[sites.tier == "community_station"]
+    assert not set(stations.candidate_id) & set(new_centres.candidate_id)
+    assert len(stations) == res.sites.size == res.objective
+
+
+def test_mclp_lscp_from_geodataframes_match_brute_force(demo_run):
+    from planner._snap import snap_points
+    from planner.access import cost_matrix
+
+    r = demo_run
+    net, pop = r.artifacts["network"], r.layers["population"]
+    cands = r.layers["candidates"].iloc[::9]
+    stored = cost_matrix(net, snap_points(net, pop, warn=False),
+                         snap_points(net, cands, warn=False), cutoff_s=30 * 60)
+    A = np.zeros(stored.shape, bool)
+    rows = np.repeat(np.arange(stored.shape[0]), np.diff(stored.indptr))
+    A[rows, stored.indices] = stored.data <= 15 * 60
+    w = pop.pop_60plus.to_numpy(float)
+    expect = max(float(w[A[:, list(s)].any(axis=1)].sum())
+                 for s in itertools.combinations(range(A.shape[1]), 2))
+    mc = MCLP.from_geodataframes(pop, cands, net, p=2, coverage_min=15).solve()
+    assert mc.status == "optimal" and mc.objective == pytest.approx(expect)
+    # LSCP on the coverable units only: the fewest sites, by enumeration
+    ok = A.any(axis=1)
+    k = next(k for k in range(1, A.shape[1] + 1) if any(
+        A[ok][:, list(s)].any(axis=1).all() for s in itertools.combinations(range(A.shape[1]), k)))
+    ctx = pytest.warns(PlannerWarning, match="cannot be covered") if not ok.all() \
+        else _nullcontext()
+    with ctx:
+        ls = LSCP.from_geodataframes(pop, cands, net, coverage_min=15).solve()
+    assert ls.objective == k and ls.uncoverable.tolist() == np.flatnonzero(~ok).tolist()
+
+
+# --------------------------------------------------------------------------- branch-and-cut
+@pytest.mark.parametrize("seed", range(4))
+def test_branch_and_cut_matches_brute_force_fractional_costs(seed):
+    # non-integer costs and weights: no integrality rounding of the bound
+    rng = np.random.default_rng(100 + seed)
+    cost, _ = instance(seed, n=30, m=16, integer=False)
+    w = rng.uniform(0.5, 3.0, 30)
+    for p, fixed in ((2, ()), (3, ()), (3, (4,))):
+        expect = brute_pmedian(cost, w, p, fixed)
+        r = PMedian.from_cost_matrix(cost, p=p, weights=w, fixed=list(fixed)).solve(
+            method="exact")
+        assert r.status == "optimal"
+        assert r.objective == pytest.approx(expect, rel=1e-9)
+        assert r.bound == pytest.approx(expect, rel=1e-7)
+
+
+@pytest.mark.parametrize("node_limit", [1, 5000])
+def test_branch_and_cut_and_mip_fallback_prove_pmed6(orlib_dir, monkeypatch, node_limit):
+    # pmed6's LP bound is fractional, so the tree search runs; with a node limit of 1
+    # it gives up and HiGHS's MIP (with every cut found so far) has to finish the proof
+    import planner.locate._exact as ex
+
+    calls = []
+    real = ex.branch_and_cut
+
+    def spy(*a, **k):
+        out = real(*a, **k)
+        calls.append(out)
+        return out
+
+    monkeypatch.setattr(ex, "branch_and_cut", spy)
+    monkeypatch.setattr(ex, "_NODE_LIMIT", node_limit)
+    cost, p = read_orlib(orlib_dir / "pmed6.txt")
+    r = PMedian.from_cost_matrix(cost, p=p).solve(method="exact", time_limit=120)
+    assert calls and calls[0].complete == (node_limit > 1)
+    assert r.status == "optimal" and r.objective == 7824 and r.bound == 7824
+    assert r.objective == cost[:, r.sites].min(axis=1).sum()
+
+
+def test_from_geodataframes_bad_columns(demo_run):
+    r = demo_run
+    net, pop = r.artifacts["network"], r.layers["population"].copy()
+    cands = r.layers["candidates"].iloc[::9]
+    with pytest.raises(LocateError, match="no `beds` column"):
+        PMedian.from_geodataframes(pop, cands, net, p=1, capacity="beds")
+    with pytest.raises(LocateError, match="no `existing` column"):
+        MCLP.from_geodataframes(pop, cands, net, p=1, coverage_min=15, fixed="existing")
+    pop.loc[pop.index[[2, 4]], "pop_60plus"] = np.nan
+    with pytest.warns(PlannerWarning, match=r"2 demand rows have no number in `pop_60plus` "
+                                            r"\(rows \[2, 4\]\)"):
+        m = PMedian.from_geodataframes(pop, cands, net, p=1)
+    assert m.cd.weights[[2, 4]].tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_capacitated_lscp_target_share_matches_brute_force(seed):
+    cost, w = instance(700 + seed, n=9, m=7)
+    cap, need = np.full(7, w.sum() / 4), 0.8 * w.sum()
+    expect = next(k for k in range(1, 8) if any(
+        _served_lp(cost, w, 35.0, cap, list(s), full=False) >= need - 1e-9
+        for s in itertools.combinations(range(7), k)))
+    r = LSCP.from_cost_matrix(cost, coverage=35.0, weights=w, capacity=cap,
+                              target_share=0.8).solve()
+    assert r.status == "optimal" and r.objective == expect == r.sites.size
+    assert r.info["covered_weight"] >= need - 1e-6

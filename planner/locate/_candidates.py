@@ -2,8 +2,9 @@
 
 Weighted k-means (scikit-learn) over the representative points of the
 population units left outside the walking circle, weighted by older
-residents; each centre is moved to the nearest network point, and centres
-inside forbidden zones (water, parks, user polygons) are dropped.
+residents; each centre is moved to the nearest network point; a point in a
+forbidden zone (water, parks, user polygons) moves to the network point of
+its cluster's nearest population unit outside the zones, or is dropped.
 """
 
 from __future__ import annotations
@@ -59,6 +60,9 @@ def generate_candidates(
         raise LocateError(f"Population layer has no `{weight}` column for candidate generation "
                           f"(columns: {list(population.columns)}).")
     mask = np.ones(len(population), bool) if uncovered is None else np.asarray(uncovered, bool)
+    if mask.shape != (len(population),):
+        raise LocateError(f"`uncovered` has shape {mask.shape} but the population layer has "
+                          f"{len(population)} units; give one boolean per unit.")
     w = population[weight].fillna(0).to_numpy(dtype=float)
     mask &= w > 0
     pts = population.geometry[mask].representative_point()
@@ -66,17 +70,33 @@ def generate_candidates(
         return gpd.GeoDataFrame({"id": [], "name": [], "tier": [], "generated": []},
                                 geometry=[], crs=population.crs)
     xy = np.c_[pts.x.to_numpy(), pts.y.to_numpy()]
-    k = int(min(n_sites, len(xy)))
+    k = int(min(n_sites, len(np.unique(xy, axis=0))))  # k-means needs k distinct points
     km = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(xy, sample_weight=w[mask])
     snapped = snap_points(network, km.cluster_centers_, warn=False, what="generated sites")
     geoms = shapely.points(snapped.x, snapped.y)
-    keep = np.ones(k, bool)
+    zones = []
     for layer in forbidden or []:
         if layer is None or len(layer) == 0:
             continue
-        zone = shapely.union_all(np.asarray(layer.to_crs(population.crs).geometry
-                                            if hasattr(layer, "to_crs") else layer))
-        keep &= ~shapely.contains(zone, geoms)
+        zones.append(shapely.union_all(np.asarray(layer.to_crs(population.crs).geometry
+                                                  if hasattr(layer, "to_crs") else layer)))
+    keep = np.ones(k, bool)
+    if zones:
+        zone = shapely.union_all(zones)
+        bad = shapely.intersects(zone, geoms)
+        if bad.any():
+            # a centre in a park or on water: move it to the network point of the cluster's
+            # nearest residential unit outside the zones, else drop it
+            on_net = snap_points(network, xy, warn=False, what="generated sites")
+            unit_geoms = shapely.points(on_net.x, on_net.y)
+            unit_ok = ~shapely.intersects(zone, unit_geoms)
+            for j in np.flatnonzero(bad):
+                members = np.flatnonzero((km.labels_ == j) & unit_ok)
+                if members.size == 0:
+                    keep[j] = False
+                    continue
+                d = np.hypot(*(xy[members] - km.cluster_centers_[j]).T)
+                geoms[j] = unit_geoms[members[np.argmin(d)]]
     geoms = geoms[keep]
     ids = [f"gen-{i + 1}" for i in range(len(geoms))]
     return gpd.GeoDataFrame({"id": ids, "name": ids, "tier": [""] * len(ids),

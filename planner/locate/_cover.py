@@ -121,6 +121,8 @@ def solve_capacitated(cd: CostData, p: int, capacity: np.ndarray, allowed: np.nd
     on the penalized objective, proven optimal).
     """
     n, m = cd.n, cd.m
+    # a capacity above the total weight never binds; HiGHS treats entries >= 1e15 as infinite
+    capacity = np.minimum(capacity, float(cd.weights.sum()) + 1.0)
     t_end = time.perf_counter() + time_limit
     rows = cd.rows
     E = cd.data.size
@@ -172,3 +174,81 @@ def solve_capacitated(cd: CostData, p: int, capacity: np.ndarray, allowed: np.nd
     ymask = x[E + n:] > 0.5
     lb = info.mip_dual_bound if open_fixed is None else info.objective_function_value
     return ymask, shares, unserved, float(lb), st == highspy.HighsModelStatus.kOptimal
+
+
+def solve_capacitated_cover(cover: sp.csr_array, w: np.ndarray, capacity: np.ndarray,
+                            fixed: np.ndarray, allowed: np.ndarray, *, p: int | None = None,
+                            need: float | None = None, open_mask: np.ndarray | None = None,
+                            time_limit: float, seed: int, threads: int):
+    """Capacitated MCLP (``p`` given) or LSCP (``need`` given) on the covering pairs.
+
+    ``x_e`` in [0, 1] is the share of row i served by site j within the
+    coverage (demand may be split), ``y_j`` opens site j.  Rows:
+    ``sum_j x_ij <= 1`` (``= 1`` for every coverable row when LSCP asks for
+    full coverage), ``sum_i w_i x_ij <= cap_j y_j``, ``x_ij <= y_j``.
+    MCLP: ``sum_new y = p``, maximise ``sum w_i x_ij``.  LSCP: minimise
+    ``sum_new y`` with ``sum w_i x_ij >= need``.  With ``open_mask`` the
+    sites are fixed (the transportation LP of a heuristic's sites).
+
+    Returns (open mask, shares CSR (n x m), bound, proven, infeasible).
+    """
+    n, m = cover.shape
+    capacity = np.minimum(capacity, float(w.sum()) + 1.0)  # see solve_capacitated
+    usable = allowed | fixed
+    A = sp.csr_array(cover)
+    A = sp.csr_array(A.multiply(usable[None, :].astype(np.float64)))
+    A.eliminate_zeros()
+    A.sort_indices()
+    E = A.nnz
+    rows = np.repeat(np.arange(n), np.diff(A.indptr))
+    cols = A.indices.astype(np.int64)
+    inf = highspy.kHighsInf
+    h = _new_highs(time_limit=time_limit, seed=seed, threads=threads)
+    h.setOptionValue("mip_rel_gap", 0.0)
+    h.setOptionValue("mip_abs_gap", 1e-6 if p is not None else 0.5)
+    h.addVars(E, np.zeros(E), np.ones(E))
+    if open_mask is not None:
+        ylo = yhi = open_mask.astype(np.float64)
+    else:
+        ylo, yhi = fixed.astype(np.float64), usable.astype(np.float64)
+    h.addVars(m, ylo, yhi)
+    new = (~fixed).astype(np.float64)
+    cost = np.r_[-w[rows], np.zeros(m)] if p is not None else np.r_[np.zeros(E), new]
+    h.changeColsCost(E + m, np.arange(E + m, dtype=np.int32), cost.astype(np.float64))
+    full = p is None and need is not None and need >= float(w[np.diff(A.indptr) > 0].sum()) - 1e-9
+    R = sp.csr_array((np.ones(E), (rows, np.arange(E))), shape=(n, E + m))
+    C = sp.csr_array((np.r_[w[rows], -capacity], (np.r_[cols, np.arange(m)],
+                      np.r_[np.arange(E), E + np.arange(m)])), shape=(m, E + m))
+    L = sp.csr_array((np.r_[np.ones(E), -np.ones(E)], (np.r_[np.arange(E), np.arange(E)],
+                      np.r_[np.arange(E), E + cols])), shape=(E, E + m))
+    M = sp.vstack([R, C, L]).tocsr()
+    M.sort_indices()
+    coverable = np.diff(A.indptr) > 0
+    rlo = np.where(coverable, 1.0, 0.0) if full else np.full(n, -inf)
+    lo = np.r_[rlo, np.full(m + E, -inf)]
+    hi = np.r_[np.ones(n), np.zeros(m + E)]
+    h.addRows(M.shape[0], lo, hi, M.nnz, M.indptr[:-1].astype(np.int32),
+              M.indices.astype(np.int32), M.data)
+    newcols = np.flatnonzero(~fixed).astype(np.int32)
+    if open_mask is None and p is not None:
+        h.addRow(float(p), float(p), newcols.size, E + newcols, np.ones(newcols.size))
+    if p is None and not full:
+        h.addRow(float(need), inf, E, np.arange(E, dtype=np.int32), w[rows].astype(np.float64))
+    if open_mask is None:
+        _int_cols(h, E, m)
+    h.run()
+    info = h.getInfo()
+    st = h.getModelStatus()
+    infeasible = st == highspy.HighsModelStatus.kInfeasible
+    if info.primal_solution_status != 2:
+        return None, None, np.nan, False, infeasible
+    x = np.asarray(h.getSolution().col_value)
+    shares = sp.csr_array((np.clip(x[:E], 0.0, 1.0), A.indices, A.indptr), shape=(n, m))
+    y = x[E:] > 0.5
+    if open_mask is not None:
+        bound = -info.objective_function_value if p is not None else float(y[~fixed].sum())
+    else:
+        db = info.mip_dual_bound
+        bound = (-db if p is not None else float(np.ceil(db - 1e-6))) if np.isfinite(db) \
+            else (float(w.sum()) if p is not None else 0.0)
+    return y, shares, float(bound), st == highspy.HighsModelStatus.kOptimal, infeasible

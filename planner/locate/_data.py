@@ -100,7 +100,16 @@ def _as_index_mask(fixed, m: int, name: str = "fixed") -> np.ndarray:
                 f"got shape {arr.shape}. Pass a mask of length {m} or a list of column indices."
             )
         return arr.copy()
-    arr = arr.astype(np.int64, copy=False).ravel()
+    try:
+        num = arr.astype(np.float64).ravel()
+    except (TypeError, ValueError):
+        num = np.array([np.nan])
+    if not np.isfinite(num).all() or (num != np.round(num)).any():
+        raise LocateError(
+            f"`{name}` must be whole column indices of the cost matrix (or a boolean mask of "
+            f"length {m}); got {arr.ravel()[:5].tolist()}. Convert ids to column positions first."
+        )
+    arr = num.astype(np.int64)
     bad = arr[(arr < 0) | (arr >= m)]
     if bad.size:
         raise LocateError(
@@ -143,7 +152,13 @@ def build_cost_data(cost, *, weights=None, fixed=None) -> CostData:
             data, indices = data[keep], indices[keep]
             indptr = np.r_[0, np.cumsum(np.bincount(rows, minlength=n))].astype(np.int64)
     else:
-        arr = np.asarray(cost, dtype=np.float64)
+        try:
+            arr = np.asarray(cost, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise LocateError(
+                f"Cost matrix cannot be read as numbers ({exc}). Give a rectangular "
+                "(n_demand, n_candidate) array of times or distances, np.inf for unreachable."
+            ) from None
         if arr.ndim != 2:
             raise LocateError(
                 f"Cost matrix must be 2-D (n_demand, n_candidate); got shape {arr.shape}."
@@ -175,7 +190,11 @@ def build_cost_data(cost, *, weights=None, fixed=None) -> CostData:
     if weights is None:
         w = np.ones(n)
     else:
-        w = np.asarray(weights, dtype=np.float64).ravel()
+        try:
+            w = np.asarray(weights, dtype=np.float64).ravel()
+        except (TypeError, ValueError) as exc:
+            raise LocateError(f"`weights` cannot be read as numbers ({exc}); give one number "
+                              "per demand row, 0 for missing counts.") from None
         if w.shape != (n,):
             raise LocateError(
                 f"`weights` has {w.size} values but the cost matrix has {n} demand rows. "

@@ -23,6 +23,18 @@ true cost exceeds its ``theta`` gets its cuts added and the MIP is solved
 again.  The lower bound is always valid (a relaxation), so the reported gap
 is proven.
 
+Before the MIP, a branch-and-cut of our own on ``y`` (``_bnb.py``) runs the
+cut loop at every node, so each node has the full radius-formulation bound
+that HiGHS's MIP (which has no lazy-constraint callback in highspy 1.15)
+cannot see; with tight root bounds its tree is small (pmed16: ~30 nodes where
+HiGHS's MIP spent seconds in root processing and strong branching, twice).
+It gets half the remaining time and a node limit; if it does not finish,
+HiGHS's MIP takes over with every cut found so far.
+
+Integer data (integer costs, weights and penalty): every objective value is
+an integer, so a lower bound above ``ub - 1`` proves ``ub`` optimal; the
+fixing, pruning and the MIP's absolute gap use that.
+
 Reductions: fixed (existing) sites are constants: each row is cut at its
 nearest fixed site, and entries at or beyond that cost never enter a cut.
 Rows that no candidate reaches keep the big-M penalty as a constant.
@@ -36,6 +48,7 @@ from dataclasses import dataclass
 import highspy
 import numpy as np
 
+from planner.locate._bnb import branch_and_cut
 from planner.locate._data import CostData
 from planner.locate._heuristic import _Swap
 
@@ -54,6 +67,19 @@ def _debug(msg: str) -> None:
 
     if os.environ.get("PLANNER_LOCATE_DEBUG"):
         print("[locate.exact]", msg, flush=True)
+
+
+_NODE_LIMIT = 5000
+
+
+def _integral_objective(cd: CostData) -> bool:
+    """True when every objective value is an integer (integer costs, weights, penalty)."""
+    def is_int(a) -> bool:
+        a = np.asarray(a, dtype=np.float64)
+        return bool(np.all(a == np.round(a)))
+
+    big = float(cd.weights.sum()) * max(cd.penalty, float(cd.data.max()) if cd.data.size else 0.0)
+    return is_int(cd.data) and is_int(cd.weights) and is_int(cd.penalty) and big < 2.0 ** 50
 
 
 def _new_highs(*, time_limit: float, seed: int, threads: int) -> highspy.Highs:
@@ -174,6 +200,16 @@ def solve_pmedian_exact(
     ub_mask = incumbent.copy()
     ub = cd.penalized(ub_mask)
     tol = 1e-9
+    integral = _integral_objective(cd)
+
+    def cutoff_tol(u: float) -> float:
+        """Prune / prove when lb >= ub - cutoff_tol(ub)."""
+        # integer costs and weights: every objective value is an integer, so a
+        # bound above ub - 1 proves ub optimal
+        return 1.0 - 1e-6 if integral else max(1e-6, tol * abs(u))
+
+    def done(lb_: float) -> bool:
+        return lb_ >= ub - cutoff_tol(ub)
 
     # variables: theta (n) then y (m)
     inf = highspy.kHighsInf
@@ -246,15 +282,15 @@ def solve_pmedian_exact(
         _debug(f"LP rounding: {val:.8g} (incumbent {ub:.8g})")
         if val < ub:
             ub, ub_mask = val, st.open.copy()
-    if ub - lb <= tol * max(1.0, abs(ub)):
-        return ExactOutcome(ub_mask, min(lb, ub), ub, True, False)
+    if done(lb):
+        return ExactOutcome(ub_mask, ub, ub, True, False)
 
     # reduced-cost fixing with the incumbent's value, then re-separate: with fewer
     # columns the cuts get stronger and more columns can be fixed
     free = allowed.copy()
     for _ in range(5):
         rc = np.asarray(h.getSolution().col_dual)[n:]
-        fix0 = free & (y < 1e-9) & (rc > ub - lb + 1e-6 * max(1.0, abs(ub)))
+        fix0 = free & (y < 1e-9) & (rc > ub - cutoff_tol(ub) - lb + 1e-6 * max(1.0, abs(ub)))
         _debug(f"rc fixing: {int(fix0.sum())} of {int(free.sum())} free columns, lb {lb:.8g} "
                f"ub {ub:.8g}")
         if not fix0.any():
@@ -275,8 +311,8 @@ def solve_pmedian_exact(
             if c is None:
                 break
             add_cuts(c)
-        if ub - lb <= tol * max(1.0, abs(ub)):
-            return ExactOutcome(ub_mask, min(lb, ub), ub, True, False)
+        if done(lb):
+            return ExactOutcome(ub_mask, ub, ub, True, False)
     # cuts tight at the good integer solutions the heuristic visited: the MIP's
     # optimum is usually among or near them, so it rarely needs another round
     if pool:
@@ -293,10 +329,28 @@ def solve_pmedian_exact(
         if pairs.size:
             add_cuts(R.cuts_at(pairs[:, 0].astype(np.int64), pairs[:, 1]))
 
+    # branch-and-cut on y with the cut loop at every node (full radius bound per node)
+    if p > 0 and free.sum() > p:
+        _debug(f"before branch-and-cut {time.perf_counter() - t0:.2f} s")
+        budget = 0.5 * max(0.0, deadline - time.perf_counter())
+        bb = branch_and_cut(h, R, cd, p=p, free=free, lb_root=lb, ub=ub, ub_mask=ub_mask,
+                            add_cuts=add_cuts, deadline=time.perf_counter() + budget,
+                            cutoff_tol=cutoff_tol, node_limit=_NODE_LIMIT)
+        _debug(f"branch-and-cut: {bb.nodes} nodes, {h.getNumRow()} rows, "
+               f"{time.perf_counter() - t0:.2f} s, "
+               f"complete {bb.complete}, lb {bb.lb:.8g} "
+               f"ub {bb.ub:.8g}")
+        ub, ub_mask = bb.ub, bb.ub_mask
+        if bb.complete:
+            return ExactOutcome(ub_mask, ub, ub, True, False)
+        lb = max(lb, bb.lb)
+        if done(lb):
+            return ExactOutcome(ub_mask, ub, ub, True, False)
+
     h.changeColsIntegrality(m, np.arange(n, n + m, dtype=np.int32),
                             np.full(m, highspy.HighsVarType.kInteger))
     h.setOptionValue("mip_rel_gap", 0.0)
-    h.setOptionValue("mip_abs_gap", 1e-6)
+    h.setOptionValue("mip_abs_gap", cutoff_tol(ub) if integral else 1e-6)
     timed_out = False
     while True:
         remaining = deadline - time.perf_counter()
@@ -334,5 +388,7 @@ def solve_pmedian_exact(
             timed_out = True
         break
     lb = min(lb, ub)
-    proven = ub - lb <= max(1e-6, tol * abs(ub))
+    proven = done(lb)
+    if proven:
+        lb = ub
     return ExactOutcome(ub_mask, lb, ub, proven, timed_out and not proven)

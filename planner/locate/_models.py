@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from planner._errors import LocateError, PlannerWarning
@@ -61,9 +62,12 @@ class LocateResult:
     method
         The solver(s) used.
     shares
-        Capacitated p-median only: (n_demand x n_candidate) CSR of served shares.
+        Capacitated models only: (n_demand x n_candidate) CSR of served shares
+        (MCLP/LSCP: only pairs within the coverage).
     covered
-        MCLP/LSCP: boolean mask of covered demand rows.
+        MCLP/LSCP: boolean mask of covered demand rows (with capacities: fully
+        served within the coverage; ``info["covered_weight"]`` counts partly
+        served rows by their share).
     uncoverable
         MCLP/LSCP: rows that no candidate nor fixed site can cover.
     """
@@ -106,9 +110,26 @@ def _gap(obj: float, bound: float) -> float:
         1.0, abs(obj)) else 0.0
 
 
-def _check_method(method: str) -> None:
+def _check_method(method: str, time_limit=1.0, seed=0, threads=1) -> None:
     if method not in ("auto", "exact", "heuristic"):
         raise LocateError(f"method={method!r} is not known; use 'auto', 'exact' or 'heuristic'.")
+    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float, np.number)) \
+            or not np.isfinite(time_limit) or time_limit <= 0:
+        raise LocateError(f"time_limit must be a number of seconds > 0; got {time_limit!r}.")
+    for name, v, lo in (("seed", seed, 0), ("threads", threads, 1)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+            raise LocateError(f"{name} must be a whole number >= {lo}; got {v!r}.")
+
+
+def _check_coverage(coverage) -> float:
+    try:
+        c = float(coverage)
+    except (TypeError, ValueError):
+        c = float("nan")
+    if not np.isfinite(c) or c < 0:
+        raise LocateError(f"coverage must be a finite cost >= 0 (the cost matrix's unit, e.g. "
+                          f"seconds); got {coverage!r}.")
+    return c
 
 
 def _allowed_mask(allowed, m: int) -> np.ndarray:
@@ -154,9 +175,13 @@ def _coerce(cost, weights, fixed, capacity, allowed):
     if capacity is not None:
         cap = np.asarray(capacity, dtype=np.float64).ravel()
         if cap.shape != (cd.m,) or not np.isfinite(cap).all() or (cap < 0).any():
+            bad = np.flatnonzero(~np.isfinite(cap) | (cap < 0))[:5] if cap.shape == (cd.m,) \
+                else []
             raise LocateError(
                 f"`capacity` needs one finite value >= 0 per candidate column ({cd.m}); got "
-                f"shape {cap.shape}. Use a large number for unlimited sites."
+                f"shape {cap.shape}" + (f", bad at columns {bad.tolist()}: {cap[bad].tolist()}"
+                                        if len(bad) else "") +
+                ". Use a large number for unlimited sites."
             )
     return cd, cap, _allowed_mask(allowed, cd.m)
 
@@ -247,7 +272,7 @@ class PMedian(_Model):
         seed, threads
             Same seed and threads, same answer.
         """
-        _check_method(method)
+        _check_method(method, time_limit, seed, threads)
         t0 = time.perf_counter()
         cd, p = self.cd, self.p
         if self.capacity is not None:
@@ -262,6 +287,9 @@ class PMedian(_Model):
         lb = _trivial_bound(cd)
         used = "heuristic"
         proven = False
+        if not (cd.weights[cd.reachable_any()] > 0).any():
+            # nothing to serve (zero weights or nothing reachable): every choice costs 0
+            return self._result(open_mask, lb, True, used, method, t0)
         if method != "heuristic":
             remaining = time_limit - (time.perf_counter() - t0)
             out = solve_pmedian_exact(cd, p, incumbent=open_mask, time_limit=max(0.05, remaining),
@@ -314,6 +342,7 @@ class PMedian(_Model):
         from planner.locate._cover import solve_capacitated
 
         cd, p = self.cd, self.p
+        _check_capacity_total(cd, self.capacity, self.allowed, p)
         heur = interchange(cd, p, seed=seed, time_limit=min(1.0, 0.1 * time_limit),
                            allowed=self.allowed)
         y, shares, unserved, lb, _ = solve_capacitated(
@@ -338,9 +367,29 @@ class PMedian(_Model):
         res = self._result(open_mask, lb_pen, proven, used, method, t0, shares=shares,
                            unserved=unserved)
         res.info["unserved_weight"] = float(np.dot(cd.weights, unserved))
+        lost = np.flatnonzero((unserved > 1e-7) & cd.reachable_any() & (cd.weights > 0))
+        if lost.size:
+            warnings.warn(
+                f"{lost.size} demand rows (weight {float(np.dot(cd.weights, unserved)):g} "
+                "unserved) reach a site only if it has room: the open sites within the cut-off "
+                "are full. They are listed in `unreachable`; raise capacities, p or the cut-off.",
+                PlannerWarning, stacklevel=3)
         if proven:
             res.bound, res.gap = res.objective, 0.0
         return res
+
+
+def _check_capacity_total(cd: CostData, cap: np.ndarray, allowed: np.ndarray, p: int) -> None:
+    """Raise when even the largest sites cannot hold the demand some site reaches."""
+    need = float(cd.weights[cd.reachable_any()].sum())
+    top = np.sort(cap[allowed & ~cd.fixed])[::-1][:p]
+    most = float(cap[cd.fixed].sum() + top.sum())
+    if most < need * (1 - 1e-9) - 1e-9:
+        raise LocateError(
+            f"`capacity` is too small for the demand: {need:g} to serve (reachable rows), but the "
+            f"{int(cd.fixed.sum())} fixed sites and the {p} largest candidates hold at most "
+            f"{most:g}. Raise the capacities or p (capacity is in the weights' unit)."
+        )
 
 
 def _trivial_bound(cd: CostData) -> float:
@@ -364,37 +413,39 @@ class MCLP(_Model):
 
     ``coverage`` is in the cost's unit (seconds for walking-time matrices).
     Solved as a p-median over 0/1 "not covered" costs, by the same
-    interchange heuristic and exact HiGHS solver.
+    interchange heuristic and exact HiGHS solver.  With ``capacity`` (per
+    candidate column, in the weights' unit) a site covers at most that much
+    weight (demand may be split between sites); the objective is then the
+    weight served within ``coverage`` and ``result.shares`` the served shares.
     """
 
     name = "mclp"
 
     def __init__(self, cd: CostData, p: int, coverage: float, *, allowed: np.ndarray,
-                 labels: dict | None = None):
-        super().__init__(cd, allowed=allowed, capacity=None, labels=labels)
+                 capacity: np.ndarray | None = None, labels: dict | None = None):
+        super().__init__(cd, allowed=allowed, capacity=capacity, labels=labels)
         self.p = self._check_p(p)
-        if not np.isfinite(coverage) or coverage < 0:
-            raise LocateError(f"coverage must be a finite cost >= 0; got {coverage!r}.")
+        coverage = _check_coverage(coverage)
         self.coverage = float(coverage)
 
     @classmethod
     def from_cost_matrix(cls, cost, *, p: int, coverage: float, weights=None, fixed=None,
-                         allowed=None) -> MCLP:
+                         allowed=None, capacity=None) -> MCLP:
         """As `PMedian.from_cost_matrix`; ``coverage`` is the service threshold (cost units)."""
-        cd, _, allow = _coerce(cost, weights, fixed, None, allowed)
-        return cls(cd, p, coverage, allowed=allow)
+        cd, cap, allow = _coerce(cost, weights, fixed, capacity, allowed)
+        return cls(cd, p, coverage, allowed=allow, capacity=cap)
 
     @classmethod
     def from_geodataframes(cls, demand, candidates, network, *, p: int, coverage_min: float,
                            **kwargs) -> MCLP:
-        cost, w, fixed, _, allowed, labels = cost_from_geodataframes(
+        cost, w, fixed, cap, allowed, labels = cost_from_geodataframes(
             demand, candidates, network, **kwargs)
-        cd, _, allow = _coerce(cost, w, fixed, None, allowed)
-        return cls(cd, p, coverage_min * 60.0, allowed=allow, labels=labels)
+        cd, cap, allow = _coerce(cost, w, fixed, cap, allowed)
+        return cls(cd, p, coverage_min * 60.0, allowed=allow, capacity=cap, labels=labels)
 
     def solve(self, *, time_limit: float = 300.0, method: Method = "auto", seed: int = 0,
               threads: int = 1) -> LocateResult:
-        _check_method(method)
+        _check_method(method, time_limit, seed, threads)
         t0 = time.perf_counter()
         cd = self.cd
         cov = _coverage(cd, self.coverage)
@@ -405,11 +456,16 @@ class MCLP(_Model):
         open_mask = interchange(zero, self.p, seed=seed, allowed=self.allowed,
                                 time_limit=time_limit if method == "heuristic" else
                                 min(max(0.5, 0.1 * time_limit), time_limit))
+        if self.capacity is not None:
+            return self._solve_capacitated(cov, open_mask, time_limit=time_limit, method=method,
+                                           seed=seed, threads=threads, t0=t0)
         W = float(cd.weights.sum())
         ub_cov = W  # trivial upper bound on the covered weight
         proven = False
         used = "heuristic"
-        if method != "heuristic":
+        if not (cd.weights[zero.reachable_any()] > 0).any():
+            proven = True  # no weight can be covered: every choice covers 0
+        elif method != "heuristic":
             out = solve_pmedian_exact(zero, self.p, incumbent=open_mask,
                                       time_limit=max(0.05, time_limit - (time.perf_counter() - t0)),
                                       seed=seed, threads=threads, allowed=self.allowed)
@@ -417,6 +473,52 @@ class MCLP(_Model):
             ub_cov = min(ub_cov, W - out.lower_bound)
         return _coverage_result(self, cov, open_mask, objective=None, bound=ub_cov,
                                 proven=proven, used=used, method=method, t0=t0)
+
+    def _solve_capacitated(self, cov, heur_mask, *, time_limit, method, seed, threads, t0):
+        from planner.locate._cover import solve_capacitated_cover
+
+        cd = self.cd
+        kw = dict(p=self.p, time_limit=max(0.05, time_limit - (time.perf_counter() - t0)),
+                  seed=seed, threads=threads)
+        y = None
+        if method != "heuristic":
+            y, shares, bound, proven, _ = solve_capacitated_cover(
+                cov, cd.weights, self.capacity, cd.fixed, self.allowed, **kw)
+            used = "exact-capacitated"
+        if y is None:  # heuristic asked for, or no MIP solution in time: heuristic's sites
+            kw["time_limit"] = max(0.05, time_limit - (time.perf_counter() - t0))
+            y, shares, _, _, _ = solve_capacitated_cover(
+                cov, cd.weights, self.capacity, cd.fixed, self.allowed,
+                open_mask=heur_mask | cd.fixed, **kw)
+            bound, proven, used = float(cd.weights.sum()), False, "heuristic+transport-lp"
+        if y is None:
+            raise LocateError("The capacitated MCLP found no assignment within the time limit; "
+                              "raise time_limit.")
+        return _capacitated_cover_result(self, cov, y | cd.fixed, shares, objective=None,
+                                         bound=bound, proven=proven, used=used, method=method,
+                                         t0=t0)
+
+
+def _capacitated_cover_result(model, cov, open_mask, shares, *, objective, bound, proven, used,
+                              method, t0):
+    """`_coverage_result` with served shares: covered = fully served within the coverage."""
+    cd = model.cd
+    shares = sp.csr_array(shares.multiply(cov))  # only pairs within the coverage count
+    served = np.minimum(np.asarray(shares.sum(axis=1)).ravel(), 1.0)
+    got = float(np.dot(cd.weights, served))
+    res = _coverage_result(model, cov, open_mask, objective=got if objective is None else objective,
+                           bound=bound, proven=proven, used=used, method=method, t0=t0)
+    covered = served >= 1.0 - 1e-7
+    coo = shares.tocoo()
+    order = np.lexsort((-coo.data, coo.row))
+    r_, c_, v_ = coo.row[order], coo.col[order], coo.data[order]
+    first = np.r_[True, r_[1:] != r_[:-1]] & (v_ > 1e-9) if r_.size else np.zeros(0, bool)
+    assignment = np.full(cd.n, -1, dtype=np.int64)
+    assignment[r_[first]] = c_[first]
+    res.covered, res.assignment, res.shares = covered, assignment, shares
+    res.unreachable = np.flatnonzero(~covered)
+    res.info.update(covered_weight=got, served_share=served)
+    return res
 
 
 def _coverage_result(model, cov, open_mask, *, objective, bound, proven, used, method, t0):
@@ -452,10 +554,10 @@ class LSCP(_Model):
     name = "lscp"
 
     def __init__(self, cd: CostData, coverage: float, *, target_share: float = 1.0,
-                 allowed: np.ndarray, labels: dict | None = None):
-        super().__init__(cd, allowed=allowed, capacity=None, labels=labels)
-        if not np.isfinite(coverage) or coverage < 0:
-            raise LocateError(f"coverage must be a finite cost >= 0; got {coverage!r}.")
+                 allowed: np.ndarray, capacity: np.ndarray | None = None,
+                 labels: dict | None = None):
+        super().__init__(cd, allowed=allowed, capacity=capacity, labels=labels)
+        coverage = _check_coverage(coverage)
         if not 0 < target_share <= 1:
             raise LocateError(f"target_share must be in (0, 1]; got {target_share!r}.")
         self.coverage = float(coverage)
@@ -463,24 +565,26 @@ class LSCP(_Model):
 
     @classmethod
     def from_cost_matrix(cls, cost, *, coverage: float, target_share: float = 1.0, weights=None,
-                         fixed=None, allowed=None) -> LSCP:
-        cd, _, allow = _coerce(cost, weights, fixed, None, allowed)
-        return cls(cd, coverage, target_share=target_share, allowed=allow)
+                         fixed=None, allowed=None, capacity=None) -> LSCP:
+        """As `MCLP.from_cost_matrix`; with ``capacity`` no site covers more than its capacity
+        (demand may be split between sites within the coverage)."""
+        cd, cap, allow = _coerce(cost, weights, fixed, capacity, allowed)
+        return cls(cd, coverage, target_share=target_share, allowed=allow, capacity=cap)
 
     @classmethod
     def from_geodataframes(cls, demand, candidates, network, *, coverage_min: float,
                            target_share: float = 1.0, **kwargs) -> LSCP:
-        cost, w, fixed, _, allowed, labels = cost_from_geodataframes(
+        cost, w, fixed, cap, allowed, labels = cost_from_geodataframes(
             demand, candidates, network, **kwargs)
-        cd, _, allow = _coerce(cost, w, fixed, None, allowed)
+        cd, cap, allow = _coerce(cost, w, fixed, cap, allowed)
         return cls(cd, coverage_min * 60.0, target_share=target_share, allowed=allow,
-                   labels=labels)
+                   capacity=cap, labels=labels)
 
     def solve(self, *, time_limit: float = 300.0, method: Method = "auto", seed: int = 0,
               threads: int = 1) -> LocateResult:
         from planner.locate._cover import greedy_cover, solve_lscp
 
-        _check_method(method)
+        _check_method(method, time_limit, seed, threads)
         t0 = time.perf_counter()
         cd = self.cd
         cov = _coverage(cd, self.coverage)
@@ -508,6 +612,9 @@ class LSCP(_Model):
                     f"all candidates and existing sites together cover only {max_w:g} "
                     f"({max_w / W:.1%}). Lower target_share, raise coverage or add candidates."
                 )
+        if self.capacity is not None:
+            return self._solve_capacitated(cov, need, time_limit=time_limit, method=method,
+                                           seed=seed, threads=threads, t0=t0)
         # rows still to cover: not covered by fixed sites, coverable
         todo = ~by_fixed & reach
         sub = cov[np.flatnonzero(todo)]
@@ -527,6 +634,37 @@ class LSCP(_Model):
         k = float((start & ~cd.fixed).sum())
         return _coverage_result(self, cov, open_mask, objective=k, bound=lb if not proven else k,
                                 proven=proven, used=used, method=method, t0=t0)
+
+
+    def _solve_capacitated(self, cov, need, *, time_limit, method, seed, threads, t0):
+        """Capacitated LSCP: always the MIP (``method='heuristic'`` too)."""
+        from planner.locate._cover import solve_capacitated_cover
+
+        cd, cap = self.cd, self.capacity
+        most = float(cap[self.allowed | cd.fixed].sum())
+        if most < need * (1 - 1e-9) - 1e-9:
+            raise LocateError(
+                f"`capacity` is too small: {need:g} of weight must be covered, but every "
+                f"candidate and existing site together hold only {most:g}. Raise the "
+                "capacities, add candidates or lower target_share."
+            )
+        y, shares, lb, proven, infeasible = solve_capacitated_cover(
+            cov, cd.weights, cap, cd.fixed, self.allowed, need=need,
+            time_limit=max(0.05, time_limit - (time.perf_counter() - t0)), seed=seed,
+            threads=threads)
+        if y is None:
+            if infeasible:
+                raise LocateError(
+                    f"`capacity`: even with every candidate open, the sites within the coverage "
+                    f"({self.coverage:g} in the cost's unit) cannot hold {need:g} of weight "
+                    "(some sites are full while their neighbours have no site in reach). Raise "
+                    "the capacities or the coverage, add candidates or lower target_share.")
+            raise LocateError("The capacitated LSCP found no feasible set of sites within the "
+                              "time limit; raise time_limit.")
+        k = float((y & ~cd.fixed).sum())
+        return _capacitated_cover_result(self, cov, y | cd.fixed, shares, objective=k,
+                                         bound=k if proven else lb, proven=proven,
+                                         used="exact-capacitated", method=method, t0=t0)
 
 
 # --------------------------------------------------------------------------- from layers
@@ -585,10 +723,27 @@ def cost_from_geodataframes(
     if len(candidates) == 0:
         raise LocateError("The candidate layer is empty; add candidate sites (or generate them "
                           "with planner.locate.generate_candidates).")
-    w = None if weight is None else demand[weight].fillna(0).to_numpy(dtype=np.float64)
+    for col in (c for c in (fixed, capacity) if isinstance(c, str)):
+        if col not in candidates.columns:
+            raise LocateError(
+                f"Candidate layer has no `{col}` column (columns: {list(candidates.columns)}). "
+                "Pass the name of an existing column (or None)."
+            )
+
+    def numbers(layer, col, what):
+        vals = pd.to_numeric(layer[col], errors="coerce")
+        miss = np.flatnonzero(vals.isna().to_numpy())
+        if miss.size:
+            warnings.warn(
+                f"{miss.size} {what} rows have no number in `{col}` (rows "
+                f"{miss[:5].tolist()}); they count as 0. Fill the column to silence this.",
+                PlannerWarning, stacklevel=4)
+        return vals.fillna(0).to_numpy(dtype=np.float64)
+
+    w = None if weight is None else numbers(demand, weight, "demand")
     if isinstance(fixed, str):
         fixed = candidates[fixed].fillna(False).to_numpy(dtype=bool)
-    cap = None if capacity is None else candidates[capacity].fillna(0).to_numpy(dtype=np.float64)
+    cap = None if capacity is None else numbers(candidates, capacity, "candidate")
     if speed_mps is not None and abs(float(network.speed_mps) - speed_mps) > 1e-12:
         network = network.with_speed(speed_mps)
     sd = snap_points(network, demand, max_snap_m=max_snap_m, what="demand")

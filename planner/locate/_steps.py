@@ -287,8 +287,9 @@ def run_step(result: Any) -> str | None:
                         "(tier community_station or empty); none proposed.")
         else:
             if ms.model == "lscp" or ms.p == "auto":
-                lscp = LSCP.from_cost_matrix(cost, coverage=cov_s, target_share=ms.target_share,
-                                             weights=w, fixed=fixed)
+                lscp = LSCP.from_cost_matrix(
+                    cost, coverage=cov_s, target_share=ms.target_share, weights=w, fixed=fixed,
+                    capacity=_capacities(ms, facilities, fixed_fac, cands, cols_c))
                 res = _solve(result, lscp, ms, settings, what="community stations, LSCP")
                 results["community_station:lscp"] = res
             if ms.model == "lscp":
@@ -300,8 +301,9 @@ def run_step(result: Any) -> str | None:
                         cost, p=p, weights=w, fixed=fixed,
                         capacity=_capacities(ms, facilities, fixed_fac, cands, cols_c))
                 else:
-                    mdl = MCLP.from_cost_matrix(cost, p=p, coverage=cov_s, weights=w,
-                                                fixed=fixed)
+                    mdl = MCLP.from_cost_matrix(
+                        cost, p=p, coverage=cov_s, weights=w, fixed=fixed,
+                        capacity=_capacities(ms, facilities, fixed_fac, cands, cols_c))
                 res = _solve(result, mdl, ms, settings, what=f"community stations, {ms.model}")
                 results[f"community_station:{ms.model}"] = res
                 add("community_station", ms.model, res, fixed_fac.size, cols_c)
