@@ -768,6 +768,40 @@ def _substrings(net: Any, e: np.ndarray, s: np.ndarray, t: np.ndarray) -> np.nda
     return shapely.linestrings(out, indices=np.repeat(np.arange(len(e)), size))
 
 
+def _node_edges(net: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Node -> incident edges as CSR (``indptr``, ``edge``); a loop is listed once (cached)."""
+
+    def build():
+        eu, ev = net.edge_u, net.edge_v
+        ids = np.arange(net.n_edges, dtype=np.int64)
+        other = eu != ev
+        nodes = np.concatenate([eu, ev[other]])
+        edges = np.concatenate([ids, ids[other]])
+        order = np.argsort(nodes, kind="stable")
+        indptr = np.zeros(net.n_nodes + 1, np.int64)
+        np.cumsum(np.bincount(nodes, minlength=net.n_nodes), out=indptr[1:])
+        return indptr, edges[order]
+
+    return _cache(net, "node_edges", build)
+
+
+def _reached_edges(net: Any, d: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray]:
+    """(row, edge) of every edge with an end node within ``limit`` in row ``d[row]``, once each."""
+    indptr, inc = _node_edges(net)
+    n = net.n_nodes
+    r, node = np.nonzero(d[:, :n] <= limit)
+    cnt = indptr[node + 1] - indptr[node]
+    total = int(cnt.sum())
+    rr = np.repeat(r, cnt)
+    nn = np.repeat(node, cnt)
+    within = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    ee = inc[np.repeat(indptr[node], cnt) + within]
+    # an edge with both ends reached is listed at both: keep it at its u end only
+    u = net.edge_u[ee]
+    keep = (nn == u) | ~(d[rr, u] <= limit)
+    return rr[keep], ee[keep]
+
+
 def service_areas(
     net: Any,
     facilities: Snapped,
@@ -815,81 +849,35 @@ def service_areas(
 
     Notes
     -----
-    One limited Dijkstra per facility (memory-bounded chunks of rows of one
-    csgraph call), the partial edges cut in bulk (`_substrings`), and the
-    pieces buffered in bulk and unioned per polygon.
+    One limited csgraph Dijkstra for a memory-bounded chunk of facilities;
+    only the edges at the nodes each facility reaches (through a cached
+    node -> edge index) are looked at, never the whole network per
+    facility.  The pieces (whole edges, partial edges cut in bulk by
+    `_substrings`, own edge, snap walk) of a chunk are buffered in bulk and
+    unioned per polygon, each threshold's polygon on top of the lower one's.
     """
     import geopandas as gpd
 
     minutes = sorted(float(m) for m in minutes)
-    k = len(facilities)
+    k, n_lim = len(facilities), len(minutes)
     factor = 1.0 if speed_mps is None else float(speed_mps) / net.speed_mps
     limits = np.array(minutes) * 60.0 * factor  # thresholds in network seconds
-    lines = edge_geometries(net)
-    te_all = net.edge_time_s
-    eu, ev = net.edge_u, net.edge_v
-    snap = _snap_s(net, facilities)
-    groups, geoms = [], []
-    full_groups, full_edges = [], []  # whole edges: each buffered once, shared by polygons
+    polys = np.full(k * n_lim, None, dtype=object)
     if k:
+        lines = edge_geometries(net)
         a, virt = _virtual_graph(net, facilities)
-        step = _chunk_rows(a.shape[0] + 2 * net.n_edges)
+        step = max(1, int(_MEMORY_BYTES // (8 * a.shape[0])))
         for c0 in range(0, k, step):
             c1 = min(k, c0 + step)
             d = dijkstra(a, directed=True, indices=virt[c0:c1], limit=limits[-1])
-            du, dv = d[:, eu], d[:, ev]
+            rr, ee = _reached_edges(net, d, limits[-1])
+            du, dv = d[rr, net.edge_u[ee]], d[rr, net.edge_v[ee]]
             del d
-            prev_full = np.zeros(du.shape, bool)
-            for j, lim in enumerate(limits):
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    ru = np.where(te_all > 0, (lim - du) / te_all, np.where(du <= lim, 2.0, -1.0))
-                    rv = np.where(te_all > 0, (lim - dv) / te_all, np.where(dv <= lim, 2.0, -1.0))
-                full = (ru >= 1) | (rv >= 1) | ((ru >= 0) & (rv >= 0) & (ru + rv >= 1))
-                upart = (ru >= 0) & ~full
-                vpart = (rv >= 0) & ~full
-                gid = (np.arange(c0, c1) * len(limits) + j)[:, None]
-                # whole edges already whole at the lower threshold are in its polygon
-                r, c = np.nonzero(full & ~prev_full)
-                prev_full = full
-                full_groups.append(gid[r, 0])
-                full_edges.append(c)
-                r1, c1u = np.nonzero(upart)
-                r2, c2v = np.nonzero(vpart)
-                # own edge, both ways from the spot; then the snap walk
-                own = np.arange(c0, c1)
-                reach = lim - snap[own]
-                okk = reach >= 0
-                own = own[okk]
-                te0 = te_all[facilities.edge[own]]
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    rr = np.where(te0 > 0, reach[okk] / te0, 2.0)
-                f0 = facilities.fraction[own]
-                pe = np.concatenate([c1u, c2v, facilities.edge[own]])
-                ps = np.concatenate([np.zeros(c1u.size), 1.0 - rv[r2, c2v],
-                                     np.clip(f0 - rr, 0, 1)])
-                pt = np.concatenate([ru[r1, c1u], np.ones(c2v.size), np.clip(f0 + rr, 0, 1)])
-                groups.append(np.concatenate([gid[r1, 0], gid[r2, 0], own * len(limits) + j]))
-                geoms.append(shapely.buffer(_substrings(net, pe, np.clip(ps, 0, 1),
-                                                        np.clip(pt, 0, 1)),
-                                            buffer_m, quad_segs=quad_segs))
-                own = np.arange(c0, c1)
-                far = facilities.dist_m[own] > 0
-                own = own[far]
-                if own.size:
-                    frac = np.clip(lim * net.speed_mps / facilities.dist_m[own], 0, 1)
-                    px, py = facilities.point_x[own], facilities.point_y[own]
-                    qx = px + frac * (facilities.x[own] - px)
-                    qy = py + frac * (facilities.y[own] - py)
-                    conn = shapely.linestrings(np.stack([np.c_[px, py], np.c_[qx, qy]], 1))
-                    groups.append(own * len(limits) + j)
-                    geoms.append(shapely.buffer(conn, buffer_m, quad_segs=quad_segs))
-    if full_edges:
-        fe = np.concatenate(full_edges)
-        used, inv = np.unique(fe, return_inverse=True)
-        groups.append(np.concatenate(full_groups))
-        geoms.append(shapely.buffer(lines[used], buffer_m, quad_segs=quad_segs)[inv])
-    polys = _union_bands(groups, geoms, k * len(limits), len(limits))
-    fi = np.repeat(np.arange(k), len(limits))
+            groups, bands = _chunk_bands(net, facilities, np.arange(c0, c1), rr, ee, du, dv,
+                                         limits, lines, buffer_m, quad_segs)
+            polys[c0 * n_lim:c1 * n_lim] = _union_bands(groups, bands, c0 * n_lim,
+                                                        (c1 - c0) * n_lim, n_lim)
+    fi = np.repeat(np.arange(k), n_lim)
     tier_arr = (np.asarray(tiers, dtype=object) if tiers is not None
                 else np.full(k, None, dtype=object))
     return gpd.GeoDataFrame(
@@ -903,18 +891,79 @@ def service_areas(
     )
 
 
-def _union_bands(groups: list, bands: list, n_groups: int, n_lim: int) -> np.ndarray:
-    """One polygon per group: the union of its bands (and of the lower threshold's polygon).
+def _chunk_bands(net, facilities, own_all, rr, ee, du, dv, limits, lines, buffer_m, quad_segs):
+    """Buffered pieces of a chunk of facilities, with their polygon (group) numbers.
+
+    ``rr``/``ee``: (row in the chunk, edge) of the candidate edges, ``du``/``dv``
+    the times to the edge's ends.  Group = facility * n_thresholds + threshold.
+    """
+    n_lim = len(limits)
+    te = net.edge_time_s[ee]
+    fac = own_all[rr]
+    snap = _snap_s(net, facilities)
+    groups, bands = [], []
+    full_groups, full_edges = [], []
+    prev_full = np.zeros(ee.size, bool)
+    for j, lim in enumerate(limits):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ru = np.where(te > 0, (lim - du) / te, np.where(du <= lim, 2.0, -1.0))
+            rv = np.where(te > 0, (lim - dv) / te, np.where(dv <= lim, 2.0, -1.0))
+        full = (ru >= 1) | (rv >= 1) | ((ru >= 0) & (rv >= 0) & (ru + rv >= 1))
+        upart = (ru >= 0) & ~full
+        vpart = (rv >= 0) & ~full
+        # whole edges already whole at the lower threshold are in its polygon
+        new = full & ~prev_full
+        prev_full = full
+        full_groups.append(fac[new] * n_lim + j)
+        full_edges.append(ee[new])
+        # own edge, both ways from the spot; then the snap walk
+        own = own_all
+        reach = lim - snap[own]
+        okk = reach >= 0
+        own = own[okk]
+        te0 = net.edge_time_s[facilities.edge[own]]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rr0 = np.where(te0 > 0, reach[okk] / te0, 2.0)
+        f0 = facilities.fraction[own]
+        pe = np.concatenate([ee[upart], ee[vpart], facilities.edge[own]])
+        ps = np.concatenate([np.zeros(int(upart.sum())), 1.0 - rv[vpart],
+                             np.clip(f0 - rr0, 0, 1)])
+        pt = np.concatenate([ru[upart], np.ones(int(vpart.sum())), np.clip(f0 + rr0, 0, 1)])
+        groups.append(np.concatenate([fac[upart] * n_lim + j, fac[vpart] * n_lim + j,
+                                      own * n_lim + j]))
+        bands.append(shapely.buffer(_substrings(net, pe, np.clip(ps, 0, 1), np.clip(pt, 0, 1)),
+                                    buffer_m, quad_segs=quad_segs))
+        own = own_all[facilities.dist_m[own_all] > 0]
+        if own.size:
+            frac = np.clip(lim * net.speed_mps / facilities.dist_m[own], 0, 1)
+            px, py = facilities.point_x[own], facilities.point_y[own]
+            qx = px + frac * (facilities.x[own] - px)
+            qy = py + frac * (facilities.y[own] - py)
+            conn = shapely.linestrings(np.stack([np.c_[px, py], np.c_[qx, qy]], 1))
+            groups.append(own * n_lim + j)
+            bands.append(shapely.buffer(conn, buffer_m, quad_segs=quad_segs))
+    fe = np.concatenate(full_edges)
+    if fe.size:
+        # a whole edge reached by several facilities of the chunk is buffered once
+        used, inv = np.unique(fe, return_inverse=True)
+        groups.append(np.concatenate(full_groups))
+        bands.append(shapely.buffer(lines[used], buffer_m, quad_segs=quad_segs)[inv])
+    return groups, bands
+
+
+def _union_bands(groups: list, bands: list, g0: int, n_groups: int, n_lim: int) -> np.ndarray:
+    """Polygons of groups ``g0 .. g0 + n_groups - 1``: each the union of its bands
+    (and of the lower threshold's polygon).
 
     Each piece is buffered on its own and the bands are unioned per polygon:
-    GEOS's cascaded union of many small bands is an order of magnitude faster
-    than buffering one MultiLineString (which nodes every offset curve
-    against every other).
+    GEOS's cascaded union of many small bands is several times faster than
+    buffering one MultiLineString (which nodes every offset curve against
+    every other; measured 84 vs 310 ms for 1,200 edges).
     """
     polys = np.full(n_groups, None, dtype=object)
     if not groups:
         return polys
-    gg = np.concatenate(groups)
+    gg = np.concatenate(groups) - g0
     band = np.concatenate(bands)
     order = np.argsort(gg, kind="stable")
     gg, band = gg[order], band[order]

@@ -586,3 +586,70 @@ def test_routing_csr_equals_the_network_csr_with_parallel_edges_and_loops():
     mine = sp.csr_matrix((data, indices, indptr), shape=(3, 3))
     assert (mine != net.csr()).nnz == 0
     assert mine[0, 1] == pytest.approx(90.0) and mine[1, 0] == pytest.approx(90.0)
+
+
+def _reference_service_area(net, fac, i, lim_s, buffer_m, quad_segs):
+    """Independent construction: NetworkX Dijkstra from the facility, every edge cut
+    with ``shapely.ops.substring``, the buffers unioned."""
+    from shapely.ops import substring
+
+    from planner._snap import edge_geometries
+
+    g = nx.Graph()
+    for a, b, w in zip(net.edge_u.tolist(), net.edge_v.tolist(), net.edge_time_s.tolist()):
+        if not g.has_edge(a, b) or g[a][b]["weight"] > w:
+            g.add_edge(a, b, weight=w)
+    e0, f0 = int(fac.edge[i]), float(fac.fraction[i])
+    te0 = float(net.edge_time_s[e0])
+    snap = float(fac.dist_m[i]) / net.speed_mps
+    g.add_edge("f", int(net.edge_u[e0]), weight=f0 * te0 + snap)
+    g.add_edge("f", int(net.edge_v[e0]), weight=(1 - f0) * te0 + snap)
+    dist = nx.single_source_dijkstra_path_length(g, "f")
+    lines = edge_geometries(net)
+    pieces = []
+    for e in range(net.n_edges):
+        te = float(net.edge_time_s[e])
+        ru = (lim_s - dist.get(int(net.edge_u[e]), np.inf)) / te
+        rv = (lim_s - dist.get(int(net.edge_v[e]), np.inf)) / te
+        if ru >= 1 or rv >= 1 or (ru >= 0 and rv >= 0 and ru + rv >= 1):
+            pieces.append(lines[e])
+            continue
+        if ru >= 0:
+            pieces.append(substring(lines[e], 0.0, ru, normalized=True))
+        if rv >= 0:
+            pieces.append(substring(lines[e], 1.0 - rv, 1.0, normalized=True))
+    if lim_s >= snap:
+        r = (lim_s - snap) / te0
+        pieces.append(substring(lines[e0], max(f0 - r, 0.0), min(f0 + r, 1.0), normalized=True))
+    if fac.dist_m[i] > 0:
+        p = np.array([fac.point_x[i], fac.point_y[i]])
+        q = np.array([fac.x[i], fac.y[i]])
+        frac = min(lim_s * net.speed_mps / fac.dist_m[i], 1.0)
+        pieces.append(shapely.LineString([p, p + frac * (q - p)]))
+    return shapely.union_all(shapely.buffer(np.array(pieces, dtype=object), buffer_m,
+                                            quad_segs=quad_segs))
+
+
+@pytest.mark.parametrize("memory", [None, 8 * 260 * 3])  # one chunk; chunks of ~3 facilities
+def test_service_areas_equal_an_independent_reference_on_a_random_net(monkeypatch, memory):
+    if memory is not None:
+        monkeypatch.setattr(access, "_MEMORY_BYTES", memory)
+    net = random_net(11, n=250, keep=0.7)
+    rng = np.random.default_rng(5)
+    xy = rng.uniform(300, 2700, (7, 2))
+    xy[0] = [net.node_x[3], net.node_y[3]]  # on a node, no snap walk
+    fac = snap_points(net, xy, max_snap_m=1e9)
+    minutes = (4.0, 9.0, 15.0)
+    sa = access.service_areas(net, fac, minutes=minutes, buffer_m=20, quad_segs=3)
+    assert len(sa) == 7 * 3
+    assert sa["minutes"].tolist() == list(minutes) * 7
+    assert sa["facility_id"].tolist() == np.repeat(fac.ids, 3).tolist()
+    for i in range(7):
+        prev = None
+        for j, m in enumerate(minutes):
+            got = sa.geometry.iloc[3 * i + j]
+            ref = _reference_service_area(net, fac, i, m * 60.0, 20.0, 3)
+            assert shapely.symmetric_difference(got, ref).area < 1e-6 * ref.area
+            if prev is not None:  # nested thresholds
+                assert shapely.difference(prev, got).area < 1e-9 * prev.area
+            prev = got
