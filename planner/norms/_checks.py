@@ -664,24 +664,22 @@ def _facility_rows(ctx: Ctx, value_fn: Callable[[dict], tuple[float, str, Callab
         ctx.add(fid, name, value, need=need, text=text, missing=missing)
 
 
-@measure("facility_floor_area")
-def _fac_floor(ctx: Ctx) -> None:
-    thr = ctx.rule.threshold
+def _facility_minimum(column: str, text: str):
+    """A facility-scope check that one column reaches the rule's threshold."""
 
-    def fn(row):
-        v = row["floor_area_m2"]
-        return v, ("" if np.isfinite(v) else "facilities.floor_area_m2"), lambda x: thr - x
-    _facility_rows(ctx, fn, "floor", ("floor_area_m2",))
+    def check(ctx: Ctx) -> None:
+        thr = ctx.rule.threshold
+
+        def fn(row):
+            v = row[column]
+            return v, ("" if np.isfinite(v) else f"facilities.{column}"), lambda x: thr - x
+        _facility_rows(ctx, fn, text, (column,))
+
+    return check
 
 
-@measure("facility_beds")
-def _fac_beds(ctx: Ctx) -> None:
-    thr = ctx.rule.threshold
-
-    def fn(row):
-        v = row["beds"]
-        return v, ("" if np.isfinite(v) else "facilities.beds"), lambda x: thr - x
-    _facility_rows(ctx, fn, "beds", ("beds",))
+measure("facility_floor_area")(_facility_minimum("floor_area_m2", "floor"))
+measure("facility_beds")(_facility_minimum("beds", "beds"))
 
 
 @measure("facility_nursing_share")
