@@ -627,6 +627,22 @@ def _ratio_by_unit(ctx: Ctx, *, col: str, den_col: str, per: float, text: str, t
                 partial=_partial(miss, col))
 
 
+def _communities_unplaceable(ctx: Ctx) -> bool:
+    """Mark every community "not assessable" when facilities cannot be placed in them.
+
+    That is when facilities carry no ``community`` column and the population
+    units have no polygons to place them in by location.
+    """
+    data = ctx.data
+    if data.comm is None or not len(data.fac) or "community" in data.fac.columns \
+            or data.comm.polygons is not None:
+        return False
+    for uid, name in data.comm.table["name"].items():
+        ctx.add(uid, name, np.nan, need=None,
+                missing="facilities.community (or population polygons to place facilities in)")
+    return True
+
+
 @measure("land_per_resident")
 def _land(ctx: Ctx) -> None:
     _ratio_by_unit(ctx, col="land_area_m2", den_col="population", per=1.0, text="land",
@@ -635,12 +651,7 @@ def _land(ctx: Ctx) -> None:
 
 @measure("community_floor_per_100_households")
 def _floor_hh(ctx: Ctx) -> None:
-    data = ctx.data
-    if data.comm is not None and len(data.fac) and "community" not in data.fac.columns \
-            and data.comm.polygons is None:
-        for uid, name in data.comm.table["name"].items():
-            ctx.add(uid, name, np.nan, need=None,
-                    missing="facilities.community (or population polygons to place facilities in)")
+    if _communities_unplaceable(ctx):
         return
     _ratio_by_unit(ctx, col="floor_area_m2", den_col="households", per=100.0, text="floor_hh",
                    tier=ctx.rule.tier or "community_station")
@@ -719,12 +730,7 @@ def _count_measure(ctx: Ctx, tier: str, text: str) -> None:
 
 @measure("community_station_count")
 def _station_count(ctx: Ctx) -> None:
-    data = ctx.data
-    if data.comm is not None and len(data.fac) and "community" not in data.fac.columns \
-            and data.comm.polygons is None:
-        for uid, name in data.comm.table["name"].items():
-            ctx.add(uid, name, np.nan, need=None,
-                    missing="facilities.community (or population polygons to place facilities in)")
+    if _communities_unplaceable(ctx):
         return
     _count_measure(ctx, ctx.rule.tier or "community_station", "count")
 
