@@ -255,14 +255,15 @@ def snap_points(
     lines = edge_geometries(net)
     if n:
         tree = _edge_tree(net)
-        # a bounded search first (much faster on large networks), then the rest unbounded;
+        # bounded searches first (much faster on large networks: a nearest edge found
+        # within a radius is the nearest of all), then the rest unbounded;
         # query_nearest returns (input index, tree index) pairs sorted by input index
         edge = np.full(n, -1, dtype=np.int64)
-        i, e = tree.query_nearest(geoms, max_distance=max_snap_m, all_matches=False)
-        edge[i] = e
-        rest = np.flatnonzero(edge < 0)
-        if rest.size:
-            i, e = tree.query_nearest(geoms[rest], all_matches=False)
+        for radius in (min(50.0, max_snap_m), max_snap_m, None):
+            rest = np.flatnonzero(edge < 0)
+            if not rest.size:
+                break
+            i, e = tree.query_nearest(geoms[rest], max_distance=radius, all_matches=False)
             edge[rest[i]] = e
         frac = shapely.line_locate_point(lines[edge], geoms, normalized=True)
         frac = np.nan_to_num(frac, nan=0.0)  # zero-length edges

@@ -630,6 +630,20 @@ def _reference_service_area(net, fac, i, lim_s, buffer_m, quad_segs):
                                             quad_segs=quad_segs))
 
 
+def assert_same_area(got, ref, buffer_m: float, quad_segs: int) -> None:
+    """``got`` equals ``ref`` up to slivers from drawing the round parts with other vertices.
+
+    Both draw circular arcs as chords with ``quad_segs`` segments per quarter
+    circle, but not always from the same vertices, so they may differ by
+    slivers no wider than a chord's sagitta.  Anything wider (a missed band,
+    a wrong hole) survives eroding the difference by that width.
+    """
+    sagitta = buffer_m * (1.0 - np.cos(np.pi / (4 * quad_segs)))
+    diff = shapely.symmetric_difference(got, ref)
+    assert diff.area < 1e-5 * ref.area
+    assert shapely.buffer(diff, -1.01 * sagitta).is_empty
+
+
 @pytest.mark.parametrize("memory", [None, 8 * 260 * 3])  # one chunk; chunks of ~3 facilities
 def test_service_areas_equal_an_independent_reference_on_a_random_net(monkeypatch, memory):
     if memory is not None:
@@ -640,7 +654,7 @@ def test_service_areas_equal_an_independent_reference_on_a_random_net(monkeypatc
     xy[0] = [net.node_x[3], net.node_y[3]]  # on a node, no snap walk
     fac = snap_points(net, xy, max_snap_m=1e9)
     minutes = (4.0, 9.0, 15.0)
-    sa = access.service_areas(net, fac, minutes=minutes, buffer_m=20, quad_segs=3)
+    sa = access.service_areas(net, fac, minutes=minutes, buffer_m=20, quad_segs=16)
     assert len(sa) == 7 * 3
     assert sa["minutes"].tolist() == list(minutes) * 7
     assert sa["facility_id"].tolist() == np.repeat(fac.ids, 3).tolist()
@@ -648,8 +662,9 @@ def test_service_areas_equal_an_independent_reference_on_a_random_net(monkeypatc
         prev = None
         for j, m in enumerate(minutes):
             got = sa.geometry.iloc[3 * i + j]
-            ref = _reference_service_area(net, fac, i, m * 60.0, 20.0, 3)
-            assert shapely.symmetric_difference(got, ref).area < 1e-6 * ref.area
-            if prev is not None:  # nested thresholds
-                assert shapely.difference(prev, got).area < 1e-9 * prev.area
+            ref = _reference_service_area(net, fac, i, m * 60.0, 20.0, 16)
+            assert_same_area(got, ref, 20.0, 16)
+            if prev is not None:  # nested thresholds, up to slivers where the round parts
+                # of a block's eroded core and of a band are drawn with other vertices
+                assert shapely.difference(prev, got).area < 1e-6 * prev.area
             prev = got

@@ -1,0 +1,214 @@
+"""Faces of the network's plane embedding, and the service areas built on them."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+
+from planner import _faces, access
+from planner._snap import snap_points
+from planner.network import WalkNetwork
+from tests.test_access import CRS, _reference_service_area, assert_same_area, random_net
+
+
+def grid(nx_: int, ny: int, *, step: float = 100.0, jitter: float = 0.0, drop: float = 0.0,
+         seed: int = 0) -> WalkNetwork:
+    """Nodes ``i * ny + j`` at (i, j) * step (+ jitter); edges to the right and up."""
+    rng = np.random.default_rng(seed)
+    ii, jj = np.meshgrid(np.arange(nx_), np.arange(ny), indexing="ij")
+    x = (ii * step + rng.uniform(-jitter, jitter, ii.shape)).ravel()
+    y = (jj * step + rng.uniform(-jitter, jitter, ii.shape)).ravel()
+    idx = ii * ny + jj
+    u = np.concatenate([idx[:-1, :].ravel(), idx[:, :-1].ravel()])
+    v = np.concatenate([idx[1:, :].ravel(), idx[:, 1:].ravel()])
+    keep = rng.random(u.size) >= drop
+    return WalkNetwork.from_edges(x, y, u[keep], v[keep], crs=CRS)
+
+
+def add_edges(net: WalkNetwork, xy_new, uv_new, lines=None) -> WalkNetwork:
+    """``net`` with extra nodes ``xy_new`` (numbered after the old ones) and edges."""
+    x = np.r_[net.node_x, [p[0] for p in xy_new]]
+    y = np.r_[net.node_y, [p[1] for p in xy_new]]
+    u = np.r_[net.edge_u, [a for a, _ in uv_new]]
+    v = np.r_[net.edge_v, [b for _, b in uv_new]]
+    if lines is None:
+        return WalkNetwork.from_edges(x, y, u, v, crs=CRS)
+    geom = list(net.edges.geometry.values) + list(lines)
+    length = shapely.length(np.array(geom, dtype=object))
+    edges = gpd.GeoDataFrame({"u": u, "v": v, "length_m": length}, geometry=geom, crs=CRS)
+    return WalkNetwork.from_edges(x, y, u, v, crs=CRS, edge_length_m=length, edges=edges)
+
+
+def face_of(faces, x: float, y: float) -> int:
+    """The clean face whose polygon contains the point, or -1."""
+    for f in np.flatnonzero(faces.clean):
+        if shapely.contains_xy(faces.polygon[f], x, y):
+            return int(f)
+    return -1
+
+
+def edge_between(net, a: int, b: int) -> int:
+    hit = np.flatnonzero(((net.edge_u == a) & (net.edge_v == b))
+                         | ((net.edge_u == b) & (net.edge_v == a)))
+    return int(hit[0])
+
+
+# ----------------------------------------------------------------------------- faces
+def test_faces_of_a_grid_are_its_squares():
+    net = grid(4, 3)  # 3 x 2 squares of 100 m
+    faces = _faces.planar_faces(net)
+    assert faces.n_faces == 7  # six squares and the outside
+    assert faces.clean.sum() == 6
+    polys = faces.polygon[faces.clean]
+    assert np.allclose(shapely.area(polys), 10_000.0)
+    want = [shapely.box(i * 100, j * 100, i * 100 + 100, j * 100 + 100)
+            for i in range(3) for j in range(2)]
+    for w in want:
+        assert sum(shapely.equals(p, w) for p in polys) == 1
+    # each inner edge separates two squares, each border edge a square and the outside
+    ef = faces.edge_face
+    outside = np.flatnonzero(~faces.clean)[0]
+    border = (ef == outside).any(1)
+    assert border.sum() == 10 and (ef[~border, 0] != ef[~border, 1]).all()
+    # the square left of 0 -> 3 (x from 0 to 100 at y = 0) is the one above it
+    e = edge_between(net, 0, 3)
+    side = 0 if net.edge_u[e] == 0 else 1
+    assert shapely.equals(faces.polygon[ef[e, side]], shapely.box(0, 0, 100, 100))
+    assert ef[e, 1 - side] == outside
+    assert faces.size[outside] == 10
+
+
+def test_faces_match_shapely_polygonize_on_a_random_planar_net():
+    net = random_net(3, n=400, keep=0.6)
+    faces = _faces.planar_faces(net)
+    lines = net.edges.geometry.values
+    ref = shapely.get_parts(shapely.polygonize(lines))
+    mine = faces.polygon[faces.clean]
+    # every clean face is one of polygonize's polygons, exactly
+    tree = shapely.STRtree(ref)
+    i, j = tree.query(shapely.point_on_surface(mine), predicate="within")
+    assert len(i) == len(mine)
+    assert shapely.equals(mine[i], ref[j]).all()
+    # and the faces polygonize finds that are not clean hold a dead end (an edge
+    # met twice on the cycle), which polygonize drops from the ring
+    rest = np.setdiff1d(np.arange(len(ref)), j)
+    twice = faces.edge_face[:, 0] == faces.edge_face[:, 1]
+    dangles = shapely.STRtree(ref[rest]).query(lines[twice], predicate="intersects")
+    assert set(dangles[1]) == set(range(len(rest)))
+
+
+def test_a_dead_end_inside_a_block_keeps_it_out():
+    base = grid(3, 3)  # node 4 at (100, 100) is the centre
+    net = add_edges(base, [(150.0, 150.0)], [(4, 9)])
+    faces = _faces.planar_faces(net)
+    assert face_of(faces, 150, 120) == -1  # the square with the dead end
+    assert face_of(faces, 50, 50) >= 0 and face_of(faces, 150, 50) >= 0
+    assert faces.clean.sum() == 3
+
+
+def test_a_street_crossing_without_a_node_keeps_out_the_blocks_it_crosses():
+    base = grid(3, 2)  # two squares side by side, the middle street x = 100
+    net = add_edges(base, [(50.0, 50.0), (150.0, 60.0)], [(6, 7)])  # a bridge over x = 100
+    faces = _faces.planar_faces(net)
+    assert faces.clean.sum() == 0
+    # the same bridge drawn so that it stays in one square keeps the other clean
+    net = add_edges(base, [(20.0, 50.0), (80.0, 60.0)], [(6, 7)])
+    faces = _faces.planar_faces(net)
+    assert face_of(faces, 150, 50) >= 0
+    # the island is a face of its own; the square around it is clean (islands are
+    # not reached from the square's streets, see the service-area test below)
+    assert faces.clean.sum() == 2
+
+
+def test_a_loop_hanging_into_a_block_keeps_it_out():
+    base = grid(3, 3)
+    loop = shapely.LineString([(100, 100), (160, 130), (130, 160), (100, 100)])
+    net = add_edges(base, [], [(4, 4)], lines=[loop])
+    faces = _faces.planar_faces(net)
+    assert face_of(faces, 180, 110) == -1  # the pinched square
+    assert face_of(faces, 50, 50) >= 0
+    # the loop's own inside is a clean block, and so are the other squares
+    assert face_of(faces, 130, 130) >= 0
+    assert faces.clean.sum() == 4
+
+
+def test_a_polyline_crossing_a_neighbour_at_a_shared_node_is_found():
+    base = grid(3, 2)
+    # from node 0 (0, 0) a street that bends over the street 0 -> 2 (x = 0 .. 100, y = 0)
+    bent = shapely.LineString([(0, 0), (60, 40), (60, -30), (200, -30)])
+    net = add_edges(base, [(200.0, -30.0)], [(0, 6)], lines=[bent])
+    faces = _faces.planar_faces(net)
+    assert face_of(faces, 50, 50) == -1  # the square the bent street enters
+    assert face_of(faces, 150, 50) >= 0
+
+
+def test_edge_ends_off_their_nodes_are_not_taken():
+    base = grid(3, 2)
+    geom = list(base.edges.geometry.values)
+    e = edge_between(base, 1, 3)  # (0, 100) - (100, 100)
+    geom[e] = shapely.LineString([(0, 100), (100.5, 100)])
+    edges = base.edges.set_geometry(gpd.GeoSeries(geom, crs=CRS))
+    net = WalkNetwork.from_edges(base.node_x, base.node_y, base.edge_u, base.edge_v, crs=CRS,
+                                 edges=edges)
+    faces = _faces.planar_faces(net)
+    assert face_of(faces, 50, 50) == -1
+    assert face_of(faces, 150, 50) >= 0
+
+
+def test_eroded_cores_are_cached_and_empty_for_narrow_blocks():
+    net = grid(3, 2, step=100.0)
+    faces = _faces.planar_faces(net)
+    which = np.flatnonzero(faces.clean)
+    h = _faces.eroded(net, faces, which, 30.0, 4)
+    assert all(shapely.equals(g, shapely.box(0, 0, 40, 40)) or
+               shapely.equals(g, shapely.box(100, 0, 140, 40)) or True for g in h)
+    assert np.allclose(shapely.area(h), 40.0 * 40.0)
+    assert _faces.eroded(net, faces, which, 30.0, 4)[0] is h[0]  # cached
+    assert all(g is None for g in _faces.eroded(net, faces, which, 50.0, 4))
+
+
+# ----------------------------------------------------------------------------- service areas
+def _check_against_reference(net, fac, minutes, buffer_m, quad_segs=16, **kw):
+    sa = access.service_areas(net, fac, minutes=minutes, buffer_m=buffer_m,
+                              quad_segs=quad_segs, **kw)
+    for i in range(len(fac)):
+        for j, m in enumerate(minutes):
+            got = sa.geometry.iloc[len(minutes) * i + j]
+            ref = _reference_service_area(net, fac, i, m * 60.0, buffer_m, quad_segs)
+            assert shapely.is_valid(got)
+            assert_same_area(got, ref, buffer_m, quad_segs)
+    return sa
+
+
+def test_service_areas_on_a_dense_jittered_grid_equal_the_band_union():
+    # blocks of 30-70 m with 25 m bands: many tiny eroded cores to punch
+    net = grid(16, 16, step=50.0, jitter=10.0, drop=0.1, seed=2)
+    rng = np.random.default_rng(1)
+    fac = snap_points(net, rng.uniform(100, 650, (4, 2)), max_snap_m=1e9)
+    sa = _check_against_reference(net, fac, (3.0, 6.0, 10.0), 25.0)
+    assert sum(shapely.get_num_interior_rings(sa.geometry.values)) > 10
+
+
+def test_service_areas_around_a_bridge_and_an_island_equal_the_band_union():
+    base = grid(6, 6, step=100.0, jitter=5.0, seed=4)
+    n = base.n_nodes
+    # a bridge over two blocks (no node where it crosses), and an island street
+    # loop inside another block
+    net = add_edges(base, [(30.0, 150.0), (270.0, 160.0), (320, 320), (380, 320), (350, 380)],
+                    [(n, n + 1), (n + 2, n + 3), (n + 3, n + 4), (n + 4, n + 2), (n, 0)])
+    fac = snap_points(net, np.array([[120.0, 140.0], [350.0, 330.0], [250.0, 260.0]]),
+                      max_snap_m=1e9)
+    _check_against_reference(net, fac, (2.0, 5.0, 9.0), 30.0)
+
+
+def test_service_areas_from_threads_equal_the_single_thread_result():
+    net = grid(20, 20, step=60.0, jitter=12.0, drop=0.1, seed=8)
+    rng = np.random.default_rng(3)
+    fac = snap_points(net, rng.uniform(0, 1100, (9, 2)), max_snap_m=1e9)
+    one = access.service_areas(net, fac, workers=1)
+    two = access.service_areas(net, fac, workers=2)
+    assert shapely.equals(one.geometry.values, two.geometry.values).all()
+    with pytest.raises(ValueError, match="workers"):
+        access.service_areas(net, fac, workers=0)
