@@ -785,21 +785,86 @@ def _node_edges(net: Any) -> tuple[np.ndarray, np.ndarray]:
     return _cache(net, "node_edges", build)
 
 
-def _reached_edges(net: Any, d: np.ndarray, limit: float) -> tuple[np.ndarray, np.ndarray]:
-    """(row, edge) of every edge with an end node within ``limit`` in row ``d[row]``, once each."""
+def _reached_edges(net: Any, d: np.ndarray, limit: float, nodes: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(row, edge, time at ``u``, time at ``v``) of every edge with an end node within
+    ``limit`` in row ``d[row]``, once each.
+
+    ``d`` has a column per node of ``nodes`` (sorted node ids; ``None`` = all
+    nodes), then possibly virtual ones; a node not in ``nodes`` is unreached.
+    """
     indptr, inc = _node_edges(net)
-    n = net.n_nodes
-    r, node = np.nonzero(d[:, :n] <= limit)
+    m = net.n_nodes if nodes is None else nodes.size
+    r, loc = np.nonzero(d[:, :m] <= limit)
+    node = loc if nodes is None else nodes[loc]
     cnt = indptr[node + 1] - indptr[node]
     total = int(cnt.sum())
     rr = np.repeat(r, cnt)
     nn = np.repeat(node, cnt)
     within = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
     ee = inc[np.repeat(indptr[node], cnt) + within]
+
+    def at(g):
+        if nodes is None:
+            return d[rr, g]
+        pos = np.minimum(np.searchsorted(nodes, g), m - 1)
+        return np.where(nodes[pos] == g, d[rr, pos], np.inf)
+
+    du, dv = at(net.edge_u[ee]), at(net.edge_v[ee])
     # an edge with both ends reached is listed at both: keep it at its u end only
-    u = net.edge_u[ee]
-    keep = (nn == u) | ~(d[rr, u] <= limit)
-    return rr[keep], ee[keep]
+    keep = (nn == net.edge_u[ee]) | ~(du <= limit)
+    return rr[keep], ee[keep], du[keep], dv[keep]
+
+
+def _reach_m_per_s(net: Any) -> float:
+    """An upper bound of the distance covered per network second (inf when none exists)."""
+
+    def build():
+        t, length = net.edge_time_s, net.edge_length_m
+        if (length[t <= 0] > 0).any():
+            return np.inf
+        ok = t > 0
+        return float(np.max(length[ok] / t[ok], initial=0.0)) * (1 + 1e-9)
+
+    return _cache(net, "reach_m_per_s", build)
+
+
+def _nodes_near(net: Any, x0: float, x1: float, y0: float, y1: float) -> np.ndarray:
+    """Sorted ids of the nodes in the box (through a cached x-order)."""
+    order, xs = _cache(net, "nodes_by_x", lambda: (
+        lambda o: (o, net.node_x[o]))(np.argsort(net.node_x, kind="stable")))
+    cand = order[np.searchsorted(xs, x0, "left"):np.searchsorted(xs, x1, "right")]
+    y = net.node_y[cand]
+    return np.sort(cand[(y >= y0) & (y <= y1)])
+
+
+def _subgraph(a: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
+    """``a[keep][:, keep]`` for sorted ``keep``, without the O(n) work of scipy's indexing."""
+    start, cnt = a.indptr[keep], np.diff(a.indptr)[keep]
+    total = int(cnt.sum())
+    pos = np.repeat(start - np.concatenate([[0], np.cumsum(cnt)[:-1]]), cnt) + np.arange(total)
+    cols, w = a.indices[pos], a.data[pos]
+    rows = np.repeat(np.arange(keep.size), cnt)
+    loc = np.minimum(np.searchsorted(keep, cols), keep.size - 1)
+    ok = keep[loc] == cols
+    return sp.csr_matrix((w[ok], (rows[ok], loc[ok])), shape=(keep.size, keep.size))
+
+
+def _spatial_order(x: np.ndarray, y: np.ndarray, cell: float) -> np.ndarray:
+    """Order points along a Z-curve of ``cell``-sized cells (neighbours end up close)."""
+    if not np.isfinite(cell) or cell <= 0 or x.size < 2:
+        return np.arange(x.size)
+
+    def spread(v):
+        v = v.astype(np.uint64) & np.uint64(0xFFFF)
+        for shift, mask in ((8, 0x00FF00FF), (4, 0x0F0F0F0F), (2, 0x33333333), (1, 0x55555555)):
+            v = (v | (v << np.uint64(shift))) & np.uint64(mask)
+        return v
+
+    ix = np.floor((x - x.min()) / cell)
+    iy = np.floor((y - y.min()) / cell)
+    code = spread(np.minimum(ix, 65535)) | (spread(np.minimum(iy, 65535)) << np.uint64(1))
+    return np.argsort(code, kind="stable")
 
 
 def service_areas(
@@ -882,17 +947,31 @@ def service_areas(
         a, virt = _virtual_graph(net, facilities)
         n_jobs = _workers(workers, k)
         step = max(1, int(_MEMORY_BYTES // (8 * a.shape[0] * n_jobs)))
+        # nothing farther than this from a facility's spot is reached in time: each
+        # chunk of nearby facilities runs on the part of the network around them
+        reach = float(limits[-1]) * _reach_m_per_s(net)
+        order = _spatial_order(facilities.x, facilities.y, reach)
+        whole = not np.isfinite(reach) or k <= step
 
         def chunk(c0: int) -> None:
-            c1 = min(k, c0 + step)
-            d = dijkstra(a, directed=True, indices=virt[c0:c1], limit=limits[-1])
-            rr, ee = _reached_edges(net, d, limits[-1])
-            du, dv = d[rr, net.edge_u[ee]], d[rr, net.edge_v[ee]]
+            ids = order[c0:c0 + step]
+            if whole:
+                nodes = None
+                sub, src = a, virt[ids]
+            else:
+                fx, fy = facilities.x[ids], facilities.y[ids]
+                nodes = _nodes_near(net, fx.min() - reach, fx.max() + reach,
+                                    fy.min() - reach, fy.max() + reach)
+                keep = np.concatenate([nodes, np.sort(virt[ids])])
+                sub = _subgraph(a, keep)
+                src = np.searchsorted(keep, virt[ids])
+            d = dijkstra(sub, directed=True, indices=src, limit=limits[-1])
+            rr, ee, du, dv = _reached_edges(net, d, limits[-1], nodes)
             del d
-            pieces = _chunk_pieces(net, facilities, np.arange(c0, c1), rr, ee, du, dv,
+            pieces = _chunk_pieces(net, facilities, ids, rr, ee, du, dv,
                                    limits, lines, buffer_m, quad_segs, faces)
-            polys[c0 * n_lim:c1 * n_lim] = _assemble(net, faces, pieces, c0 * n_lim,
-                                                     (c1 - c0) * n_lim, buffer_m, quad_segs)
+            local = _assemble(net, faces, pieces, ids.size * n_lim, buffer_m, quad_segs)
+            polys[(ids[:, None] * n_lim + np.arange(n_lim)).ravel()] = local
 
         starts = range(0, k, step)
         if n_jobs == 1 or len(starts) == 1:
@@ -958,13 +1037,15 @@ def _chunk_pieces(net, facilities, own_all, rr, ee, du, dv, limits, lines, buffe
                   quad_segs, faces):
     """Rim bands and taken blocks of a chunk of facilities.
 
-    ``rr``/``ee``: (row in the chunk, edge) of the candidate edges, ``du``/``dv``
-    the times to the edge's ends.  Group = facility * n_thresholds + threshold.
+    ``own_all``: the chunk's facilities; ``rr``/``ee``: (row in the chunk, edge)
+    of the candidate edges, ``du``/``dv`` the times to the edge's ends.
+    Group = row in the chunk * n_thresholds + threshold.
     Returns (band groups, bands, core keys ``group * n_faces + face``).
     """
     n_lim = len(limits)
     te = net.edge_time_s[ee]
-    fac = own_all[rr]
+    fac = rr
+    rows = np.arange(own_all.size)
     snap = _snap_s(net, facilities)
     groups, bands, cores = [], [], []
     full_groups, full_edges = [], []
@@ -978,7 +1059,7 @@ def _chunk_pieces(net, facilities, own_all, rr, ee, du, dv, limits, lines, buffe
         gf, ef = fac[full] * n_lim + j, ee[full]
         # the blocks on both sides of a facility's own edge hold its snap walk,
         # which is no street of theirs: never taken whole
-        gown = own_all * n_lim + j
+        gown = rows * n_lim + j
         own_faces = faces.edge_face[facilities.edge[own_all]]
         core, inside = _core_faces(faces, gf, ef, np.concatenate(
             [gown * faces.n_faces + own_faces[:, 0], gown * faces.n_faces + own_faces[:, 1]]))
@@ -987,10 +1068,9 @@ def _chunk_pieces(net, facilities, own_all, rr, ee, du, dv, limits, lines, buffe
         full_groups.append(gf[~inside])
         full_edges.append(ef[~inside])
         # own edge, both ways from the spot; then the snap walk
-        own = own_all
-        reach = lim - snap[own]
+        reach = lim - snap[own_all]
         okk = reach >= 0
-        own = own[okk]
+        own = own_all[okk]
         te0 = net.edge_time_s[facilities.edge[own]]
         with np.errstate(invalid="ignore", divide="ignore"):
             rr0 = np.where(te0 > 0, reach[okk] / te0, 2.0)
@@ -1000,17 +1080,18 @@ def _chunk_pieces(net, facilities, own_all, rr, ee, du, dv, limits, lines, buffe
                              np.clip(f0 - rr0, 0, 1)])
         pt = np.concatenate([ru[upart], np.ones(int(vpart.sum())), np.clip(f0 + rr0, 0, 1)])
         groups.append(np.concatenate([fac[upart] * n_lim + j, fac[vpart] * n_lim + j,
-                                      own * n_lim + j]))
+                                      rows[okk] * n_lim + j]))
         bands.append(shapely.buffer(_substrings(net, pe, np.clip(ps, 0, 1), np.clip(pt, 0, 1)),
                                     buffer_m, quad_segs=quad_segs))
-        own = own_all[facilities.dist_m[own_all] > 0]
+        walk = facilities.dist_m[own_all] > 0
+        own = own_all[walk]
         if own.size:
             frac = np.clip(lim * net.speed_mps / facilities.dist_m[own], 0, 1)
             px, py = facilities.point_x[own], facilities.point_y[own]
             qx = px + frac * (facilities.x[own] - px)
             qy = py + frac * (facilities.y[own] - py)
             conn = shapely.linestrings(np.stack([np.c_[px, py], np.c_[qx, qy]], 1))
-            groups.append(own * n_lim + j)
+            groups.append(rows[walk] * n_lim + j)
             bands.append(shapely.buffer(conn, buffer_m, quad_segs=quad_segs))
     fe = np.concatenate(full_edges)
     if fe.size:
@@ -1021,20 +1102,20 @@ def _chunk_pieces(net, facilities, own_all, rr, ee, du, dv, limits, lines, buffe
     return groups, bands, np.sort(np.concatenate(cores))
 
 
-def _assemble(net, faces, pieces, g0: int, n_groups: int, buffer_m: float,
+def _assemble(net, faces, pieces, n_groups: int, buffer_m: float,
               quad_segs: int) -> np.ndarray:
-    """Polygons of groups ``g0 .. g0 + n_groups - 1``: taken blocks (one coverage
+    """Polygons of groups ``0 .. n_groups - 1``: taken blocks (one coverage
     union) and rim bands unioned, then the blocks' eroded cores punched as holes."""
     from planner._faces import eroded
 
     groups, bands, core = pieces
     polys = np.full(n_groups, None, dtype=object)
     n_f = faces.n_faces
-    cg, cf = core // n_f - g0, core % n_f  # sorted by group
+    cg, cf = core // n_f, core % n_f  # sorted by group
     cbounds = np.searchsorted(cg, np.arange(n_groups + 1))
     holes = eroded(net, faces, cf, buffer_m, quad_segs)
     if groups:
-        gg = np.concatenate(groups) - g0
+        gg = np.concatenate(groups)
         band = np.concatenate(bands)
         order = np.argsort(gg, kind="stable")
         gg, band = gg[order], band[order]
