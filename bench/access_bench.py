@@ -21,6 +21,8 @@ Usage::
     python bench/access_bench.py --quick    # Xi'an only (< 2 minutes)
     python bench/access_bench.py --big-only # the 1M-node whole step only (minutes)
 
+``service_areas`` runs with its default ``workers`` (one thread per CPU core,
+at most 4: two on the 2-core reference machine); the number is printed.
 Memory is the peak increase of the process's resident set size (psutil RSS,
 sampled every 2 ms in a thread) over its level just before the call.
 The Xi'an data are read from ``../shared/data/xian`` (never copied).
@@ -471,7 +473,8 @@ def big_run(rng):
     import geopandas as gpd
 
     print("\n[1,000,000-node grid] the whole access step: 2,000 facilities, 100,000 demand "
-          "units, service areas of all facilities at 5/10/15 min")
+          "units, service areas of all facilities at 5/10/15 min "
+          f"({access._workers(None, 2000)} threads)")
     t = {}
     with PeakRSS() as mem:
         t0 = time.perf_counter()

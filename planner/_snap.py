@@ -117,6 +117,13 @@ def _cache(net: Any, key: str, build):
     return value
 
 
+def _cached(net: Any, key: str):
+    """The cached value of ``key`` if it is there and current, else ``None`` (builds nothing)."""
+    token = (id(net.edge_u), id(net.edge_v), id(net.edges), id(net.node_x), net.n_edges)
+    hit = net.__dict__.get("_planner_cache", {}).get(key)
+    return hit[1] if hit is not None and hit[0] == token else None
+
+
 def edge_geometries(net: Any) -> np.ndarray:
     """Edge lines oriented from node ``u`` to node ``v`` (array of shapely LineStrings).
 

@@ -35,7 +35,15 @@ import shapely
 from scipy.sparse.csgraph import dijkstra
 
 from planner._errors import LayerError, PlannerWarning
-from planner._snap import Snapped, _cache, concat, edge_geometries, point_geometries, snap_points
+from planner._snap import (
+    Snapped,
+    _cache,
+    _cached,
+    concat,
+    edge_geometries,
+    point_geometries,
+    snap_points,
+)
 
 __all__ = [
     "Snapped",
@@ -61,6 +69,10 @@ MAIN_TIERS: tuple[str, ...] = ("district_home", "township_centre", "community_st
 GATE_MATCH_M = 50.0
 
 _MEMORY_BYTES = 256 * 2**20  # working-memory budget of one chunk of dense Dijkstra rows
+
+#: Service areas find the city blocks (`planner._faces`) when the polygons are
+#: expected to reach at least this many edges per edge of the network.
+_BLOCKS_MIN_SHARE = 0.1
 
 
 # --------------------------------------------------------------------------- graph
@@ -941,7 +953,6 @@ def service_areas(
     polys = np.full(k * n_lim, None, dtype=object)
     if k:
         lines = edge_geometries(net)
-        faces = planar_faces(net)
         _node_edges(net)
         _edge_vertices(net)
         a, virt = _virtual_graph(net, facilities)
@@ -953,8 +964,7 @@ def service_areas(
         order = _spatial_order(facilities.x, facilities.y, reach)
         whole = not np.isfinite(reach) or k <= step
 
-        def chunk(c0: int) -> None:
-            ids = order[c0:c0 + step]
+        def route(ids: np.ndarray):
             if whole:
                 nodes = None
                 sub, src = a, virt[ids]
@@ -966,15 +976,31 @@ def service_areas(
                 sub = _subgraph(a, keep)
                 src = np.searchsorted(keep, virt[ids])
             d = dijkstra(sub, directed=True, indices=src, limit=limits[-1])
-            rr, ee, du, dv = _reached_edges(net, d, limits[-1], nodes)
-            del d
+            return _reached_edges(net, d, limits[-1], nodes)
+
+        def build(ids: np.ndarray, routed) -> None:
+            rr, ee, du, dv = routed
             pieces = _chunk_pieces(net, facilities, ids, rr, ee, du, dv,
                                    limits, lines, buffer_m, quad_segs, faces)
             local = _assemble(net, faces, pieces, ids.size * n_lim, buffer_m, quad_segs)
             polys[(ids[:, None] * n_lim + np.arange(n_lim)).ravel()] = local
 
-        starts = range(0, k, step)
-        if n_jobs == 1 or len(starts) == 1:
+        def chunk(c0: int) -> None:
+            ids = order[c0:c0 + step]
+            build(ids, route(ids))
+
+        # the blocks pay off once the polygons cover a good part of the network
+        # (finding them costs about as much as banding a tenth of its edges)
+        ids0 = order[:step]
+        routed0 = route(ids0)
+        reached = routed0[0].size * k / ids0.size
+        faces = (planar_faces(net) if _cached(net, "planar_faces") is not None
+                 or reached >= _BLOCKS_MIN_SHARE * net.n_edges else None)
+        build(ids0, routed0)
+        del routed0
+
+        starts = range(step, k, step)
+        if n_jobs == 1 or len(starts) <= 1:
             for c0 in starts:
                 chunk(c0)
         else:
@@ -1016,6 +1042,8 @@ def _core_faces(faces, g: np.ndarray, e: np.ndarray, not_taken: np.ndarray
     every edge is full for the group, mask of the ``(g, e)`` pairs with a
     taken face on both sides).  Keys in ``not_taken`` are never taken.
     """
+    if faces is None:
+        return np.zeros(0, np.int64), np.zeros(e.shape, bool)
     n_f = faces.n_faces
     left = g * n_f + faces.edge_face[e, 0]
     right = g * n_f + faces.edge_face[e, 1]
@@ -1059,10 +1087,13 @@ def _chunk_pieces(net, facilities, own_all, rr, ee, du, dv, limits, lines, buffe
         gf, ef = fac[full] * n_lim + j, ee[full]
         # the blocks on both sides of a facility's own edge hold its snap walk,
         # which is no street of theirs: never taken whole
-        gown = rows * n_lim + j
-        own_faces = faces.edge_face[facilities.edge[own_all]]
-        core, inside = _core_faces(faces, gf, ef, np.concatenate(
-            [gown * faces.n_faces + own_faces[:, 0], gown * faces.n_faces + own_faces[:, 1]]))
+        if faces is None:
+            core, inside = _core_faces(None, gf, ef, None)
+        else:
+            gown = rows * n_lim + j
+            own_faces = faces.edge_face[facilities.edge[own_all]]
+            core, inside = _core_faces(faces, gf, ef, np.concatenate(
+                [gown * faces.n_faces + own_faces[:, 0], gown * faces.n_faces + own_faces[:, 1]]))
         cores.append(core)
         # full edges with a block not taken on a side form the rim
         full_groups.append(gf[~inside])
@@ -1110,10 +1141,11 @@ def _assemble(net, faces, pieces, n_groups: int, buffer_m: float,
 
     groups, bands, core = pieces
     polys = np.full(n_groups, None, dtype=object)
-    n_f = faces.n_faces
+    n_f = faces.n_faces if faces is not None else 1
     cg, cf = core // n_f, core % n_f  # sorted by group
     cbounds = np.searchsorted(cg, np.arange(n_groups + 1))
-    holes = eroded(net, faces, cf, buffer_m, quad_segs)
+    holes = (eroded(net, faces, cf, buffer_m, quad_segs) if faces is not None
+             else np.zeros(0, object))
     if groups:
         gg = np.concatenate(groups)
         band = np.concatenate(bands)

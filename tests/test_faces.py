@@ -182,13 +182,30 @@ def _check_against_reference(net, fac, minutes, buffer_m, quad_segs=16, **kw):
     return sa
 
 
-def test_service_areas_on_a_dense_jittered_grid_equal_the_band_union():
-    # blocks of 30-70 m with 25 m bands: many tiny eroded cores to punch
+@pytest.mark.parametrize("blocks", [True, False])
+def test_service_areas_on_a_dense_jittered_grid_equal_the_band_union(monkeypatch, blocks):
+    # blocks of 30-70 m with 25 m bands: many tiny eroded cores to punch; without
+    # blocks (few polygons on a large network) every street is banded
+    monkeypatch.setattr(access, "_BLOCKS_MIN_SHARE", 0.0 if blocks else 1e9)
     net = grid(16, 16, step=50.0, jitter=10.0, drop=0.1, seed=2)
     rng = np.random.default_rng(1)
     fac = snap_points(net, rng.uniform(100, 650, (4, 2)), max_snap_m=1e9)
     sa = _check_against_reference(net, fac, (3.0, 6.0, 10.0), 25.0)
     assert sum(shapely.get_num_interior_rings(sa.geometry.values)) > 10
+    assert ("planar_faces" in net.__dict__.get("_planner_cache", {})) == blocks
+
+
+def test_service_areas_route_chunks_of_nearby_facilities_on_a_part_of_the_network(monkeypatch):
+    # chunks of two facilities: each routes on the nodes within reach of its pair
+    monkeypatch.setattr(access, "_MEMORY_BYTES", 8 * 2 * 1000)
+    net = grid(30, 30, step=60.0, jitter=12.0, drop=0.1, seed=5)
+    rng = np.random.default_rng(6)
+    fac = snap_points(net, rng.uniform(0, 1700, (6, 2)), max_snap_m=1e9)
+    calls = []
+    real = access._subgraph
+    monkeypatch.setattr(access, "_subgraph", lambda a, keep: calls.append(keep.size) or real(a, keep))
+    _check_against_reference(net, fac, (2.0, 5.0), 25.0, workers=1)
+    assert calls and max(calls) < net.n_nodes
 
 
 def test_service_areas_around_a_bridge_and_an_island_equal_the_band_union():
