@@ -229,3 +229,38 @@ def test_service_areas_from_threads_equal_the_single_thread_result():
     assert shapely.equals(one.geometry.values, two.geometry.values).all()
     with pytest.raises(ValueError, match="workers"):
         access.service_areas(net, fac, workers=0)
+
+
+# ----------------------------------------------------------------------------- Xi'an
+@pytest.fixture(scope="module")
+def xian_net(xian_dir):
+    from planner import network
+    from planner.layers import read_layer
+
+    return network.from_lines(read_layer(xian_dir / "xian_road.kml", kind="lines"))
+
+
+@pytest.mark.xian
+def test_xian_clean_blocks_have_no_street_inside(xian_net):
+    """Independent check with GEOS predicates: no street runs into a block taken whole."""
+    faces = _faces.planar_faces(xian_net)
+    lines = xian_net.edges.geometry.values
+    clean = faces.polygon[faces.clean]
+    assert len(clean) > 2000
+    inside = shapely.STRtree(clean).query(lines, predicate="within")
+    crossing = shapely.STRtree(clean).query(lines, predicate="crosses")
+    assert inside.shape[1] == 0 and crossing.shape[1] == 0
+    # the bridges and tunnels over blocks keep some blocks out
+    bounded = shapely.get_parts(shapely.polygonize(lines))
+    assert len(clean) < len(bounded)
+
+
+@pytest.mark.xian
+def test_xian_service_areas_equal_the_band_union(xian_net):
+    rng = np.random.default_rng(12)
+    i = rng.choice(xian_net.n_nodes, 3, replace=False)
+    xy = np.c_[xian_net.node_x[i], xian_net.node_y[i]] + rng.uniform(-40, 40, (3, 2))
+    fac = snap_points(xian_net, xy, max_snap_m=1e9)
+    sa = _check_against_reference(xian_net, fac, (5.0, 15.0), 25.0)
+    assert "planar_faces" in xian_net.__dict__.get("_planner_cache", {})
+    assert sa.geometry.area.min() > 0
