@@ -938,9 +938,13 @@ def service_areas(
     (`planner._faces`): city blocks whose whole boundary is reached are
     taken whole, with their eroded cores (``erode(block, buffer_m)``) as
     holes, and only the streets on the rim (partial edges, edges next to a
-    block not taken, the own edge and the snap walk) are buffered and
-    unioned.  Up to the discretisation of the round parts (``quad_segs``),
-    this equals the union of one buffered band per reached street piece.
+    block not taken, the own edge and the snap walk) are buffered, those
+    that run on from one another as one line, and unioned.  Up to the
+    discretisation of the round parts (``quad_segs``), this equals the union
+    of one buffered band per reached street piece.  The blocks are found
+    only when the polygons are expected to cover a good share of the
+    network (or are already known); chunks of nearby facilities route on
+    the part of the network within reach of them, in ``workers`` threads.
     """
     import geopandas as gpd
 
@@ -1063,19 +1067,19 @@ def _core_faces(faces, g: np.ndarray, e: np.ndarray, not_taken: np.ndarray
 
 def _chunk_pieces(net, facilities, own_all, rr, ee, du, dv, limits, lines, buffer_m,
                   quad_segs, faces):
-    """Rim bands and taken blocks of a chunk of facilities.
+    """Rim street pieces (lines, not yet buffered) and taken blocks of a chunk of facilities.
 
     ``own_all``: the chunk's facilities; ``rr``/``ee``: (row in the chunk, edge)
     of the candidate edges, ``du``/``dv`` the times to the edge's ends.
     Group = row in the chunk * n_thresholds + threshold.
-    Returns (band groups, bands, core keys ``group * n_faces + face``).
+    Returns (piece groups, pieces, core keys ``group * n_faces + face``).
     """
     n_lim = len(limits)
     te = net.edge_time_s[ee]
     fac = rr
     rows = np.arange(own_all.size)
     snap = _snap_s(net, facilities)
-    groups, bands, cores = [], [], []
+    groups, pieces, cores = [], [], []
     full_groups, full_edges = [], []
     for j, lim in enumerate(limits):
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -1112,8 +1116,7 @@ def _chunk_pieces(net, facilities, own_all, rr, ee, du, dv, limits, lines, buffe
         pt = np.concatenate([ru[upart], np.ones(int(vpart.sum())), np.clip(f0 + rr0, 0, 1)])
         groups.append(np.concatenate([fac[upart] * n_lim + j, fac[vpart] * n_lim + j,
                                       rows[okk] * n_lim + j]))
-        bands.append(shapely.buffer(_substrings(net, pe, np.clip(ps, 0, 1), np.clip(pt, 0, 1)),
-                                    buffer_m, quad_segs=quad_segs))
+        pieces.append(_substrings(net, pe, np.clip(ps, 0, 1), np.clip(pt, 0, 1)))
         walk = facilities.dist_m[own_all] > 0
         own = own_all[walk]
         if own.size:
@@ -1123,23 +1126,22 @@ def _chunk_pieces(net, facilities, own_all, rr, ee, du, dv, limits, lines, buffe
             qy = py + frac * (facilities.y[own] - py)
             conn = shapely.linestrings(np.stack([np.c_[px, py], np.c_[qx, qy]], 1))
             groups.append(rows[walk] * n_lim + j)
-            bands.append(shapely.buffer(conn, buffer_m, quad_segs=quad_segs))
+            pieces.append(conn)
     fe = np.concatenate(full_edges)
     if fe.size:
-        # a whole edge on the rim of several polygons of the chunk is buffered once
-        used, inv = np.unique(fe, return_inverse=True)
         groups.append(np.concatenate(full_groups))
-        bands.append(shapely.buffer(lines[used], buffer_m, quad_segs=quad_segs)[inv])
-    return groups, bands, np.sort(np.concatenate(cores))
+        pieces.append(lines[fe])
+    return groups, pieces, np.sort(np.concatenate(cores))
 
 
 def _assemble(net, faces, pieces, n_groups: int, buffer_m: float,
               quad_segs: int) -> np.ndarray:
     """Polygons of groups ``0 .. n_groups - 1``: taken blocks (one coverage
-    union) and rim bands unioned, then the blocks' eroded cores punched as holes."""
+    union) and the buffered rim pieces unioned, then the blocks' eroded cores
+    punched as holes."""
     from planner._faces import eroded
 
-    groups, bands, core = pieces
+    groups, lines, core = pieces
     polys = np.full(n_groups, None, dtype=object)
     n_f = faces.n_faces if faces is not None else 1
     cg, cf = core // n_f, core % n_f  # sorted by group
@@ -1148,15 +1150,20 @@ def _assemble(net, faces, pieces, n_groups: int, buffer_m: float,
              else np.zeros(0, object))
     if groups:
         gg = np.concatenate(groups)
-        band = np.concatenate(bands)
+        line = np.concatenate(lines)
         order = np.argsort(gg, kind="stable")
-        gg, band = gg[order], band[order]
+        gg, line = gg[order], line[order]
     else:
-        gg, band = np.zeros(0, np.int64), np.zeros(0, object)
+        gg, line = np.zeros(0, np.int64), np.zeros(0, object)
     bounds = np.searchsorted(gg, np.arange(n_groups + 1))
     for i in range(n_groups):
-        parts = band[bounds[i]:bounds[i + 1]]
+        parts = line[bounds[i]:bounds[i + 1]]
         blocks = slice(cbounds[i], cbounds[i + 1])
+        if parts.size:
+            # streets that run on from one another are buffered as one line (fewer,
+            # longer bands for the union; the round joins are the round caps' union)
+            parts = shapely.buffer(shapely.get_parts(shapely.line_merge(
+                shapely.multilinestrings(parts))), buffer_m, quad_segs=quad_segs)
         if blocks.stop > blocks.start:
             parts = np.append(parts, _blocks_union(faces.polygon[cf[blocks]]))
         if parts.size:
