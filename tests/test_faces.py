@@ -220,13 +220,23 @@ def test_service_areas_around_a_bridge_and_an_island_equal_the_band_union():
     _check_against_reference(net, fac, (2.0, 5.0, 9.0), 30.0)
 
 
-def test_service_areas_from_threads_equal_the_single_thread_result():
+def test_service_areas_from_threads_equal_the_single_thread_result(monkeypatch):
+    import threading
+
     net = grid(20, 20, step=60.0, jitter=12.0, drop=0.1, seed=8)
     rng = np.random.default_rng(3)
     fac = snap_points(net, rng.uniform(0, 1100, (9, 2)), max_snap_m=1e9)
     one = access.service_areas(net, fac, workers=1)
+    # chunks of two facilities, so that the pool has work for both threads
+    monkeypatch.setattr(access, "_MEMORY_BYTES", 8 * 2 * 2 * (net.n_nodes + 9))
+    seen = set()
+    real = access._assemble
+    monkeypatch.setattr(access, "_assemble",
+                        lambda *a, **k: seen.add(threading.get_ident()) or real(*a, **k))
     two = access.service_areas(net, fac, workers=2)
-    assert shapely.equals(one.geometry.values, two.geometry.values).all()
+    assert len(seen) >= 2
+    for g1, g2 in zip(one.geometry.values, two.geometry.values):
+        assert shapely.symmetric_difference(g1, g2).area < 1e-9 * g1.area
     with pytest.raises(ValueError, match="workers"):
         access.service_areas(net, fac, workers=0)
 
