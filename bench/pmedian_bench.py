@@ -153,20 +153,24 @@ def xian_instance(n_candidates: int = 2000, p: int = 20, *, seed: int = 0):
     return dense, w, p
 
 
+def _no_result(status: str, seconds: float = float("nan")) -> dict:
+    """A row for a run that gave no answer (timed out, failed or skipped)."""
+    return {"status": status, "seconds": seconds, "objective": float("nan"),
+            "peak_mb": float("nan")}
+
+
 def run_child(instance: str, solver: str, *, timeout: float, time_limit: float, n: int = 0):
     cmd = [sys.executable, __file__, "--child", "--instance", instance, "--solver", solver,
            "--time-limit", str(time_limit), "--n", str(n)]
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return {"status": "timeout", "seconds": timeout, "objective": float("nan"),
-                "peak_mb": float("nan")}
+        return _no_result("timeout", timeout)
     for line in res.stdout.splitlines():
         if line.startswith("JSON"):
             return json.loads(line[4:])
-    return {"status": "error: " + res.stderr.strip().splitlines()[-1] if res.stderr.strip()
-            else "error", "seconds": float("nan"), "objective": float("nan"),
-            "peak_mb": float("nan")}
+    return _no_result("error: " + res.stderr.strip().splitlines()[-1] if res.stderr.strip()
+                      else "error")
 
 
 def main() -> None:
@@ -191,20 +195,17 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    if not (args.scale or args.xian):
-        orlib(args)
+    result_line = orlib(args) if not (args.scale or args.xian) else None
     if args.xian or not (args.scale or args.quick):
         xian(args)
     if args.scale or not (args.quick or args.xian or args.no_scale):
         scale(args)
-    if not (args.scale or args.xian):
-        print(RESULT_LINE[0], flush=True)
+    if result_line is not None:
+        print(result_line, flush=True)
 
 
-RESULT_LINE = [""]
-
-
-def orlib(args) -> None:
+def orlib(args) -> str:
+    """Run pmed1-20 (or 1-10), print a row each; returns the ``RESULT`` line."""
     optima = {r["instance"]: r for r in csv.DictReader(open(ORLIB / "optima.csv"))}
     ks = range(1, 11) if args.quick else range(1, 21)
     print("memory: peak RSS of the solving child process minus its RSS after imports (MB)")
@@ -220,9 +221,7 @@ def orlib(args) -> None:
         opt = float(optima[name]["optimum"])
         ex = run_child(name, "exact", timeout=120, time_limit=60)
         he = run_child(name, "heuristic", timeout=60, time_limit=30)
-        sp_ = (earlier.get(name, {"status": "skipped", "seconds": float("nan"),
-                                  "objective": float("nan"), "peak_mb": float("nan")})
-               if args.no_spopt else
+        sp_ = (earlier.get(name, _no_result("skipped")) if args.no_spopt else
                run_child(name, "spopt", timeout=args.spopt_timeout, time_limit=args.spopt_timeout))
         ok = ex["status"] == "optimal" and abs(ex["objective"] - opt) < 1e-6
         n_opt += ok
@@ -242,8 +241,7 @@ def orlib(args) -> None:
     print(f"total: exact {t_ours:.2f} s, spopt {t_sp:.2f} s"
           + (f" (timeouts counted as {args.spopt_timeout:.0f} s)" if not args.no_spopt else "")
           + (f" (spopt from an earlier run: {args.spopt_times_from})" if earlier else ""))
-    RESULT_LINE[0] = (f"RESULT pmedian optimal={n_opt}/{total} "
-                      f"total_time_ratio_vs_spopt={ratio:.1f}")
+    return f"RESULT pmedian optimal={n_opt}/{total} total_time_ratio_vs_spopt={ratio:.1f}"
 
 
 def _earlier_spopt(path: str) -> dict:

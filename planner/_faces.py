@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import shapely
 
-from planner._snap import _cache, _edge_tree, edge_geometries
+from planner._snap import _cache, _edge_tree, edge_geometries, edge_vertices, run_offsets
 
 
 @dataclass(frozen=True)
@@ -66,18 +66,6 @@ class Faces:
     @property
     def n_faces(self) -> int:
         return int(self.size.shape[0])
-
-
-def edge_vertices(net: Any):
-    """Flat edge vertices ``xy`` with offsets ``off`` (edge ``e``: ``off[e]:off[e+1]``), cached."""
-
-    def build():
-        xy, idx = shapely.get_coordinates(edge_geometries(net), return_index=True)
-        off = np.zeros(net.n_edges + 1, np.int64)
-        np.cumsum(np.bincount(idx, minlength=net.n_edges), out=off[1:])
-        return xy, off
-
-    return _cache(net, "edge_xy", build)
 
 
 def _cycles(nxt: np.ndarray, *, walk: int = 12) -> tuple[np.ndarray, np.ndarray, int]:
@@ -275,7 +263,7 @@ def _rings(xy, off, nxt, label, rank, size, faces, n_e) -> np.ndarray:
     n_v = off[e + 1] - off[e] - 1
     base = np.where(fwd, off[e], off[e + 1] - 1)
     sign = np.where(fwd, 1, -1)
-    within = np.arange(int(n_v.sum())) - np.repeat(np.cumsum(n_v) - n_v, n_v)
+    within = run_offsets(n_v)
     pts = xy[np.repeat(base, n_v) + np.repeat(sign, n_v) * within]
     fid = np.repeat(label[ordered], n_v)
     cnt = np.bincount(fid, minlength=size.shape[0])[faces]

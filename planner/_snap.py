@@ -105,11 +105,16 @@ class Snapped:
         )
 
 
+def _token(net: Any) -> tuple:
+    """What a cached value of ``net`` depends on: its edge and node arrays."""
+    return (id(net.edge_u), id(net.edge_v), id(net.edges), id(net.node_x), net.n_edges)
+
+
 def _cache(net: Any, key: str, build):
     """Per-network cache of derived arrays, invalidated when the edge arrays change."""
-    token = (id(net.edge_u), id(net.edge_v), id(net.edges), id(net.node_x), net.n_edges)
     store = net.__dict__.setdefault("_planner_cache", {})
     hit = store.get(key)
+    token = _token(net)
     if hit is not None and hit[0] == token:
         return hit[1]
     value = build()
@@ -119,9 +124,30 @@ def _cache(net: Any, key: str, build):
 
 def _cached(net: Any, key: str):
     """The cached value of ``key`` if it is there and current, else ``None`` (builds nothing)."""
-    token = (id(net.edge_u), id(net.edge_v), id(net.edges), id(net.node_x), net.n_edges)
     hit = net.__dict__.get("_planner_cache", {}).get(key)
-    return hit[1] if hit is not None and hit[0] == token else None
+    return hit[1] if hit is not None and hit[0] == _token(net) else None
+
+
+def run_offsets(counts: np.ndarray) -> np.ndarray:
+    """Position of each element within its run, for runs of ``counts`` laid end to end.
+
+    ``run_offsets([2, 3]) -> [0, 1, 0, 1, 2]``; with ``np.repeat(start, counts)``
+    it expands ranges ``start[i] .. start[i] + counts[i] - 1`` without a loop.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    return np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
+def edge_vertices(net: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Flat edge vertices ``xy`` with offsets ``off`` (edge ``e``: ``off[e]:off[e+1]``), cached."""
+
+    def build():
+        xy, idx = shapely.get_coordinates(edge_geometries(net), return_index=True)
+        off = np.zeros(net.n_edges + 1, np.int64)
+        np.cumsum(np.bincount(idx, minlength=net.n_edges), out=off[1:])
+        return xy, off
+
+    return _cache(net, "edge_xy", build)
 
 
 def edge_geometries(net: Any) -> np.ndarray:

@@ -41,7 +41,9 @@ from planner._snap import (
     _cached,
     concat,
     edge_geometries,
+    edge_vertices,
     point_geometries,
+    run_offsets,
     snap_points,
 )
 
@@ -128,8 +130,7 @@ def _same_edge_pairs(src_edge: np.ndarray, tgt_edge: np.ndarray) -> tuple[np.nda
     if total == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     pt = np.repeat(np.arange(len(tgt_edge)), cnt)
-    within = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-    ps = order[np.repeat(lo, cnt) + within]
+    ps = order[np.repeat(lo, cnt) + run_offsets(cnt)]
     return ps, pt
 
 
@@ -728,10 +729,9 @@ def _edge_vertices(net: Any):
     """Edge vertices with their normalised position, for vectorised substrings (cached)."""
 
     def build():
-        lines = edge_geometries(net)
-        xy, idx = shapely.get_coordinates(lines, return_index=True)
-        counts = np.bincount(idx, minlength=net.n_edges)
-        off = np.concatenate([[0], np.cumsum(counts)])
+        xy, off = edge_vertices(net)
+        counts = np.diff(off)
+        idx = np.repeat(np.arange(net.n_edges), counts)
         step = np.zeros(len(xy))
         step[1:] = np.hypot(np.diff(xy[:, 0]), np.diff(xy[:, 1]))
         step[off[:-1][counts > 0]] = 0.0
@@ -773,9 +773,8 @@ def _substrings(net: Any, e: np.ndarray, s: np.ndarray, t: np.ndarray) -> np.nda
     out = np.empty((int(size.sum()), 2))
     out[start] = p0
     out[start + size - 1] = p1
-    total = int(n_in.sum())
-    if total:
-        within = np.arange(total) - np.repeat(np.cumsum(n_in) - n_in, n_in)
+    if n_in.sum():
+        within = run_offsets(n_in)
         out[np.repeat(start + 1, n_in) + within] = xy[np.repeat(lo, n_in) + within]
     return shapely.linestrings(out, indices=np.repeat(np.arange(len(e)), size))
 
@@ -810,11 +809,9 @@ def _reached_edges(net: Any, d: np.ndarray, limit: float, nodes: np.ndarray | No
     r, loc = np.nonzero(d[:, :m] <= limit)
     node = loc if nodes is None else nodes[loc]
     cnt = indptr[node + 1] - indptr[node]
-    total = int(cnt.sum())
     rr = np.repeat(r, cnt)
     nn = np.repeat(node, cnt)
-    within = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-    ee = inc[np.repeat(indptr[node], cnt) + within]
+    ee = inc[np.repeat(indptr[node], cnt) + run_offsets(cnt)]
 
     def at(g):
         if nodes is None:
@@ -853,8 +850,7 @@ def _nodes_near(net: Any, x0: float, x1: float, y0: float, y1: float) -> np.ndar
 def _subgraph(a: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
     """``a[keep][:, keep]`` for sorted ``keep``, without the O(n) work of scipy's indexing."""
     start, cnt = a.indptr[keep], np.diff(a.indptr)[keep]
-    total = int(cnt.sum())
-    pos = np.repeat(start - np.concatenate([[0], np.cumsum(cnt)[:-1]]), cnt) + np.arange(total)
+    pos = np.repeat(start, cnt) + run_offsets(cnt)
     cols, w = a.indices[pos], a.data[pos]
     rows = np.repeat(np.arange(keep.size), cnt)
     loc = np.minimum(np.searchsorted(keep, cols), keep.size - 1)
@@ -1038,13 +1034,14 @@ def _workers(workers: int | None, n_facilities: int) -> int:
     return max(1, min(int(workers), n_facilities))
 
 
-def _core_faces(faces, g: np.ndarray, e: np.ndarray, not_taken: np.ndarray
+def _core_faces(faces, g: np.ndarray, e: np.ndarray, not_taken: np.ndarray | None
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Blocks taken whole and the edges inside them, for full edges ``e`` of groups ``g``.
 
     Returns (sorted ``group * n_faces + face`` keys of the clean faces whose
     every edge is full for the group, mask of the ``(g, e)`` pairs with a
-    taken face on both sides).  Keys in ``not_taken`` are never taken.
+    taken face on both sides).  Keys in ``not_taken`` are never taken;
+    without ``faces`` (blocks not looked for) nothing is.
     """
     if faces is None:
         return np.zeros(0, np.int64), np.zeros(e.shape, bool)
@@ -1078,7 +1075,15 @@ def _chunk_pieces(net, facilities, own_all, rr, ee, du, dv, limits, lines, buffe
     te = net.edge_time_s[ee]
     fac = rr
     rows = np.arange(own_all.size)
-    snap = _snap_s(net, facilities)
+    reach_s = limits[:, None] - _snap_s(net, facilities)[own_all]  # own edge, per threshold
+    te0 = net.edge_time_s[facilities.edge[own_all]]
+    f0 = facilities.fraction[own_all]
+    # the blocks on both sides of a facility's own edge hold its snap walk,
+    # which is no street of theirs: never taken whole
+    own_faces = None if faces is None else faces.edge_face[facilities.edge[own_all]]
+    walk = facilities.dist_m[own_all] > 0
+    walkers = own_all[walk]
+    px, py = facilities.point_x[walkers], facilities.point_y[walkers]
     groups, pieces, cores = [], [], []
     full_groups, full_edges = [], []
     for j, lim in enumerate(limits):
@@ -1089,41 +1094,31 @@ def _chunk_pieces(net, facilities, own_all, rr, ee, du, dv, limits, lines, buffe
         upart = (ru >= 0) & ~full
         vpart = (rv >= 0) & ~full
         gf, ef = fac[full] * n_lim + j, ee[full]
-        # the blocks on both sides of a facility's own edge hold its snap walk,
-        # which is no street of theirs: never taken whole
-        if faces is None:
-            core, inside = _core_faces(None, gf, ef, None)
-        else:
-            gown = rows * n_lim + j
-            own_faces = faces.edge_face[facilities.edge[own_all]]
-            core, inside = _core_faces(faces, gf, ef, np.concatenate(
-                [gown * faces.n_faces + own_faces[:, 0], gown * faces.n_faces + own_faces[:, 1]]))
+        not_taken = None
+        if faces is not None:
+            gown = (rows * n_lim + j)[:, None] * faces.n_faces
+            not_taken = (gown + own_faces).ravel()
+        core, inside = _core_faces(faces, gf, ef, not_taken)
         cores.append(core)
         # full edges with a block not taken on a side form the rim
         full_groups.append(gf[~inside])
         full_edges.append(ef[~inside])
         # own edge, both ways from the spot; then the snap walk
-        reach = lim - snap[own_all]
-        okk = reach >= 0
-        own = own_all[okk]
-        te0 = net.edge_time_s[facilities.edge[own]]
+        okk = reach_s[j] >= 0
         with np.errstate(invalid="ignore", divide="ignore"):
-            rr0 = np.where(te0 > 0, reach[okk] / te0, 2.0)
-        f0 = facilities.fraction[own]
-        pe = np.concatenate([ee[upart], ee[vpart], facilities.edge[own]])
+            rr0 = np.where(te0[okk] > 0, reach_s[j, okk] / te0[okk], 2.0)
+        pe = np.concatenate([ee[upart], ee[vpart], facilities.edge[own_all[okk]]])
         ps = np.concatenate([np.zeros(int(upart.sum())), 1.0 - rv[vpart],
-                             np.clip(f0 - rr0, 0, 1)])
-        pt = np.concatenate([ru[upart], np.ones(int(vpart.sum())), np.clip(f0 + rr0, 0, 1)])
+                             np.clip(f0[okk] - rr0, 0, 1)])
+        pt = np.concatenate([ru[upart], np.ones(int(vpart.sum())),
+                             np.clip(f0[okk] + rr0, 0, 1)])
         groups.append(np.concatenate([fac[upart] * n_lim + j, fac[vpart] * n_lim + j,
                                       rows[okk] * n_lim + j]))
         pieces.append(_substrings(net, pe, np.clip(ps, 0, 1), np.clip(pt, 0, 1)))
-        walk = facilities.dist_m[own_all] > 0
-        own = own_all[walk]
-        if own.size:
-            frac = np.clip(lim * net.speed_mps / facilities.dist_m[own], 0, 1)
-            px, py = facilities.point_x[own], facilities.point_y[own]
-            qx = px + frac * (facilities.x[own] - px)
-            qy = py + frac * (facilities.y[own] - py)
+        if walkers.size:
+            frac = np.clip(lim * net.speed_mps / facilities.dist_m[walkers], 0, 1)
+            qx = px + frac * (facilities.x[walkers] - px)
+            qy = py + frac * (facilities.y[walkers] - py)
             conn = shapely.linestrings(np.stack([np.c_[px, py], np.c_[qx, qy]], 1))
             groups.append(rows[walk] * n_lim + j)
             pieces.append(conn)

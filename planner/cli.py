@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -25,7 +26,7 @@ EXIT_BAD_INPUT = 2
 
 
 
-def _fail(exc: BaseException, debug: bool) -> None:
+def _fail(exc: BaseException, debug: bool) -> NoReturn:
     """Print ``exc`` as a short message and exit with its code (or re-raise with --debug)."""
     from planner._errors import PlannerError
 
@@ -47,15 +48,21 @@ def _progress(name: str) -> None:
     click.echo(f"  · {name} …", err=True)
 
 
-def _run_quietly(scenario, **kwargs):
-    """Run with warnings collected on the result instead of printed mid-progress."""
+def _run_quietly(scenario, *, debug: bool, **kwargs):
+    """Run with warnings collected on the result instead of printed mid-progress.
+
+    An error becomes one message and an exit code (`_fail`).
+    """
     import warnings
 
     from planner.scenario import run
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return run(scenario, **kwargs)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return run(scenario, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - turned into one message + exit code
+        _fail(exc, debug)
 
 
 def _print_steps(result) -> None:
@@ -93,12 +100,8 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 def _run_and_report(scenario_path: Path, out: Path | None, overwrite: bool, debug: bool) -> None:
     click.echo(f"planner {__version__}: running {scenario_path}", err=True)
-    try:
-        result = _run_quietly(scenario_path, out_dir=out, overwrite=overwrite,
-                              progress=_progress)
-    except Exception as exc:  # noqa: BLE001 - turned into one message + exit code
-        _fail(exc, debug)
-        return
+    result = _run_quietly(scenario_path, debug=debug, out_dir=out, overwrite=overwrite,
+                          progress=_progress)
     _print_steps(result)
     _print_warnings(result)
     if result.out_dir is not None:
@@ -152,11 +155,8 @@ def validate_cmd(ctx: click.Context, scenario: Path, no_network: bool) -> None:
     listed as problems to look at), 2 when something cannot be used.
     """
     steps = ["layers", "demand"] + ([] if no_network else ["network"])
-    try:
-        result = _run_quietly(scenario, out_dir=None, steps=steps, progress=_progress)
-    except Exception as exc:  # noqa: BLE001
-        _fail(exc, ctx.obj["debug"])
-        return
+    result = _run_quietly(scenario, debug=ctx.obj["debug"], out_dir=None, steps=steps,
+                          progress=_progress)
     click.echo(f"Scenario {scenario}: {result.scenario.name}")
     click.echo(f"  {'layer':<24} {'rows':>7}  {'geometry':<24} crs")
     cols = result.tables.get("demand_columns")
@@ -206,12 +206,8 @@ def check_cmd(ctx: click.Context, scenario: Path, out: Path | None, overwrite: b
     need them); no location model runs.  With -o the tables are written.
     """
     steps = ["layers", "demand", "network", "access", "norms"] + (["outputs"] if out else [])
-    try:
-        result = _run_quietly(scenario, out_dir=out, overwrite=overwrite, steps=steps,
-                              progress=_progress)
-    except Exception as exc:  # noqa: BLE001
-        _fail(exc, ctx.obj["debug"])
-        return
+    result = _run_quietly(scenario, debug=ctx.obj["debug"], out_dir=out, overwrite=overwrite,
+                          steps=steps, progress=_progress)
     table = result.tables.get("norm_checks")
     if table is None:
         rec = result.step("norms")

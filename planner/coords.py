@@ -125,6 +125,11 @@ def _delta(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(inside, dlon, 0.0), np.where(inside, dlat, 0.0)
 
 
+def _fwd_gcj(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    dx, dy = _delta(x, y)
+    return x + dx, y + dy
+
+
 def wgs84_to_gcj02(lon: ArrayLike, lat: ArrayLike) -> tuple[Any, Any]:
     """WGS-84 → GCJ-02 (AMap/Tencent).  Identity outside China.
 
@@ -139,17 +144,18 @@ def wgs84_to_gcj02(lon: ArrayLike, lat: ArrayLike) -> tuple[Any, Any]:
         ``(lon, lat)`` in GCJ-02, same shape as the input.
     """
     x, y, scalar = _arrays(lon, lat)
-    dx, dy = _delta(x, y)
-    return _out(x + dx, y + dy, scalar)
+    return _out(*_fwd_gcj(x, y), scalar)
 
 
-def _invert(forward, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _invert(forward, x: np.ndarray, y: np.ndarray,
+            start: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Solve ``forward(w) = (x, y)`` for ``w`` by fixed-point iteration.
 
     The transforms are small, smooth offsets (Jacobian ≈ identity), so
-    ``w ← w - (forward(w) - target)`` converges in a handful of steps.
+    ``w ← w - (forward(w) - target)`` converges in a handful of steps,
+    starting from ``start`` (default: the target itself).
     """
-    wx, wy = x.copy(), y.copy()
+    wx, wy = (x.copy(), y.copy()) if start is None else start
     for _ in range(_MAX_ITER):
         fx, fy = forward(wx, wy)
         ex, ey = fx - x, fy - y
@@ -158,11 +164,6 @@ def _invert(forward, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarr
         if not (np.any(np.abs(ex) > _TOL_DEG) or np.any(np.abs(ey) > _TOL_DEG)):
             break
     return wx, wy
-
-
-def _fwd_gcj(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    dx, dy = _delta(x, y)
-    return x + dx, y + dy
 
 
 def gcj02_to_wgs84(lon: ArrayLike, lat: ArrayLike) -> tuple[Any, Any]:
@@ -219,13 +220,7 @@ def bd09_to_gcj02(lon: ArrayLike, lat: ArrayLike) -> tuple[Any, Any]:
     u, v = x - 0.0065, y - 0.006
     z = np.sqrt(u * u + v * v) - 0.00002 * np.sin(v * _X_PI)
     theta = np.arctan2(v, u) - 0.000003 * np.cos(u * _X_PI)
-    gx, gy = z * np.cos(theta), z * np.sin(theta)
-    for _ in range(_MAX_ITER):
-        fx, fy = _fwd_bd(gx, gy)
-        ex, ey = fx - x, fy - y
-        gx, gy = gx - ex, gy - ey
-        if not (np.any(np.abs(ex) > _TOL_DEG) or np.any(np.abs(ey) > _TOL_DEG)):
-            break
+    gx, gy = _invert(_fwd_bd, x, y, start=(z * np.cos(theta), z * np.sin(theta)))
     return _out(gx, gy, scalar)
 
 

@@ -875,8 +875,7 @@ def read_life_table(source: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
         Index ``sex`` (m, f), columns the 18 five-year bands (``0_4`` ...
         ``85plus``), NaN where the table has no ratio.
     """
-    raw = _read_table(source, sheet=None, encoding=None) if not isinstance(
-        source, pd.DataFrame) else source.copy()
+    raw = _read_table(source, sheet=None, encoding=None)
     sex_c = _find(raw.columns, ("sex", "性别"))
     band_c = _find(raw.columns, ("band", "age", "年龄组", "年龄"))
     s_c = _find(raw.columns, ("survival", "s", "存活比", "生存比", "survival_ratio"))

@@ -299,6 +299,16 @@ def _shrunk(ring_xy: np.ndarray, factor: float) -> np.ndarray:
     return c + (ring_xy - c) * factor
 
 
+def _side_point(ring_xy: np.ndarray, side: int, *, inset_m: float = 0.0) -> np.ndarray:
+    """Midpoint of side ``side`` (0-3) of a cell ring, moved ``inset_m`` towards its centre."""
+    n_side = (len(ring_xy) - 1) // 4
+    p = ring_xy[side * n_side + n_side // 2]
+    if not inset_m:
+        return p
+    centre = ring_xy[:-1].mean(axis=0)
+    return p + (centre - p) / np.linalg.norm(centre - p) * inset_m
+
+
 # --------------------------------------------------------------------------- generation
 def generate_demo(*, seed: int = 0) -> dict[str, pd.DataFrame]:
     """Generate the demo district 示范区 (Demo District).
@@ -504,7 +514,6 @@ def generate_demo(*, seed: int = 0) -> dict[str, pd.DataFrame]:
     for dxy in ([28.0, 0.0], [-14.0, 24.0], [-14.0, -24.0]):
         extra.append({"xy": np.vstack([cc, cc + np.array(dxy)]), "fclass": "service",
                       "name": "", "isolated": True})
-    cells[iso_cell]["use"] = "vacant"
     for e in extra:
         e.update(bridge="F", tunnel="F", layer=0, oneway="B")
 
@@ -666,10 +675,8 @@ def generate_demo(*, seed: int = 0) -> dict[str, pd.DataFrame]:
     gate_rows, gate_geoms = [], []
     gated = [res_cells[k] for k in sorted(rng.choice(len(res_cells), size=18, replace=False))]
     for c in gated:
-        ring_xy = res_polys[c]
-        n_side = (len(ring_xy) - 1) // 4
         for s in sorted(rng.choice(4, size=int(rng.integers(1, 3)), replace=False)):
-            p = ring_xy[s * n_side + n_side // 2]
+            p = _side_point(res_polys[c], s)
             gate_rows.append({"id": f"G{len(gate_rows) + 1:03d}", "compound": res_ids[c],
                               "community": cid_to_id[comm_of[c]]})
             gate_geoms.append(Point(to_lonlat(p)[0]))
@@ -684,13 +691,7 @@ def generate_demo(*, seed: int = 0) -> dict[str, pd.DataFrame]:
     cand_rows, cand_geoms = [], []
     free_res = [c for c in res_cells if c not in used_cells]
     for c in sorted(rng.choice(len(free_res), size=64, replace=False)):
-        cell = free_res[c]
-        ring_xy = res_polys[cell]
-        n_side = (len(ring_xy) - 1) // 4
-        s = int(rng.integers(0, 4))
-        p = ring_xy[s * n_side + n_side // 2]
-        centre = ring_xy[:-1].mean(axis=0)
-        p = p + (centre - p) / np.linalg.norm(centre - p) * 15.0
+        p = _side_point(res_polys[free_res[c]], int(rng.integers(0, 4)), inset_m=15.0)
         land = float(rng.choice([300, 400, 500, 600, 800, 1000, 1200, 1500, 2000, 2500]))
         tier = ("township_centre" if land >= 2000 else
                 "community_station" if rng.random() < 0.7 else None)
@@ -778,13 +779,6 @@ def _facilities(grid, cells, res_cells, res_polys, comm_of, comm_records, comm_r
 
     by_cid = {row["cid"]: rec for row, rec in zip(comm_rows, comm_records)}
 
-    def site(cell):
-        ring_xy = res_polys[cell]
-        n_side = (len(ring_xy) - 1) // 4
-        p = ring_xy[n_side // 2]
-        centre = ring_xy[:-1].mean(axis=0)
-        return p + (centre - p) / np.linalg.norm(centre - p) * 12.0
-
     def cells_of(town, *, north=None):
         out = [c for c in res_cells if cells[c]["town"] == town]
         if north is not None:
@@ -799,7 +793,8 @@ def _facilities(grid, cells, res_cells, res_polys, comm_of, comm_records, comm_r
         rows.append({"名称": name, "类型": typ, "床位数": beds, "护理型床位数": nursing,
                      "建筑面积": floor, "用地面积": land, "是否公办": "是" if public else "否",
                      "社工人数": workers, "所属街道": by_cid[cid]["township"],
-                     "所属社区": by_cid[cid]["name"], "_xy": site(cell), "_cell": cell})
+                     "所属社区": by_cid[cid]["name"],
+                     "_xy": _side_point(res_polys[cell], 0, inset_m=12.0), "_cell": cell})
 
     east, west, south = cells_of("东城街道", north=False), cells_of("西河街道", north=False), \
         cells_of("南山街道")
@@ -840,7 +835,6 @@ def _facilities(grid, cells, res_cells, res_polys, comm_of, comm_records, comm_r
     df.insert(0, "编号", [f"F{k + 1:02d}" for k in range(len(df))])
     df["经度"] = gcj[:, 0]
     df["纬度"] = gcj[:, 1]
-    df = df.rename(columns={"_cell": "_cell"})
     return df
 
 

@@ -222,7 +222,8 @@ def _read_table(path: Path, *, encoding: str | None, sheet: str | int | None) ->
             return pd.read_excel(path, sheet_name=0 if sheet is None else sheet)
         except ValueError as exc:
             try:
-                sheets = pd.ExcelFile(path).sheet_names
+                with pd.ExcelFile(path) as book:  # closed at once, not left to the GC
+                    sheets = book.sheet_names
             except Exception:
                 sheets = []
             raise LayerError(

@@ -83,7 +83,7 @@ TEXT: dict[str, dict[str, str]] = {
         "unreachable": "不可达",
         "band_5": "≤ 5 分钟",
         "band_10": "5–10 分钟",
-        "band_15": "10–15 分钟",
+        "band_15": "10–{m:g} 分钟",
         "band_over": "> {m:g} 分钟",
         "pass": "达标",
         "fail": "未达标",
@@ -122,7 +122,7 @@ TEXT: dict[str, dict[str, str]] = {
         "unreachable": "Unreachable",
         "band_5": "≤ 5 min",
         "band_10": "5–10 min",
-        "band_15": "10–15 min",
+        "band_15": "10–{m:g} min",
         "band_over": "> {m:g} min",
         "pass": "Pass",
         "fail": "Fail",
@@ -491,8 +491,7 @@ def base_map(
         location=None if bounds is None else [(bounds[1] + bounds[3]) / 2,
                                               (bounds[0] + bounds[2]) / 2],
     )
-    m.planner_opts = {"lang": lang, "coord_system": tiles_coord_system if tiles else "wgs84",
-                      "legend": {}, "credits": []}
+    _opts(m).update(lang=lang, coord_system=tiles_coord_system if tiles else "wgs84")
     make_offline(m)
     m.add_child(_Scale())
     if tiles:
@@ -654,16 +653,15 @@ def add_service_areas(
     return m
 
 
-def _time_band(t: float, circle_min: float) -> str:
-    if t is None or not np.isfinite(t):
-        return "unreachable"
-    if t <= 5:
-        return "5"
-    if t <= 10:
-        return "10"
-    if t <= circle_min:
-        return "15"
-    return "over"
+def _time_bands(times: Any, circle_min: float) -> np.ndarray:
+    """The band of each walking time in minutes, as keys of `BAND_COLORS`.
+
+    ``"5"``, ``"10"``, ``"15"`` (up to ``circle_min``), ``"over"``, and
+    ``"unreachable"`` for NaN or infinite times.
+    """
+    t = np.asarray(times, dtype=float)
+    return np.select([~np.isfinite(t), t <= 5, t <= 10, t <= circle_min],
+                     ["unreachable", "5", "10", "15"], "over")
 
 
 def add_population_access(
@@ -689,7 +687,7 @@ def add_population_access(
     disp = _to_display(population_access, coord_system=_opts(m)["coord_system"],
                        tolerance_m=tolerance_m)
     times = disp[time_column].astype(float).to_numpy()
-    bands = np.array([_time_band(t, circle_min) for t in times])
+    bands = _time_bands(times, circle_min)
     unit = _t(lang, "minutes")
     columns: dict[str, list[str]] = {}
     if "name" in disp:
@@ -705,7 +703,7 @@ def add_population_access(
     group = _group(m, _t(lang, "demand"))
     points = (disp.geom_type == "Point").to_numpy()
     labels = {"5": _t(lang, "band_5"), "10": _t(lang, "band_10"),
-              "15": f"{10:g}–{circle_min:g} {unit}" if circle_min != 15 else _t(lang, "band_15"),
+              "15": _t(lang, "band_15", m=circle_min),
               "over": _t(lang, "band_over", m=circle_min), "unreachable": _t(lang, "unreachable")}
     items = []
     for band in ("5", "10", "15", "over", "unreachable"):

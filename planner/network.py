@@ -401,15 +401,12 @@ def _find_column(columns, wanted: str | None, candidates: tuple[str, ...], what:
 
 
 def _metric_crs_for(gdf) -> pyproj.CRS:
+    from planner.coords import metric_crs
+
     if gdf.crs is not None and not gdf.crs.is_geographic:
         return gdf.crs
     b = gdf.to_crs(4326).total_bounds
-    try:
-        from planner.coords import metric_crs
-
-        return metric_crs([b[0], b[2]], [b[1], b[3]])
-    except ImportError:  # pragma: no cover - coords.py is part of the package
-        return gdf.estimate_utm_crs()
+    return metric_crs([b[0], b[2]], [b[1], b[3]])
 
 
 def tobler_factor(grade) -> np.ndarray:
@@ -431,6 +428,13 @@ def tobler_factor(grade) -> np.ndarray:
         return np.exp(-3.5 * (np.abs(x + 0.05) - 0.05))
 
     return 0.5 * (1.0 / f(s) + 1.0 / f(-s))
+
+
+def _slope_factor(z: np.ndarray, u: np.ndarray, v: np.ndarray, length: np.ndarray) -> np.ndarray:
+    """`tobler_factor` of each edge's grade (zero-length edges count as flat)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        grade = np.where(length > 0, (z[v] - z[u]) / length, 0.0)
+    return tobler_factor(grade)
 
 
 def with_elevation(net: WalkNetwork, node_elevation_m) -> WalkNetwork:
@@ -457,11 +461,9 @@ def with_elevation(net: WalkNetwork, node_elevation_m) -> WalkNetwork:
         )
     if net.node_z is not None:
         raise NetworkError("This network already has elevations (net.node_z); build it anew.")
-    length = net.edge_length_m
-    with np.errstate(divide="ignore", invalid="ignore"):
-        grade = np.where(length > 0, (z[net.edge_v] - z[net.edge_u]) / length, 0.0)
     delay = net.edge_delay_s if net.edge_delay_s is not None else 0.0
-    times = (net.edge_time_s - delay) * tobler_factor(grade) + delay
+    factor = _slope_factor(z, net.edge_u, net.edge_v, net.edge_length_m)
+    times = (net.edge_time_s - delay) * factor + delay
     return replace(net, node_z=z, edge_time_s=times, report=dict(net.report, slope_penalty=True))
 
 
@@ -610,7 +612,7 @@ def _node_lines(geoms, layer: np.ndarray, bridge: np.ndarray, tunnel: np.ndarray
     V_line, V_xy = V_line[grp_start], V_xy[grp_start]
     V_node |= np.r_[True, V_line[1:] != V_line[:-1]] | np.r_[V_line[1:] != V_line[:-1], True]
     for _ in range(3):  # split closed loops (an edge from a node to itself) in the middle
-        nodes_xy, nid, eu, ev_, edge_v0, edge_v1, sj, eid = _edges_from_vertices(V_line, V_xy, V_node)
+        nodes_xy, eu, ev_, edge_v0, edge_v1, sj, eid = _edges_from_vertices(V_line, V_xy, V_node)
         loops = np.flatnonzero((eu == ev_) & (edge_v1 - edge_v0 >= 2))
         if not len(loops):
             break
@@ -633,6 +635,14 @@ def _unique_rows(xy: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return s[new], inv, np.bincount(gid)
 
 
+def _drawn_from_v(geoms, node_xy: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """True where a line's first vertex is nearer node ``v`` than node ``u`` (drawn v to u)."""
+    import shapely
+
+    start = shapely.get_coordinates(shapely.get_point(geoms, 0))
+    return np.hypot(*(start - node_xy[u]).T) > np.hypot(*(start - node_xy[v]).T)
+
+
 def _edges_from_vertices(V_line, V_xy, V_node):
     """Node ids and edges (first/last vertex) from vertices sorted along their lines."""
     node_idx = np.flatnonzero(V_node)
@@ -645,7 +655,7 @@ def _edges_from_vertices(V_line, V_xy, V_node):
     edge_v0 = sj[start]
     last_seg = np.r_[np.flatnonzero(np.diff(eid)), len(sj) - 1]
     edge_v1 = sj[last_seg] + 1
-    return nodes_xy, nid, nid[edge_v0], nid[edge_v1], edge_v0, edge_v1, sj, eid
+    return nodes_xy, nid[edge_v0], nid[edge_v1], edge_v0, edge_v1, sj, eid
 
 
 def _merge_degree2(node_xy, eu, ev, geoms, attrs):
@@ -662,10 +672,10 @@ def _merge_degree2(node_xy, eu, ev, geoms, attrs):
 
     n, m = len(node_xy), len(eu)
     deg = np.bincount(eu, minlength=n) + np.bincount(ev, minlength=n)
-    ends = np.r_[eu, ev]
-    eidx = np.r_[np.arange(m), np.arange(m)]
-    order = np.argsort(ends, kind="stable")
-    ends, eidx = ends[order], eidx[order]
+    end_nodes = np.r_[eu, ev]  # each edge's two ends, and the edge they belong to
+    end_edge = np.r_[np.arange(m), np.arange(m)]
+    order = np.argsort(end_nodes, kind="stable")
+    ends, eidx = end_nodes[order], end_edge[order]
     i = np.flatnonzero((ends[:-1] == ends[1:]) & (deg[ends[:-1]] == 2))
     e1, e2, via = eidx[i], eidx[i + 1], ends[i]
     ok = e1 != e2
@@ -680,8 +690,7 @@ def _merge_degree2(node_xy, eu, ev, geoms, attrs):
     removed = np.zeros(n, dtype=bool)
     removed[via] = True
     # a chain has exactly two kept end points, and they differ
-    end_nodes = np.r_[eu, ev]
-    end_grp = grp[np.r_[np.arange(m), np.arange(m)]]
+    end_grp = grp[end_edge]
     kept = ~removed[end_nodes]
     n_ends = np.bincount(end_grp[kept], minlength=grp.max() + 1)
     lo = np.full(grp.max() + 1, np.iinfo(np.int64).max)
@@ -699,9 +708,8 @@ def _merge_degree2(node_xy, eu, ev, geoms, attrs):
     gids, first_pos = np.unique(grp[medges], return_index=True)
     merged = shapely.line_merge(shapely.multilinestrings(geoms[medges],
                                                          indices=np.searchsorted(gids, grp[medges])))
-    start = shapely.get_coordinates(shapely.get_point(merged, 0))
     a, b = lo[gids], hi[gids]
-    a_first = np.hypot(*(start - node_xy[a]).T) <= np.hypot(*(start - node_xy[b]).T)
+    a_first = ~_drawn_from_v(merged, node_xy, a, b)
     mu, mv = np.where(a_first, a, b), np.where(a_first, b, a)
     rep = medges[first_pos]  # attributes from the chain's first edge
     out_rank = np.argsort(np.r_[single, rep], kind="stable")
@@ -788,9 +796,7 @@ def _assemble(
         node_id = np.asarray(node_id)[keep_node]
     times = lengths / speed_mps
     if node_z is not None and np.isfinite(node_z).all():
-        with np.errstate(divide="ignore", invalid="ignore"):
-            grade = np.where(lengths > 0, (node_z[ev] - node_z[eu]) / lengths, 0.0)
-        times = times * tobler_factor(grade)
+        times = times * _slope_factor(node_z, eu, ev, lengths)
         report["slope_penalty"] = True
     delay = None
     if crossing_delay_s > 0:
@@ -1195,8 +1201,7 @@ def from_osmnx_graph(
     vv = np.array([pos[k] for k in edges.index.get_level_values(1).tolist()], dtype=np.int64)
     node_xy = np.c_[nodes["x"].to_numpy(float), nodes["y"].to_numpy(float)]
     geoms = np.asarray(edges.geometry.values, dtype=object)
-    start = shapely.get_coordinates(shapely.get_point(geoms, 0))
-    flip = (np.hypot(*(start - node_xy[uu]).T) > np.hypot(*(start - node_xy[vv]).T))
+    flip = _drawn_from_v(geoms, node_xy, uu, vv)
     geoms[flip] = shapely.reverse(geoms[flip])
     hw = edges["highway"] if "highway" in edges else [None] * len(edges)
     fclass = _norm_classes([_first(h) for h in hw])
@@ -1470,9 +1475,7 @@ def from_graphml(
     delay = np.array([float(r[3].get("delay_s", 0.0)) for r in rows])
     geoms = shapely.from_wkt([r[3].get("geometry") or None for r in rows])
     # an undirected reader may return (v, u): keep u as the geometry's start
-    start = shapely.get_coordinates(shapely.get_point(geoms, 0))
-    flip = np.hypot(*(start - np.c_[node_x[eu], node_y[eu]]).T) > np.hypot(
-        *(start - np.c_[node_x[ev], node_y[ev]]).T)
+    flip = _drawn_from_v(geoms, np.c_[node_x, node_y], eu, ev)
     eu[flip], ev[flip] = ev[flip], eu[flip].copy()
     graph_crs = pyproj.CRS.from_user_input(g.graph["crs"])
     edges = gpd.GeoDataFrame(
@@ -1661,11 +1664,8 @@ def run_step(result) -> str | None:
         elif s.source == "osm":
             net = from_osm_file(path, **opts)
         elif s.source == "graphml":
-            net = from_graphml(path, speed_mps=s.speed_mps, profile=s.profile, crs=result.crs,
-                               min_component_share=s.min_component_share,
-                               exclude_classes=s.exclude_classes,
-                               include_classes=s.include_classes, avoid_steps=s.avoid_steps,
-                               crossing_delay_s=s.crossing_delay_s or None)
+            # None keeps a saved network's own crossing delays
+            net = from_graphml(path, **dict(opts, crossing_delay_s=s.crossing_delay_s or None))
         elif s.source == "osmnx_place":
             if not s.place:
                 raise NetworkError("`network.source: osmnx_place` needs `network.place`.")

@@ -241,12 +241,6 @@ def _frame_crs(layers: dict[str, Any]) -> Any:
     return None
 
 
-def _time_band(t: float, circle: float) -> str:
-    if not np.isfinite(t):
-        return "unreachable"
-    return "5" if t <= 5 else "10" if t <= 10 else "15" if t <= circle else "over"
-
-
 def _draw_base(ax: Any, layers: dict[str, Any], crs: Any, lang: str) -> list:
     from matplotlib.lines import Line2D
 
@@ -275,10 +269,12 @@ def _draw_demand(ax: Any, pa: Any, crs: Any, lang: str, circle: float,
                  time_column: str = "time_min_any") -> list:
     from matplotlib.patches import Patch
 
+    from planner.maps import _time_bands
+
     pa = _metric(pa, crs)
     if pa is None or time_column not in pa:
         return []
-    bands = np.array([_time_band(t, circle) for t in pa[time_column].to_numpy(dtype=float)])
+    bands = _time_bands(pa[time_column].to_numpy(dtype=float), circle)
     labels = {"5": _t(lang, "band_5"), "10": _t(lang, "band_10"),
               "15": _t(lang, "band_15", m=circle), "over": _t(lang, "band_over", m=circle),
               "unreachable": _t(lang, "unreachable")}

@@ -307,16 +307,14 @@ def report_tables(result: Any, *, lang: Lang | None = None) -> dict[str, pd.Data
         if "scope" in cov and (cov["scope"] == "township").any():
             cov = cov[cov["scope"].isin(["overall", "township"])]
         out["coverage"] = cov
-    for key in ("norm_checks", "proposed_sites", "coverage_before_after"):
+    for sheet, key in (("norm_checks", "norm_checks"), ("proposed_sites", "proposed_sites"),
+                       ("before_after", "coverage_before_after"),
+                       ("demand_areas", "demand_areas"), ("fca", "fca")):
         tab = result.tables.get(key)
         if tab is None and key == "proposed_sites":
             tab = result.layers.get("proposed_sites")
         if tab is not None and len(tab):
-            out["before_after" if key == "coverage_before_after" else key] = _frame(tab)
-    for key in ("demand_areas", "fca"):
-        tab = result.tables.get(key)
-        if tab is not None and len(tab):
-            out[key] = _frame(tab)
+            out[sheet] = _frame(tab)
     fac = result.layers.get("facilities")
     if fac is not None and len(fac):
         out["facilities"] = _with_lonlat(fac)
@@ -531,14 +529,9 @@ def _assumptions(result: Any, lang: Lang) -> list[tuple[str, str]]:
     if speed is None and sc.network is not None:
         speed = sc.network.speed_mps
         if speed is None:
-            try:
-                from planner.network import PROFILES
+            from planner.network import PROFILES
 
-                prof = PROFILES.get(sc.network.profile)
-                speed = getattr(prof, "speed_mps", None) or (
-                    prof.get("speed_mps") if isinstance(prof, dict) else None)
-            except (ImportError, AttributeError):
-                speed = None
+            speed = PROFILES.get(sc.network.profile, {}).get("speed_mps")
     profile = f" ({sc.network.profile})" if sc.network is not None else ""
     if speed is not None:
         out.append((_t(lang, "speed"), f"{float(speed):.2f} {_t(lang, 'mps')}{profile}"))

@@ -54,20 +54,33 @@ STEPS: list[tuple[str, str]] = [
 
 
 # --------------------------------------------------------------------------- loading
-def _line_index(text: str) -> dict[tuple, int]:
-    """Map each key path in a YAML document to its 1-based line number."""
+def _key_lines(text: str) -> tuple[dict[tuple, int], list[tuple[int | None, str]]]:
+    """Compose a YAML document once; return its key lines and its duplicate keys.
+
+    The first is a map of each key path to its 1-based line number; the
+    second lists keys written twice in one mapping (YAML silently keeps the
+    last one), each as ``(line, message)``.
+    """
     index: dict[tuple, int] = {}
+    duplicates: list[tuple[int | None, str]] = []
     try:
         root = yaml.compose(text)
     except yaml.YAMLError:
-        return index
+        return index, duplicates
 
     def walk(node: Any, path: tuple) -> None:
         if isinstance(node, yaml.MappingNode):
+            first: dict[str, int] = {}
             for k, v in node.value:
-                key = k.value
-                index[path + (key,)] = k.start_mark.line + 1
-                walk(v, path + (key,))
+                line = k.start_mark.line + 1
+                index[path + (k.value,)] = line
+                if k.value in first:
+                    key = ".".join(map(str, path + (k.value,)))
+                    duplicates.append((line, f"line {line}: `{key}`: written twice (first at "
+                                             f"line {first[k.value]}); keep one"))
+                else:
+                    first[k.value] = line
+                walk(v, path + (k.value,))
         elif isinstance(node, yaml.SequenceNode):
             for i, v in enumerate(node.value):
                 index[path + (i,)] = v.start_mark.line + 1
@@ -75,36 +88,7 @@ def _line_index(text: str) -> dict[tuple, int]:
 
     if root is not None:
         walk(root, ())
-    return index
-
-
-def _duplicate_keys(text: str) -> list[tuple[int | None, str]]:
-    """Keys written twice in one mapping (YAML silently keeps the last one)."""
-    out: list[tuple[int | None, str]] = []
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return out
-
-    def walk(node: Any, path: tuple) -> None:
-        if isinstance(node, yaml.MappingNode):
-            first: dict[str, int] = {}
-            for k, v in node.value:
-                line = k.start_mark.line + 1
-                key = ".".join(map(str, path + (k.value,)))
-                if k.value in first:
-                    out.append((line, f"line {line}: `{key}`: written twice (first at line "
-                                      f"{first[k.value]}); keep one"))
-                else:
-                    first[k.value] = line
-                walk(v, path + (k.value,))
-        elif isinstance(node, yaml.SequenceNode):
-            for i, v in enumerate(node.value):
-                walk(v, path + (i,))
-
-    if root is not None:
-        walk(root, ())
-    return out
+    return index, duplicates
 
 
 def _line_of(index: dict[tuple, int], loc: tuple) -> int | None:
@@ -192,8 +176,13 @@ def _format_validation_error(exc: ValidationError, index: dict, source: str,
                     msgs.append(m)
             got = _describe_input(first.get("input"))
             problems.append((line, f"{where}`{key}`: {' or '.join(msgs)} (got {got})"))
-    problems.sort(key=lambda p: (p[0] is None, p[0] or 0))
-    body = "\n".join(f"  - {p}" for _, p in problems)
+    return _problems_text(source, problems)
+
+
+def _problems_text(source: str, problems: list[tuple[int | None, str]]) -> str:
+    """``Scenario <source> is not valid (n problem(s)):`` and the problems, sorted by line."""
+    problems = sorted(problems, key=lambda p: (p[0] is None, p[0] or 0))
+    body = "\n".join(f"  - {m}" for _, m in problems)
     return f"Scenario {source} is not valid ({len(problems)} problem(s)):\n{body}"
 
 
@@ -288,7 +277,7 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
             f"Scenario {path} must be a YAML mapping of `key: value` lines "
             f"(got {type(data).__name__}). See scenarios/demo.yaml for the format."
         )
-    index = _line_index(text)
+    index, duplicates = _key_lines(text)
     base_dir = path.resolve().parent
     extra: list[tuple[int | None, str]] = []
     if "base_dir" in data:
@@ -296,7 +285,7 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
         extra.append((line, f"{'line ' + str(line) + ': ' if line else ''}`base_dir`: unknown "
                       "key (paths are always relative to the scenario file's folder)"))
         data.pop("base_dir")
-    extra += _duplicate_keys(text)
+    extra += duplicates
     extra += _missing_files(_raw_paths(data), base_dir, index)
     data["base_dir"] = str(base_dir)
     try:
@@ -304,9 +293,7 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
     except ValidationError as exc:
         raise ScenarioError(_format_validation_error(exc, index, str(path), extra)) from None
     if extra:
-        extra.sort(key=lambda p: (p[0] is None, p[0] or 0))
-        body = "\n".join(f"  - {m}" for _, m in extra)
-        raise ScenarioError(f"Scenario {path} is not valid ({len(extra)} problem(s)):\n{body}")
+        raise ScenarioError(_problems_text(str(path), extra))
     return scenario
 
 

@@ -153,19 +153,25 @@ def test_cost_matrix_keeps_explicit_zeros_and_omits_unreachable_pairs():
 
 
 # ----------------------------------------------------------------------------- vs NetworkX
+def _nearest_vs_networkx(net, fac, units, *, atol_s):
+    """Assert `nearest_times` equals NetworkX multi-source Dijkstra; return (graph, lengths)."""
+    g = reference_graph(net, fac, units)
+    ref = nx.multi_source_dijkstra_path_length(g, [("s", i) for i in range(len(fac))])
+    expect = np.array([ref.get(("t", j), np.inf) for j in range(len(units))])
+    t, _ = access.nearest_times(net, fac, units)
+    assert np.array_equal(np.isinf(t), np.isinf(expect))
+    fin = np.isfinite(expect)
+    np.testing.assert_allclose(t[fin], expect[fin], rtol=0, atol=atol_s)
+    return g, ref
+
+
 @pytest.mark.parametrize("seed", [1, 2])
 def test_nearest_times_and_cost_matrix_agree_with_networkx(seed):
     net = random_net(seed)
     rng = np.random.default_rng(seed + 10)
     fac = snap_points(net, rng.uniform(0, 3000, (12, 2)), max_snap_m=1e9)
     units = snap_points(net, rng.uniform(0, 3000, (150, 2)), max_snap_m=1e9)
-    g = reference_graph(net, fac, units)
-    ref = nx.multi_source_dijkstra_path_length(g, [("s", i) for i in range(len(fac))])
-    expect = np.array([ref.get(("t", j), np.inf) for j in range(len(units))])
-    t, nearest = access.nearest_times(net, fac, units)
-    assert np.array_equal(np.isinf(t), np.isinf(expect))
-    fin = np.isfinite(expect)
-    np.testing.assert_allclose(t[fin], expect[fin], rtol=0, atol=1e-6)
+    g, _ = _nearest_vs_networkx(net, fac, units, atol_s=1e-6)
     # cost matrix: every pair under the cut-off, from both sides
     cutoff = 1500.0
     m = access.cost_matrix(net, units, fac, cutoff_s=cutoff)
@@ -491,15 +497,9 @@ def _check_against_networkx(net, rng, n_fac=15, n_units=200):
     hi = np.array([net.node_x.max(), net.node_y.max()])
     fac = snap_points(net, rng.uniform(lo, hi, (n_fac, 2)), max_snap_m=1e9)
     units = snap_points(net, rng.uniform(lo, hi, (n_units, 2)), max_snap_m=1e9)
-    g = reference_graph(net, fac, units)
-    ref = nx.multi_source_dijkstra_path_length(g, [("s", i) for i in range(len(fac))])
-    expect = np.array([ref.get(("t", j), np.inf) for j in range(len(units))])
-    t, _ = access.nearest_times(net, fac, units)
-    assert np.array_equal(np.isinf(t), np.isinf(expect))
-    fin = np.isfinite(expect)
     # to 1e-6 m of walk (seconds x the network's speed)
     m = net.speed_mps
-    np.testing.assert_allclose(t[fin] * m, expect[fin] * m, rtol=0, atol=1e-6)
+    _, ref = _nearest_vs_networkx(net, fac, units, atol_s=1e-6 / m)
     # node times too
     d, _ = access.node_times(net, fac)
     nodes = np.array([ref.get(i, np.inf) for i in range(net.n_nodes)])

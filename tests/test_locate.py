@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+from contextlib import nullcontext
 
 import numpy as np
 import pytest
@@ -36,6 +37,17 @@ def brute_pmedian(cost, w, p, fixed=()):
     return best
 
 
+def _share_rows(w, k):
+    """LP rows over shares x[i, j] (row-major, n x k): per demand row the sum of its shares,
+    per site the weight it serves."""
+    n = len(w)
+    a_row = np.kron(np.eye(n), np.ones(k))
+    a_cap = np.zeros((k, n * k))
+    for jj in range(k):
+        a_cap[jj, jj::k] = w
+    return a_row, a_cap
+
+
 def brute_capacitated(cost, w, p, cap, fixed=()):
     """Splittable capacitated p-median by enumeration + SciPy's LP (an independent solver)."""
     n, m = cost.shape
@@ -44,12 +56,8 @@ def brute_capacitated(cost, w, p, cap, fixed=()):
     best = np.inf
     for s in itertools.combinations(free, p):
         cols = list(s) + fixed
-        k = len(cols)
         c = (w[:, None] * cost[:, cols]).ravel()
-        a_eq = np.kron(np.eye(n), np.ones(k))
-        a_ub = np.kron(w[:, None].T * np.ones((1, 1)), np.eye(k)).reshape(k, n * k) * 0
-        for jj in range(k):
-            a_ub[jj, jj::k] = w
+        a_eq, a_ub = _share_rows(w, len(cols))
         res = linprog(c, A_ub=a_ub, b_ub=cap[cols], A_eq=a_eq, b_eq=np.ones(n),
                       bounds=(0, 1), method="highs")
         if res.status == 0:
@@ -194,7 +202,7 @@ def test_lscp_matches_brute_force(seed):
             expect = k
             break
     ctx = pytest.warns(PlannerWarning, match="cannot be covered") if not coverable.all() \
-        else _nullcontext()
+        else nullcontext()
     with ctx:
         r = LSCP.from_cost_matrix(cost, coverage=T, weights=w).solve()
     assert r.objective == expect == r.sites.size
@@ -219,14 +227,6 @@ def test_lscp_target_share_and_fixed():
     with pytest.raises(LocateError, match="target_share = 0.9"):
         LSCP.from_cost_matrix(cost, coverage=1.0, weights=w, target_share=0.9,
                               allowed=[0]).solve()
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
 
 
 # --------------------------------------------------------------------------- errors
@@ -277,6 +277,20 @@ def test_orlib_optima_reproduced(orlib_dir, k):
 
 
 # --------------------------------------------------------------------------- the run step
+def walk_costs(r, cands, cutoff_min):
+    """Dense walking seconds (inf = beyond the cut-off) from the demo's population to cands."""
+    from planner._snap import snap_points
+    from planner.access import cost_matrix
+
+    net = r.artifacts["network"]
+    stored = cost_matrix(net, snap_points(net, r.layers["population"], warn=False),
+                         snap_points(net, cands, warn=False), cutoff_s=cutoff_min * 60)
+    dense = np.full(stored.shape, np.inf)
+    rows = np.repeat(np.arange(stored.shape[0]), np.diff(stored.indptr))
+    dense[rows, stored.indices] = stored.data
+    return dense
+
+
 @pytest.fixture(scope="module")
 def demo_run():
     import warnings
@@ -373,20 +387,13 @@ def test_generate_candidates_avoid_forbidden_zones(demo_run):
 
 def test_from_geodataframes_matches_matrix_route(demo_run):
     """The layer route builds walking seconds with planner.access and hands off to the matrix."""
-    from planner._snap import snap_points
-    from planner.access import cost_matrix
-
     r = demo_run
     net = r.artifacts["network"]
     pop = r.layers["population"]
     cands = r.layers["candidates"].iloc[::9]
     m = PMedian.from_geodataframes(pop, cands, net, p=2, weight="pop_60plus", cutoff_min=180)
     res = m.solve()
-    stored = cost_matrix(net, snap_points(net, pop, warn=False),
-                         snap_points(net, cands, warn=False), cutoff_s=180 * 60)
-    dense = np.full(stored.shape, np.inf)
-    rows = np.repeat(np.arange(stored.shape[0]), np.diff(stored.indptr))
-    dense[rows, stored.indices] = stored.data
+    dense = walk_costs(r, cands, 180)
     w = pop.pop_60plus.to_numpy(float)
     assert np.isfinite(dense.min(axis=1)).all()
     assert res.objective == pytest.approx(brute_pmedian(dense, w, 2))
@@ -406,10 +413,7 @@ def _served_lp(cost, w, T, cap, cols, *, full):
     with `full`, None unless every row is fully served."""
     n, k = cost.shape[0], len(cols)
     ok = (cost[:, cols] <= T).ravel()
-    a_row = np.kron(np.eye(n), np.ones(k))
-    a_cap = np.zeros((k, n * k))
-    for jj in range(k):
-        a_cap[jj, jj::k] = w
+    a_row, a_cap = _share_rows(w, k)
     bounds = [(0, 1 if o else 0) for o in ok]
     if full:
         res = linprog(-np.repeat(w, k), A_ub=a_cap, b_ub=cap[cols], A_eq=a_row,
@@ -567,17 +571,10 @@ def test_new_centre_also_serves_as_station_in_the_run(demo_run):
 
 
 def test_mclp_lscp_from_geodataframes_match_brute_force(demo_run):
-    from planner._snap import snap_points
-    from planner.access import cost_matrix
-
     r = demo_run
     net, pop = r.artifacts["network"], r.layers["population"]
     cands = r.layers["candidates"].iloc[::9]
-    stored = cost_matrix(net, snap_points(net, pop, warn=False),
-                         snap_points(net, cands, warn=False), cutoff_s=30 * 60)
-    A = np.zeros(stored.shape, bool)
-    rows = np.repeat(np.arange(stored.shape[0]), np.diff(stored.indptr))
-    A[rows, stored.indices] = stored.data <= 15 * 60
+    A = walk_costs(r, cands, 30) <= 15 * 60
     w = pop.pop_60plus.to_numpy(float)
     expect = max(float(w[A[:, list(s)].any(axis=1)].sum())
                  for s in itertools.combinations(range(A.shape[1]), 2))
@@ -588,7 +585,7 @@ def test_mclp_lscp_from_geodataframes_match_brute_force(demo_run):
     k = next(k for k in range(1, A.shape[1] + 1) if any(
         A[ok][:, list(s)].any(axis=1).all() for s in itertools.combinations(range(A.shape[1]), k)))
     ctx = pytest.warns(PlannerWarning, match="cannot be covered") if not ok.all() \
-        else _nullcontext()
+        else nullcontext()
     with ctx:
         ls = LSCP.from_geodataframes(pop, cands, net, coverage_min=15).solve()
     assert ls.objective == k and ls.uncoverable.tolist() == np.flatnonzero(~ok).tolist()

@@ -438,6 +438,14 @@ def osm_xml(tmp_path) -> Path:
     return p
 
 
+def osmnx_graph(osm_xml):
+    """The raw OSMnx graph of an extract, keeping the `foot` tag as from_osm_file does."""
+    import osmnx as ox
+
+    with N._OsmTags():
+        return ox.graph_from_xml(osm_xml, bidirectional=True, simplify=False, retain_all=True)
+
+
 def test_from_osm_xml(osm_xml):
     net = N.from_osm_file(osm_xml, min_component_share=0)
     assert net.crs.to_epsg() == 32649
@@ -478,8 +486,7 @@ def test_from_osm_pbf_equals_xml(osm_xml, tmp_path):
 def test_from_osmnx_graph_projected_or_not(osm_xml):
     import osmnx as ox
 
-    with N._OsmTags():  # keep the `foot` tag, as from_osm_file does
-        G = ox.graph_from_xml(osm_xml, bidirectional=True, simplify=False, retain_all=True)
+    G = osmnx_graph(osm_xml)
     a = N.from_osmnx_graph(G, min_component_share=0)
     b = N.from_osmnx_graph(ox.project_graph(G, to_crs=CRS), min_component_share=0)
     assert a.crs == b.crs
@@ -562,8 +569,7 @@ def test_graphml_frail_profile_avoids_saved_steps(tmp_path):
 def test_osmnx_graphml_is_read(osm_xml, tmp_path):
     import osmnx as ox
 
-    with N._OsmTags():
-        G = ox.graph_from_xml(osm_xml, bidirectional=True, simplify=False, retain_all=True)
+    G = osmnx_graph(osm_xml)
     p = tmp_path / "osmnx.graphml"
     ox.save_graphml(G, p)
     net = N.from_graphml(p, min_component_share=0)

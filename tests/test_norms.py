@@ -567,7 +567,7 @@ def test_township_status_worst_and_hover_text():
 def _scenario(**norm):
     from planner._settings import NormsSettings, Scenario
 
-    return Scenario(name="t", layers={}, norms=NormsSettings(**norm) if norm is not None else None)
+    return Scenario(name="t", layers={}, norms=NormsSettings(**norm))
 
 
 def test_run_step_stores_table_layer_and_skips_without_section(tmp_path):

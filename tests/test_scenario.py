@@ -38,9 +38,16 @@ def study(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def write(path: Path, text: str) -> Path:
+def scenario_file(study: Path, text: str) -> Path:
+    """Write ``text`` as the study's scenario file ``scenarios/s.yaml``."""
+    path = study / "scenarios" / "s.yaml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def load(study: Path, text: str):
+    """Write ``text`` as the study's scenario file and load it."""
+    return planner.load_scenario(scenario_file(study, text))
 
 
 GOOD = """\
@@ -70,7 +77,7 @@ def fake_steps(monkeypatch, **funcs) -> None:
 
 # --------------------------------------------------------------------------- loading
 def test_good_scenario_loads_with_paths_relative_to_its_file(study):
-    sc = planner.load_scenario(write(study / "scenarios" / "s.yaml", GOOD))
+    sc = load(study, GOOD)
     assert sc.name == "测试区" and sc.lang == "en"
     assert sc.resolve(sc.layers.population.path) == (study / "data" / "communities.geojson")
     assert sc.layers.facilities.coord_system == "gcj02"
@@ -79,14 +86,14 @@ def test_good_scenario_loads_with_paths_relative_to_its_file(study):
 
 def test_paths_do_not_depend_on_the_working_directory(study, monkeypatch, tmp_path_factory):
     monkeypatch.chdir(tmp_path_factory.mktemp("elsewhere"))
-    sc = planner.load_scenario(write(study / "scenarios" / "s.yaml", GOOD))
+    sc = load(study, GOOD)
     assert sc.resolve(sc.layers.facilities.path) == study / "data" / "facilities.csv"
 
 
 def test_layer_path_shorthand(study):
     text = GOOD.replace("  population:\n    path: ../data/communities.geojson",
                         "  population: ../data/communities.geojson")
-    sc = planner.load_scenario(write(study / "scenarios" / "s.yaml", text))
+    sc = load(study, text)
     assert sc.layers.population.path == Path("../data/communities.geojson")
 
 
@@ -94,13 +101,13 @@ def test_misspelt_key_names_key_line_and_suggestion(study):
     text = GOOD.replace("lang: en", "langauge: en")
     with pytest.raises(ScenarioError, match=r"line 2: `langauge`: unknown key; did you mean "
                                             r"`lang`\?"):
-        planner.load_scenario(write(study / "scenarios" / "s.yaml", text))
+        load(study, text)
 
 
 def test_misspelt_nested_key(study):
     text = GOOD.replace("speed_mps: 1.0", "speed_mp: 1.0")
     with pytest.raises(ScenarioError) as info:
-        planner.load_scenario(write(study / "scenarios" / "s.yaml", text))
+        load(study, text)
     msg = str(info.value)
     assert "line 8: `network.speed_mp`: unknown key; did you mean `speed_mps`?" in msg
     assert "allowed keys here:" in msg and "max_snap_m" in msg
@@ -110,13 +117,13 @@ def test_wrong_type_names_key_line_and_value(study):
     text = GOOD.replace("speed_mps: 1.0", "speed_mps: fast")
     with pytest.raises(ScenarioError, match=r"line 8: `network.speed_mps`: .*valid number.*"
                                             r"\(got 'fast'\)"):
-        planner.load_scenario(write(study / "scenarios" / "s.yaml", text))
+        load(study, text)
 
 
 def test_union_type_is_one_problem_without_pydantic_tags(study):
     text = GOOD + "locate:\n  township_centre:\n    p: many\n"
     with pytest.raises(ScenarioError) as info:
-        planner.load_scenario(write(study / "scenarios" / "s.yaml", text))
+        load(study, text)
     msg = str(info.value)
     assert "(1 problem(s))" in msg
     assert "line 11: `locate.township_centre.p`:" in msg and "'auto'" in msg
@@ -126,13 +133,13 @@ def test_union_type_is_one_problem_without_pydantic_tags(study):
 def test_out_of_range_value(study):
     text = GOOD.replace("speed_mps: 1.0", "speed_mps: 30")
     with pytest.raises(ScenarioError, match=r"`network.speed_mps`: Input should be less than 3"):
-        planner.load_scenario(write(study / "scenarios" / "s.yaml", text))
+        load(study, text)
 
 
 def test_missing_file_is_named_with_its_line(study):
     text = GOOD.replace("../data/facilities.csv", "../data/facilites.csv")
     with pytest.raises(ScenarioError) as info:
-        planner.load_scenario(write(study / "scenarios" / "s.yaml", text))
+        load(study, text)
     msg = str(info.value)
     assert "line 6: `layers.facilities.path`: file " in msg
     assert str(study / "data" / "facilites.csv") in msg
@@ -143,7 +150,7 @@ def test_every_problem_reported_at_once(study):
     text = (GOOD.replace("lang: en", "lang: fr").replace("speed_mps: 1.0", "speed_mps: x")
             .replace("../data/facilities.csv", "../data/nope.csv") + "outptus: {}\n")
     with pytest.raises(ScenarioError) as info:
-        planner.load_scenario(write(study / "scenarios" / "s.yaml", text))
+        load(study, text)
     msg = str(info.value)
     assert "(4 problem(s))" in msg
     lines = [ln for ln in msg.splitlines() if ln.startswith("  - ")]
@@ -155,18 +162,18 @@ def test_every_problem_reported_at_once(study):
 def test_missing_required_key(study):
     text = GOOD.replace("name: 测试区\n", "")
     with pytest.raises(ScenarioError, match=r"`name`: required key is missing"):
-        planner.load_scenario(write(study / "scenarios" / "s.yaml", text))
+        load(study, text)
 
 
 def test_invalid_yaml_gives_line(study):
     text = GOOD.replace("lang: en", "lang: [en")
     with pytest.raises(ScenarioError, match=r"not valid YAML at line \d+"):
-        planner.load_scenario(write(study / "scenarios" / "s.yaml", text))
+        load(study, text)
 
 
 def test_not_a_mapping_and_missing_scenario(study):
     with pytest.raises(ScenarioError, match="must be a YAML mapping"):
-        planner.load_scenario(write(study / "scenarios" / "s.yaml", "- a\n- b\n"))
+        load(study, "- a\n- b\n")
     with pytest.raises(ScenarioError, match="does not exist"):
         planner.load_scenario(study / "scenarios" / "absent.yaml")
     with pytest.raises(ValueError):  # ScenarioError is a ValueError
@@ -176,17 +183,17 @@ def test_not_a_mapping_and_missing_scenario(study):
 def test_duplicate_key_is_reported(study):
     text = GOOD + "lang: zh\n"
     with pytest.raises(ScenarioError, match=r"line 9: `lang`: written twice \(first at line 2\)"):
-        planner.load_scenario(write(study / "scenarios" / "s.yaml", text))
+        load(study, text)
 
 
 def test_empty_scenario(study):
     with pytest.raises(ScenarioError, match="is empty"):
-        planner.load_scenario(write(study / "scenarios" / "s.yaml", "# nothing\n"))
+        load(study, "# nothing\n")
 
 
 def test_base_dir_cannot_be_set_in_the_file(study):
     with pytest.raises(ScenarioError, match="`base_dir`: unknown key"):
-        planner.load_scenario(write(study / "scenarios" / "s.yaml", GOOD + "base_dir: /\n"))
+        load(study, GOOD + "base_dir: /\n")
 
 
 def test_packaged_demo_scenario_loads():
@@ -198,7 +205,7 @@ def test_packaged_demo_scenario_loads():
 
 # --------------------------------------------------------------------------- output folder
 def test_refuses_non_empty_output_folder(study):
-    sc = planner.load_scenario(write(study / "scenarios" / "s.yaml", GOOD))
+    sc = load(study, GOOD)
     out = study / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
@@ -209,7 +216,7 @@ def test_refuses_non_empty_output_folder(study):
 
 
 def test_never_writes_into_an_input_folder(study):
-    sc = planner.load_scenario(write(study / "scenarios" / "s.yaml", GOOD))
+    sc = load(study, GOOD)
     for folder in (study / "data", study):  # the input folder, or one that contains it
         with pytest.raises(OutputError, match="holds input files"):
             S.prepare_out_dir(sc, folder, overwrite=True)
@@ -225,7 +232,7 @@ def test_input_folder_message_lists_each_file_once():
 
 
 def test_output_from_scenario_is_relative_to_it(study):
-    sc = planner.load_scenario(write(study / "scenarios" / "s.yaml", GOOD + "output: ../out\n"))
+    sc = load(study, GOOD + "output: ../out\n")
     assert S.prepare_out_dir(sc, None) == (study / "out").resolve()
     assert (study / "out").is_dir()
 
@@ -235,7 +242,7 @@ def test_overwrite_removes_the_previous_run_files_only(study, monkeypatch):
         result.tables["t"] = pd.DataFrame({"x": [1]})
 
     fake_steps(monkeypatch, a=writes_a_table, outputs=S.run_step)
-    path = write(study / "scenarios" / "s.yaml", GOOD)
+    path = scenario_file(study, GOOD)
     out = study / "out"
     planner.run(path, out_dir=out)
     assert (out / "tables" / "t.csv").is_file()
@@ -251,7 +258,7 @@ def test_overwrite_removes_the_previous_run_files_only(study, monkeypatch):
 
 
 def test_atomic_write_leaves_no_partial_file(study):
-    sc = planner.load_scenario(write(study / "scenarios" / "s.yaml", GOOD))
+    sc = load(study, GOOD)
     result = S.RunResult(scenario=sc, out_dir=S.prepare_out_dir(sc, study / "out"))
     result.write("a.txt", lambda p: p.write_text("old"))
 
@@ -272,7 +279,7 @@ def test_atomic_write_leaves_no_partial_file(study):
 # --------------------------------------------------------------------------- run
 def test_run_json_hashes_match_hashlib(study, monkeypatch):
     fake_steps(monkeypatch, a=lambda r: None, outputs=S.run_step)
-    path = write(study / "scenarios" / "s.yaml", GOOD)
+    path = scenario_file(study, GOOD)
     result = planner.run(path, out_dir=study / "out")
     info = json.loads((study / "out" / "run.json").read_text(encoding="utf-8"))
     assert info["status"] == "done" and info["scenario"] == "测试区"
@@ -291,7 +298,7 @@ def test_run_json_hashes_match_hashlib(study, monkeypatch):
 
 def test_step_not_built_is_reported_skipped(study, monkeypatch):
     fake_steps(monkeypatch, a=lambda r: None, b=None, c=lambda r: "no `c:` section")
-    result = planner.run(write(study / "scenarios" / "s.yaml", GOOD))
+    result = planner.run(scenario_file(study, GOOD))
     got = {s.name: (s.status, s.reason) for s in result.steps}
     assert got == {"a": ("done", ""), "b": ("skipped", "not built yet"),
                    "c": ("skipped", "no `c:` section")}
@@ -308,11 +315,11 @@ def test_real_steps_not_built_are_skipped_not_faked():
 def test_only_requested_steps_run(study, monkeypatch):
     calls = []
     fake_steps(monkeypatch, a=lambda r: calls.append("a"), b=lambda r: calls.append("b"))
-    result = S.run(write(study / "scenarios" / "s.yaml", GOOD), steps=["b"])
+    result = S.run(scenario_file(study, GOOD), steps=["b"])
     assert calls == ["b"]
     assert result.step("a").reason == "not requested"
     with pytest.raises(ScenarioError, match="Unknown step"):
-        S.run(write(study / "scenarios" / "s.yaml", GOOD), steps=["nope"])
+        S.run(scenario_file(study, GOOD), steps=["nope"])
 
 
 def test_failed_step_still_writes_run_json(study, monkeypatch):
@@ -321,7 +328,7 @@ def test_failed_step_still_writes_run_json(study, monkeypatch):
 
     fake_steps(monkeypatch, a=lambda r: None, b=boom, c=lambda r: None)
     with pytest.raises(RuntimeError, match="solver exploded"):
-        planner.run(write(study / "scenarios" / "s.yaml", GOOD), out_dir=study / "out")
+        planner.run(scenario_file(study, GOOD), out_dir=study / "out")
     info = json.loads((study / "out" / "run.json").read_text(encoding="utf-8"))
     assert info["status"] == "failed" and "solver exploded" in info["error"]
     assert [(s["name"], s["status"]) for s in info["steps"]] == [("a", "done"), ("b", "failed")]
@@ -334,14 +341,14 @@ def test_step_warnings_are_collected_and_shown(study, monkeypatch):
 
     fake_steps(monkeypatch, a=repairs)
     with pytest.warns(PlannerWarning) as record:
-        result = planner.run(write(study / "scenarios" / "s.yaml", GOOD))
+        result = planner.run(scenario_file(study, GOOD))
     assert result.warnings == ["joined 3 near-miss ends", "dropped 1 minor component"]
     assert sorted(str(w.message) for w in record) == ["dropped 1 minor component",
                                                       "joined 3 near-miss ends"]
 
 
 def test_outputs_step_writes_layers_and_tables(study):
-    sc = planner.load_scenario(write(study / "scenarios" / "s.yaml", GOOD))
+    sc = load(study, GOOD)
     result = S.RunResult(scenario=sc, out_dir=S.prepare_out_dir(sc, study / "out"))
     gdf = gpd.GeoDataFrame({"id": [1, 2], "tags": [["a"], ["b", "c"]]},
                            geometry=[Point(0, 0), Point(10, 5)], crs="EPSG:32649")
@@ -358,7 +365,7 @@ def test_outputs_step_writes_layers_and_tables(study):
 
 
 def test_outputs_step_skips_without_folder(study):
-    sc = planner.load_scenario(write(study / "scenarios" / "s.yaml", GOOD))
+    sc = load(study, GOOD)
     assert "no output folder" in S.run_step(S.RunResult(scenario=sc))
 
 
@@ -369,7 +376,7 @@ def test_repr_html_shows_steps_layers_tables(study, monkeypatch):
         result.tables["coverage"] = pd.DataFrame({"a": [1, 2]})
 
     fake_steps(monkeypatch, layers=adds, report=None)
-    result = planner.run(write(study / "scenarios" / "s.yaml", GOOD))
+    result = planner.run(scenario_file(study, GOOD))
     html = result._repr_html_()
     assert "<code>layers</code>" in html and "not built yet" in html
     assert "<code>population</code></td><td style='text-align:right'>1</td><td>Point</td>" \

@@ -107,8 +107,7 @@ def solve_lscp(cover: sp.csr_array, w: np.ndarray, need: float, allowed: np.ndar
 
 
 def solve_capacitated(cd: CostData, p: int, capacity: np.ndarray, allowed: np.ndarray, *,
-                      open_fixed: np.ndarray | None, time_limit: float, seed: int, threads: int,
-                      start: np.ndarray | None = None):
+                      open_fixed: np.ndarray | None, time_limit: float, seed: int, threads: int):
     """Capacitated p-median (demand may be split between sites) on the reachable pairs.
 
     Variables: ``x_e`` in [0, 1] for each stored pair (share of row i served by

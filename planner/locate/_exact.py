@@ -155,6 +155,11 @@ class _Rows:
             return None
         return self.cuts(rows, D[rows], last_excl[rows])
 
+    def costs_at(self, cd: CostData, open_mask: np.ndarray) -> np.ndarray:
+        """Each row's cost under ``open_mask`` (big-M where no open site reaches it), capped."""
+        d, _ = cd.nearest_open(open_mask)
+        return np.minimum(np.where(np.isfinite(d), d, cd.penalty), self.cap)
+
     def cuts_at(self, rows: np.ndarray, D: np.ndarray):
         """Cuts for given rows at given levels D (entries strictly cheaper than D)."""
         last_excl = np.empty(rows.size, dtype=np.int64)
@@ -238,8 +243,7 @@ def solve_pmedian_exact(
         return nr
 
     # initial cuts: each row at the cost the incumbent gives it (tight at the incumbent)
-    d_inc, _ = cd.nearest_open(ub_mask)
-    d_inc = np.minimum(np.where(np.isfinite(d_inc), d_inc, cd.penalty), R.cap)
+    d_inc = R.costs_at(cd, incumbent)
     act = np.flatnonzero(R.active)
     add_cuts(R.cuts_at(act, d_inc[act]))
 
@@ -316,15 +320,9 @@ def solve_pmedian_exact(
     # cuts tight at the good integer solutions the heuristic visited: the MIP's
     # optimum is usually among or near them, so it rarely needs another round
     if pool:
-        act = np.flatnonzero(R.active)
-        pairs = []
-        for sol in pool:
-            d_s, _ = cd.nearest_open(sol)
-            d_s = np.minimum(np.where(np.isfinite(d_s), d_s, cd.penalty), R.cap)
-            pairs.append(np.c_[act, d_s[act]])
-        pairs = np.unique(np.vstack(pairs), axis=0)
-        d_inc, _ = cd.nearest_open(incumbent)
-        d_inc = np.minimum(np.where(np.isfinite(d_inc), d_inc, cd.penalty), R.cap)
+        pairs = np.unique(np.vstack([np.c_[act, R.costs_at(cd, sol)[act]] for sol in pool]),
+                          axis=0)
+        # the incumbent's cuts are in already
         pairs = pairs[pairs[:, 1] != d_inc[pairs[:, 0].astype(np.int64)]]
         if pairs.size:
             add_cuts(R.cuts_at(pairs[:, 0].astype(np.int64), pairs[:, 1]))
@@ -358,10 +356,9 @@ def solve_pmedian_exact(
             timed_out = True
             break
         # incumbent as a start: theta at its true row costs satisfies every valid cut
-        d_inc, _ = cd.nearest_open(ub_mask)
-        d_inc = np.minimum(np.where(np.isfinite(d_inc), d_inc, cd.penalty), R.cap)
+        d_ub = R.costs_at(cd, ub_mask)
         sol0 = highspy.HighsSolution()
-        sol0.col_value = np.r_[np.where(R.active, cd.weights * d_inc, 0.0),
+        sol0.col_value = np.r_[np.where(R.active, cd.weights * d_ub, 0.0),
                                (ub_mask & ~cd.fixed).astype(np.float64)].tolist()
         sol0.value_valid = True
         h.setSolution(sol0)

@@ -245,8 +245,8 @@ def interchange(
     time_limit
         Seconds; the search stops early when reached.
     n_perturb
-        Number of perturbation rounds (default ``min(50, 5 + 2 * p)``... capped
-        by time).
+        Number of perturbation rounds (default ``min(40, 10 + p)``; fewer when
+        time runs out).
     allowed
         Boolean mask of candidates that may be opened (default all non-fixed).
     pool

@@ -110,6 +110,22 @@ def _gap(obj: float, bound: float) -> float:
         1.0, abs(obj)) else 0.0
 
 
+def _status(proven: bool, method: str) -> str:
+    """`LocateResult.status` of a solve."""
+    return "optimal" if proven else ("heuristic" if method == "heuristic" else "time_limit")
+
+
+def _largest_share(shares: sp.csr_array, n: int) -> np.ndarray:
+    """Per demand row, the column serving its largest share (-1 where none is served)."""
+    coo = shares.tocoo()
+    order = np.lexsort((-coo.data, coo.row))
+    r_, c_, v_ = coo.row[order], coo.col[order], coo.data[order]
+    first = np.r_[True, r_[1:] != r_[:-1]] & (v_ > 1e-9) if r_.size else np.zeros(0, bool)
+    assignment = np.full(n, -1, dtype=np.int64)
+    assignment[r_[first]] = c_[first]
+    return assignment
+
+
 def _check_method(method: str, time_limit=1.0, seed=0, threads=1) -> None:
     if method not in ("auto", "exact", "heuristic"):
         raise LocateError(f"method={method!r} is not known; use 'auto', 'exact' or 'heuristic'.")
@@ -303,10 +319,10 @@ class PMedian(_Model):
                 unserved=None) -> LocateResult:
         cd = self.cd
         obj, col, unreach = cd.true_objective(open_mask)
-        never = ~cd.reachable_any() | (cd.weights == 0)
+        nowhere = ~cd.reachable_any()
+        never = nowhere | (cd.weights == 0)
         # the penalized bound minus the penalty that every solution pays
-        base = float(np.dot(cd.weights[~cd.reachable_any()], np.full((~cd.reachable_any()).sum(),
-                                                                      cd.penalty)))
+        base = float(np.dot(cd.weights[nowhere], np.full(nowhere.sum(), cd.penalty)))
         lb = lb_pen - base
         extra_unreach = np.setdiff1d(unreach, np.flatnonzero(never))
         if extra_unreach.size and cd.weights[extra_unreach].sum() > 0:
@@ -319,17 +335,12 @@ class PMedian(_Model):
         else:
             obj_for_gap = obj
         gap = 0.0 if proven else _gap(obj_for_gap, lb)
-        status = "optimal" if proven else ("heuristic" if method == "heuristic" else "time_limit")
+        status = _status(proven, method)
         assignment = col
         if shares is not None:
             s = sp.csr_array(shares)
             obj = float(np.asarray(s.multiply(cd.csr()).sum(axis=1)).ravel() @ cd.weights)
-            assignment = np.full(cd.n, -1, dtype=np.int64)
-            dense_rows = s.tocoo()
-            order = np.lexsort((-dense_rows.data, dense_rows.row))
-            r_, c_, v_ = dense_rows.row[order], dense_rows.col[order], dense_rows.data[order]
-            first = np.r_[True, r_[1:] != r_[:-1]] & (v_ > 1e-9)
-            assignment[r_[first]] = c_[first]
+            assignment = _largest_share(s, cd.n)
             unreach = np.flatnonzero(unserved > 1e-7) if unserved is not None else unreach
         sites = np.flatnonzero(open_mask & ~cd.fixed)
         return LocateResult(
@@ -509,13 +520,7 @@ def _capacitated_cover_result(model, cov, open_mask, shares, *, objective, bound
     res = _coverage_result(model, cov, open_mask, objective=got if objective is None else objective,
                            bound=bound, proven=proven, used=used, method=method, t0=t0)
     covered = served >= 1.0 - 1e-7
-    coo = shares.tocoo()
-    order = np.lexsort((-coo.data, coo.row))
-    r_, c_, v_ = coo.row[order], coo.col[order], coo.data[order]
-    first = np.r_[True, r_[1:] != r_[:-1]] & (v_ > 1e-9) if r_.size else np.zeros(0, bool)
-    assignment = np.full(cd.n, -1, dtype=np.int64)
-    assignment[r_[first]] = c_[first]
-    res.covered, res.assignment, res.shares = covered, assignment, shares
+    res.covered, res.assignment, res.shares = covered, _largest_share(shares, cd.n), shares
     res.unreachable = np.flatnonzero(~covered)
     res.info.update(covered_weight=got, served_share=served)
     return res
@@ -531,11 +536,10 @@ def _coverage_result(model, cov, open_mask, *, objective, bound, proven, used, m
     col = np.where(covered, col, -1)
     obj = float(cd.weights[covered].sum()) if objective is None else objective
     gap = 0.0 if proven else _gap(obj, bound)
-    status = "optimal" if proven else ("heuristic" if method == "heuristic" else "time_limit")
     return LocateResult(
         model=model.name, sites=np.flatnonzero(open_mask & ~cd.fixed),
         fixed=np.flatnonzero(cd.fixed), objective=obj, bound=obj if proven else bound, gap=gap,
-        status=status, assignment=col, unreachable=np.flatnonzero(~covered),
+        status=_status(proven, method), assignment=col, unreachable=np.flatnonzero(~covered),
         seconds=time.perf_counter() - t0, method=used, covered=covered, uncoverable=uncoverable,
         info={"covered_weight": float(cd.weights[covered].sum()),
               "total_weight": float(cd.weights.sum())},

@@ -88,7 +88,7 @@ def _capacities(ms, facilities, fac_cols, cands, cand_cols):
     return np.r_[cf, cc]
 
 
-def _need_centres(result, townships, facilities, ms) -> dict[str, int]:
+def _need_centres(result, townships, facilities) -> dict[str, int]:
     """Township name -> number of centres to add."""
     checks = result.tables.get("norm_checks")
     if checks is not None and len(checks) and "measure" in checks.columns:
@@ -111,7 +111,7 @@ def _need_centres(result, townships, facilities, ms) -> dict[str, int]:
     return {str(n): 1 for n in townships["name"].astype(str) if n not in have}
 
 
-def _coverage_rows(before_s, after_s, w, thresholds_min, lang) -> pd.DataFrame:
+def _coverage_rows(before_s, after_s, w, thresholds_min) -> pd.DataFrame:
     total = float(w.sum())
     rows = []
     for t in thresholds_min:
@@ -176,7 +176,6 @@ def run_step(result: Any) -> str | None:
     facilities = result.layers.get("facilities")
     townships = result.layers.get("townships")
     cands = result.layers.get("candidates")
-    lang = result.lang
 
     snap_pop = result.artifacts.get("snap_population")
     if snap_pop is None:
@@ -193,16 +192,23 @@ def run_step(result: Any) -> str | None:
     else:
         c_fac = sp.csr_array((n_pop, 0))
 
-    def nearest(c: sp.csr_array, cols: np.ndarray) -> np.ndarray:
+    def nearest(c: sp.csr_array, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per unit: time to the nearest of columns ``cols`` of ``c`` (inf if none) and its
+        position in ``cols`` (-1 if none)."""
+        best = np.full(n_pop, np.inf)
+        arg = np.full(n_pop, -1)
         if cols.size == 0:
-            return np.full(n_pop, np.inf)
+            return best, arg
         sub = sp.csr_array(c[:, cols])
-        out = np.full(n_pop, np.inf)
         r = np.repeat(np.arange(n_pop), np.diff(sub.indptr))
-        np.minimum.at(out, r, sub.data)
-        return out
+        order = np.lexsort((sub.data, r))
+        first = np.r_[True, r[order][1:] != r[order][:-1]] if order.size else np.zeros(0, bool)
+        rr = r[order][first]
+        best[rr] = sub.data[order][first]
+        arg[rr] = sub.indices[order][first]
+        return best, arg
 
-    before = nearest(c_fac, np.arange(c_fac.shape[1]))
+    before, _ = nearest(c_fac, np.arange(c_fac.shape[1]))
     seed = settings.seed
     results: dict[str, Any] = {}
     proposed: list[dict] = []
@@ -250,7 +256,7 @@ def run_step(result: Any) -> str | None:
         ok_cand = np.flatnonzero(np.isin(cand_t, ["township_centre", ""]))
         groups: list[tuple[str, np.ndarray, np.ndarray, int]] = []
         if ms.p == "auto":
-            need = _need_centres(result, townships, facilities, ms)
+            need = _need_centres(result, townships, facilities)
             for tw, k in need.items():
                 rows = np.flatnonzero(pop_tw == tw)
                 cc = ok_cand[cand_tw[ok_cand] == tw]
@@ -261,8 +267,9 @@ def run_step(result: Any) -> str | None:
                 groups.append((tw, rows, cc, min(k, cc.size)))
         elif ms.p > 0:
             groups.append(("", np.arange(n_pop), ok_cand, int(ms.p)))
+        c_fixed = c_fac[:, fixed_cols]
         for tw, rows, cc, k in groups:
-            cost = sp.hstack([c_fac[:, fixed_cols], c_cand[:, cc]]).tocsr()[rows]
+            cost = sp.hstack([c_fixed, c_cand[:, cc]]).tocsr()[rows]
             model = PMedian.from_cost_matrix(
                 cost, p=k, weights=w[rows], fixed=np.arange(fixed_cols.size),
                 capacity=_capacities(ms, facilities, fixed_cols, cands, cc))
@@ -286,10 +293,11 @@ def run_step(result: Any) -> str | None:
             result.warn("locate: no candidate site may host a community station "
                         "(tier community_station or empty); none proposed.")
         else:
+            cap = _capacities(ms, facilities, fixed_fac, cands, cols_c)
             if ms.model == "lscp" or ms.p == "auto":
                 lscp = LSCP.from_cost_matrix(
                     cost, coverage=cov_s, target_share=ms.target_share, weights=w, fixed=fixed,
-                    capacity=_capacities(ms, facilities, fixed_fac, cands, cols_c))
+                    capacity=cap)
                 res = _solve(result, lscp, ms, settings, what="community stations, LSCP")
                 results["community_station:lscp"] = res
             if ms.model == "lscp":
@@ -297,13 +305,11 @@ def run_step(result: Any) -> str | None:
             else:
                 p = int(res.objective) if ms.p == "auto" else min(int(ms.p), ok_cand.size)
                 if ms.model == "pmedian":
-                    mdl = PMedian.from_cost_matrix(
-                        cost, p=p, weights=w, fixed=fixed,
-                        capacity=_capacities(ms, facilities, fixed_fac, cands, cols_c))
+                    mdl = PMedian.from_cost_matrix(cost, p=p, weights=w, fixed=fixed,
+                                                   capacity=cap)
                 else:
-                    mdl = MCLP.from_cost_matrix(
-                        cost, p=p, coverage=cov_s, weights=w, fixed=fixed,
-                        capacity=_capacities(ms, facilities, fixed_fac, cands, cols_c))
+                    mdl = MCLP.from_cost_matrix(cost, p=p, coverage=cov_s, weights=w,
+                                                fixed=fixed, capacity=cap)
                 res = _solve(result, mdl, ms, settings, what=f"community stations, {ms.model}")
                 results[f"community_station:{ms.model}"] = res
                 add("community_station", ms.model, res, fixed_fac.size, cols_c)
@@ -312,19 +318,10 @@ def run_step(result: Any) -> str | None:
     w_old = _weights(pop, "pop_60plus" if "pop_60plus" in pop.columns else
                      (settings.community_station or settings.township_centre).weight, result)
     sel = np.array([d["candidate"] for d in proposed], dtype=np.int64)
-    after_all = np.minimum(before, nearest(c_cand, sel))
-    # which proposed site serves each unit after, and what it saves
-    sub = sp.csr_array(c_cand[:, sel]) if sel.size else sp.csr_array((n_pop, 0))
-    serve = np.full(n_pop, -1)
-    if sel.size:
-        dense_best = np.full(n_pop, np.inf)
-        r = np.repeat(np.arange(n_pop), np.diff(sub.indptr))
-        order = np.lexsort((sub.data, r))
-        first = np.r_[True, r[order][1:] != r[order][:-1]] if order.size else np.zeros(0, bool)
-        rr, cc_, vv = r[order][first], sub.indices[order][first], sub.data[order][first]
-        dense_best[rr] = vv
-        better = dense_best < before
-        serve[rr] = np.where(better[rr], cc_, -1)
+    # which proposed site serves each unit after (one it reaches sooner than before)
+    best_new, serve = nearest(c_cand, sel)
+    after_all = np.minimum(before, best_new)
+    serve[~(best_new < before)] = -1
     rows_out = []
     for k, d in enumerate(proposed):
         j = d["candidate"]
@@ -347,7 +344,7 @@ def run_step(result: Any) -> str | None:
                                                        crs=cands.crs)
     result.tables["proposed_sites"] = table
     result.tables["coverage_before_after"] = _coverage_rows(
-        before, after_all, w_old, access.thresholds_min, lang)
+        before, after_all, w_old, access.thresholds_min)
     result.artifacts["locate_results"] = results
     return None
 

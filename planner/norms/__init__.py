@@ -64,13 +64,14 @@ from typing import TYPE_CHECKING, Any, Literal
 import pandas as pd
 
 from planner._errors import NormsError
-from planner.norms._checks import COLUMNS, MEASURE_FUNCS, REL_TOL, Ctx, Data, passes
+from planner.norms._checks import COLUMNS, MEASURE_FUNCS, REL_TOL, Ctx, Data, _ids, passes
 from planner.norms._rules import (
     MEASURES,
     RULES_DIR,
     SCOPES,
     Rule,
     RuleSet,
+    _is_path,
     load_rules,
     shipped_rule_sets,
 )
@@ -190,12 +191,10 @@ def township_status(checks: pd.DataFrame, townships: Any, *, lang: str = "zh",
         ``pass``; ``none`` where no rule reaches the township), ``n_fail``,
         ``n_not_assessable`` and ``norm_text`` (failing rules with their clauses).
     """
-    from planner.norms._checks import _ids
-
     out = townships.copy()
     ids = _ids(out)
     key = township_of if township_of is not None else checks.get("_township")
-    df = checks.assign(_t=key) if key is not None else checks.assign(_t=None)
+    df = checks.assign(_t=key)
     labels = _STATUS_LABEL[lang]
     status, n_fail, n_na, texts = [], [], [], []
     for uid in ids:
@@ -243,7 +242,7 @@ def failing_townships(checks: pd.DataFrame, *, measure: str = "township_centre_c
 
 def _rules_arg(result: RunResult) -> str | Path:
     name = result.scenario.norms.rules
-    if name.endswith((".yaml", ".yml")) or "/" in name or "\\" in name:
+    if _is_path(name):
         return result.scenario.resolve(Path(name))
     return name
 

@@ -276,13 +276,14 @@ class Units:
 
 
 def _boundary_units(layer: Any, name: str) -> Units:
+    """Units of a boundary layer (``townships`` / ``districts``): ids, names, counts, polygons."""
     ids = _ids(layer, layer=name)
     table = pd.DataFrame({"name": _names(layer, ids).to_numpy()}, index=ids.to_numpy())
     for col in ("population", "pop_60plus", "households", "district"):
         if col in layer.columns:
             table[col] = layer[col].to_numpy()
     polys = layer.set_index(ids.to_numpy())[["geometry"]] if _has_polygons(layer) else None
-    return Units(table, polys)
+    return Units(table, polys, source=name)
 
 
 def _value_units(values: pd.Series, source: str) -> Units:
@@ -345,7 +346,6 @@ class Data:
     def __init__(self, *, population: Any, facilities: Any, townships: Any, districts: Any,
                  access: Any, lang: str):
         self.lang = lang
-        self.population = population
         self.access = access
         pop = population if population is not None else pd.DataFrame()
         fac = facilities.copy() if facilities is not None else pd.DataFrame()
@@ -366,7 +366,6 @@ class Data:
         # townships
         if townships is not None and len(townships):
             self.town = _boundary_units(townships, "townships")
-            self.town.source = "townships"
         elif "township" in pop.columns:
             self.town = _value_units(pop["township"], "population.township")
         elif "township" in fac.columns:
@@ -384,7 +383,6 @@ class Data:
         # districts
         if districts is not None and len(districts):
             self.dist = _boundary_units(districts, "districts")
-            self.dist.source = "districts"
         elif "district" in pop.columns and pop["district"].notna().any():
             self.dist = _value_units(pop["district"], "population.district")
         elif townships is not None and "district" in townships.columns:
@@ -453,7 +451,7 @@ class Data:
             return self._fac_town.get(unit_id)
         return None
 
-    def facilities_in(self, scope: str, tier: str | tuple[str, ...] | None = None) -> pd.DataFrame:
+    def facilities_in(self, tier: str | tuple[str, ...] | None = None) -> pd.DataFrame:
         """Facilities of ``tier`` (one tier, a tuple of tiers, or ``None`` for all)."""
         fac = self.fac
         if not len(fac) or tier is None:
@@ -547,6 +545,11 @@ class Ctx:
     def no_units(self, what: str) -> None:
         self.add(None, None, np.nan, need=None, missing=what)
 
+    def all_missing(self, units: Units, missing: str) -> None:
+        """One "not assessable" row per unit of ``units``, naming the ``missing`` data."""
+        for uid, name in units.table["name"].items():
+            self.add(uid, name, np.nan, need=None, missing=missing)
+
 
 def _fac_sum(fac: pd.DataFrame, key: str, col: str) -> tuple[pd.Series, pd.Series]:
     """Per unit id: sum of known ``col`` and number of facilities lacking it."""
@@ -581,13 +584,25 @@ def measure(name: str):
     return deco
 
 
+#: The data that makes the units of a scope, named when they are missing.
+_UNITS_FROM = {"township": "townships (layer, or a `township` column in population)",
+               "community": "population"}
+
+
 def _scope_units(ctx: Ctx) -> Units | None:
     units = ctx.data.units(ctx.rule.scope)
     if units is None:
-        need = {"township": "townships (layer, or a `township` column in population)",
-                "community": "population"}.get(ctx.rule.scope, ctx.rule.scope)
-        ctx.no_units(need)
+        ctx.no_units(_UNITS_FROM.get(ctx.rule.scope, ctx.rule.scope))
     return units
+
+
+def _tier_data_missing(data: Data) -> str:
+    """What is lacking to count facilities by tier (``""`` when nothing is)."""
+    if not data.has_facilities:
+        return "facilities"
+    if len(data.fac) and "tier" not in data.fac.columns:
+        return "facilities.tier"
+    return ""
 
 
 def _ratio_by_unit(ctx: Ctx, *, col: str, den_col: str, per: float, text: str, tier: str | None = None,
@@ -599,14 +614,13 @@ def _ratio_by_unit(ctx: Ctx, *, col: str, den_col: str, per: float, text: str, t
         return
     data, scope, thr = ctx.data, ctx.rule.scope, ctx.rule.threshold
     if not data.has_facilities:
-        for uid, name in units.table["name"].items():
-            ctx.add(uid, name, np.nan, need=None, missing="facilities")
+        ctx.all_missing(units, "facilities")
         return
     key = data.unit_key(scope)
-    fac = data.facilities_in(scope, tier)
+    fac = data.facilities_in(tier)
     if fac_filter is not None and len(fac):
         fac = fac_filter(fac)
-    num, nmiss = _fac_sum(fac, key, col) if len(fac) else (pd.Series(dtype=float),) * 2
+    num, nmiss = _fac_sum(fac, key, col)
     den, den_src = den_fn(units) if den_fn else data.unit_counts(scope, den_col)
     col_absent = bool(len(fac)) and col not in fac.columns
     num, nmiss, den = num.to_dict(), nmiss.to_dict(), den.to_dict()
@@ -637,9 +651,7 @@ def _communities_unplaceable(ctx: Ctx) -> bool:
     if data.comm is None or not len(data.fac) or "community" in data.fac.columns \
             or data.comm.polygons is not None:
         return False
-    for uid, name in data.comm.table["name"].items():
-        ctx.add(uid, name, np.nan, need=None,
-                missing="facilities.community (or population polygons to place facilities in)")
+    ctx.all_missing(data.comm, "facilities.community (or population polygons to place facilities in)")
     return True
 
 
@@ -712,15 +724,10 @@ def _count_measure(ctx: Ctx, tier: str, text: str) -> None:
     if units is None:
         return
     data, thr = ctx.data, ctx.rule.threshold
-    if data.has_facilities and len(data.fac) and "tier" not in data.fac.columns:
-        for uid, name in units.table["name"].items():
-            ctx.add(uid, name, np.nan, need=None, missing="facilities.tier")
+    if missing := _tier_data_missing(data):
+        ctx.all_missing(units, missing)
         return
-    if not data.has_facilities:
-        for uid, name in units.table["name"].items():
-            ctx.add(uid, name, np.nan, need=None, missing="facilities")
-        return
-    counts = _count(data.facilities_in(ctx.rule.scope, tier), data.unit_key(ctx.rule.scope)).to_dict()
+    counts = _count(data.facilities_in(tier), data.unit_key(ctx.rule.scope)).to_dict()
     table = units.table
     if ctx.rule.scope == "township":
         table = table[_kind_ok(ctx, table)]
@@ -747,7 +754,7 @@ def _public_home(ctx: Ctx) -> None:
         return
     data, thr = ctx.data, ctx.rule.threshold
     tier = ctx.rule.tier or "district_home"
-    homes = data.facilities_in("district", tier) if data.has_facilities and "tier" in data.fac.columns \
+    homes = data.facilities_in(tier) if data.has_facilities and "tier" in data.fac.columns \
         else None
     for uid, name in units.table["name"].items():
         if homes is None:
@@ -770,29 +777,25 @@ def _public_home(ctx: Ctx) -> None:
 
 @measure("public_beds_share")
 def _public_beds(ctx: Ctx) -> None:
-    data = ctx.data
-    fac = data.fac
+    fac = ctx.data.fac
     if len(fac) and "public" not in fac.columns:
         units = _scope_units(ctx)
         if units is not None:
-            for uid, name in units.table["name"].items():
-                ctx.add(uid, name, np.nan, need=None, missing="facilities.public")
+            ctx.all_missing(units, "facilities.public")
         return
-    if len(fac):
-        pub = fac["public"].map(_to_bool)
-        if pub.isna().any():
-            # unknown ownership: count those beds as missing (lower bound)
-            fac = fac.copy()
-            fac.loc[pub.isna(), "beds"] = np.nan
-            fac = fac[pub != 0.0]
-        else:
-            fac = fac[pub == 1.0]
-    data_fac, data.fac = data.fac, fac
-    try:
-        _ratio_by_unit(ctx, col="beds", den_col="pop_60plus", per=1.0, text="public_beds",
-                       tier=ctx.rule.tier or INSTITUTION_TIERS)
-    finally:
-        data.fac = data_fac
+    public = fac["public"].map(_to_bool) if len(fac) else None
+    any_unknown = public is not None and bool(public.isna().any())
+
+    def only_public(f: pd.DataFrame) -> pd.DataFrame:
+        pub = public.reindex(f.index)
+        if not any_unknown:
+            return f[pub == 1.0]
+        # unknown ownership: count those beds as missing (lower bound)
+        f = f.copy()
+        f.loc[pub.isna(), "beds"] = np.nan
+        return f[pub != 0.0]
+    _ratio_by_unit(ctx, col="beds", den_col="pop_60plus", per=1.0, text="public_beds",
+                   tier=ctx.rule.tier or INSTITUTION_TIERS, fac_filter=only_public)
 
 
 @measure("nursing_bed_share")
@@ -802,12 +805,10 @@ def _nursing_share(ctx: Ctx) -> None:
         return
     data, thr = ctx.data, ctx.rule.threshold
     key = data.unit_key(ctx.rule.scope)
-    fac = data.facilities_in(ctx.rule.scope, ctx.rule.tier or INSTITUTION_TIERS)
+    fac = data.facilities_in(ctx.rule.tier or INSTITUTION_TIERS)
     for col in ("beds", "nursing_beds"):
         if not len(fac) or col not in fac.columns:
-            for uid, name in units.table["name"].items():
-                ctx.add(uid, name, np.nan, need=None,
-                        missing="facilities" if not len(fac) else f"facilities.{col}")
+            ctx.all_missing(units, "facilities" if not len(fac) else f"facilities.{col}")
             return
     beds = pd.to_numeric(fac["beds"], errors="coerce")
     fac = fac[beds > 0]
@@ -846,7 +847,7 @@ def _sw_100_beds(ctx: Ctx) -> None:
     tiers = ctx.rule.tier or INSTITUTION_TIERS
 
     def den_fn(units: Units) -> tuple[pd.Series, str]:
-        beds, miss = _fac_sum(data.facilities_in(ctx.rule.scope, tiers), key, "beds")
+        beds, miss = _fac_sum(data.facilities_in(tiers), key, "beds")
         beds = beds.where(miss.reindex(beds.index, fill_value=0) == 0)
         return beds.reindex(units.table.index), "facilities.beds"
     _ratio_by_unit(ctx, col="social_workers", den_col="", per=100.0, text="workers", den_fn=den_fn,
@@ -858,32 +859,31 @@ def _needs_column(ctx: Ctx, col: str) -> bool:
         return False
     units = _scope_units(ctx)
     if units is not None:
-        for uid, name in units.table["name"].items():
-            ctx.add(uid, name, np.nan, need=None, missing=f"facilities.{col}")
+        ctx.all_missing(units, f"facilities.{col}")
     return True
 
 
-def _share_of_units(ctx: Ctx, *, sub: Units | None, sub_key: str, tier: str, text: str,
-                    what: str) -> None:
-    """Share of sub-units (townships, communities) of each unit holding ≥ 1 facility of ``tier``."""
+def _share_of_units(ctx: Ctx, sub_scope: str, *, tier: str, text: str) -> None:
+    """Share of sub-units (``sub_scope``: townships, communities) of each unit holding ≥ 1
+    facility of ``tier``."""
     units = _scope_units(ctx)
     if units is None:
         return
     data, thr = ctx.data, ctx.rule.threshold
-    if sub is None or not data.has_facilities or (len(data.fac) and "tier" not in data.fac.columns):
-        miss = what if sub is None else ("facilities" if not data.has_facilities else "facilities.tier")
-        for uid, name in units.table["name"].items():
-            ctx.add(uid, name, np.nan, need=None, missing=miss)
+    sub, what = data.units(sub_scope), _UNITS_FROM[sub_scope]
+    if missing := (what if sub is None else _tier_data_missing(data)):
+        ctx.all_missing(units, missing)
         return
-    counts = _count(data.facilities_in("", tier), sub_key).to_dict()
-    table = sub.table[_kind_ok(ctx, sub.table)] if sub is data.town else sub.table
+    is_town = sub_scope == "township"
+    counts = _count(data.facilities_in(tier), data.unit_key(sub_scope)).to_dict()
+    table = sub.table[_kind_ok(ctx, sub.table)] if is_town else sub.table
     has = table.index.to_series().map(lambda k: counts.get(k, 0.0) >= 1)
     parent = table["_district"] if ctx.rule.scope == "district" else table.get("_township")
     for uid, name in units.table["name"].items():
         mask = parent == uid
         n = float(mask.sum())
         if n == 0:
-            kind = ctx.rule.township_kind if sub is data.town else None
+            kind = ctx.rule.township_kind if is_town else None
             miss = (f"{what} (none inside this unit)" if kind is None else
                     f"{what} (no {kind} inside this unit; the rule counts {kind}s only)")
             ctx.add(uid, name, np.nan, need=None, missing=miss)
@@ -894,15 +894,12 @@ def _share_of_units(ctx: Ctx, *, sub: Units | None, sub_key: str, tier: str, tex
 
 @measure("township_centre_coverage")
 def _centre_cov(ctx: Ctx) -> None:
-    _share_of_units(ctx, sub=ctx.data.town, sub_key="_township",
-                    tier=ctx.rule.tier or "township_centre", text="towns",
-                    what="townships (layer, or a `township` column in population)")
+    _share_of_units(ctx, "township", tier=ctx.rule.tier or "township_centre", text="towns")
 
 
 @measure("community_station_coverage")
 def _station_cov(ctx: Ctx) -> None:
-    _share_of_units(ctx, sub=ctx.data.comm, sub_key="_community",
-                    tier=ctx.rule.tier or "community_station", text="stations", what="population")
+    _share_of_units(ctx, "community", tier=ctx.rule.tier or "community_station", text="stations")
 
 
 @measure("coverage_15min")
@@ -925,8 +922,7 @@ def _coverage(ctx: Ctx) -> None:
         missing = (f"population_access.{within_col} (or {time_col})" if within_col
                    else f"population_access.{time_col}")
     if missing:
-        for uid, name in units.table["name"].items():
-            ctx.add(uid, name, np.nan, need=None, missing=missing)
+        ctx.all_missing(units, missing)
         return
     if within_col and within_col in acc.columns:
         inside = acc[within_col].fillna(False).astype(bool)

@@ -167,9 +167,14 @@ def shipped_rule_sets() -> list[str]:
     return sorted(p.stem for p in RULES_DIR.glob("*.yaml"))
 
 
+def _is_path(text: str) -> bool:
+    """Whether a rule-set argument is a file path (``.yaml`` / ``.yml``, or with a folder)."""
+    return text.endswith((".yaml", ".yml")) or "/" in text or "\\" in text
+
+
 def _resolve(name_or_path: str | Path, *, base: Path | None = None) -> Path:
     text = str(name_or_path)
-    if not text.endswith((".yaml", ".yml")) and "/" not in text and "\\" not in text:
+    if not _is_path(text):
         path = RULES_DIR / f"{text}.yaml"
         if path.is_file():
             return path
