@@ -47,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from planner import access, network  # noqa: E402
 from planner._errors import PlannerWarning  # noqa: E402
-from planner._snap import snap_points  # noqa: E402
+from planner.access import snap_points  # noqa: E402
 
 SHARED = Path(os.environ.get("PLANNER_SHARED", ROOT.parent / "shared"))
 CUTOFF_S = 900.0  # 15 minutes at the network's walking time
@@ -131,7 +131,7 @@ def osmnx_graph(net):
     import networkx as nx
     import shapely
 
-    from planner._snap import edge_geometries
+    from planner.access.snap import edge_geometries
 
     geoms = edge_geometries(net)
     rev = shapely.reverse(geoms)
@@ -339,7 +339,7 @@ def compare_node_times(net, nodes, *, label: str, osmnx: bool = True, reps: int 
 # ----------------------------------------------------------------------------- service areas
 def street_probes(net, n: int, rng):
     """Street points spread uniformly by length over the network."""
-    from planner._snap import edge_geometries
+    from planner.access.snap import edge_geometries
 
     lines = edge_geometries(net)
     lengths = net.edge_length_m
@@ -478,7 +478,7 @@ def big_run(rng):
 
     print("\n[1,000,000-node grid] the whole access step: 2,000 facilities, 100,000 demand "
           "units, service areas of all facilities at 5/10/15 min "
-          f"({access._workers(None, 2000)} threads)")
+          f"({access.areas._workers(None, 2000)} threads)")
     t = {}
     with PeakRSS() as mem:
         t0 = time.perf_counter()

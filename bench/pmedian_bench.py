@@ -92,7 +92,7 @@ def child(args) -> None:
             model.problem.status], gap=None, seconds=secs)
     else:
         model = PMedian.from_cost_matrix(cost, p=p, weights=w)
-        r = model.solve(method=args.solver, time_limit=args.time_limit, seed=0, threads=1)
+        r = model.solve(method=args.solver, time_limit_s=args.time_limit, seed=0, threads=1)
         secs = time.perf_counter() - t0
         out = dict(objective=r.objective, status=r.status, gap=r.gap, seconds=secs,
                    bound=r.bound)
@@ -128,7 +128,8 @@ def xian_instance(n_candidates: int = 2000, p: int = 20, *, seed: int = 0):
     import shapely
 
     from planner import access, network
-    from planner._snap import edge_geometries, snap_points
+    from planner.access import snap_points
+    from planner.access.snap import edge_geometries
     from planner.layers import read_layer
 
     roads = read_layer(XIAN / "xian_road.kml", kind="lines")

@@ -25,26 +25,35 @@ from planner._errors import (  # noqa: E402
     ScenarioError,
 )
 
+#: Subpackages and modules loaded on first use (``planner.network`` after ``import planner``).
+_SUBMODULES = ("access", "coords", "defaults", "demand", "demo", "layers", "locate", "maps",
+               "network", "norms", "pipeline", "plots", "report")
+
 
 def run(scenario, *, out_dir=None, overwrite: bool = False, progress=None, steps=None):
-    """Run a scenario (a path to a YAML file or a `Scenario`); see `planner.scenario.run`."""
-    from planner.scenario import run as _run
+    """Run a scenario (a path to a YAML file or a `Scenario`); see `planner.pipeline.run`."""
+    from planner.pipeline import run as _run
 
     return _run(scenario, out_dir=out_dir, overwrite=overwrite, progress=progress, steps=steps)
 
 
-def read_layer(path, **kwargs):
-    """Read and validate one layer; see `planner.layers.read_layer`."""
-    from planner.layers import read_layer as _read
-
-    return _read(path, **kwargs)
-
-
 def load_scenario(path):
-    """Load and validate a scenario YAML file; see `planner.scenario.load_scenario`."""
-    from planner.scenario import load_scenario as _load
+    """Load and validate a scenario YAML file; see `planner.pipeline.load_scenario`."""
+    from planner.pipeline import load_scenario as _load
 
     return _load(path)
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"planner.{name}")
+    if name == "read_layer":
+        from planner.layers import read_layer
+
+        return read_layer
+    raise AttributeError(f"module 'planner' has no attribute {name!r}")
 
 
 __all__ = [
@@ -52,6 +61,7 @@ __all__ = [
     "run",
     "load_scenario",
     "read_layer",
+    *_SUBMODULES,
     "PlannerError",
     "LayerError",
     "ScenarioError",

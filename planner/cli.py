@@ -20,6 +20,8 @@ import click
 
 from planner import __version__
 
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "cli", "main"]
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -55,7 +57,7 @@ def _run_quietly(scenario, *, debug: bool, **kwargs):
     """
     import warnings
 
-    from planner.scenario import run
+    from planner.pipeline import run
 
     try:
         with warnings.catch_warnings():
@@ -139,7 +141,7 @@ def run_cmd(ctx: click.Context, scenario: Path, out: Path | None, overwrite: boo
 @click.pass_context
 def demo_cmd(ctx: click.Context, out: Path, overwrite: bool) -> None:
     """Run the built-in demo district 示范区 (generated, fictional) end to end."""
-    from planner.scenario import demo_scenario_path
+    from planner.pipeline import demo_scenario_path
 
     _run_and_report(demo_scenario_path(), out, overwrite, ctx.obj["debug"])
 

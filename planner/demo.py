@@ -90,10 +90,17 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+__all__ = [
+    "BAND_NAMES", "DISTRICT", "GPKG_LAYERS", "TOWNSHIPS", "TOWNSHIP_CODES", "demo_yaml",
+    "generate_demo", "rail_y", "river_y", "to_lonlat", "to_real", "write_demo",
+]
 
 # --------------------------------------------------------------------------- constants
 LON0, LAT0 = 112.45, 34.62
@@ -227,7 +234,7 @@ class _Grid:
     def cell_ring(self, i: int, j: int) -> np.ndarray:
         """Closed ring (counter-clockwise) of cell (i, j), densified."""
         corners = [(i, j), (i + 1, j), (i + 1, j + 1), (i, j + 1), (i, j)]
-        parts = [self.edge_real(a, b)[:-1] for a, b in zip(corners[:-1], corners[1:])]
+        parts = [self.edge_real(a, b)[:-1] for a, b in pairwise(corners)]
         ring = np.vstack(parts)
         return np.vstack([ring, ring[:1]])
 
@@ -279,7 +286,7 @@ def _trace_union(grid: _Grid, cells: set[tuple[int, int]]):
             nxt = options[0]
             used.add((cur, nxt))
             prev, cur = cur, nxt
-        pts = np.vstack([grid.edge_real(a, b)[:-1] for a, b in zip(ring_nodes[:-1], ring_nodes[1:])])
+        pts = np.vstack([grid.edge_real(a, b)[:-1] for a, b in pairwise(ring_nodes)])
         pts = np.vstack([pts, pts[:1]])
         rings.append(to_lonlat(pts))
     shells, holes = [], []
@@ -335,18 +342,92 @@ def generate_demo(*, seed: int = 0) -> dict[str, pd.DataFrame]:
     >>> len(demo["townships"])
     3
     """
-    import geopandas as gpd
-    import networkx as nx
-    from shapely.geometry import LineString, Point, Polygon
-
+    # The phases draw from one generator in a fixed order: keep it.
     rng = np.random.default_rng(seed)
     grid = _Grid(rng)
-    nr = grid.nr
+    lay = _Layout(grid, _land_cells(grid, rng))
+    roads, iso_cell = _roads(lay, rng)
+    district, townships = _boundaries(lay)
+    comms = _communities(lay, rng)
+    residential = _residential(lay, comms, rng)
+    parks = _parks(lay, comms.names_pool)
+    gates = _gates(lay, comms, rng)
+    facilities = _facilities(grid, lay.cells, lay.res_cells, lay.res_polys, comms.comm_of,
+                             comms.records, comms.rows, rng)
+    used_cells = set(facilities.pop("_cell"))
+    candidates = _candidates(lay, used_cells, iso_cell, rng)
+    census_2020 = _census_2020(comms.frame)
+    census_2010 = _census_2010(census_2020, rng)
+    return {
+        "roads": roads, "rail": _rail(), "water": _water(), "district": district,
+        "townships": townships, "communities": comms.frame, "residential": residential,
+        "parks": parks, "gates": gates, "candidates": candidates,
+        "facilities": facilities, "census_2010": census_2010, "census_2020": census_2020,
+    }
 
-    # ---- cells: which are in the district, what land use, which township
-    cells: dict[tuple[int, int], dict] = {}
+
+#: Compound polygons are their grid cell shrunk about its centre by this factor.
+_RES_SHRINK = 0.84
+#: Communities per township.
+_N_COMMUNITIES = {"东城街道": 17, "西河街道": 16, "南山街道": 13}
+
+Cell = tuple[int, int]
+
+
+@dataclass
+class _Layout:
+    """The street grid and its land cells, shared by the generation phases.
+
+    ``cells`` maps a cell (i, j) in the district to its ``use``, ``town``,
+    ``centre`` (local metric frame) and ``yp`` (y' of its middle).
+    """
+
+    grid: _Grid
+    cells: dict[Cell, dict]
+    res_cells: list[Cell] = field(init=False)
+    park_cells: list[Cell] = field(init=False)
+    #: Residential cell -> compound ring (local metric frame).
+    res_polys: dict[Cell, np.ndarray] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.res_cells = self.cells_where(lambda c: c["use"] == "residential")
+        self.park_cells = self.cells_where(lambda c: c["use"] == "park")
+        self.res_polys = {c: _shrunk(self.grid.cell_ring(*c), _RES_SHRINK)
+                          for c in self.res_cells}
+
+    @property
+    def res_ids(self) -> dict[Cell, str]:
+        """Residential cell -> compound id."""
+        return {c: f"R{k + 1:03d}" for k, c in enumerate(self.res_cells)}
+
+    def cells_where(self, pred) -> list[Cell]:
+        """Cells whose record satisfies ``pred``, sorted."""
+        return [c for c in sorted(self.cells) if pred(self.cells[c])]
+
+
+@dataclass
+class _Communities:
+    """The communities: their cells, records and layer."""
+
+    #: One per community: ``cid`` (1-based), ``town`` and ``cells``.
+    rows: list[dict]
+    #: Cell -> cid.
+    comm_of: dict[Cell, int]
+    #: One per community: the attribute columns of the layer.
+    records: list[dict]
+    frame: pd.DataFrame
+    names_pool: list[str]
+
+    @property
+    def cid_to_id(self) -> dict[int, str]:
+        return {row["cid"]: rec["id"] for row, rec in zip(self.rows, self.records, strict=True)}
+
+
+# ---- cells: which are in the district, what land use, which township
+def _land_cells(grid: _Grid, rng: np.random.Generator) -> dict[Cell, dict]:
+    cells: dict[Cell, dict] = {}
     for i in range(N_COLS - 1):
-        for j in range(nr - 1):
+        for j in range(grid.nr - 1):
             cx, cy = grid.cell_centre(i, j)
             if not _blob_inside(cx, cy):
                 continue
@@ -354,92 +435,132 @@ def generate_demo(*, seed: int = 0) -> dict[str, pd.DataFrame]:
             if j == grid.river_row:
                 use, town = "river", "南山街道"
             else:
-                ring = grid.cell_ring(i, j)
-                xs = np.linspace(ring[:, 0].min() - 50, ring[:, 0].max() + 50, 30)
-                rail = LineString(np.column_stack([xs, rail_y(xs)]))
-                if Polygon(ring).intersects(rail):
-                    use = "rail"
-                else:
-                    u = rng.random()
-                    if yp < 0:
-                        use = ("residential" if u < 0.55 else "vacant" if u < 0.80
-                               else "park" if u < 0.85 else "other")
-                    else:
-                        use = ("residential" if u < 0.72 else "vacant" if u < 0.78
-                               else "park" if u < 0.84 else "other")
-                if yp < 0:
-                    town = "南山街道"
-                else:
-                    split = 12 if yp < 1300 else 14
-                    town = "西河街道" if i < split else "东城街道"
+                use, town = _land_use(grid, i, j, yp, rng), _township_of(i, yp)
             cells[(i, j)] = {"use": use, "town": town, "centre": (cx, cy), "yp": yp}
+    return cells
 
-    # ---- nodes and street edges
-    node_cells: dict[tuple[int, int], int] = {}
+
+def _land_use(grid: _Grid, i: int, j: int, yp: float, rng: np.random.Generator) -> str:
+    from shapely.geometry import LineString, Polygon
+
+    ring = grid.cell_ring(i, j)
+    xs = np.linspace(ring[:, 0].min() - 50, ring[:, 0].max() + 50, 30)
+    rail = LineString(np.column_stack([xs, rail_y(xs)]))
+    if Polygon(ring).intersects(rail):
+        return "rail"
+    u = rng.random()
+    if yp < 0:
+        return ("residential" if u < 0.55 else "vacant" if u < 0.80
+                else "park" if u < 0.85 else "other")
+    return ("residential" if u < 0.72 else "vacant" if u < 0.78
+            else "park" if u < 0.84 else "other")
+
+
+def _township_of(i: int, yp: float) -> str:
+    if yp < 0:
+        return "南山街道"
+    split = 12 if yp < 1300 else 14
+    return "西河街道" if i < split else "东城街道"
+
+
+# ---- roads
+def _roads(lay: _Layout, rng: np.random.Generator):
+    """The ``roads`` layer, and the vacant cell holding the disconnected cluster."""
+    grid = lay.grid
+    edges = _street_edges(lay.cells)
+    _classify_streets(grid, edges, rng)
+    edges = _keep_underpasses(edges)
+    edges = _drop_redundant_lanes(edges, rng)
+    _set_one_way(edges, rng)
+    extra = _compound_footways(lay, rng) + _park_paths(lay, rng)
+    iso_cell, cluster = _isolated_cluster(lay)
+    extra += cluster
+    for e in extra:
+        e.update(bridge="F", tunnel="F", layer=0, oneway="B")
+    _near_misses(edges, rng)
+    return _roads_frame(edges + extra + _motorway(grid, edges)), iso_cell
+
+
+def _street_edges(cells: dict[Cell, dict]) -> list[dict]:
+    """Grid edges (``a``, ``b`` nodes, ``kind`` h/v/bridge) along the district's cells."""
+    node_cells: dict[Cell, int] = {}
     for i, j in cells:
         for n in [(i, j), (i + 1, j), (i, j + 1), (i + 1, j + 1)]:
             node_cells[n] = node_cells.get(n, 0) + 1
-    rail_line = LineString(np.column_stack([np.linspace(-3500, 3500, 60),
-                                            rail_y(np.linspace(-3500, 3500, 60))]))
-
     edges: list[dict] = []
-
-    def add(a, b, **attrs):
-        edges.append({"a": a, "b": b, **attrs})
-
-    j_m50, j_p50 = ROWS.index(-50.0), ROWS.index(50.0)
     j_m150, j_p150 = ROWS.index(-160.0), ROWS.index(160.0)
     for (i, j) in sorted(node_cells):
-        # horizontal edge (i,j)-(i+1,j): needs an adjacent land cell
-        if (i + 1, j) in node_cells:
-            adj = [cells.get((i, j - 1)), cells.get((i, j))]
-            if any(c is not None and c["use"] != "river" for c in adj) or abs(ROWS[j]) == 50.0:
-                if any(c is not None for c in adj):
-                    add((i, j), (i + 1, j), kind="h")
-        if (i, j + 1) in node_cells:
-            adj = [cells.get((i - 1, j)), cells.get((i, j))]
-            if not any(c is not None for c in adj):
-                continue
-            if j == j_m50:
-                continue  # crossing the river: only the bridges below
-            if i in BRIDGE_COLS and j in (j_m150, j_p50):
-                continue  # replaced by the bridge line
-            add((i, j), (i, j + 1), kind="v")
+        if (i + 1, j) in node_cells and _has_horizontal_street(cells, i, j):
+            edges.append({"a": (i, j), "b": (i + 1, j), "kind": "h"})
+        if (i, j + 1) in node_cells and _has_vertical_street(cells, i, j):
+            edges.append({"a": (i, j), "b": (i, j + 1), "kind": "v"})
     for i in BRIDGE_COLS:
         if (i, j_m150) in node_cells and (i, j_p150) in node_cells:
-            add((i, j_m150), (i, j_p150), kind="bridge")
+            edges.append({"a": (i, j_m150), "b": (i, j_p150), "kind": "bridge"})
+    return edges
 
-    def geom_of(e, bow=0.0):
-        if e["kind"] == "bridge":
-            return np.vstack([grid.node_real(*e["a"]), grid.node_real(*e["b"])])
-        return grid.edge_real(e["a"], e["b"], bow_m=bow)
 
-    # classify
+def _has_horizontal_street(cells: dict[Cell, dict], i: int, j: int) -> bool:
+    """Edge (i,j)-(i+1,j): needs an adjacent land cell (or is a riverside road)."""
+    adj = [cells.get((i, j - 1)), cells.get((i, j))]
+    if any(c is not None and c["use"] != "river" for c in adj) or abs(ROWS[j]) == 50.0:
+        return any(c is not None for c in adj)
+    return False
+
+
+def _has_vertical_street(cells: dict[Cell, dict], i: int, j: int) -> bool:
+    """Edge (i,j)-(i,j+1): needs an adjacent cell; the river is crossed only by bridges."""
+    adj = [cells.get((i - 1, j)), cells.get((i, j))]
+    if not any(c is not None for c in adj):
+        return False
+    if j == ROWS.index(-50.0):
+        return False  # crossing the river: only the bridges
+    # replaced by the bridge line
+    return not (i in BRIDGE_COLS and j in (ROWS.index(-160.0), ROWS.index(50.0)))
+
+
+def _edge_xy(grid: _Grid, e: dict, bow: float = 0.0) -> np.ndarray:
+    if e["kind"] == "bridge":
+        return np.vstack([grid.node_real(*e["a"]), grid.node_real(*e["b"])])
+    return grid.edge_real(e["a"], e["b"], bow_m=bow)
+
+
+def _street_class(kind: str, col: int, yp: float, rng: np.random.Generator) -> tuple[str, str]:
+    """(fclass, name) of a street edge of ``kind`` starting in column ``col``, row ``yp``."""
+    if kind in ("v", "bridge") and col == PRIMARY_COL:
+        return "primary", "中州路"
+    if kind in ("v", "bridge") and col in SECONDARY_COLS:
+        return "secondary", "建设路" if col == 6 else "九都路"
+    if kind == "bridge" and col == FOOTBRIDGE_COL:
+        return "footway", "彩虹人行桥"
+    if kind == "h" and yp == PRIMARY_ROW:
+        return "primary", "解放路"
+    if kind == "h" and yp == SECONDARY_ROW:
+        return "secondary", "南环路"
+    if kind == "h" and yp == TRUNK_ROW:
+        return "trunk", "洛阳大道"
+    if kind == "h" and abs(yp) == 50.0:
+        return "residential", "滨河北路" if yp > 0 else "滨河南路"
+    return ("residential" if rng.random() < 0.75 else "service"), ""
+
+
+def _classify_streets(grid: _Grid, edges: list[dict], rng: np.random.Generator) -> None:
+    """Give every edge its Geofabrik columns and (bowed, for lanes) geometry ``xy``."""
     for e in edges:
         (ia, ja) = e["a"]
-        ypa = ROWS[ja]
-        cls, name = "residential", ""
-        if e["kind"] in ("v", "bridge") and ia == PRIMARY_COL:
-            cls, name = "primary", "中州路"
-        elif e["kind"] in ("v", "bridge") and ia in SECONDARY_COLS:
-            cls, name = "secondary", "建设路" if ia == 6 else "九都路"
-        elif e["kind"] == "bridge" and ia == FOOTBRIDGE_COL:
-            cls, name = "footway", "彩虹人行桥"
-        elif e["kind"] == "h" and ypa == PRIMARY_ROW:
-            cls, name = "primary", "解放路"
-        elif e["kind"] == "h" and ypa == SECONDARY_ROW:
-            cls, name = "secondary", "南环路"
-        elif e["kind"] == "h" and ypa == TRUNK_ROW:
-            cls, name = "trunk", "洛阳大道"
-        elif e["kind"] == "h" and abs(ypa) == 50.0:
-            cls, name = "residential", "滨河北路" if ypa > 0 else "滨河南路"
-        else:
-            cls = "residential" if rng.random() < 0.75 else "service"
+        cls, name = _street_class(e["kind"], ia, ROWS[ja], rng)
         e.update(fclass=cls, name=name, bridge="T" if e["kind"] == "bridge" else "F",
                  tunnel="F", layer=1 if e["kind"] == "bridge" else 0)
-        e["xy"] = geom_of(e, bow=0.0 if cls != "residential" or name else rng.normal(0, 7.0))
+        e["xy"] = _edge_xy(grid, e, bow=0.0 if cls != "residential" or name
+                           else rng.normal(0, 7.0))
 
-    # rail crossings: keep two underpasses, drop every other edge crossing the rail
+
+def _keep_underpasses(edges: list[dict]) -> list[dict]:
+    """Rail crossings: keep two underpasses, drop every other edge crossing the rail."""
+    from shapely.geometry import LineString
+
+    rail_line = LineString(np.column_stack([np.linspace(-3500, 3500, 60),
+                                            rail_y(np.linspace(-3500, 3500, 60))]))
     kept = []
     for e in edges:
         if LineString(e["xy"]).intersects(rail_line):
@@ -450,9 +571,13 @@ def generate_demo(*, seed: int = 0) -> dict[str, pd.DataFrame]:
             else:
                 continue
         kept.append(e)
-    edges = kept
+    return kept
 
-    # dead ends and irregularity: drop lanes that do not disconnect the network
+
+def _drop_redundant_lanes(edges: list[dict], rng: np.random.Generator) -> list[dict]:
+    """Dead ends and irregularity: drop lanes that do not disconnect the network."""
+    import networkx as nx
+
     g = nx.Graph()
     for k, e in enumerate(edges):
         g.add_edge(e["a"], e["b"], k=k)
@@ -472,9 +597,10 @@ def generate_demo(*, seed: int = 0) -> dict[str, pd.DataFrame]:
             drop.add(int(k))
         else:
             g.add_edge(e["a"], e["b"], k=k)
-    edges = [e for k, e in enumerate(edges) if k not in drop]
+    return [e for k, e in enumerate(edges) if k not in drop]
 
-    # one-way streets
+
+def _set_one_way(edges: list[dict], rng: np.random.Generator) -> None:
     for e in edges:
         if e["fclass"] in ("residential", "service", "secondary") and not e["tunnel"] == "T":
             u = rng.random()
@@ -484,40 +610,52 @@ def generate_demo(*, seed: int = 0) -> dict[str, pd.DataFrame]:
         else:
             e["oneway"] = "B"
 
-    # footways through compounds and parks, steps, a disconnected cluster
-    extra: list[dict] = []
-    park_cells = [c for c in sorted(cells) if cells[c]["use"] == "park"]
-    res_cells = [c for c in sorted(cells) if cells[c]["use"] == "residential"]
-    for c in res_cells:
+
+def _compound_footways(lay: _Layout, rng: np.random.Generator) -> list[dict]:
+    """Diagonal footways through some residential compounds."""
+    out = []
+    for c in lay.res_cells:
         if rng.random() < 0.22:
             i, j = c
             a, b = ((i, j), (i + 1, j + 1)) if rng.random() < 0.5 else ((i + 1, j), (i, j + 1))
-            pa, pb = grid.node_real(*a), grid.node_real(*b)
+            pa, pb = lay.grid.node_real(*a), lay.grid.node_real(*b)
             mid = (pa + pb) / 2 + rng.normal(0, 15, 2)
-            extra.append({"xy": np.vstack([pa, mid, pb]), "fclass": "footway", "name": ""})
+            out.append({"xy": np.vstack([pa, mid, pb]), "fclass": "footway", "name": ""})
+    return out
+
+
+def _park_paths(lay: _Layout, rng: np.random.Generator) -> list[dict]:
+    """Paths from each park corner to its centre; three of them steps."""
+    out = []
     n_steps = 0
-    for c in park_cells:
+    for c in lay.park_cells:
         i, j = c
-        centre = np.asarray(cells[c]["centre"])
+        centre = np.asarray(lay.cells[c]["centre"])
         corners = [(i, j), (i + 1, j), (i + 1, j + 1), (i, j + 1)]
         for k, n in enumerate(corners):
-            p = grid.node_real(*n)
+            p = lay.grid.node_real(*n)
             fcl = "path" if k % 2 else "footway"
-            if k == 0 and n_steps < 3 and cells[c]["yp"] > 0:
+            if k == 0 and n_steps < 3 and lay.cells[c]["yp"] > 0:
                 fcl = "steps"
                 n_steps += 1
-            extra.append({"xy": np.vstack([p, (p + centre) / 2 + rng.normal(0, 6, 2), centre]),
-                          "fclass": fcl, "name": "公园步道" if fcl != "steps" else ""})
-    vacant = [c for c in sorted(cells) if cells[c]["use"] == "vacant" and cells[c]["yp"] > 0]
-    iso_cell = vacant[len(vacant) // 2]
-    cc = np.asarray(cells[iso_cell]["centre"])
-    for dxy in ([28.0, 0.0], [-14.0, 24.0], [-14.0, -24.0]):
-        extra.append({"xy": np.vstack([cc, cc + np.array(dxy)]), "fclass": "service",
-                      "name": "", "isolated": True})
-    for e in extra:
-        e.update(bridge="F", tunnel="F", layer=0, oneway="B")
+            out.append({"xy": np.vstack([p, (p + centre) / 2 + rng.normal(0, 6, 2), centre]),
+                        "fclass": fcl, "name": "公园步道" if fcl != "steps" else ""})
+    return out
 
-    # near-misses: four lane ends stop 0.4-0.8 m short of their node
+
+def _isolated_cluster(lay: _Layout) -> tuple[Cell, list[dict]]:
+    """Three service lanes in a vacant cell, connected to nothing else."""
+    vacant = lay.cells_where(lambda c: c["use"] == "vacant" and c["yp"] > 0)
+    iso_cell = vacant[len(vacant) // 2]
+    cc = np.asarray(lay.cells[iso_cell]["centre"])
+    lanes = [{"xy": np.vstack([cc, cc + np.array(dxy)]), "fclass": "service", "name": "",
+              "isolated": True}
+             for dxy in ([28.0, 0.0], [-14.0, 24.0], [-14.0, -24.0])]
+    return iso_cell, lanes
+
+
+def _near_misses(edges: list[dict], rng: np.random.Generator) -> None:
+    """Four lane ends stop 0.4-0.8 m short of their node."""
     lanes = [k for k, e in enumerate(edges) if e["fclass"] in ("residential", "service")
              and not e["name"] and e["tunnel"] == "F"]
     for k in sorted(rng.choice(lanes, size=4, replace=False)):
@@ -528,7 +666,9 @@ def generate_demo(*, seed: int = 0) -> dict[str, pd.DataFrame]:
         edges[k]["xy"] = xy
         edges[k]["near_miss_m"] = gap
 
-    # motorway and its link south of the district
+
+def _motorway(grid: _Grid, edges: list[dict]) -> list[dict]:
+    """The motorway south of the district and its link to the primary road."""
     prim_nodes = [e["a"] for e in edges if e["fclass"] == "primary" and e["a"][0] == PRIMARY_COL]
     bottom = min(prim_nodes, key=lambda n: n[1])
     pb = grid.node_real(*bottom)
@@ -544,9 +684,14 @@ def generate_demo(*, seed: int = 0) -> dict[str, pd.DataFrame]:
                              np.array([mx[k_join], my[k_join]])]),
             "fclass": "motorway_link", "name": "", "oneway": "F", "bridge": "F",
             "tunnel": "F", "layer": 0}
+    return [motorway, link]
 
-    all_roads = edges + extra + [motorway, link]
-    roads = gpd.GeoDataFrame(
+
+def _roads_frame(all_roads: list[dict]):
+    import geopandas as gpd
+    from shapely.geometry import LineString
+
+    return gpd.GeoDataFrame(
         {
             "osm_id": [str(900000000 + k) for k in range(len(all_roads))],
             "fclass": [e["fclass"] for e in all_roads],
@@ -560,23 +705,39 @@ def generate_demo(*, seed: int = 0) -> dict[str, pd.DataFrame]:
         crs="EPSG:4326",
     )
 
-    rail = gpd.GeoDataFrame(
+
+# ---- rail, river, boundaries
+def _rail():
+    import geopandas as gpd
+    from shapely.geometry import LineString
+
+    return gpd.GeoDataFrame(
         {"fclass": ["rail"], "name": ["焦柳铁路"]},
         geometry=[LineString(to_lonlat(np.column_stack(
             [np.linspace(-3300, 3300, 40), rail_y(np.linspace(-3300, 3300, 40))])))],
         crs="EPSG:4326",
     )
+
+
+def _water():
+    import geopandas as gpd
+    from shapely.geometry import Polygon
+
     wx = np.linspace(-3400.0, 3400.0, 137)
     w_north = to_real(wx, np.full_like(wx, RIVER_HALF_WIDTH_M))
     w_south = to_real(wx[::-1], np.full_like(wx, -RIVER_HALF_WIDTH_M))
     ring = np.vstack([w_south, w_north, w_south[:1]])
-    water = gpd.GeoDataFrame({"fclass": ["river"], "name": ["涧河"]},
-                             geometry=[Polygon(to_lonlat(ring))], crs="EPSG:4326")
+    return gpd.GeoDataFrame({"fclass": ["river"], "name": ["涧河"]},
+                            geometry=[Polygon(to_lonlat(ring))], crs="EPSG:4326")
 
-    # ---- boundaries
-    all_cells = set(cells)
+
+def _boundaries(lay: _Layout):
+    """The ``district`` and ``townships`` layers."""
+    import geopandas as gpd
+
+    grid, cells = lay.grid, lay.cells
     district = gpd.GeoDataFrame({"id": [str(DISTRICT_CODE)], "name": [DISTRICT]},
-                                geometry=[_trace_union(grid, all_cells)], crs="EPSG:4326")
+                                geometry=[_trace_union(grid, set(cells))], crs="EPSG:4326")
     townships = gpd.GeoDataFrame(
         {"id": [str(TOWNSHIP_CODES[t]) for t in TOWNSHIPS], "name": list(TOWNSHIPS),
          "district": [DISTRICT] * 3},
@@ -584,144 +745,181 @@ def generate_demo(*, seed: int = 0) -> dict[str, pd.DataFrame]:
                   for t in TOWNSHIPS],
         crs="EPSG:4326",
     )
+    return district, townships
 
-    # ---- communities: contiguous groups of land cells per township
-    n_comm = {"东城街道": 17, "西河街道": 16, "南山街道": 13}
-    comm_of: dict[tuple[int, int], int] = {}
-    comm_rows = []
-    cid = 0
+
+# ---- communities: contiguous groups of land cells per township
+def _communities(lay: _Layout, rng: np.random.Generator) -> _Communities:
+    import geopandas as gpd
+
+    rows: list[dict] = []
+    comm_of: dict[Cell, int] = {}
     for t in TOWNSHIPS:
-        tc = [c for c in sorted(cells) if cells[c]["town"] == t and cells[c]["use"] != "river"]
-        pts = np.array([c for c in tc], dtype=float) * np.array([DX, 200.0])
-        w = np.array([1.0 if cells[c]["use"] == "residential" else 0.3 for c in tc])
-        k = n_comm[t]
-        seeds = pts[rng.choice(len(pts), size=k, replace=False)]
-        for _ in range(25):  # weighted Lloyd iterations (k-means by hand, numpy only)
-            lab = np.argmin(((pts[:, None, :] - seeds[None]) ** 2).sum(-1), axis=1)
-            for s in range(k):
-                m = lab == s
-                if m.any():
-                    seeds[s] = (pts[m] * w[m, None]).sum(0) / w[m].sum()
-        lab = np.argmin(((pts[:, None, :] - seeds[None]) ** 2).sum(-1), axis=1)
-        groups: dict[int, set] = {}
-        for c, s in zip(tc, lab):
-            groups.setdefault(int(s), set()).add(c)
-        # keep each group's largest 4-connected component; give the rest to a neighbour
-        for _ in range(3):
-            for s in sorted(groups):
-                comps = _components(groups[s])
-                for comp in comps[1:]:
-                    groups[s] -= comp
-                    nb = _neighbour_group(comp, groups, s)
-                    groups[nb] |= comp
-        for s in sorted(groups, key=lambda s: min(groups[s])):
-            if not groups[s]:
-                continue
-            cid += 1
-            for c in groups[s]:
+        for group in _township_groups(lay, t, rng):
+            cid = len(rows) + 1
+            for c in group:
                 comm_of[c] = cid
-            comm_rows.append({"cid": cid, "town": t, "cells": groups[s]})
-
-    # population from residential land
-    res_shrink = 0.84
-    res_polys: dict[tuple[int, int], np.ndarray] = {}
-    for c in res_cells:
-        res_polys[c] = _shrunk(grid.cell_ring(*c), res_shrink)
+            rows.append({"cid": cid, "town": t, "cells": group})
     names_pool = _community_names()
-    comm_records = []
-    for k, row in enumerate(comm_rows):
-        t = row["town"]
-        res_area = sum(abs(Polygon(res_polys[c]).area) for c in row["cells"] if c in res_polys)
-        dens = rng.uniform(0.016, 0.030)  # residents per m² of residential land
-        pop = int(np.clip(round(res_area * dens + rng.normal(0, 300)), 2000, 12000))
-        pop = max(pop, 2000 + int(rng.integers(50, 900)))
-        share60 = rng.uniform(0.23, 0.30) if t == "南山街道" else rng.uniform(0.12, 0.21)
-        p60 = int(round(pop * share60))
-        p65 = int(round(p60 * rng.uniform(0.62, 0.72)))
-        p80 = int(round(p60 * rng.uniform(0.13, 0.20)))
-        hh = int(round(pop / rng.uniform(2.4, 2.9)))
-        comm_records.append({
-            "id": f"{TOWNSHIP_CODES[t]}{k + 1:03d}",
-            "name": names_pool[k] + "社区",
-            "population": pop, "pop_60plus": p60, "pop_65plus": p65, "pop_80plus": p80,
-            "households": hh, "township": t, "district": DISTRICT,
-        })
-    communities = gpd.GeoDataFrame(
-        comm_records,
-        geometry=[_trace_union(grid, row["cells"]) for row in comm_rows],
+    records = [_community_record(lay, k, row, names_pool, rng) for k, row in enumerate(rows)]
+    frame = gpd.GeoDataFrame(
+        records,
+        geometry=[_trace_union(lay.grid, row["cells"]) for row in rows],
         crs="EPSG:4326",
     )
-    cid_to_id = {row["cid"]: rec["id"] for row, rec in zip(comm_rows, comm_records)}
+    return _Communities(rows, comm_of, records, frame, names_pool)
 
-    # residential compounds and parks
-    res_ids = {c: f"R{k + 1:03d}" for k, c in enumerate(res_cells)}
-    residential = gpd.GeoDataFrame(
+
+def _township_groups(lay: _Layout, town: str, rng: np.random.Generator) -> list[set[Cell]]:
+    """The township's land cells in contiguous groups, one per community, in order."""
+    cells = lay.cells
+    tc = lay.cells_where(lambda c: c["town"] == town and c["use"] != "river")
+    pts = np.array([c for c in tc], dtype=float) * np.array([DX, 200.0])
+    w = np.array([1.0 if cells[c]["use"] == "residential" else 0.3 for c in tc])
+    lab = _lloyd_labels(pts, w, _N_COMMUNITIES[town], rng)
+    groups: dict[int, set] = {}
+    for c, s in zip(tc, lab, strict=True):
+        groups.setdefault(int(s), set()).add(c)
+    # keep each group's largest 4-connected component; give the rest to a neighbour
+    for _ in range(3):
+        for s in sorted(groups):
+            comps = _components(groups[s])
+            for comp in comps[1:]:
+                groups[s] -= comp
+                nb = _neighbour_group(comp, groups, s)
+                groups[nb] |= comp
+    return [groups[s] for s in sorted(groups, key=lambda s: min(groups[s])) if groups[s]]
+
+
+def _lloyd_labels(pts: np.ndarray, w: np.ndarray, k: int,
+                  rng: np.random.Generator) -> np.ndarray:
+    """Weighted Lloyd iterations (k-means by hand, numpy only): the cluster of each point."""
+    seeds = pts[rng.choice(len(pts), size=k, replace=False)]
+    for _ in range(25):
+        lab = np.argmin(((pts[:, None, :] - seeds[None]) ** 2).sum(-1), axis=1)
+        for s in range(k):
+            m = lab == s
+            if m.any():
+                seeds[s] = (pts[m] * w[m, None]).sum(0) / w[m].sum()
+    return np.argmin(((pts[:, None, :] - seeds[None]) ** 2).sum(-1), axis=1)
+
+
+def _community_record(lay: _Layout, k: int, row: dict, names_pool: list[str],
+                      rng: np.random.Generator) -> dict:
+    """Attributes of the k-th community; population from its residential land."""
+    from shapely.geometry import Polygon
+
+    t = row["town"]
+    res_area = sum(abs(Polygon(lay.res_polys[c]).area) for c in row["cells"]
+                   if c in lay.res_polys)
+    dens = rng.uniform(0.016, 0.030)  # residents per m² of residential land
+    pop = int(np.clip(round(res_area * dens + rng.normal(0, 300)), 2000, 12000))
+    pop = max(pop, 2000 + int(rng.integers(50, 900)))
+    share60 = rng.uniform(0.23, 0.30) if t == "南山街道" else rng.uniform(0.12, 0.21)
+    p60 = int(round(pop * share60))
+    p65 = int(round(p60 * rng.uniform(0.62, 0.72)))
+    p80 = int(round(p60 * rng.uniform(0.13, 0.20)))
+    hh = int(round(pop / rng.uniform(2.4, 2.9)))
+    return {
+        "id": f"{TOWNSHIP_CODES[t]}{k + 1:03d}",
+        "name": names_pool[k] + "社区",
+        "population": pop, "pop_60plus": p60, "pop_65plus": p65, "pop_80plus": p80,
+        "households": hh, "township": t, "district": DISTRICT,
+    }
+
+
+# ---- residential compounds, parks, gates
+def _residential(lay: _Layout, comms: _Communities, rng: np.random.Generator):
+    import geopandas as gpd
+    from shapely.geometry import Polygon
+
+    res_cells, res_ids, cid_to_id = lay.res_cells, lay.res_ids, comms.cid_to_id
+    return gpd.GeoDataFrame(
         {"id": [res_ids[c] for c in res_cells],
          "name": [_compound_name(k, rng) for k in range(len(res_cells))],
          "landuse": "residential",
-         "community": [cid_to_id[comm_of[c]] for c in res_cells]},
-        geometry=[Polygon(to_lonlat(res_polys[c])) for c in res_cells],
-        crs="EPSG:4326",
-    )
-    parks = gpd.GeoDataFrame(
-        {"id": [f"P{k + 1:02d}" for k in range(len(park_cells))],
-         "name": [f"{names_pool[-1 - k]}公园" for k in range(len(park_cells))],
-         "leisure": "park"},
-        geometry=[Polygon(to_lonlat(_shrunk(grid.cell_ring(*c), 0.9))) for c in park_cells],
+         "community": [cid_to_id[comms.comm_of[c]] for c in res_cells]},
+        geometry=[Polygon(to_lonlat(lay.res_polys[c])) for c in res_cells],
         crs="EPSG:4326",
     )
 
-    # gates of gated compounds: midpoints of sides of the compound polygon
+
+def _parks(lay: _Layout, names_pool: list[str]):
+    import geopandas as gpd
+    from shapely.geometry import Polygon
+
+    park_cells = lay.park_cells
+    return gpd.GeoDataFrame(
+        {"id": [f"P{k + 1:02d}" for k in range(len(park_cells))],
+         "name": [f"{names_pool[-1 - k]}公园" for k in range(len(park_cells))],
+         "leisure": "park"},
+        geometry=[Polygon(to_lonlat(_shrunk(lay.grid.cell_ring(*c), 0.9))) for c in park_cells],
+        crs="EPSG:4326",
+    )
+
+
+def _gates(lay: _Layout, comms: _Communities, rng: np.random.Generator):
+    """Gates of gated compounds: midpoints of sides of the compound polygon."""
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    res_cells, res_ids, cid_to_id = lay.res_cells, lay.res_ids, comms.cid_to_id
     gate_rows, gate_geoms = [], []
     gated = [res_cells[k] for k in sorted(rng.choice(len(res_cells), size=18, replace=False))]
     for c in gated:
         for s in sorted(rng.choice(4, size=int(rng.integers(1, 3)), replace=False)):
-            p = _side_point(res_polys[c], s)
+            p = _side_point(lay.res_polys[c], s)
             gate_rows.append({"id": f"G{len(gate_rows) + 1:03d}", "compound": res_ids[c],
-                              "community": cid_to_id[comm_of[c]]})
+                              "community": cid_to_id[comms.comm_of[c]]})
             gate_geoms.append(Point(to_lonlat(p)[0]))
-    gates = gpd.GeoDataFrame(gate_rows, geometry=gate_geoms, crs="EPSG:4326")
+    return gpd.GeoDataFrame(gate_rows, geometry=gate_geoms, crs="EPSG:4326")
 
-    # ---- facilities (register), placed in residential compounds near a road
-    facilities = _facilities(grid, cells, res_cells, res_polys, comm_of, comm_records,
-                             comm_rows, rng)
-    used_cells = set(facilities.pop("_cell"))
 
-    # ---- candidate sites
-    cand_rows, cand_geoms = [], []
-    free_res = [c for c in res_cells if c not in used_cells]
+# ---- candidate sites
+def _candidates(lay: _Layout, used_cells: set[Cell], iso_cell: Cell,
+                rng: np.random.Generator):
+    """Candidate sites: in residential compounds without a facility, and on vacant land."""
+    import geopandas as gpd
+    from shapely.geometry import Point
+
+    rows, points = _compound_candidates(lay, used_cells, rng)
+    vac_rows, vac_points = _vacant_candidates(lay, iso_cell, rng)
+    rows += vac_rows
+    for k, r in enumerate(rows):
+        r["id"] = f"C{k + 1:03d}"
+        r["name"] = f"备选地块{k + 1:03d}" + ("(空地)" if r["kind"] == "vacant" else "")
+    return gpd.GeoDataFrame(
+        [{k: r[k] for k in ("id", "name", "tier", "capacity", "land_area_m2")} for r in rows],
+        geometry=[Point(to_lonlat(p)[0]) for p in points + vac_points], crs="EPSG:4326",
+    )
+
+
+def _compound_candidates(lay: _Layout, used_cells: set[Cell],
+                         rng: np.random.Generator) -> tuple[list[dict], list[np.ndarray]]:
+    rows, points = [], []
+    free_res = [c for c in lay.res_cells if c not in used_cells]
     for c in sorted(rng.choice(len(free_res), size=64, replace=False)):
-        p = _side_point(res_polys[free_res[c]], int(rng.integers(0, 4)), inset_m=15.0)
+        p = _side_point(lay.res_polys[free_res[c]], int(rng.integers(0, 4)), inset_m=15.0)
         land = float(rng.choice([300, 400, 500, 600, 800, 1000, 1200, 1500, 2000, 2500]))
         tier = ("township_centre" if land >= 2000 else
                 "community_station" if rng.random() < 0.7 else None)
         cap = int(round(land / 25)) if tier == "township_centre" else int(rng.integers(20, 45))
-        cand_rows.append({"tier": tier, "capacity": cap, "land_area_m2": land,
-                          "kind": "residential"})
-        cand_geoms.append(Point(to_lonlat(p)[0]))
-    vac = [c for c in sorted(cells) if cells[c]["use"] == "vacant" and c != iso_cell]
-    for c in sorted(rng.choice(len(vac), size=8, replace=False)):
-        centre = np.asarray(cells[vac[c]]["centre"])
-        land = float(rng.choice([3000, 4000, 5000, 6000, 8000]))
-        cand_rows.append({"tier": "township_centre" if land >= 4000 else None,
-                          "capacity": int(land / 40), "land_area_m2": land, "kind": "vacant"})
-        cand_geoms.append(Point(to_lonlat(centre + rng.normal(0, 20, 2))[0]))
-    for k, r in enumerate(cand_rows):
-        r["id"] = f"C{k + 1:03d}"
-        r["name"] = f"备选地块{k + 1:03d}" + ("(空地)" if r["kind"] == "vacant" else "")
-    candidates = gpd.GeoDataFrame(
-        [{k: r[k] for k in ("id", "name", "tier", "capacity", "land_area_m2")} for r in cand_rows],
-        geometry=cand_geoms, crs="EPSG:4326",
-    )
+        rows.append({"tier": tier, "capacity": cap, "land_area_m2": land, "kind": "residential"})
+        points.append(p)
+    return rows, points
 
-    census_2020 = _census_2020(communities)
-    census_2010 = _census_2010(census_2020, rng)
-    return {
-        "roads": roads, "rail": rail, "water": water, "district": district,
-        "townships": townships, "communities": communities, "residential": residential,
-        "parks": parks, "gates": gates, "candidates": candidates,
-        "facilities": facilities, "census_2010": census_2010, "census_2020": census_2020,
-    }
+
+def _vacant_candidates(lay: _Layout, iso_cell: Cell,
+                       rng: np.random.Generator) -> tuple[list[dict], list[np.ndarray]]:
+    rows, points = [], []
+    vac = [c for c in sorted(lay.cells) if lay.cells[c]["use"] == "vacant" and c != iso_cell]
+    for c in sorted(rng.choice(len(vac), size=8, replace=False)):
+        centre = np.asarray(lay.cells[vac[c]]["centre"])
+        land = float(rng.choice([3000, 4000, 5000, 6000, 8000]))
+        rows.append({"tier": "township_centre" if land >= 4000 else None,
+                     "capacity": int(land / 40), "land_area_m2": land, "kind": "vacant"})
+        points.append(centre + rng.normal(0, 20, 2))
+    return rows, points
 
 
 def _components(cells: set) -> list[set]:
@@ -777,7 +975,7 @@ def _facilities(grid, cells, res_cells, res_polys, comm_of, comm_records, comm_r
     """The facility register (Chinese headers, GCJ-02 coordinates)."""
     from planner.coords import wgs84_to_gcj02
 
-    by_cid = {row["cid"]: rec for row, rec in zip(comm_rows, comm_records)}
+    by_cid = {row["cid"]: rec for row, rec in zip(comm_rows, comm_records, strict=True)}
 
     def cells_of(town, *, north=None):
         out = [c for c in res_cells if cells[c]["town"] == town]

@@ -2,8 +2,8 @@
 
 `read_layer` reads one file of any supported format into a GeoDataFrame
 with canonical column names (`planner._schema`), WGS-84-corrected
-coordinates and a metric CRS; `load_layer` does the same from a scenario's
-layer settings; `run_step` loads every layer of a scenario.
+coordinates and a metric CRS; the pipeline's layers step calls it for
+every layer of a scenario.
 
 Formats: GeoPackage, Shapefile (``.shp``, or zipped), GeoJSON, GeoParquet,
 KML/KMZ (read by `planner._kml.read_kml`), and CSV/XLSX tables with
@@ -50,7 +50,7 @@ import os
 import re
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import geopandas as gpd
 import numpy as np
@@ -64,11 +64,7 @@ from planner._errors import LayerError, PlannerWarning, collect
 from planner._schema import SYNONYMS
 from planner._validate import normalize_tier
 
-if TYPE_CHECKING:
-    from planner._settings import LayerSettings, Scenario
-    from planner.scenario import RunResult
-
-__all__ = ["KINDS", "LAYER_KINDS", "load_layer", "normalize_tier", "read_layer", "run_step"]
+__all__ = ["KINDS", "LAYER_KINDS", "as_crs", "normalize_tier", "read_layer"]
 
 Kind = Literal["population", "facilities", "boundaries", "candidates", "gates", "points",
                "residential", "context", "lines"]
@@ -411,7 +407,8 @@ def _rename(gdf: gpd.GeoDataFrame, *, columns: dict[str, str], id_column: str | 
 
 
 # =============================================================================== main
-def _as_crs(value: Any, *, what: str) -> pyproj.CRS:
+def as_crs(value: Any, *, what: str) -> pyproj.CRS:
+    """``value`` as a `pyproj.CRS`; a `LayerError` naming ``what`` when PROJ cannot read it."""
     try:
         return pyproj.CRS.from_user_input(value)
     except pyproj.exceptions.CRSError:
@@ -504,6 +501,32 @@ def read_layer(
         raise LayerError(f"Layer {label}: file {path} does not exist. Check the path (in a "
                          "scenario, paths are relative to the scenario file).")
     columns = dict(columns or {})
+    system, file_crs, target = _check_arguments(label=label, coord_system=coord_system,
+                                                encoding=encoding, crs=crs, target_crs=target_crs)
+    gdf, is_table = _read_any(path, kind=kind, layer=layer, encoding=encoding, sheet=sheet,
+                              lon_column=lon_column, lat_column=lat_column, columns=columns,
+                              crs=file_crs, label=name)
+    header = f"Layer `{label}` ({path}{f', layer {layer}' if layer is not None else ''}) " \
+             "cannot be used:"
+    if len(gdf) == 0:
+        raise LayerError(f"{header}\n  - it has no rows. Check the file, `layer:` or `sheet:`.")
+    gdf = _set_file_crs(gdf, file_crs=file_crs, is_table=is_table, system=system, label=label,
+                        header=header)
+    gdf = _rename(gdf, columns=columns, id_column=id_column, path=path, label=name)
+    gdf, problems = _check_content(gdf, kind=kind, tiers=tiers, label=label)
+    collect(problems, header=header, error=LayerError)
+    return _project(gdf, system=system, target=target, path=path, kind=kind)
+
+
+def _warn_caller(message: str) -> None:
+    """`planner._validate.warn` from a helper of `read_layer`: points at read_layer's caller."""
+    warnings.warn(message, PlannerWarning, stacklevel=4)
+
+
+def _check_arguments(*, label: str, coord_system: coords.CoordSystem, encoding: str | None,
+                     crs: Any, target_crs: Any
+                     ) -> tuple[str, pyproj.CRS | None, pyproj.CRS | None]:
+    """Check `read_layer`'s datum, encoding and CRS arguments: (system, file CRS, target CRS)."""
     system = coords._check_system(coord_system, "coord_system")
     if encoding is not None:
         try:
@@ -513,25 +536,23 @@ def read_layer(
                 f"Layer {label}: unknown encoding {encoding!r}. Use e.g. `encoding: gbk`, "
                 "`encoding: gb18030` or `encoding: utf-8`."
             ) from None
-    file_crs = _as_crs(crs, what=f"Layer {label}: crs") if crs is not None else None
-    target = None if target_crs is None else _as_crs(target_crs, what="target_crs")
+    file_crs = as_crs(crs, what=f"Layer {label}: crs") if crs is not None else None
+    target = None if target_crs is None else as_crs(target_crs, what="target_crs")
     if target is not None and target.is_geographic:
         raise LayerError(
             f"target_crs {target.to_string()} is geographic (degrees); distances need a "
             "metric CRS. Use a projected CRS such as EPSG:32649, or leave it to 'auto'."
         )
-    gdf, is_table = _read_any(path, kind=kind, layer=layer, encoding=encoding, sheet=sheet,
-                              lon_column=lon_column, lat_column=lat_column, columns=columns,
-                              crs=file_crs, label=name)
-    header = f"Layer `{label}` ({path}{f', layer {layer}' if layer is not None else ''}) " \
-             "cannot be used:"
-    if len(gdf) == 0:
-        raise LayerError(f"{header}\n  - it has no rows. Check the file, `layer:` or `sheet:`.")
-    # ------------------------------------------------------------------ CRS
+    return system, file_crs, target
+
+
+def _set_file_crs(gdf: gpd.GeoDataFrame, *, file_crs: pyproj.CRS | None, is_table: bool,
+                  system: str, label: str, header: str) -> gpd.GeoDataFrame:
+    """Apply the scenario's ``crs`` to a file; the layer must end up with a usable CRS."""
     if file_crs is not None and not is_table:
         if gdf.crs is not None and not gdf.crs.equals(file_crs):
-            V.warn(f"Layer {label}: the file says CRS {gdf.crs.to_string()} but the scenario "
-                   f"sets crs {file_crs.to_string()}; using the scenario's.")
+            _warn_caller(f"Layer {label}: the file says CRS {gdf.crs.to_string()} but the "
+                         f"scenario sets crs {file_crs.to_string()}; using the scenario's.")
         gdf = gdf.set_crs(file_crs, allow_override=True)
     if gdf.crs is None:
         raise LayerError(
@@ -545,26 +566,21 @@ def read_layer(
             f"{gdf.crs.to_string()} is projected; GCJ-02/BD-09 offsets apply to longitude/"
             "latitude only. Give the layer in degrees, or set `coord_system: wgs84`."
         )
-    # ------------------------------------------------------------------ columns
-    gdf = _rename(gdf, columns=columns, id_column=id_column, path=path, label=name)
+    return gdf
+
+
+def _check_content(gdf: gpd.GeoDataFrame, *, kind: Kind, tiers: dict[str, str] | None,
+                   label: str) -> tuple[gpd.GeoDataFrame, list[str]]:
+    """Check (and repair) geometry and attributes: the layer and every problem found."""
     problems: list[str] = []
-    # ------------------------------------------------------------------ geometry
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PlannerWarning)
         gdf, geom_problems = V.check_geometry(gdf, kind=kind)
     for w in caught:
-        V.warn(f"Layer {label}: {w.message}")
+        _warn_caller(f"Layer {label}: {w.message}")
     problems.extend(geom_problems)
     if not geom_problems:
-        centres = shapely.centroid(shapely.envelope(np.asarray(gdf.geometry.values)))
-        if gdf.crs.is_geographic:
-            x, y = shapely.get_x(centres), shapely.get_y(centres)
-        else:
-            x, y = pyproj.Transformer.from_crs(gdf.crs, 4326, always_xy=True).transform(
-                shapely.get_x(centres), shapely.get_y(centres))
-            x, y = np.asarray(x), np.asarray(y)
-        problems.extend(V.check_lonlat(x, y, gdf, what="coordinates"))
-    # ------------------------------------------------------------------ attributes
+        problems.extend(_check_location(gdf))
     if kind in V.TIER_KINDS:
         problems.extend(V.check_tiers(gdf, kind=kind, tiers=tiers))
         if kind == "facilities" and "tier" not in gdf.columns:
@@ -575,8 +591,24 @@ def read_layer(
     problems.extend(V.check_counts(gdf))
     problems.extend(V.check_public(gdf))
     problems.extend(V.check_ids(gdf))
-    collect(problems, header=header, error=LayerError)
-    # ------------------------------------------------------------------ datum and projection
+    return gdf, problems
+
+
+def _check_location(gdf: gpd.GeoDataFrame) -> list[str]:
+    """Problems of the features' locations (centres of their envelopes, in lon/lat)."""
+    centres = shapely.centroid(shapely.envelope(np.asarray(gdf.geometry.values)))
+    if gdf.crs.is_geographic:
+        x, y = shapely.get_x(centres), shapely.get_y(centres)
+    else:
+        x, y = pyproj.Transformer.from_crs(gdf.crs, 4326, always_xy=True).transform(
+            shapely.get_x(centres), shapely.get_y(centres))
+        x, y = np.asarray(x), np.asarray(y)
+    return V.check_lonlat(x, y, gdf, what="coordinates")
+
+
+def _project(gdf: gpd.GeoDataFrame, *, system: str, target: pyproj.CRS | None, path: Path,
+             kind: Kind) -> gpd.GeoDataFrame:
+    """WGS-84 datum, the metric CRS, ``id`` and ``name`` first, and the ``attrs``."""
     if system != "wgs84":
         gdf = coords.to_wgs84(gdf, coord_system=system)
     if target is None:
@@ -591,88 +623,3 @@ def read_layer(
     gdf = gdf.reset_index(drop=True)
     gdf.attrs.update({"source": str(path), "kind": kind, "coord_system": system})
     return gdf
-
-
-def load_layer(settings: LayerSettings, *, kind: Kind, scenario: Scenario, target_crs: Any,
-               name: str | None = None) -> gpd.GeoDataFrame:
-    """Read a layer described in a scenario (paths relative to the scenario file).
-
-    Parameters
-    ----------
-    settings
-        The layer's `planner._settings.LayerSettings`.
-    kind
-        Layer kind (see `read_layer`).
-    scenario
-        The scenario, for resolving the path.
-    target_crs
-        The study's metric CRS (None: choose from this layer).
-    name
-        The layer's name in the scenario (for messages).
-    """
-    path = scenario.resolve(settings.path)
-    return read_layer(
-        path,
-        kind=kind,
-        columns=settings.columns,
-        coord_system=settings.coord_system,
-        encoding=settings.encoding,
-        crs=settings.crs,
-        layer=settings.layer,
-        id_column=settings.id_column,
-        lon_column=settings.lon_column,
-        lat_column=settings.lat_column,
-        sheet=settings.sheet,
-        target_crs=target_crs,
-        name=name,
-        tiers=getattr(settings, "tiers", None) or None,
-    )
-
-
-def run_step(result: RunResult) -> str | None:
-    """Load every layer of the scenario into ``result.layers`` in one metric CRS.
-
-    The study CRS is the scenario's ``crs`` unless it is ``"auto"``; then it
-    is the UTM zone of the first layer's centre.  Warnings are recorded on
-    the result (``result.warn``).
-
-    Raises
-    ------
-    LayerError
-        When neither ``population`` nor ``residential`` + a ``demand``
-        section is given, or a layer is unusable.
-    """
-    scenario = result.scenario
-    layers = scenario.layers
-    if layers.population is None and not (layers.residential is not None
-                                          and scenario.demand is not None):
-        raise LayerError(
-            f"Scenario {scenario.name!r} has no population: add `layers: population:` (communities "
-            "or compounds with 常住人口/60岁及以上人口), or `layers: residential:` together with a "
-            "`demand:` section (census tables to spread over residential land)."
-        )
-    target: pyproj.CRS | None = None
-    if str(scenario.crs).lower() != "auto":
-        target = _as_crs(scenario.crs, what="Scenario crs")
-        if target.is_geographic:
-            raise LayerError(
-                f"Scenario crs {scenario.crs!r} is geographic (degrees); distances need a metric "
-                "CRS. Use e.g. `crs: EPSG:32649` (UTM 49N), or `crs: auto`."
-            )
-    for key, kind in LAYER_KINDS.items():
-        settings = getattr(layers, key, None)
-        if settings is None:
-            continue
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", PlannerWarning)
-            gdf = load_layer(settings, kind=kind, scenario=scenario, target_crs=target, name=key)
-        for w in caught:
-            if issubclass(w.category, PlannerWarning):
-                result.warn(str(w.message))
-            else:
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        if target is None:
-            target = pyproj.CRS.from_user_input(gdf.crs)
-        result.layers[key] = gdf
-    result.crs = target
-    return None

@@ -4,13 +4,13 @@ Functions here add one kind of layer to a given `folium.Map` and return it,
 in the style of GeoPandas' ``explore(m=...)``, so they compose in notebooks::
 
     m = base_map(bounds=bbox)
-    add_facilities(m, result.layers["facilities"])
-    add_service_areas(m, result.layers["service_areas"])
+    add_facilities(m, study.layers["facilities"])
+    add_service_areas(m, study.layers["service_areas"])
     finish(m)            # layer control, legend, credit
     save(m, "map.html")
 
-`map_from_result` draws whatever a run produced (an absent layer is simply
-not drawn).  The map is one self-contained HTML file: Leaflet's JS and CSS
+`web_map` draws every layer of a `planner.study.Study` (an absent layer is
+simply not drawn).  The map is one self-contained HTML file: Leaflet's JS and CSS
 come inlined from the installed ``xstatic-leaflet`` package (BSD-2, the same
 files the Leaflet CDN serves) and folium's other CDN links (jQuery,
 Bootstrap, Font Awesome) are dropped, because no layer here needs them.
@@ -40,6 +40,13 @@ from jinja2 import Template
 
 from planner._errors import OutputError, PlannerWarning
 from planner._schema import TIER_LABELS, TIERS
+from planner.study import Study
+
+__all__ = ["COORD_DECIMALS", "OSM_CREDIT", "TEXT", "add_blind_spots", "add_boundaries",
+           "add_credit", "add_facilities", "add_legend", "add_parks", "add_population",
+           "add_population_access", "add_proposed_sites", "add_roads", "add_service_areas",
+           "add_township_norms", "add_water", "base_map", "finish", "make_offline", "save", "time_bands",
+           "iframe_of", "to_html", "to_iframe", "township_status", "web_map"]
 
 if TYPE_CHECKING:  # pragma: no cover
     import folium
@@ -653,7 +660,7 @@ def add_service_areas(
     return m
 
 
-def _time_bands(times: Any, circle_min: float) -> np.ndarray:
+def time_bands(times: Any, circle_min: float) -> np.ndarray:
     """The band of each walking time in minutes, as keys of `BAND_COLORS`.
 
     ``"5"``, ``"10"``, ``"15"`` (up to ``circle_min``), ``"over"``, and
@@ -687,7 +694,7 @@ def add_population_access(
     disp = _to_display(population_access, coord_system=_opts(m)["coord_system"],
                        tolerance_m=tolerance_m)
     times = disp[time_column].astype(float).to_numpy()
-    bands = _time_bands(times, circle_min)
+    bands = time_bands(times, circle_min)
     unit = _t(lang, "minutes")
     columns: dict[str, list[str]] = {}
     if "name" in disp:
@@ -1088,7 +1095,12 @@ def to_iframe(m: folium.Map, *, height_px: int = 600, title: str = "map") -> str
     ``sandbox`` attribute: Chromium does not run the map in a sandboxed
     ``srcdoc`` frame opened from ``file://``.)
     """
-    doc = html.escape(to_html(m), quote=True)
+    return iframe_of(to_html(m), height_px=height_px, title=title)
+
+
+def iframe_of(page: str, *, height_px: int = 600, title: str = "map") -> str:
+    """An HTML page (e.g. `to_html`'s) as an escaped ``<iframe srcdoc=...>`` fragment."""
+    doc = html.escape(page, quote=True)
     return (f'<iframe class="planner-map" title="{_esc(title)}" srcdoc="{doc}" '
             f'style="width:100%;height:{int(height_px)}px;border:1px solid #ccc">'
             "</iframe>")
@@ -1107,44 +1119,28 @@ def _total_bounds(layers: dict[str, Any]) -> tuple[float, float, float, float] |
     return None
 
 
-def _estimated(result: Any, layer: str) -> bool:
-    """Whether the demand step marked columns of ``layer`` as estimates."""
-    cols = result.tables.get("demand_columns")
-    if cols is None or "layer" not in cols or "estimated" not in cols:
-        return False
-    return bool(cols[(cols["layer"] == layer) & cols["estimated"].astype(bool)].shape[0])
-
-
-def uses_osm(result: Any) -> bool:
-    """Whether the run used OpenStreetMap data (scenario.osm_data, or an OSM network)."""
-    sc = result.scenario
-    net = getattr(sc, "network", None)
-    return bool(getattr(sc, "osm_data", False)) or (
-        net is not None and str(net.source).startswith(("osm", "osmnx")))
-
-
-def map_from_result(result: Any, *, lang: Lang | None = None) -> folium.Map:
-    """Draw every layer a run produced; absent layers are simply not drawn.
+def web_map(study: Study, *, lang: Lang | None = None) -> folium.Map:
+    """Draw every layer of a study; absent layers are simply not drawn.
 
     Parameters
     ----------
-    result
-        A `planner.scenario.RunResult`.
+    study
+        The layers and tables to draw (`planner.study.Study`; a run's is
+        ``planner.pipeline.presenting.study_of(result)``).
     lang
-        Label language; default the scenario's ``lang``.
+        Label language; default the study's ``lang``.
     """
-    lang = lang or result.lang
-    out = result.scenario.outputs
-    layers = result.layers
-    tables = result.tables
-    m = base_map(bounds=_total_bounds(layers), tiles=out.tiles,
-                 tiles_coord_system=out.tiles_coord_system,
-                 tiles_attribution=out.tiles_attribution, lang=lang)
-    tol = float(out.map_simplify_m)
+    lang = lang or study.lang
+    style = study.map_style
+    layers = study.layers
+    tables = study.tables
+    m = base_map(bounds=_total_bounds(layers), tiles=style.tiles,
+                 tiles_coord_system=style.tiles_coord_system,
+                 tiles_attribution=style.tiles_attribution, lang=lang)
+    tol = float(style.simplify_m)
     add_water(m, layers.get("water"), tolerance_m=tol)
     add_parks(m, layers.get("parks"), tolerance_m=tol)
     add_roads(m, layers.get("network_edges"), tolerance_m=tol)
-    circle = result.scenario.access.circle_min if result.scenario.access else 15.0
     add_service_areas(m, layers.get("service_areas"), tolerance_m=tol)
     if layers.get("township_norms") is not None:
         add_township_norms(m, layers["township_norms"], norm_checks=tables.get("norm_checks"),
@@ -1154,9 +1150,9 @@ def map_from_result(result: Any, *, lang: Lang | None = None) -> folium.Map:
     add_boundaries(m, layers.get("districts"), kind="districts", tolerance_m=tol)
     pa = layers.get("population_access")
     if pa is not None and "time_min_any" in pa:
-        add_population_access(m, pa, circle_min=circle, tolerance_m=tol)
+        add_population_access(m, pa, circle_min=study.circle_min, tolerance_m=tol)
     elif layers.get("population") is not None:
-        add_population(m, layers["population"], estimated=_estimated(result, "population"),
+        add_population(m, layers["population"], estimated=study.estimated("population"),
                        tolerance_m=tol)
     add_blind_spots(m, layers.get("blind_spots"), tolerance_m=tol)
     add_facilities(m, layers.get("facilities"))
@@ -1165,18 +1161,5 @@ def map_from_result(result: Any, *, lang: Lang | None = None) -> folium.Map:
     if pop is not None and "pop_60plus" in pop:
         total = float(pop["pop_60plus"].sum())
     add_proposed_sites(m, layers.get("proposed_sites"), total_pop_60plus=total)
-    finish(m, osm_credit=uses_osm(result))
+    finish(m, osm_credit=study.osm_data)
     return m
-
-
-def run_step(result: Any) -> str | None:
-    """The "maps" step: build the map into ``result.artifacts["map"]``, write map.html."""
-    if not result.scenario.outputs.map:
-        return "outputs.map is false"
-    if not result.layers:
-        return "no layers to draw"
-    m = map_from_result(result)
-    result.artifacts["map"] = m
-    page = to_html(m)
-    result.write("map.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
-    return None

@@ -8,7 +8,7 @@ Three maps, each a function that returns a `matplotlib.figure.Figure`:
 * `norm_status_map`: townships coloured by norm status.
 
 Each has a north arrow, a scale bar, a legend and a credit line.  Maps are
-drawn in the layers' metric CRS (the run's ``result.crs``), so the scale
+drawn in the layers' metric CRS (``study.crs``, a `planner.study.Study`), so the scale
 bar is true.  Chinese text needs a CJK font: `cjk_font` looks for one
 (Noto Sans CJK, Source Han Sans, WenQuanYi, SimHei, Microsoft YaHei,
 PingFang) through matplotlib's font manager and checks it really has the
@@ -27,6 +27,11 @@ import numpy as np
 
 from planner._errors import PlannerWarning
 from planner._schema import TIER_LABELS, TIERS
+from planner.study import Study
+
+__all__ = ["BAND_COLORS", "STATUS_COLORS", "TEXT", "add_credit", "add_north_arrow",
+           "add_scale_bar", "after_times", "before_after_map", "cjk_font", "coverage_map",
+           "font_path", "norm_status_map", "population_map", "print_maps", "save_figure"]
 
 Lang = Literal["zh", "en"]
 
@@ -218,11 +223,9 @@ def add_credit(ax: Any, text: str) -> None:
             bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})
 
 
-def _credit_text(result: Any, lang: str) -> str:
-    from planner.maps import uses_osm
-
+def _credit_text(study: Study | None, lang: str) -> str:
     parts = [_t(lang, "credit")]
-    if result is not None and uses_osm(result):
+    if study is not None and study.osm_data:
         parts.append(_t(lang, "osm"))
     return " · ".join(parts)
 
@@ -269,12 +272,12 @@ def _draw_demand(ax: Any, pa: Any, crs: Any, lang: str, circle: float,
                  time_column: str = "time_min_any") -> list:
     from matplotlib.patches import Patch
 
-    from planner.maps import _time_bands
+    from planner.maps import time_bands
 
     pa = _metric(pa, crs)
     if pa is None or time_column not in pa:
         return []
-    bands = _time_bands(pa[time_column].to_numpy(dtype=float), circle)
+    bands = time_bands(pa[time_column].to_numpy(dtype=float), circle)
     labels = {"5": _t(lang, "band_5"), "10": _t(lang, "band_10"),
               "15": _t(lang, "band_15", m=circle), "over": _t(lang, "band_over", m=circle),
               "unreachable": _t(lang, "unreachable")}
@@ -353,12 +356,10 @@ def _finish_axes(ax: Any, handles: list, lang: str, credit: str, *, legend: bool
     add_credit(ax, credit)
 
 
-def _layers_of(result: Any) -> tuple[dict[str, Any], Any, float]:
-    layers = result.layers
-    crs = result.crs if result.crs is not None else _frame_crs(layers)
-    acc = getattr(result.scenario, "access", None)
-    circle = float(acc.circle_min) if acc is not None else 15.0
-    return layers, crs, circle
+def _layers_of(study: Study) -> tuple[dict[str, Any], Any, float]:
+    layers = study.layers
+    crs = study.crs if study.crs is not None else _frame_crs(layers)
+    return layers, crs, float(study.circle_min)
 
 
 def _figure(ncols: int = 1) -> tuple[Any, Any]:
@@ -371,17 +372,17 @@ def _figure(ncols: int = 1) -> tuple[Any, Any]:
 
 
 # ---------------------------------------------------------------- the three maps
-def coverage_map(result: Any, *, lang: Lang | None = None) -> Any:
+def coverage_map(study: Study, *, lang: Lang | None = None) -> Any:
     """Demand units by walking time to the nearest facility, facilities, blind spots.
 
     Parameters
     ----------
-    result
-        A `planner.scenario.RunResult` (uses layers ``population_access``,
+    study
+        A `planner.study.Study` (uses layers ``population_access``,
         ``facilities``, ``blind_spots``, ``townships``, ``network_edges``,
         ``water`` where present).
     lang
-        ``"zh"`` (default: the scenario's) or ``"en"``.
+        ``"zh"`` (default: the study's) or ``"en"``.
 
     Returns
     -------
@@ -389,8 +390,8 @@ def coverage_map(result: Any, *, lang: Lang | None = None) -> Any:
     """
     import matplotlib
 
-    lang, rc = _resolve_lang(lang or result.lang)
-    layers, crs, circle = _layers_of(result)
+    lang, rc = _resolve_lang(lang or study.lang)
+    layers, crs, circle = _layers_of(study)
     with matplotlib.rc_context(rc):
         fig, ax = _figure()
         handles = _draw_base(ax, layers, crs, lang)
@@ -399,13 +400,13 @@ def coverage_map(result: Any, *, lang: Lang | None = None) -> Any:
         handles += _draw_blind(ax, layers.get("blind_spots"), crs, lang)
         handles += _draw_facilities(ax, layers.get("facilities"), crs, lang)
         ax.set_title(_t(lang, "coverage_m", m=circle), fontsize=13)
-        _finish_axes(ax, handles, lang, _credit_text(result, lang))
+        _finish_axes(ax, handles, lang, _credit_text(study, lang))
     return fig
 
 
-def _shares(result: Any, circle: float) -> tuple[float, float] | None:
+def _shares(study: Study, circle: float) -> tuple[float, float] | None:
     """Coverage share before and after at the care-circle threshold (locate's table)."""
-    tab = result.tables.get("coverage_before_after")
+    tab = study.tables.get("coverage_before_after")
     if tab is None or not {"share_before", "share_after"} <= set(tab.columns) or not len(tab):
         return None
     minutes = next((c for c in ("threshold_min", "minutes") if c in tab), None)
@@ -417,52 +418,45 @@ def _shares(result: Any, circle: float) -> tuple[float, float] | None:
     return float(row["share_before"].iloc[0]), float(row["share_after"].iloc[0])
 
 
-def after_times(result: Any) -> Any:
+def after_times(study: Study) -> Any:
     """Population units with ``time_min_after``: the walk once the proposed sites exist.
 
-    The smaller of ``time_min_any`` and the walk to the nearest proposed
-    site, computed with `planner.access` on the run's own network and
-    snapped units (``result.artifacts``), as the locate step does, so the
-    older residents within T minutes add up to its ``coverage_before_after``
-    table.  ``None`` where the run holds no network, snapped units or
-    proposed sites (e.g. a result read back from files).
+    The smaller of ``time_min_any`` and ``study.time_min_after`` (what
+    `planner.locate.propose_sites` found, so the older residents within T
+    minutes add up to its ``coverage_before_after`` table).  ``None`` where
+    the study holds no such times or no proposed sites (e.g. layers read
+    back from files).
     """
-    from planner import access
-
-    pa = result.layers.get("population_access")
-    prop = result.layers.get("proposed_sites")
-    net = result.artifacts.get("network")
-    snap = result.artifacts.get("snap_population")
-    if (pa is None or prop is None or len(prop) == 0 or net is None or snap is None
-            or "time_min_any" not in pa or snap.n_units != len(pa) or prop.crs is None):
+    pa = study.layers.get("population_access")
+    prop = study.layers.get("proposed_sites")
+    after = study.time_min_after
+    if (pa is None or prop is None or len(prop) == 0 or after is None
+            or "time_min_any" not in pa or len(after) != len(pa)):
         return None
-    acc = getattr(result.scenario, "access", None)
-    cutoff = float(acc.cutoff_min) if acc is not None else 60.0
-    new = access.population_access(net, pa, prop.to_crs(net.crs), snap_population=snap,
-                                   cutoff_min=cutoff, thresholds_min=())
+    after = np.asarray(after, dtype=float).copy()
+    after[~np.isfinite(after)] = np.nan
     out = pa.copy()
-    out["time_min_after"] = np.fmin(pa["time_min_any"].to_numpy(dtype=float),
-                                    new["time_min_any"].to_numpy(dtype=float))
+    out["time_min_after"] = np.fmin(pa["time_min_any"].to_numpy(dtype=float), after)
     return out
 
 
-def before_after_map(result: Any, *, lang: Lang | None = None) -> Any:
+def before_after_map(study: Study, *, lang: Lang | None = None) -> Any:
     """Two panels: coverage before, and after the proposed sites are built.
 
     The *after* panel colours the demand units by their walk once the
-    proposed sites exist (`after_times`) and draws the sites; without the
-    run's network (a result read back from files) it keeps the *before*
+    proposed sites exist (`after_times`) and draws the sites; without those
+    times (layers read back from files) it keeps the *before*
     colours and says so under the panel.  The coverage before → after and
     the older residents newly covered come from the locate step's tables.
     """
     import matplotlib
 
-    lang, rc = _resolve_lang(lang or result.lang)
-    layers, crs, circle = _layers_of(result)
-    after_pa = after_times(result)
+    lang, rc = _resolve_lang(lang or study.lang)
+    layers, crs, circle = _layers_of(study)
+    after_pa = after_times(study)
     with matplotlib.rc_context(rc):
         fig, (ax0, ax1) = _figure(2)
-        credit = _credit_text(result, lang)
+        credit = _credit_text(study, lang)
         for ax, after in ((ax0, False), (ax1, True)):
             handles = _draw_base(ax, layers, crs, lang)
             handles += _draw_townships(ax, layers, crs, lang)
@@ -480,7 +474,7 @@ def before_after_map(result: Any, *, lang: Lang | None = None) -> Any:
             ax1.text(0.5, -0.07, _t(lang, "before_colours"), transform=ax1.transAxes,
                      ha="center", va="top", fontsize=7, color="#555555")
         notes = []
-        shares = _shares(result, circle)
+        shares = _shares(study, circle)
         if shares is not None:
             notes.append(_t(lang, "share", b=100 * shares[0], a=100 * shares[1]))
         prop = layers.get("proposed_sites")
@@ -493,21 +487,21 @@ def before_after_map(result: Any, *, lang: Lang | None = None) -> Any:
     return fig
 
 
-def norm_status_map(result: Any, *, lang: Lang | None = None) -> Any:
+def norm_status_map(study: Study, *, lang: Lang | None = None) -> Any:
     """Townships coloured by norm status (pass / fail / not assessable), named."""
     import matplotlib
     from matplotlib.patches import Patch
 
     from planner.maps import township_status
 
-    lang, rc = _resolve_lang(lang or result.lang)
-    layers, crs, _ = _layers_of(result)
+    lang, rc = _resolve_lang(lang or study.lang)
+    layers, crs, _ = _layers_of(study)
     towns = _metric(layers.get("township_norms", layers.get("townships")), crs)
     with matplotlib.rc_context(rc):
         fig, ax = _figure()
         handles = _draw_base(ax, layers, crs, lang)
         if towns is not None:
-            status, _ = township_status(towns, result.tables.get("norm_checks"))
+            status, _ = township_status(towns, study.tables.get("norm_checks"))
             colors = [STATUS_COLORS.get(s, "#bdbdbd") for s in status]
             towns.plot(ax=ax, color=colors, edgecolor="#333333", linewidth=0.8, alpha=0.75,
                        zorder=3)
@@ -527,11 +521,11 @@ def norm_status_map(result: Any, *, lang: Lang | None = None) -> Any:
                                          label=_t(lang, s)))
         handles += _draw_facilities(ax, layers.get("facilities"), crs, lang)
         ax.set_title(_t(lang, "norms"), fontsize=13)
-        _finish_axes(ax, handles, lang, _credit_text(result, lang))
+        _finish_axes(ax, handles, lang, _credit_text(study, lang))
     return fig
 
 
-def population_map(result: Any, *, column: str = "pop_60plus", lang: Lang | None = None) -> Any:
+def population_map(study: Study, *, column: str = "pop_60plus", lang: Lang | None = None) -> Any:
     """Older residents per population unit (five quantile classes), estimates flagged.
 
     For runs without walking times (no facilities yet), e.g. census counts
@@ -540,12 +534,10 @@ def population_map(result: Any, *, column: str = "pop_60plus", lang: Lang | None
     import matplotlib
     from matplotlib.patches import Patch
 
-    from planner.maps import _estimated
-
-    lang, rc = _resolve_lang(lang or result.lang)
-    layers, crs, _ = _layers_of(result)
+    lang, rc = _resolve_lang(lang or study.lang)
+    layers, crs, _ = _layers_of(study)
     pop = _metric(layers.get("population"), crs)
-    flag = f" ({_t(lang, 'estimated')})" if _estimated(result, "population") else ""
+    flag = f" ({_t(lang, 'estimated')})" if study.estimated("population") else ""
     with matplotlib.rc_context(rc):
         fig, ax = _figure()
         handles = _draw_base(ax, layers, crs, lang)
@@ -566,7 +558,7 @@ def population_map(result: Any, *, column: str = "pop_60plus", lang: Lang | None
                                      label=f"{bounds[c]:,.0f}–{bounds[c + 1]:,.0f}"))
         handles += _draw_facilities(ax, layers.get("facilities"), crs, lang)
         ax.set_title(_t(lang, "population") + flag, fontsize=13)
-        _finish_axes(ax, handles, lang, _credit_text(result, lang))
+        _finish_axes(ax, handles, lang, _credit_text(study, lang))
     return fig
 
 
@@ -579,33 +571,27 @@ def save_figure(fig: Any, path: str | Path, *, dpi: int = 300) -> Path:
     return path
 
 
-def write_print_maps(result: Any, *, lang: Lang | None = None) -> dict[str, Path]:
-    """Write every print map the run's layers allow as PNG (300 dpi) and SVG.
+def print_maps(study: Study, *, lang: Lang | None = None) -> dict[str, tuple[str, Any]]:
+    """Every print map the study's layers allow: name -> (title, figure).
 
-    Files go to ``print_maps/<name>.png|svg`` in the output folder (written
-    atomically through ``result.write``).  Returns title → PNG path, for the
-    HTML report.
+    ``coverage`` (or ``population`` without walking times), ``before_after``
+    with proposed sites, ``norm_status`` with townships and norm checks.
+    Save each with `save_figure` as PNG (300 dpi) and SVG.
     """
-    lang = lang or result.lang
+    lang = lang or study.lang
+    lay, tab = study.layers, study.tables
     makers = []
-    if result.layers.get("population_access") is not None:
+    if lay.get("population_access") is not None:
         makers.append(("coverage", coverage_map, {"zh": "养老服务圈覆盖", "en": "Coverage"}))
-    elif result.layers.get("population") is not None:
+    elif lay.get("population") is not None:
         makers.append(("population", population_map,
                        {"zh": "老年人口分布", "en": "Older residents"}))
-    if result.layers.get("proposed_sites") is not None:
+    if lay.get("proposed_sites") is not None:
         makers.append(("before_after", before_after_map,
                        {"zh": "规划前后对比", "en": "Before and after"}))
-    if (result.layers.get("township_norms") is not None
-            or (result.layers.get("townships") is not None
-                and result.tables.get("norm_checks") is not None)):
+    if (lay.get("township_norms") is not None
+            or (lay.get("townships") is not None and tab.get("norm_checks") is not None)):
         makers.append(("norm_status", norm_status_map,
                        {"zh": "街镇规范达标情况", "en": "Norm status"}))
-    out: dict[str, Path] = {}
-    for name, maker, title in makers:
-        fig = maker(result, lang=lang)
-        png = result.write(f"print_maps/{name}.png", lambda tmp, f=fig: save_figure(f, tmp))
-        result.write(f"print_maps/{name}.svg", lambda tmp, f=fig: save_figure(f, tmp))
-        if png is not None:
-            out[title.get(lang, name)] = png
-    return out
+    return {name: (title.get(lang, name), maker(study, lang=lang))
+            for name, maker, title in makers}

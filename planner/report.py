@@ -1,6 +1,6 @@
 """The run's report: an Excel workbook and one self-contained HTML page.
 
-Both read whatever the other steps left on a `planner.scenario.RunResult`
+Both read the layers and tables of a `planner.study.Study`
 (tables ``coverage``, ``norm_checks``, ``proposed_sites``,
 ``coverage_before_after``; layers ``facilities``, ``blind_spots``,
 ``population_access`` ...); a table that is absent is left out.
@@ -29,6 +29,11 @@ import numpy as np
 import pandas as pd
 
 from planner._schema import TIER_LABELS
+from planner.study import ReportMeta, Study
+
+__all__ = ["HEADERS", "SHEETS", "STATUS", "TEXT", "assumption_rows", "compact_norm_checks",
+           "coverage_summary", "excel_report", "header", "html_report", "indicators",
+           "input_rows", "report_tables"]
 
 Lang = Literal["zh", "en"]
 
@@ -221,29 +226,28 @@ def _translate_values(df: pd.DataFrame, lang: Lang) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- indicators
-def _total_60(result: Any) -> float | None:
+def _total_60(study: Study) -> float | None:
     for key in ("population_access", "population"):
-        gdf = result.layers.get(key)
+        gdf = study.layers.get(key)
         if gdf is not None and "pop_60plus" in gdf:
             return float(pd.to_numeric(gdf["pop_60plus"], errors="coerce").sum())
     return None
 
 
-def _circle_min(result: Any) -> float:
-    acc = result.scenario.access
-    return float(acc.circle_min) if acc is not None else 15.0
+def _circle_min(study: Study) -> float:
+    return float(study.circle_min)
 
 
-def _overall_share(result: Any) -> float | None:
+def _overall_share(study: Study) -> float | None:
     """Share of residents 60+ within the care circle, from ``coverage`` or the layer."""
-    circle = _circle_min(result)
-    cov = result.tables.get("coverage")
+    circle = _circle_min(study)
+    cov = study.tables.get("coverage")
     if cov is not None and {"tier", "minutes", "scope", "pop_60plus_share"} <= set(cov.columns):
         row = cov[(cov["tier"] == "any") & (cov["scope"] == "overall")
                   & (np.isclose(cov["minutes"].astype(float), circle))]
         if len(row):
             return float(row["pop_60plus_share"].iloc[0])
-    pa = result.layers.get("population_access")
+    pa = study.layers.get("population_access")
     if pa is not None and "time_min_any" in pa and "pop_60plus" in pa:
         pop = pd.to_numeric(pa["pop_60plus"], errors="coerce").fillna(0).to_numpy()
         within = pa["time_min_any"].to_numpy(dtype=float) <= circle
@@ -251,21 +255,21 @@ def _overall_share(result: Any) -> float | None:
     return None
 
 
-def indicators(result: Any, *, lang: Lang | None = None) -> pd.DataFrame:
+def indicators(study: Study, *, lang: Lang | None = None) -> pd.DataFrame:
     """Key indicators of a run: ``indicator``, ``value``, ``unit`` (a row per indicator).
 
     Only indicators whose inputs exist are listed.  Shares are 0..1.
     """
-    lang = lang or result.lang
+    lang = lang or study.lang
     rows: list[tuple[str, float, str]] = []
-    pop_layer = result.layers.get("population_access", result.layers.get("population"))
+    pop_layer = study.layers.get("population_access", study.layers.get("population"))
     if pop_layer is not None and "population" in pop_layer:
         rows.append((_t(lang, "population"), float(pop_layer["population"].sum()),
                      _t(lang, "persons")))
-    total = _total_60(result)
+    total = _total_60(study)
     if total is not None:
         rows.append((_t(lang, "pop_60plus"), total, _t(lang, "persons")))
-    fac = result.layers.get("facilities")
+    fac = study.layers.get("facilities")
     if fac is not None:
         rows.append((_t(lang, "facilities"), float(len(fac)), _t(lang, "count")))
         if "tier" in fac:
@@ -273,22 +277,22 @@ def indicators(result: Any, *, lang: Lang | None = None) -> pd.DataFrame:
                 label = TIER_LABELS.get(tier, {}).get(lang, str(tier))
                 rows.append(("  " + _t(lang, "tier_count", tier=label), float(n),
                              _t(lang, "count")))
-    share = _overall_share(result)
+    share = _overall_share(study)
     if share is not None:
-        rows.append((_t(lang, "coverage", m=_circle_min(result)), share, "share"))
-    blind = result.layers.get("blind_spots")
+        rows.append((_t(lang, "coverage", m=_circle_min(study)), share, "share"))
+    blind = study.layers.get("blind_spots")
     if blind is not None:
         rows.append((_t(lang, "blind_spots"), float(len(blind)), _t(lang, "count")))
         if "pop_60plus" in blind:
             rows.append((_t(lang, "blind_pop"), float(blind["pop_60plus"].sum()),
                          _t(lang, "persons")))
-    prop = result.layers.get("proposed_sites", result.tables.get("proposed_sites"))
+    prop = study.layers.get("proposed_sites", study.tables.get("proposed_sites"))
     if prop is not None:
         rows.append((_t(lang, "proposed"), float(len(prop)), _t(lang, "count")))
         if "pop_60plus_newly_covered" in prop:
             rows.append((_t(lang, "newly"), float(prop["pop_60plus_newly_covered"].sum()),
                          _t(lang, "persons")))
-    checks = result.tables.get("norm_checks")
+    checks = study.tables.get("norm_checks")
     if checks is not None and "status" in checks:
         for status in ("pass", "fail", "not_assessable"):
             rows.append((f"{_t(lang, 'norms')}: {STATUS[lang][status]}",
@@ -297,11 +301,11 @@ def indicators(result: Any, *, lang: Lang | None = None) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------- tables for both outputs
-def report_tables(result: Any, *, lang: Lang | None = None) -> dict[str, pd.DataFrame]:
+def report_tables(study: Study, *, lang: Lang | None = None) -> dict[str, pd.DataFrame]:
     """The tables of the report, keyed by sheet name (values still canonical columns)."""
-    lang = lang or result.lang
-    out: dict[str, pd.DataFrame] = {"summary": indicators(result, lang=lang)}
-    cov = result.tables.get("coverage")
+    lang = lang or study.lang
+    out: dict[str, pd.DataFrame] = {"summary": indicators(study, lang=lang)}
+    cov = study.tables.get("coverage")
     if cov is not None and len(cov):
         cov = _frame(cov)
         if "scope" in cov and (cov["scope"] == "township").any():
@@ -310,15 +314,15 @@ def report_tables(result: Any, *, lang: Lang | None = None) -> dict[str, pd.Data
     for sheet, key in (("norm_checks", "norm_checks"), ("proposed_sites", "proposed_sites"),
                        ("before_after", "coverage_before_after"),
                        ("demand_areas", "demand_areas"), ("fca", "fca")):
-        tab = result.tables.get(key)
+        tab = study.tables.get(key)
         if tab is None and key == "proposed_sites":
-            tab = result.layers.get("proposed_sites")
+            tab = study.layers.get("proposed_sites")
         if tab is not None and len(tab):
             out[sheet] = _frame(tab)
-    fac = result.layers.get("facilities")
+    fac = study.layers.get("facilities")
     if fac is not None and len(fac):
         out["facilities"] = _with_lonlat(fac)
-    blind = result.layers.get("blind_spots")
+    blind = study.layers.get("blind_spots")
     if blind is not None and len(blind):
         out["blind_spots"] = _with_lonlat(blind, centroid=True)
     return out
@@ -440,17 +444,17 @@ def _write_sheet(wb: Any, title: str, df: pd.DataFrame, lang: Lang, *,
         ws.auto_filter.ref = ws.dimensions
 
 
-def excel_report(result: Any, path: str | Path, *, lang: Lang | None = None) -> Path:
-    """Write the run's workbook.
+def excel_report(study: Study, path: str | Path, *, lang: Lang | None = None) -> Path:
+    """Write the study's workbook.
 
     Parameters
     ----------
-    result
-        A `planner.scenario.RunResult`.
+    study
+        The layers and tables to report (`planner.study.Study`).
     path
         The ``.xlsx`` file to write.
     lang
-        Header language, default the scenario's.
+        Header language, default the study's.
 
     Returns
     -------
@@ -458,10 +462,10 @@ def excel_report(result: Any, path: str | Path, *, lang: Lang | None = None) -> 
     """
     from openpyxl import Workbook
 
-    lang = lang or result.lang
+    lang = lang or study.lang
     wb = Workbook()
     wb.remove(wb.active)
-    for key, df in report_tables(result, lang=lang).items():
+    for key, df in report_tables(study, lang=lang).items():
         _write_sheet(wb, SHEETS[key][lang], df, lang, summary=key == "summary")
     path = Path(path)
     wb.save(path)
@@ -521,25 +525,43 @@ def _table(df: pd.DataFrame, lang: Lang, *, max_rows: int = 500) -> dict[str, An
             "more": max(0, len(shown) - max_rows)}
 
 
-def _assumptions(result: Any, lang: Lang) -> list[tuple[str, str]]:
-    sc = result.scenario
-    out: list[tuple[str, str]] = []
-    net = result.artifacts.get("network")
-    speed = getattr(net, "speed_mps", None)
-    if speed is None and sc.network is not None:
-        speed = sc.network.speed_mps
-        if speed is None:
-            from planner.network import PROFILES
+def assumption_rows(
+    *,
+    lang: Lang = "zh",
+    speed_mps: float | None = None,
+    profile: str | None = None,
+    thresholds_min: list[float] | tuple[float, ...] | None = None,
+    circle_min: float | None = None,
+    demand_columns: pd.DataFrame | None = None,
+    rules: str | None = None,
+    plan_year: int | None = None,
+    tiles: str | None = None,
+) -> list[tuple[str, str]]:
+    """The report's assumptions as (label, value) rows; absent settings are left out.
 
-            speed = PROFILES.get(sc.network.profile, {}).get("speed_mps")
-    profile = f" ({sc.network.profile})" if sc.network is not None else ""
-    if speed is not None:
-        out.append((_t(lang, "speed"), f"{float(speed):.2f} {_t(lang, 'mps')}{profile}"))
-    if sc.access is not None:
-        mins = ", ".join(f"{t:g}" for t in sc.access.thresholds_min)
+    Parameters
+    ----------
+    speed_mps, profile
+        Walking speed and the walking profile it came from.
+    thresholds_min, circle_min
+        The access thresholds and the care circle (min).
+    demand_columns
+        The demand step's table of estimated columns (listed with their method).
+    rules, plan_year
+        The rule set and plan year of the norm checks.
+    tiles
+        The web map's base tiles (``None``: none).
+    """
+    out: list[tuple[str, str]] = []
+    if speed_mps is not None:
+        prof = f" ({profile})" if profile else ""
+        out.append((_t(lang, "speed"), f"{float(speed_mps):.2f} {_t(lang, 'mps')}{prof}"))
+    if thresholds_min is not None:
+        mins = ", ".join(f"{t:g}" for t in thresholds_min)
         out.append((_t(lang, "thresholds"), f"{mins} {_t(lang, 'min')}"))
-        out.append((_t(lang, "circle"), f"{sc.access.circle_min:g} {_t(lang, 'min')}"))
-    cols = result.tables.get("demand_columns")
+    if circle_min is not None:
+        out.append((_t(lang, "circle"), f"{circle_min:g} {_t(lang, 'min')}"))
+    cols = demand_columns
     if cols is not None and len(cols) and "column" in cols:
         if "estimated" in cols:
             cols = cols[cols["estimated"].astype(bool)]
@@ -550,18 +572,17 @@ def _assumptions(result: Any, lang: Lang) -> list[tuple[str, str]]:
             names.append(f"{name} ({method})" if isinstance(method, str) and method else name)
         if names:
             out.append(("⚠", _t(lang, "estimated", cols="; ".join(names))))
-    if sc.norms is not None:
-        out.append((_t(lang, "rules"), sc.norms.rules))
-        out.append((_t(lang, "plan_year"), str(sc.norms.plan_year)))
-    out.append((_t(lang, "tiles"), sc.outputs.tiles or _t(lang, "no_tiles")))
+    if rules is not None:
+        out.append((_t(lang, "rules"), rules))
+        out.append((_t(lang, "plan_year"), str(plan_year)))
+    out.append((_t(lang, "tiles"), tiles or _t(lang, "no_tiles")))
     return out
 
 
-def _provenance(result: Any) -> tuple[list[tuple[str, str, str]], dict[str, str]]:
-    from planner.scenario import _versions
-
-    inputs = []
-    for key, rec in result.inputs.items():
+def input_rows(inputs: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(key, path, SHA-256) rows of the inputs' record (``run.json``'s ``inputs``)."""
+    rows = []
+    for key, rec in inputs.items():
         if isinstance(rec, dict):  # run.json's form: {path, sha256, bytes} or {path, files}
             path = str(rec.get("path", ""))
             if "sha256" in rec:
@@ -572,8 +593,8 @@ def _provenance(result: Any) -> tuple[list[tuple[str, str, str]], dict[str, str]
         else:  # older "path sha256:<hex>" text
             path, _, digest = str(rec).rpartition(" sha256:")
             path = path or str(rec)
-        inputs.append((key, path, digest))
-    return inputs, _versions()
+        rows.append((key, path, digest))
+    return rows
 
 
 def _image_uri(path: Path) -> str:
@@ -582,49 +603,48 @@ def _image_uri(path: Path) -> str:
 
 
 def html_report(
-    result: Any,
+    study: Study,
     *,
+    meta: ReportMeta | None = None,
     lang: Lang | None = None,
     print_maps: dict[str, Path] | None = None,
-    include_map: bool = True,
+    map_html: str | None = None,
 ) -> str:
-    """The run's report as one self-contained HTML page.
+    """The study's report as one self-contained HTML page.
 
     Parameters
     ----------
-    result
-        A `planner.scenario.RunResult`.
+    study
+        The layers and tables to report (`planner.study.Study`).
+    meta
+        Assumptions, inputs, versions, steps and warnings (`planner.study.ReportMeta`).
     lang
-        Language, default the scenario's.
+        Language, default the study's.
     print_maps
         Title → PNG file of print maps to embed (as data URIs).
-    include_map
-        Embed the interactive map (``result.artifacts["map"]``, built if
-        absent) as an ``iframe srcdoc``.
+    map_html
+        A web map page (`planner.maps.to_html`) to embed as an ``iframe srcdoc``.
     """
     import time
 
     from jinja2 import Environment, PackageLoader, select_autoescape
 
-    lang = lang or result.lang
+    meta = meta or ReportMeta()
+    lang = lang or study.lang
     env = Environment(loader=PackageLoader("planner", "templates"),
                       autoescape=select_autoescape(["html", "j2"], default=True))
-    tables = report_tables(result, lang=lang)
+    tables = report_tables(study, lang=lang)
     summary = tables.pop("summary")
     ind = [(r.indicator, f"{100 * r.value:.1f}%" if r.unit == "share" else _fmt(r.value),
             "" if r.unit == "share" else r.unit) for r in summary.itertuples(index=False)]
     map_iframe = None
-    if include_map and result.layers:
+    if map_html is not None:
         from markupsafe import Markup
 
         from planner import maps
 
-        m = result.artifacts.get("map")
-        if m is None or lang != result.lang:
-            m = maps.map_from_result(result, lang=lang)
-        map_iframe = Markup(maps.to_iframe(m, height_px=560))  # srcdoc is escaped in to_iframe
+        map_iframe = Markup(maps.iframe_of(map_html, height_px=560))  # srcdoc escaped there
     images = [(title, _image_uri(Path(p))) for title, p in (print_maps or {}).items()]
-    inputs, versions = _provenance(result)
     if "coverage" in tables:  # the long table stays in the workbook; the page gets a summary
         tables["coverage"] = coverage_summary(tables["coverage"])
     if "norm_checks" in tables:  # the full table stays in the workbook; the page gets a readable one
@@ -632,36 +652,10 @@ def html_report(
     sections = [(SHEETS[k][lang], _table(v, lang)) for k, v in tables.items()]
     template = env.get_template("report.html.j2")
     return template.render(
-        lang=lang, t=TEXT[lang], title=f"{_t(lang, 'report')} · {result.scenario.name}",
-        scenario=result.scenario.name, indicators=ind, sections=sections, map_iframe=map_iframe,
-        images=images, assumptions=_assumptions(result, lang), inputs=inputs,
-        versions=versions, steps=[(s.name, s.status, f"{s.seconds:.2f}", s.reason)
-                                  for s in result.steps],
-        warnings=result.warnings[:50], generated=time.strftime("%Y-%m-%d %H:%M"),
+        lang=lang, t=TEXT[lang], title=f"{_t(lang, 'report')} · {study.name}",
+        scenario=study.name, indicators=ind, sections=sections, map_iframe=map_iframe,
+        images=images, assumptions=meta.assumptions, inputs=meta.inputs,
+        versions=meta.versions, steps=meta.steps,
+        warnings=meta.warnings[:50], generated=time.strftime("%Y-%m-%d %H:%M"),
         status_text=STATUS[lang],
     )
-
-
-# ---------------------------------------------------------------- the step
-def run_step(result: Any) -> str | None:
-    """The "report" step: print maps, ``report.html`` and ``planner.xlsx``.
-
-    Writes each when its ``outputs`` flag is on (``print_maps``, ``report``,
-    ``excel``); needs an output folder.
-    """
-    if result.out_dir is None:
-        return "no output folder (pass out_dir= or set `output:` in the scenario)"
-    opts = result.scenario.outputs
-    if not (opts.report or opts.excel or opts.print_maps):
-        return "outputs.report, outputs.excel and outputs.print_maps are all false"
-    pngs: dict[str, Path] = {}
-    if opts.print_maps:
-        from planner import plots
-
-        pngs = plots.write_print_maps(result)
-    if opts.excel:
-        result.write("planner.xlsx", lambda tmp: excel_report(result, tmp))
-    if opts.report:
-        page = html_report(result, print_maps=pngs, include_map=opts.map)
-        result.write("report.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
-    return None

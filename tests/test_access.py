@@ -14,8 +14,9 @@ from scipy.spatial import Delaunay
 
 from planner import access
 from planner._errors import LayerError, PlannerWarning
-from planner._snap import snap_points
+from planner.access import routing, snap_points
 from planner.network import WalkNetwork
+from planner.pipeline import steps
 
 CRS = "EPSG:32649"
 
@@ -39,7 +40,8 @@ def random_net(seed: int, n: int = 300, keep: float = 0.55) -> WalkNetwork:
     e = np.array(sorted(edges))
     e = e[rng.random(len(e)) < keep]
     # edges a little longer than straight (curvy streets), at 0.9 m/s
-    length = np.hypot(x[e[:, 0]] - x[e[:, 1]], y[e[:, 0]] - y[e[:, 1]]) * rng.uniform(1, 1.3, len(e))
+    length = np.hypot(x[e[:, 0]] - x[e[:, 1]], y[e[:, 0]] - y[e[:, 1]]) * rng.uniform(
+        1, 1.3, len(e))
     return WalkNetwork.from_edges(x, y, e[:, 0], e[:, 1], crs=CRS, speed_mps=0.9,
                                   edge_length_m=length)
 
@@ -47,7 +49,7 @@ def random_net(seed: int, n: int = 300, keep: float = 0.55) -> WalkNetwork:
 def reference_graph(net, sources, targets):
     """A NetworkX graph with the snapped points as nodes ('s', i) and ('t', j)."""
     g = nx.Graph()
-    for a, b, w in zip(net.edge_u, net.edge_v, net.edge_time_s):
+    for a, b, w in zip(net.edge_u, net.edge_v, net.edge_time_s, strict=True):
         if not g.has_edge(a, b) or g[a][b]["weight"] > w:
             g.add_edge(int(a), int(b), weight=float(w))
     sp_ = net.speed_mps
@@ -146,7 +148,7 @@ def test_cost_matrix_keeps_explicit_zeros_and_omits_unreachable_pairs():
     m = access.cost_matrix(net, units, fac, cutoff_s=150)
     assert isinstance(m, sp.csr_array)
     c = m.tocoo()
-    dense = {(int(r), int(k)): v for r, k, v in zip(c.row, c.col, c.data)}
+    dense = {(int(r), int(k)): v for r, k, v in zip(c.row, c.col, c.data, strict=True)}
     # explicit zero for the unit standing on a facility
     assert m.nnz == 3
     assert dense == pytest.approx({(0, 0): 0.0, (1, 0): 30.0, (2, 0): 100.0})
@@ -377,7 +379,8 @@ def test_service_areas_cover_every_reachable_street_point_on_a_random_net():
             lines[e], frac, normalized=True))])
     for i in range(3):
         t, _ = access.nearest_times(net, fac.take([i]), probe)
-        for minutes, poly in zip(sa.minutes[sa.facility_id == i], sa.geometry[sa.facility_id == i]):
+        mine = sa.facility_id == i
+        for minutes, poly in zip(sa.minutes[mine], sa.geometry[mine], strict=True):
             inside = shapely.covers(poly, shapely.points(np.c_[probe.x, probe.y]))
             reach = t <= minutes * 60 - 1e-6
             assert reach.any() and inside[reach].all()
@@ -425,10 +428,11 @@ def test_fca_on_layers_and_missing_supply_column():
         access.fca(net, pop, fac, supply="floor_area_m2")
 
 
-# ----------------------------------------------------------------------------- run_step
+# ----------------------------------------------------------------------------- the access step
+
 def _result(access_settings=None):
-    from planner._settings import LayersSettings, Scenario
-    from planner.scenario import RunResult
+    from planner.pipeline import RunResult
+    from planner.pipeline.settings import LayersSettings, Scenario
 
     sc = Scenario(name="t", layers=LayersSettings(), access=access_settings)
     return RunResult(scenario=sc, crs=CRS)
@@ -436,13 +440,13 @@ def _result(access_settings=None):
 
 def test_run_step_skips_without_network_or_facilities():
     res = _result()
-    assert "no walk network" in access.run_step(res)
+    assert "no walk network" in steps.access(res)
     res.artifacts["network"] = grid_net()
-    assert "no facilities" in access.run_step(res)
+    assert "no facilities" in steps.access(res)
 
 
 def test_run_step_fills_layers_tables_and_artifacts():
-    from planner._settings import AccessSettings, FCASettings
+    from planner.pipeline.settings import AccessSettings, FCASettings
 
     net = grid_net()
     # an island component far away, with one unit on it
@@ -459,7 +463,7 @@ def test_run_step_fills_layers_tables_and_artifacts():
          "township": ["T1", "T2", "T2"]},
         geometry=shapely.points([[0, 350], [450, 500], [5050, 0]]), crs=CRS)
     with pytest.warns(PlannerWarning, match=r"1 population units reach no facility.*: c\."):
-        assert access.run_step(res) is None
+        assert steps.access(res) is None
     pa = res.layers["population_access"]
     np.testing.assert_allclose(pa["time_min_any"], [350 / 60, 50 / 60, np.nan])
     cov = res.tables["coverage"]
@@ -483,7 +487,7 @@ def test_run_step_without_access_section_uses_defaults_and_records_far_snaps():
         {"id": ["far"], "population": [10], "pop_60plus": [1]},
         geometry=[shapely.Point(0, 900)], crs=CRS)
     with pytest.warns(PlannerWarning, match=r"more than 300 m.*far \(400 m\)"):
-        access.run_step(res)
+        steps.access(res)
     assert any("far (400 m)" in w for w in res.warnings)
     # 400 m snap to (0, 500), then 500 m along the street to F1
     assert res.layers["population_access"]["time_min_any"].iloc[0] * 60 == pytest.approx(900)
@@ -513,7 +517,7 @@ def test_agrees_with_networkx_on_the_demo_network():
 
     from planner import network
 
-    demo = Path(access.__file__).parent / "data" / "demo.gpkg"
+    demo = Path(access.__file__).parents[1] / "data" / "demo.gpkg"
     if not demo.is_file():
         pytest.skip("demo.gpkg not generated yet")
     import warnings
@@ -562,7 +566,7 @@ def test_cost_matrix_in_many_chunks_equals_one_chunk(monkeypatch):
     a = snap_points(net, rng.uniform(0, 3000, (40, 2)), max_snap_m=1e9)
     b = snap_points(net, rng.uniform(0, 3000, (60, 2)), max_snap_m=1e9)
     one = access.cost_matrix(net, a, b, cutoff_s=1200)
-    monkeypatch.setattr(access, "_MEMORY_BYTES", 8 * 3 * 400 * 7)  # ~7 rows per chunk
+    monkeypatch.setattr(routing, "_MEMORY_BYTES", 8 * 3 * 400 * 7)  # ~7 rows per chunk
     many = access.cost_matrix(net, a, b, cutoff_s=1200)
     assert many.nnz == one.nnz > 0
     assert np.array_equal(many.indices, one.indices)
@@ -582,7 +586,7 @@ def test_routing_csr_equals_the_network_csr_with_parallel_edges_and_loops():
     x, y = [0.0, 100.0, 200.0], [0.0, 0.0, 0.0]
     net = WalkNetwork.from_edges(x, y, [0, 1, 0, 2, 1], [1, 0, 1, 1, 1], crs=CRS,
                                  edge_length_m=[100.0, 90.0, 120.0, 100.0, 5.0])
-    indptr, indices, data = access._base_csr(net)
+    indptr, indices, data = routing._base_csr(net)
     mine = sp.csr_matrix((data, indices, indptr), shape=(3, 3))
     assert (mine != net.csr()).nnz == 0
     assert mine[0, 1] == pytest.approx(90.0) and mine[1, 0] == pytest.approx(90.0)
@@ -593,10 +597,11 @@ def _reference_service_area(net, fac, i, lim_s, buffer_m, quad_segs):
     with ``shapely.ops.substring``, the buffers unioned."""
     from shapely.ops import substring
 
-    from planner._snap import edge_geometries
+    from planner.access.snap import edge_geometries
 
     g = nx.Graph()
-    for a, b, w in zip(net.edge_u.tolist(), net.edge_v.tolist(), net.edge_time_s.tolist()):
+    for a, b, w in zip(net.edge_u.tolist(), net.edge_v.tolist(), net.edge_time_s.tolist(),
+                       strict=True):
         if not g.has_edge(a, b) or g[a][b]["weight"] > w:
             g.add_edge(a, b, weight=w)
     e0, f0 = int(fac.edge[i]), float(fac.fraction[i])
@@ -647,7 +652,7 @@ def assert_same_area(got, ref, buffer_m: float, quad_segs: int) -> None:
 @pytest.mark.parametrize("memory", [None, 8 * 260 * 3])  # one chunk; chunks of ~3 facilities
 def test_service_areas_equal_an_independent_reference_on_a_random_net(monkeypatch, memory):
     if memory is not None:
-        monkeypatch.setattr(access, "_MEMORY_BYTES", memory)
+        monkeypatch.setattr(routing, "_MEMORY_BYTES", memory)
     net = random_net(11, n=250, keep=0.7)
     rng = np.random.default_rng(5)
     xy = rng.uniform(300, 2700, (7, 2))

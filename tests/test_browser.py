@@ -21,7 +21,9 @@ import numpy as np
 import pytest
 from test_maps import EVIL, make_result
 
-from planner import maps, plots, report
+from planner import maps, plots
+from planner.pipeline import presenting
+from planner.pipeline import steps as ST
 
 CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"),
                              shutil.which("google-chrome")) if p), None)
@@ -100,7 +102,7 @@ def _no_remote(resources: list[str]) -> None:
 
 def test_map_runs_offline_in_chromium(tmp_path):
     r = make_result()
-    page = maps.to_html(maps.map_from_result(r))
+    page = maps.to_html(maps.web_map(presenting.study_of(r)))
     probe, log = _probe(page, tmp_path)
     assert probe["errors"] == []
     assert _console_problems(log) == []
@@ -140,12 +142,12 @@ def test_report_runs_offline_in_chromium(tmp_path):
     out.mkdir()
     r = make_result(out_dir=out)
     r.scenario.outputs.print_maps = False
-    assert report.run_step(r) is None
+    assert ST.report(r) is None
     pngs = {}
     for title, maker in (("覆盖", plots.coverage_map), ("达标", plots.norm_status_map),
                          ("对比", plots.before_after_map)):  # low dpi: only embedding is tested
-        pngs[title] = plots.save_figure(maker(r), tmp_path / f"{len(pngs)}.png", dpi=40)
-    page = report.html_report(r, print_maps=pngs)
+        pngs[title] = plots.save_figure(maker(presenting.study_of(r)), tmp_path / f"{len(pngs)}.png", dpi=40)
+    page = presenting.html_report(r, print_maps=pngs)
     (out / "report.html").write_text(page, encoding="utf-8")
     probe, log = _probe(page, tmp_path)
     assert probe["errors"] == []

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
-import types
 from pathlib import Path
 
 import pandas as pd
@@ -12,8 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 import planner
-from planner import scenario as S
 from planner.cli import EXIT_BAD_INPUT, EXIT_FAILED, cli
+from planner.pipeline import demo_scenario_path
+from planner.pipeline import steps as S
 
 SCENARIO = """\
 name: 测试区
@@ -36,14 +35,7 @@ def study(tmp_path: Path) -> Path:
 
 
 def fake_steps(monkeypatch, **funcs) -> None:
-    steps = []
-    for name, fn in funcs.items():
-        module = f"planner._fake_cli_{name}"
-        mod = types.ModuleType(module)
-        mod.run_step = fn
-        monkeypatch.setitem(sys.modules, module, mod)
-        steps.append((name, module))
-    monkeypatch.setattr(S, "STEPS", steps)
+    monkeypatch.setattr(S, "STEPS", list(funcs.items()))
 
 
 def invoke(*args: str):
@@ -99,7 +91,7 @@ def test_missing_scenario_file_exits_2(study):
 
 
 def test_non_empty_output_folder_exits_2_unless_overwrite(study, monkeypatch):
-    fake_steps(monkeypatch, a=lambda r: None, outputs=S.run_step)
+    fake_steps(monkeypatch, a=lambda r: None, outputs=S.outputs)
     out = study / "out"
     out.mkdir()
     (out / "x.txt").write_text("x")
@@ -193,7 +185,7 @@ def test_demo_refuses_to_run_twice_into_the_same_folder(demo_run):
 
 
 def test_validate_demo_prints_layer_table():
-    res = invoke("validate", S.demo_scenario_path(), "--no-network")
+    res = invoke("validate", demo_scenario_path(), "--no-network")
     assert res.exit_code == 0, res.output
     rows = {ln.split()[0]: ln.split() for ln in res.output.splitlines()[2:] if ln.strip()}
     assert rows["population"][1] == "46" and rows["population"][2] == "Polygon"
@@ -205,7 +197,7 @@ def test_validate_demo_prints_layer_table():
 
 def test_validate_demo_builds_the_network_with_its_traps_handled():
     """The demo's 4 near-misses are joined and its 3-lane cluster dropped (planner.demo)."""
-    res = invoke("validate", S.demo_scenario_path())
+    res = invoke("validate", demo_scenario_path())
     assert res.exit_code == 0, res.output
     line = next(ln for ln in res.output.splitlines() if ln.startswith("  network: "))
     values = dict(kv.split("=") for kv in line.removeprefix("  network: ").split(", "))

@@ -12,8 +12,9 @@ from shapely.geometry import box
 
 from planner import demand
 from planner._errors import DemandError, PlannerWarning
-from planner._settings import Scenario
-from planner.scenario import RunResult
+from planner.demand.allocation import _thin_residential_land
+from planner.pipeline import RunResult, steps
+from planner.pipeline.settings import Scenario
 
 UTM = "EPSG:32649"
 X0, Y0 = 300000.0, 3790000.0  # somewhere in Xi'an, UTM 49N
@@ -130,8 +131,8 @@ def test_read_census_township_key_and_finer_top_bands():
 def test_read_census_band_mismatch_lists_difference_and_trust_options():
     raw = census_2020({"A区": bands_of(5), "B区": bands_of(6)})
     raw.loc[1, "人口数_合计"] += 7
-    with pytest.raises(DemandError, match=r"B区: total \d+, bands sum to \d+ \(total - bands = \+7\)"
-                       ) as info:
+    mismatch = r"B区: total \d+, bands sum to \d+ \(total - bands = \+7\)"
+    with pytest.raises(DemandError, match=mismatch) as info:
         demand.read_census(raw)
     assert "A区" not in str(info.value)
     assert "trust='bands'" in str(info.value) and "trust='total'" in str(info.value)
@@ -447,6 +448,89 @@ def test_project_units_scale_own_counts():
         demand.project_units(units.assign(district=["A", "B区"]), proj, area_column="district")
 
 
+# --------------------------------------------------------------------------- population layer
+def census_counts(**rows: tuple[float, float, float]) -> pd.DataFrame:
+    """A census table without bands: area -> (population, pop_60plus, households)."""
+    return pd.DataFrame({"name": list(rows),
+                         "population": [float(r[0]) for r in rows.values()],
+                         "pop_60plus": [float(r[1]) for r in rows.values()],
+                         "households": [float(r[2]) for r in rows.values()]})
+
+
+def test_estimate_population_integer_counts_sum_to_census_totals(two_areas, residential):
+    # r1, r2, r3 only (nothing outside); 800 and 1200 m² of land for 61 and 37 residents
+    table = census_counts(A区=(61, 13, 25), B区=(37, 11, 16))
+    pop, info = demand.estimate_population(two_areas, table, residential.iloc[:3],
+                                           source="c2020.csv")
+    by_id = pop.set_index("id")
+    assert by_id.index.tolist() == ["r1", "r2-A区", "r2-B区", "r3"]
+    # A: r1 400 m² | r2's A piece 400 m² -> halves; x.5 ties go to the first polygon
+    # B: r2's B piece 400 m² | r3 800 m² -> thirds: 37 -> 12.33 | 24.67, 11 -> 3.67 | 7.33,
+    #    16 -> 5.33 | 10.67; the one person left over goes to the larger remainder
+    assert by_id["population"].tolist() == [31, 30, 12, 25]
+    assert by_id["pop_60plus"].tolist() == [7, 6, 4, 7]
+    assert by_id["households"].tolist() == [13, 12, 5, 11]
+    for col in ("population", "pop_60plus", "households"):
+        assert pop[col].dtype.kind == "i"
+    sums = pop.groupby("district")[["population", "pop_60plus", "households"]].sum()
+    assert sums.loc["A区"].tolist() == [61, 13, 25]
+    assert sums.loc["B区"].tolist() == [37, 11, 16]
+    assert by_id.loc["r2-B区", "name"] == "二区" and by_id.loc["r3", "district"] == "B区"
+    assert (pop["placement"] == "residential").all()
+    assert pop.crs == two_areas.crs
+    assert info["column"].tolist() == ["population", "households", "pop_60plus"]
+    assert (info["layer"] == "population").all() and info["estimated"].all()
+    assert (info["source"] == "c2020.csv").all()
+    assert info["method"].str.contains("integers by largest remainder per area").all()
+
+
+def test_estimate_population_warns_about_residential_land_outside_every_area(two_areas,
+                                                                           residential):
+    # r4 (100 m²) and a 1 km² polygon lie east of both areas
+    far = boxes([(300, 0, 1300, 1000)], id=["r5"], name=["远区"], floor_m2=[1.0])
+    res = pd.concat([residential, far], ignore_index=True)
+    table = census_counts(A区=(61, 13, 25), B区=(37, 11, 16))
+    with pytest.warns(PlannerWarning) as caught:
+        pop, _ = demand.estimate_population(two_areas, table, res)
+    assert [str(w.message) for w in caught] == [
+        "demand: 2 residential polygon(s) (1.00 km²) lie outside every census area "
+        "and got no residents."]
+    assert not {"r4", "r5"} & set(pop["id"])
+    assert pop.groupby("district")["population"].sum().to_dict() == {"A区": 61, "B区": 37}
+
+
+def test_fill_groups_estimates_missing_groups_from_area_shares(two_areas):
+    # c1 lies in A区, c2 in B区; neither carries its district nor pop_60plus / households
+    pop = boxes([(10, 10, 20, 20), (150, 10, 160, 20)], id=["c1", "c2"], name=["甲", "乙"],
+                population=[100.0, 200.0])
+    table = census_counts(A区=(1000, 250, 400), B区=(800, 120, 200))
+    with pytest.warns(PlannerWarning, match=r"^Population layer: pop_60plus, households "
+                                            r"estimated from each unit's population and its "
+                                            r"district's census shares\.$"):
+        out, info = demand.fill_groups(pop, table, two_areas, source="c.csv")
+    assert out["district"].tolist() == ["A区", "B区"]  # found by location
+    assert out["pop_60plus"].tolist() == pytest.approx([100 * 250 / 1000, 200 * 120 / 800])
+    assert out["households"].tolist() == pytest.approx([100 * 400 / 1000, 200 * 200 / 800])
+    assert "pop_60plus" not in pop.columns  # the input is not changed
+    assert info["column"].tolist() == ["pop_60plus", "households"]
+    assert info["method"].tolist() == [
+        "unit population × its district's census share of pop_60plus",
+        "unit population × its district's census share of households"]
+    assert (info["source"] == "c.csv").all() and info["estimated"].all()
+
+    # a given value is kept; only the missing one is estimated
+    part = pop.assign(pop_60plus=[40.0, np.nan], households=[45.0, 60.0], district=["A区", "B区"])
+    with pytest.warns(PlannerWarning, match="^Population layer: pop_60plus estimated"):
+        out, info = demand.fill_groups(part, table, None)
+    assert out["pop_60plus"].tolist() == pytest.approx([40.0, 30.0])
+    assert out["households"].tolist() == [45.0, 60.0]
+    assert info["column"].tolist() == ["pop_60plus"]
+
+    # nothing missing: no warning, nothing estimated
+    out, info = demand.fill_groups(part.assign(pop_60plus=[40.0, 30.0]), table, None)
+    assert out["pop_60plus"].tolist() == [40.0, 30.0] and info.empty
+
+
 # --------------------------------------------------------------------------- run_step
 def _result(tmp_path, **demand_settings) -> RunResult:
     scen = Scenario(name="t", layers={}, demand=demand_settings)
@@ -456,7 +540,7 @@ def _result(tmp_path, **demand_settings) -> RunResult:
 
 def test_run_step_skips_without_section(tmp_path):
     res = RunResult(scenario=Scenario(name="t", layers={}))
-    assert demand.run_step(res) == "no `demand:` section in the scenario"
+    assert steps.demand(res) == "no `demand:` section in the scenario"
 
 
 def test_run_step_builds_population_layer(tmp_path, two_areas, residential):
@@ -467,7 +551,7 @@ def test_run_step_builds_population_layer(tmp_path, two_areas, residential):
     res = _result(tmp_path, census="c20.csv", census_previous="c10.csv")
     res.layers.update(districts=two_areas, residential=residential)
     with pytest.warns(PlannerWarning) as caught:
-        assert demand.run_step(res) is None
+        assert steps.demand(res) is None
     shown = [str(w.message) for w in caught]
     assert any("1 residential polygon(s)" in m and "outside every census area" in m
                for m in shown)
@@ -513,7 +597,7 @@ def test_run_step_with_given_population_fills_groups(tmp_path, two_areas):
     res = _result(tmp_path, census="c20.csv", method="life_table", life_table="lt.csv")
     res.layers.update(districts=two_areas, population=pop)
     with pytest.warns(PlannerWarning, match="estimated from each unit's population"):
-        assert demand.run_step(res) is None
+        assert steps.demand(res) is None
     out = res.layers["population"]
     b = bands_of(91)
     assert out["district"].tolist() == ["A区", "B区"]  # found by location
@@ -608,7 +692,7 @@ def test_run_step_townships_get_their_district(tmp_path):
                   method="life_table")
     res.layers.update(townships=towns, residential=boxes([(10, 10, 20, 20)], id=["r"]))
     with pytest.warns(PlannerWarning) as caught:
-        assert demand.run_step(res) is None
+        assert steps.demand(res) is None
     shown = [str(w.message) for w in caught]
     assert any("no residential polygon: ['西街道']" in m for m in shown)
     # only 东街道 has residential land (100 m²); 西街道 is at a point, not measured
@@ -622,7 +706,7 @@ def test_run_step_townships_get_their_district(tmp_path):
 
 
 def test_demo_scenario_projects_given_communities():
-    from planner.scenario import demo_scenario_path, run
+    from planner.pipeline import demo_scenario_path, run
 
     res = run(demo_scenario_path(), steps=["layers", "demand"])
     pop = res.layers["population"]
@@ -671,11 +755,11 @@ def test_run_step_plausible_residential_land_gives_no_density_warning(tmp_path):
     res = _result(tmp_path, census="c.csv", plan_years=[], method="life_table")
     res.layers.update(districts=areas, residential=boxes(
         [(100, 100, 300, 300), (1100, 100, 1300, 300)], id=["a", "b"]))
-    assert demand.run_step(res) is None  # no warning (warnings are errors here)
+    assert steps.demand(res) is None  # no warning (warnings are errors here)
     assert res.layers["population"]["population"].tolist() == [b20["A区"].sum(),
                                                                 b20["B区"].sum()]
     # the same land for 40,000 residents in B区: 1 m² per resident, reported
-    assert demand._thin_residential_land(
+    assert _thin_residential_land(
         demand.allocate(areas, totals(A区=2000, B区=40000), res.layers["residential"]),
         totals(A区=2000, B区=40000), None) == [("B区", pytest.approx(1.0))]
 
@@ -691,8 +775,8 @@ def test_run_step_units_at_another_level_than_the_census(tmp_path):
     res.layers.update(population=pop)
     with pytest.raises(DemandError, match=r"(?s)^Population units: their 'district' value.*"
                                           r"\['东街道', '西街道'\].*demand.area_layer.*'示范区'"):
-        demand.run_step(res)
+        steps.demand(res)
     res.layers.update(population=pop.drop(columns=["pop_80plus"]))  # a group to fill first
     with pytest.raises(DemandError, match=r"(?s)^Population layer: its 'district' value.*"
                                           r"c20\.csv.*demand.area_layer.*'示范区'"):
-        demand.run_step(res)
+        steps.demand(res)

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import shapely
 
-from planner import _faces, access
-from planner._snap import snap_points
+from planner import access
+from planner.access import areas, routing, snap_points
+from planner.access import faces as _faces
 from planner.network import WalkNetwork
 from tests.test_access import CRS, _reference_service_area, assert_same_area, random_net
 
@@ -162,8 +163,13 @@ def test_eroded_cores_are_cached_and_empty_for_narrow_blocks():
     faces = _faces.planar_faces(net)
     which = np.flatnonzero(faces.clean)
     h = _faces.eroded(net, faces, which, 30.0, 4)
-    assert all(shapely.equals(g, shapely.box(0, 0, 40, 40)) or
-               shapely.equals(g, shapely.box(100, 0, 140, 40)) or True for g in h)
+    # the blocks are the squares [0, 100] x [0, 100] and [100, 200] x [0, 100]; 30 m in
+    # from every side leaves the squares [30, 70] x [30, 70] and [130, 170] x [30, 70]
+    want = [shapely.box(30, 30, 70, 70), shapely.box(130, 30, 170, 70)]
+    assert len(h) == 2 and not shapely.equals(h[0], h[1])
+    for f, g in zip(which, h, strict=True):  # one core per block, each inside its own block
+        assert sum(bool(shapely.equals(g, w)) for w in want) == 1
+        assert shapely.contains(faces.polygon[f], g)
     assert np.allclose(shapely.area(h), 40.0 * 40.0)
     assert _faces.eroded(net, faces, which, 30.0, 4)[0] is h[0]  # cached
     assert all(g is None for g in _faces.eroded(net, faces, which, 50.0, 4))
@@ -186,7 +192,7 @@ def _check_against_reference(net, fac, minutes, buffer_m, quad_segs=16, **kw):
 def test_service_areas_on_a_dense_jittered_grid_equal_the_band_union(monkeypatch, blocks):
     # blocks of 30-70 m with 25 m bands: many tiny eroded cores to punch; without
     # blocks (few polygons on a large network) every street is banded
-    monkeypatch.setattr(access, "_BLOCKS_MIN_SHARE", 0.0 if blocks else 1e9)
+    monkeypatch.setattr(areas, "_BLOCKS_MIN_SHARE", 0.0 if blocks else 1e9)
     net = grid(16, 16, step=50.0, jitter=10.0, drop=0.1, seed=2)
     rng = np.random.default_rng(1)
     fac = snap_points(net, rng.uniform(100, 650, (4, 2)), max_snap_m=1e9)
@@ -197,13 +203,14 @@ def test_service_areas_on_a_dense_jittered_grid_equal_the_band_union(monkeypatch
 
 def test_service_areas_route_chunks_of_nearby_facilities_on_a_part_of_the_network(monkeypatch):
     # chunks of two facilities: each routes on the nodes within reach of its pair
-    monkeypatch.setattr(access, "_MEMORY_BYTES", 8 * 2 * 1000)
+    monkeypatch.setattr(routing, "_MEMORY_BYTES", 8 * 2 * 1000)
     net = grid(30, 30, step=60.0, jitter=12.0, drop=0.1, seed=5)
     rng = np.random.default_rng(6)
     fac = snap_points(net, rng.uniform(0, 1700, (6, 2)), max_snap_m=1e9)
     calls = []
-    real = access._subgraph
-    monkeypatch.setattr(access, "_subgraph", lambda a, keep: calls.append(keep.size) or real(a, keep))
+    real = areas._subgraph
+    monkeypatch.setattr(areas, "_subgraph",
+                        lambda a, keep: calls.append(keep.size) or real(a, keep))
     _check_against_reference(net, fac, (2.0, 5.0), 25.0, workers=1)
     assert calls and max(calls) < net.n_nodes
 
@@ -228,14 +235,14 @@ def test_service_areas_from_threads_equal_the_single_thread_result(monkeypatch):
     fac = snap_points(net, rng.uniform(0, 1100, (9, 2)), max_snap_m=1e9)
     one = access.service_areas(net, fac, workers=1)
     # chunks of two facilities, so that the pool has work for both threads
-    monkeypatch.setattr(access, "_MEMORY_BYTES", 8 * 2 * 2 * (net.n_nodes + 9))
+    monkeypatch.setattr(routing, "_MEMORY_BYTES", 8 * 2 * 2 * (net.n_nodes + 9))
     seen = set()
-    real = access._assemble
-    monkeypatch.setattr(access, "_assemble",
+    real = areas._assemble
+    monkeypatch.setattr(areas, "_assemble",
                         lambda *a, **k: seen.add(threading.get_ident()) or real(*a, **k))
     two = access.service_areas(net, fac, workers=2)
     assert len(seen) >= 2
-    for g1, g2 in zip(one.geometry.values, two.geometry.values):
+    for g1, g2 in zip(one.geometry.values, two.geometry.values, strict=True):
         assert shapely.symmetric_difference(g1, g2).area < 1e-9 * g1.area
     with pytest.raises(ValueError, match="workers"):
         access.service_areas(net, fac, workers=0)

@@ -15,9 +15,10 @@ import shapely
 from planner import coords
 from planner._errors import LayerError, PlannerWarning
 from planner._kml import read_kml
-from planner._settings import DemandSettings, LayerSettings, LayersSettings, Scenario
-from planner.layers import normalize_tier, read_layer, run_step
-from planner.scenario import RunResult
+from planner.layers import normalize_tier, read_layer
+from planner.pipeline import RunResult
+from planner.pipeline.settings import DemandSettings, LayerSettings, LayersSettings, Scenario
+from planner.pipeline.steps import layers as run_step
 
 UTM49 = "EPSG:32649"
 X0, Y0 = 108.95, 34.26  # central Xi'an

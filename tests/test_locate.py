@@ -270,7 +270,7 @@ def test_orlib_optima_reproduced(orlib_dir, k):
     optima = {r["instance"]: r for r in csv.DictReader(open(orlib_dir / "optima.csv"))}
     cost, p = read_orlib(orlib_dir / f"pmed{k}.txt")
     assert cost.shape[0] == int(optima[f"pmed{k}"]["n"]) and p == int(optima[f"pmed{k}"]["p"])
-    r = PMedian.from_cost_matrix(cost, p=p).solve(method="exact", time_limit=60)
+    r = PMedian.from_cost_matrix(cost, p=p).solve(method="exact", time_limit_s=60)
     assert r.status == "optimal"
     assert r.objective == float(optima[f"pmed{k}"]["optimum"])
     assert r.objective == cost[:, r.sites].min(axis=1).sum()
@@ -279,8 +279,7 @@ def test_orlib_optima_reproduced(orlib_dir, k):
 # --------------------------------------------------------------------------- the run step
 def walk_costs(r, cands, cutoff_min):
     """Dense walking seconds (inf = beyond the cut-off) from the demo's population to cands."""
-    from planner._snap import snap_points
-    from planner.access import cost_matrix
+    from planner.access import cost_matrix, snap_points
 
     net = r.artifacts["network"]
     stored = cost_matrix(net, snap_points(net, r.layers["population"], warn=False),
@@ -295,7 +294,7 @@ def walk_costs(r, cands, cutoff_min):
 def demo_run():
     import warnings
 
-    from planner import scenario
+    from planner import pipeline as scenario
 
     # the demo has units no candidate reaches in 15 min: recorded on result.warnings,
     # checked below
@@ -306,8 +305,8 @@ def demo_run():
 
 
 def test_run_step_skips_without_locate_section():
-    from planner import scenario
-    from planner.locate import run_step
+    from planner import pipeline as scenario
+    from planner.pipeline.steps import locate as run_step
 
     sc = scenario.load_scenario(scenario.demo_scenario_path())
     res = scenario.RunResult(scenario=sc.model_copy(update={"locate": None}))
@@ -366,6 +365,33 @@ def test_run_step_coverage_agrees_with_access(demo_run):
     assert (tab.pop_60plus_newly_covered <= tab.pop_60plus_served + 1e-9).all()
     assert tab.pop_60plus_newly_covered.sum() == pytest.approx(
         cba.loc[15.0, "pop_60plus_after"] - cba.loc[15.0, "pop_60plus_before"])
+
+
+def test_site_plan_times_after_are_what_the_print_maps_draw(demo_run):
+    """The locate step's per-unit walks after the proposals reach the print maps unchanged,
+    agree with an independent routing to existing + proposed sites, and add up to its table."""
+    import pandas as pd
+
+    from planner import plots
+    from planner.access import population_access
+
+    r = demo_run
+    plan = r.artifacts["site_plan"]
+    pa = r.layers["population_access"]
+    pop = r.layers["population"]
+    new = r.layers["proposed_sites"][["candidate_id", "tier", "geometry"]].rename(
+        columns={"candidate_id": "id"})
+    fac = pd.concat([r.layers["facilities"][["id", "tier", "geometry"]], new], ignore_index=True)
+    after = population_access(r.artifacts["network"], pop, fac, gates=r.layers.get("gates"),
+                              cutoff_min=60, thresholds_min=())
+    mine = np.where(np.isfinite(plan.time_min_after), plan.time_min_after, np.nan)
+    np.testing.assert_allclose(mine, after["time_min_any"].to_numpy(float), rtol=1e-9)
+    drawn = plots.after_times(r.study())
+    np.testing.assert_allclose(drawn["time_min_after"].to_numpy(float), mine, rtol=1e-12)
+    cba = r.tables["coverage_before_after"].set_index("threshold_min")
+    for t in (5.0, 10.0, 15.0):
+        assert cba.loc[t, "pop_60plus_after"] == pytest.approx(
+            pa.pop_60plus[drawn.time_min_after <= t].sum())
 
 
 def test_generate_candidates_avoid_forbidden_zones(demo_run):
@@ -624,7 +650,7 @@ def test_branch_and_cut_and_mip_fallback_prove_pmed6(orlib_dir, monkeypatch, nod
     monkeypatch.setattr(ex, "branch_and_cut", spy)
     monkeypatch.setattr(ex, "_NODE_LIMIT", node_limit)
     cost, p = read_orlib(orlib_dir / "pmed6.txt")
-    r = PMedian.from_cost_matrix(cost, p=p).solve(method="exact", time_limit=120)
+    r = PMedian.from_cost_matrix(cost, p=p).solve(method="exact", time_limit_s=120)
     assert calls and calls[0].complete == (node_limit > 1)
     assert r.status == "optimal" and r.objective == 7824 and r.bound == 7824
     assert r.objective == cost[:, r.sites].min(axis=1).sum()
@@ -656,3 +682,12 @@ def test_capacitated_lscp_target_share_matches_brute_force(seed):
                               target_share=0.8).solve()
     assert r.status == "optimal" and r.objective == expect == r.sites.size
     assert r.info["covered_weight"] >= need - 1e-6
+
+
+def test_time_limit_old_name_still_works_with_a_deprecation_warning():
+    cost = np.array([[0, 4, 8], [4, 0, 4], [8, 4, 0.0]])
+    model = PMedian.from_cost_matrix(cost, p=1)
+    with pytest.warns(DeprecationWarning, match="time_limit_s"):
+        old = model.solve(time_limit=5)
+    new = model.solve(time_limit_s=5)
+    assert old.sites.tolist() == new.sites.tolist() == [1] and old.objective == new.objective == 8

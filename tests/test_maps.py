@@ -15,8 +15,9 @@ from shapely.geometry import LineString, Point, box
 
 from planner import coords, maps
 from planner._errors import OutputError
-from planner._settings import Scenario
-from planner.scenario import RunResult
+from planner.pipeline import RunResult, presenting
+from planner.pipeline import steps as ST
+from planner.pipeline.settings import Scenario
 
 CRS = "EPSG:32649"  # UTM 49N, Xi'an
 X0, Y0 = 300_000.0, 3_800_000.0
@@ -116,7 +117,7 @@ def _coords(geojson: dict) -> np.ndarray:
 
 
 def test_page_is_offline_and_inlines_leaflet():
-    m = maps.map_from_result(make_result())
+    m = maps.web_map(presenting.study_of(make_result()))
     page = maps.to_html(m)
     # nothing is fetched: no external script, stylesheet, image or CSS url()
     assert not re.search(r"<(?:script|link|img)[^>]+(?:src|href)=", page)
@@ -128,7 +129,7 @@ def test_page_is_offline_and_inlines_leaflet():
 
 
 def test_user_text_is_escaped_everywhere():
-    m = maps.map_from_result(make_result())
+    m = maps.web_map(presenting.study_of(make_result()))
     page = maps.to_html(m)
     assert EVIL not in page
     assert "alert(1)</script" not in page
@@ -170,15 +171,15 @@ def test_absent_layers_are_not_drawn():
     for key in ("service_areas", "blind_spots", "proposed_sites", "population_access",
                 "township_norms", "network_edges"):
         r.layers.pop(key)
-    m = maps.map_from_result(r)
+    m = maps.web_map(presenting.study_of(r))
     page = _text(maps.to_html(m))
     assert "服务盲区" not in page and "规划新增设施" not in page
     assert "现有养老设施" in page and "街道/乡镇边界" in page
 
 
 def test_labels_chinese_by_default_english_on_request():
-    zh = _text(maps.to_html(maps.map_from_result(make_result())))
-    en = _text(maps.to_html(maps.map_from_result(make_result(lang="en"))))
+    zh = _text(maps.to_html(maps.web_map(presenting.study_of(make_result()))))
+    en = _text(maps.to_html(maps.web_map(presenting.study_of(make_result(lang="en")))))
     for text in ("图例", "服务盲区", "规划新增设施", "10 分钟步行范围", "街镇综合养老服务中心"):
         assert text in zh
     for text in ("Legend", "Blind spots", "Proposed sites", "10-minute walk",
@@ -189,14 +190,14 @@ def test_labels_chinese_by_default_english_on_request():
 
 def test_osm_credit_only_when_osm_data_is_used():
     assert "OpenStreetMap contributors (ODbL)" in maps.to_html(
-        maps.map_from_result(make_result(osm=True)))
-    assert "OpenStreetMap" not in maps.to_html(maps.map_from_result(make_result()))
-    from planner._settings import NetworkSettings
+        maps.web_map(presenting.study_of(make_result(osm=True))))
+    assert "OpenStreetMap" not in maps.to_html(maps.web_map(presenting.study_of(make_result())))
+    from planner.pipeline.settings import NetworkSettings
 
     r = make_result()
     r.scenario.network = NetworkSettings(source="osmnx_place", place="碑林区, 西安市")
-    assert maps.uses_osm(r)
-    assert "OpenStreetMap contributors (ODbL)" in maps.to_html(maps.map_from_result(r))
+    assert presenting.study_of(r).osm_data
+    assert "OpenStreetMap contributors (ODbL)" in maps.to_html(maps.web_map(presenting.study_of(r)))
 
 
 def test_gcj02_tiles_shift_our_data():
@@ -298,26 +299,26 @@ def test_layer_without_crs_is_refused():
 
 
 def test_jupyter_repr_is_offline_iframe():
-    m = maps.map_from_result(make_result())
+    m = maps.web_map(presenting.study_of(make_result()))
     out = m._repr_html_()
     assert "srcdoc=" in out and "cdn.jsdelivr" not in out
 
 
 def test_run_step_writes_map(tmp_path):
     r = make_result(out_dir=tmp_path)
-    assert maps.run_step(r) is None
+    assert ST.maps(r) is None
     assert isinstance(r.artifacts["map"], folium.Map)
     page = (tmp_path / "map.html").read_text(encoding="utf-8")
     assert "leaflet" in page and EVIL not in page
     r.scenario.outputs.map = False
-    assert "outputs.map" in maps.run_step(r)
+    assert "outputs.map" in ST.maps(r)
 
 
 def test_tiles_settings_reach_the_map():
     r = make_result()
     r.scenario.outputs.tiles = "https://wprd0{s}.example.cn/tile/{z}/{x}/{y}.png"
     r.scenario.outputs.tiles_attribution = "© 高德 <AMap>"
-    page = _text(maps.to_html(maps.map_from_result(r)))
+    page = _text(maps.to_html(maps.web_map(presenting.study_of(r))))
     assert "wprd0{s}.example.cn" in page and "© 高德 &lt;AMap&gt;" in page
 
 
@@ -367,7 +368,7 @@ def test_map_from_result_draws_estimated_population_without_access():
     r.layers["population"] = pa.drop(columns=["time_min_any", "within_15min"])
     r.tables["demand_columns"] = pd.DataFrame({"layer": ["population"], "column": ["pop_60plus"],
                                                "estimated": [True]})
-    page = _text(maps.to_html(maps.map_from_result(r)))
+    page = _text(maps.to_html(maps.web_map(presenting.study_of(r))))
     assert "60岁及以上人口 (估算)" in page and "居住单元（按步行时间）" not in page
 
 

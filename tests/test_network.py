@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import typing
 from pathlib import Path
 
 import geopandas as gpd
@@ -16,6 +18,9 @@ from shapely import LineString
 
 from planner import network as N
 from planner._errors import NetworkError, PlannerWarning
+from planner.defaults import MIN_COMPONENT_SHARE
+from planner.network.osm import _OsmTags
+from planner.pipeline import steps
 
 CRS = "EPSG:32649"
 
@@ -292,6 +297,33 @@ def test_bad_profile_and_speed_raise():
         N.from_lines(g, speed_mps=12)
 
 
+def test_network_options_object_and_keywords_agree():
+    hints = typing.get_type_hints(N.NetworkOptionFields)
+    assert hints == typing.get_type_hints(N.NetworkOptions)
+    assert list(hints) == [f.name for f in dataclasses.fields(N.NetworkOptions)]
+    assert N.NetworkOptions().min_component_share == MIN_COMPONENT_SHARE
+    g = roads(*grid_lines(), [(5000, 5000), (5080, 5000)], [(0, 0), (-50, -50)],
+              fclass=["primary"] + ["residential"] * 11 + ["residential", "steps"])
+    kw = dict(profile="wheelchair", min_component_share=0, crossing_delay_s=20.0)
+    by_keywords = N.from_lines(g, **kw)
+    opts = N.NetworkOptions(**kw)
+    by_options = N.from_lines(g, options=opts)
+    mixed = N.from_lines(g, options=N.NetworkOptions(profile="frail"), profile="wheelchair",
+                         min_component_share=0, crossing_delay_s=20.0)
+    for net in (by_options, mixed):
+        assert net.report == by_keywords.report
+        for name in ("node_x", "node_y", "edge_u", "edge_v", "edge_length_m", "edge_time_s",
+                     "edge_delay_s"):
+            np.testing.assert_array_equal(getattr(net, name), getattr(by_keywords, name))
+    assert by_keywords.profile == "wheelchair" and by_keywords.report["steps_avoided"] == 1
+    assert by_keywords.report["components_dropped"] == 0
+    assert opts.replace(speed_mps=0.7) == N.NetworkOptions(**kw, speed_mps=0.7)
+    with pytest.raises(TypeError, match=r"from_lines\(\) .*'speed'.*speed_mps, profile"):
+        N.from_lines(g, speed=1.0)
+    with pytest.raises(TypeError, match="'minimum_share'"):
+        N.from_graphml("walk.graphml", options=opts, minimum_share=0)
+
+
 def test_crossing_delay_paid_once_per_major_road_crossing():
     # a side street crosses a primary road at (50, 0)
     g = roads([(0, 0), (100, 0)], [(50, -50), (50, 50)], fclass=["primary", "residential"])
@@ -442,7 +474,7 @@ def osmnx_graph(osm_xml):
     """The raw OSMnx graph of an extract, keeping the `foot` tag as from_osm_file does."""
     import osmnx as ox
 
-    with N._OsmTags():
+    with _OsmTags():
         return ox.graph_from_xml(osm_xml, bidirectional=True, simplify=False, retain_all=True)
 
 
@@ -576,10 +608,10 @@ def test_osmnx_graphml_is_read(osm_xml, tmp_path):
     assert net.edge_length_m.sum() == pytest.approx(utm_length(WALKED), rel=1e-9)
 
 
-# --------------------------------------------------------------------------- run_step
+# --------------------------------------------------------------------------- the pipeline's network step
 def _result(tmp_path, network):
-    from planner._settings import LayersSettings, NetworkSettings, Scenario
-    from planner.scenario import RunResult
+    from planner.pipeline import RunResult
+    from planner.pipeline.settings import LayersSettings, NetworkSettings, Scenario
 
     sc = Scenario(name="t", layers=LayersSettings(), base_dir=tmp_path,
                   network=None if network is None else NetworkSettings(**network))
@@ -587,7 +619,7 @@ def _result(tmp_path, network):
 
 
 def test_run_step_skips_without_network_section(tmp_path):
-    assert "no `network:` section" in N.run_step(_result(tmp_path, None))
+    assert "no `network:` section" in steps.network(_result(tmp_path, None))
 
 
 def test_run_step_builds_from_a_line_file(tmp_path):
@@ -596,7 +628,7 @@ def test_run_step_builds_from_a_line_file(tmp_path):
     result = _result(tmp_path, {"source": "lines", "path": "roads.geojson",
                                 "profile": "older_adult_design"})
     result.crs = pyproj.CRS.from_user_input(CRS)
-    assert N.run_step(result) is None
+    assert steps.network(result) is None
     net = result.artifacts["network"]
     assert (net.n_nodes, net.n_edges) == (12, 20)  # 4 x 4 grid less its corners
     assert net.speed_mps == 0.9
@@ -613,7 +645,7 @@ def test_run_step_warnings_go_through_the_result(tmp_path):
     g.to_file(tmp_path / "roads.gpkg", driver="GPKG")
     result = _result(tmp_path, {"source": "lines", "path": "roads.gpkg"})
     with pytest.warns(PlannerWarning, match="skyway"):
-        N.run_step(result)
+        steps.network(result)
     assert any("skyway" in w for w in result.warnings)
 
 
@@ -631,7 +663,7 @@ def test_run_step_gcj02_lines_land_where_wgs84_ones_do(tmp_path):
         result = _result(tmp_path, {"source": "lines", "path": f"{name}.geojson",
                                     "coord_system": system})
         result.crs = pyproj.CRS.from_user_input(CRS)
-        N.run_step(result)
+        steps.network(result)
         nets[name] = result.artifacts["network"]
     a, b = nets["wgs"], nets["gcj"]
     assert a.n_nodes == b.n_nodes == 5  # 3 x 3 grid less its 4 corners
@@ -646,7 +678,7 @@ def test_run_step_gcj02_lines_land_where_wgs84_ones_do(tmp_path):
 def test_run_step_osm_and_graphml_sources(tmp_path, osm_xml):
     result = _result(tmp_path, {"source": "osm", "path": str(osm_xml),
                                 "min_component_share": 0.0})
-    assert N.run_step(result) is None
+    assert steps.network(result) is None
     net = result.artifacts["network"]
     assert (net.n_nodes, net.n_edges) == (7, 6)
     assert result.crs == net.crs  # set from the network when no layer fixed it
@@ -654,14 +686,14 @@ def test_run_step_osm_and_graphml_sources(tmp_path, osm_xml):
     np.testing.assert_array_equal(N.from_graphml(tmp_path / "saved.graphml").node_id,
                                   net.node_id)
     again = _result(tmp_path, {"source": "graphml", "path": "saved.graphml", "speed_mps": 0.5})
-    assert N.run_step(again) is None
+    assert steps.network(again) is None
     back = again.artifacts["network"]
     np.testing.assert_allclose(back.edge_time_s, net.edge_length_m / 0.5)
 
 
 def test_run_step_without_path_raises(tmp_path):
     with pytest.raises(NetworkError, match="`network.path` is not set"):
-        N.run_step(_result(tmp_path, {"source": "lines"}))
+        steps.network(_result(tmp_path, {"source": "lines"}))
 
 
 # --------------------------------------------------------------------------- Xi'an
@@ -729,7 +761,7 @@ def test_xian_crossings_agree_with_geos_intersections(xian_roads, xian_net):
     sep = (used.bridge.eq("T") | used.tunnel.eq("T")).to_numpy()
     lay = used.layer.astype(int).to_numpy()
     total = at_grade = 0
-    for i, j, g in zip(a, b, shapely.intersection(geoms[a], geoms[b])):
+    for i, j, g in zip(a, b, shapely.intersection(geoms[a], geoms[b]), strict=True):
         for p in shapely.get_parts(g):
             if p.geom_type == "Point" and (p.x, p.y) not in verts[i] | verts[j]:
                 total += 1

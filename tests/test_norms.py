@@ -565,31 +565,31 @@ def test_township_status_worst_and_hover_text():
 
 # --------------------------------------------------------------------------- run_step
 def _scenario(**norm):
-    from planner._settings import NormsSettings, Scenario
+    from planner.pipeline.settings import NormsSettings, Scenario
 
     return Scenario(name="t", layers={}, norms=NormsSettings(**norm))
 
 
 def test_run_step_stores_table_layer_and_skips_without_section(tmp_path):
-    from planner.scenario import RunResult
+    from planner.pipeline import RunResult, steps
 
     res = RunResult(scenario=_scenario(rules="sucheng_2024", plan_year=2025))
-    assert norms.run_step(res) == "needs a population or facilities layer"
+    assert steps.norms(res) == "needs a population or facilities layer"
     res.layers["townships"] = towns()
     res.layers["facilities"] = fac([{"x": 500, "y": 500, "tier": "township_centre"}])
-    assert norms.run_step(res) is None
+    assert steps.norms(res) is None
     table = res.tables["norm_checks"]
     assert list(table.columns) == COLUMNS
     assert row(table, "centre_coverage").threshold == 1.0
     # T1: its centre has no land area (not assessable); T2, T3: no centre, no land
     assert list(res.layers["township_norms"].norm_status) == ["not_assessable", "fail", "fail"]
     res.scenario.norms = None
-    assert norms.run_step(res) == "no `norms:` section in the scenario"
+    assert steps.norms(res) == "no `norms:` section in the scenario"
     path = write(tmp_path, GOOD)
     res = RunResult(scenario=_scenario(rules=path.name, plan_year=2025).model_copy(
         update={"base_dir": tmp_path}))
     res.layers["facilities"] = fac([{"x": 500, "y": 500, "tier": "township_centre"}])
-    assert norms.run_step(res) is None
+    assert steps.norms(res) is None
     assert row(res.tables["norm_checks"], "nursing_bed_share").threshold == 0.65
 
 
@@ -666,7 +666,7 @@ def test_demo_fails_the_norms_it_was_built_to_fail(demo_raw, demo_checks):
 
 
 def test_demo_scenario_norms_step_matches_direct_check(demo_checks):
-    from planner.scenario import demo_scenario_path, run
+    from planner.pipeline import demo_scenario_path, run
 
     result = run(demo_scenario_path(), steps=["layers", "norms"])
     table = result.tables["norm_checks"]

@@ -14,6 +14,7 @@ from test_maps import EVIL, make_result
 from planner import plots
 from planner._errors import PlannerWarning
 from planner._schema import TIER_LABELS
+from planner.pipeline import presenting
 
 NEEDS_CJK = pytest.mark.skipif(plots.cjk_font() is None,
                                reason="no CJK font installed (apt-get install fonts-noto-cjk)")
@@ -43,7 +44,7 @@ def test_chinese_print_maps_render_without_missing_glyphs(tmp_path):
     r = make_result()
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # matplotlib warns "Glyph ... missing" on boxes
-        fig = plots.coverage_map(r)
+        fig = plots.coverage_map(presenting.study_of(r))
         png = plots.save_figure(fig, tmp_path / "c.png")
         svg = plots.save_figure(fig, tmp_path / "c.svg")
     texts = _texts(fig)
@@ -59,7 +60,7 @@ def test_no_cjk_font_warns_and_falls_back_to_english(monkeypatch):
     monkeypatch.setattr(plots, "_FONT_CACHE", {"font": None})
     r = make_result()
     with pytest.warns(PlannerWarning, match="apt-get install fonts-noto-cjk"):
-        fig = plots.norm_status_map(r)
+        fig = plots.norm_status_map(presenting.study_of(r))
     texts = _texts(fig)
     assert "Norm status by township" in texts and "N" in texts
     assert all(t.isascii() or set(t) <= set("≤–→·©") | set(map(chr, range(128)))
@@ -94,7 +95,7 @@ def test_font_installed_after_matplotlib_cache_is_found(monkeypatch):
 
 
 def test_english_labels_on_request():
-    fig = plots.before_after_map(make_result(), lang="en")
+    fig = plots.before_after_map(presenting.study_of(make_result()), lang="en")
     texts = _texts(fig)
     assert {"Before", "After", "Proposed sites"} <= set(texts)
     assert "Older residents covered 60.0% → 90.0% · Newly covered: 150" in texts
@@ -105,7 +106,7 @@ def test_scale_bar_length_is_a_round_number():
     assert plots._nice_length(999) == 500
     assert plots._nice_length(100) == 100
     assert plots._nice_length(0) == 0
-    fig = plots.coverage_map(make_result(lang="en"))
+    fig = plots.coverage_map(presenting.study_of(make_result(lang="en")))
     ax = fig.axes[0]
     # the map is 2 km wide: a fifth is 400 m, so the bar is 200 m, drawn as two 100 m halves
     bars = [p for p in ax.patches if p.get_zorder() == 20]
@@ -116,27 +117,27 @@ def test_scale_bar_length_is_a_round_number():
 def test_dollar_in_names_is_not_mathtext(tmp_path):
     r = make_result(lang="en")
     r.layers["township_norms"].loc[0, "name"] = "A$x^2$B"
-    fig = plots.norm_status_map(r)
+    fig = plots.norm_status_map(presenting.study_of(r))
     assert "A$x^2$B" in _texts(fig)
     plots.save_figure(fig, tmp_path / "n.png")
 
 
 def test_osm_credit_on_print_maps():
     assert any("OpenStreetMap contributors (ODbL)" in t
-               for t in _texts(plots.coverage_map(make_result(lang="en", osm=True))))
-    assert not any("OpenStreetMap" in t for t in _texts(plots.coverage_map(make_result(lang="en"))))
+               for t in _texts(plots.coverage_map(presenting.study_of(make_result(lang="en", osm=True)))))
+    assert not any("OpenStreetMap" in t for t in _texts(plots.coverage_map(presenting.study_of(make_result(lang="en")))))
 
 
 def test_write_print_maps(tmp_path):
     r = make_result(lang="en", out_dir=tmp_path)
-    out = plots.write_print_maps(r)
+    out = presenting.write_print_maps(r)
     assert list(out) == ["Coverage", "Before and after", "Norm status"]
     names = sorted(p.name for p in (tmp_path / "print_maps").iterdir())
     assert names == ["before_after.png", "before_after.svg", "coverage.png", "coverage.svg",
                      "norm_status.png", "norm_status.svg"]
     r.layers.pop("proposed_sites")
     r.layers.pop("population_access")
-    assert list(plots.write_print_maps(r)) == ["Norm status"]
+    assert list(presenting.write_print_maps(r)) == ["Norm status"]
 
 
 def test_population_map_without_access_flags_estimates(tmp_path):
@@ -147,13 +148,13 @@ def test_population_map_without_access_flags_estimates(tmp_path):
     r.layers["population"] = pa.drop(columns=["time_min_any", "within_15min"])
     r.tables["demand_columns"] = pd.DataFrame({"layer": ["population"], "column": ["pop_60plus"],
                                                "estimated": [True]})
-    fig = plots.population_map(r)
+    fig = plots.population_map(presenting.study_of(r))
     texts = _texts(fig)
     assert "Residents aged 60+ (estimated)" in texts
     # values 50, 100, 150, 200: linear quantiles at 0.2..0.8 are 80, 110, 140, 170, so the
     # units fall in classes 0, 1, 3 and 4 (class 2, 110-140, is empty: not in the legend)
     assert ["50–80", "80–110", "140–170", "170–200"] == [t for t in texts if "–" in t]
-    assert list(plots.write_print_maps(r)) == ["Older residents", "Before and after", "Norm status"]
+    assert list(presenting.write_print_maps(r)) == ["Older residents", "Before and after", "Norm status"]
 
 
 def _grid_result():
@@ -162,9 +163,8 @@ def _grid_result():
     import shapely
 
     from planner import access
-    from planner._settings import LayersSettings, Scenario
     from planner.network import WalkNetwork
-    from planner.scenario import RunResult
+    from planner.study import Study
 
     crs = "EPSG:32649"
     ii, jj = np.meshgrid(np.arange(6), np.arange(6), indexing="ij")
@@ -180,8 +180,7 @@ def _grid_result():
                            geometry=[shapely.box(-20, 80, 20, 120).boundary.centroid,
                                      shapely.Point(500, 500)], crs=crs)
     snap = access.snap_units(net, pop)
-    r = RunResult(scenario=Scenario(name="t", lang="en", layers=LayersSettings()), crs=crs)
-    r.artifacts.update(network=net, snap_population=snap)
+    r = Study(name="t", lang="en", crs=crs)
     r.layers["facilities"] = fac
     r.layers["population_access"] = access.population_access(net, pop, fac,
                                                              snap_population=snap)
@@ -189,6 +188,10 @@ def _grid_result():
     r.layers["proposed_sites"] = gpd.GeoDataFrame(
         {"name": ["P"], "tier": ["community_station"], "pop_60plus_newly_covered": [30.0]},
         geometry=[shapely.Point(500, 400)], crs=crs).to_crs(4326)
+    # each unit's walk to the proposed site, as planner.locate.propose_sites returns it
+    r.time_min_after = access.population_access(
+        net, pop, r.layers["proposed_sites"].to_crs(crs), snap_population=snap,
+        thresholds_min=())["time_min_any"].to_numpy()
     return r
 
 
@@ -211,8 +214,8 @@ def test_after_panel_colours_units_by_their_walk_after_the_proposals():
     assert plots.BAND_COLORS["over"] not in colours(ax1)
     assert plots.BAND_COLORS["5"] in colours(ax1)
     assert not any("still coloured" in t for t in _texts(fig))
-    # without the run's network (a result read back from files) the panel says so
-    r.artifacts.clear()
+    # without the times after (layers read back from files) the panel says so
+    r.time_min_after = None
     assert plots.after_times(r) is None
     assert any("still coloured by their walk before" in t
                for t in _texts(plots.before_after_map(r)))

@@ -14,8 +14,10 @@ from test_maps import EVIL, make_result
 
 from planner import report
 from planner._errors import PlannerWarning
-from planner._settings import AccessSettings, NetworkSettings, NormsSettings
-from planner.scenario import StepRecord, _versions
+from planner.pipeline import StepRecord, presenting
+from planner.pipeline import steps as ST
+from planner.pipeline.outputs import package_versions as _versions
+from planner.pipeline.settings import AccessSettings, NetworkSettings, NormsSettings
 
 
 def _full_result(**kw):
@@ -37,7 +39,7 @@ def _full_result(**kw):
 
 
 def test_indicators_known_values():
-    ind = report.indicators(make_result(lang="en")).set_index("indicator")
+    ind = report.indicators(presenting.study_of(make_result(lang="en"))).set_index("indicator")
     assert ind.loc["Residents aged 60+", "value"] == 500
     assert ind.loc["Existing facilities", "value"] == 3
     assert ind.loc["Older residents within 15 min walk", "value"] == pytest.approx(0.6)
@@ -51,13 +53,13 @@ def test_indicators_known_values():
 def test_coverage_share_falls_back_to_the_layer():
     r = make_result(lang="en")
     r.tables.pop("coverage")
-    ind = report.indicators(r).set_index("indicator")
+    ind = report.indicators(presenting.study_of(r)).set_index("indicator")
     # P1 (100) and P2 (200) of 500 older residents are within 15 minutes
     assert ind.loc["Older residents within 15 min walk", "value"] == pytest.approx(0.6)
 
 
 def test_excel_workbook_chinese(tmp_path):
-    path = report.excel_report(make_result(), tmp_path / "p.xlsx")
+    path = report.excel_report(presenting.study_of(make_result()), tmp_path / "p.xlsx")
     wb = load_workbook(path)
     assert wb.sheetnames == ["汇总指标", "分街镇覆盖", "规范核查", "规划新增设施", "规划前后对比",
                              "设施清单", "服务盲区"]
@@ -103,7 +105,7 @@ def test_excel_workbook_english_and_partial(tmp_path):
         r.layers.pop(key)
     r.tables.pop("proposed_sites")
     r.tables.pop("coverage_before_after")
-    wb = load_workbook(report.excel_report(r, tmp_path / "p.xlsx"))
+    wb = load_workbook(report.excel_report(presenting.study_of(r), tmp_path / "p.xlsx"))
     assert wb.sheetnames == ["Summary", "Coverage by township", "Norm checks", "Facilities"]
     heads = [c.value for c in wb["Norm checks"][1]]
     # English words, not the canonical snake_case names
@@ -128,7 +130,7 @@ def test_header_patterns():
 
 def test_html_report_contents():
     r = _full_result()
-    page = report.html_report(r, include_map=False)
+    page = presenting.html_report(r, include_map=False)
     assert EVIL not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     for text in ("养老设施规划分析报告", "60.0%", "规范核查", "附录C", "GB 50180-2018",
                  "未达标", "规划前后对比", "0.80 米/秒 (older_adult)", "5, 10, 15 分钟",
@@ -155,7 +157,7 @@ def test_html_report_embeds_map_and_print_maps(tmp_path):
     png.write_bytes(base64.b64decode(
         "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="))
     r = make_result(lang="en")
-    page = report.html_report(r, print_maps={"Coverage <map>": png})
+    page = presenting.html_report(r, print_maps={"Coverage <map>": png})
     assert page.count("<iframe") == 1 and "srcdoc=" in page
     assert "data:image/png;base64,iVBORw0KGgo" in page
     assert "Coverage &lt;map&gt;" in page
@@ -166,22 +168,22 @@ def test_html_report_embeds_map_and_print_maps(tmp_path):
 def test_run_step_writes_files(tmp_path):
     r = _full_result(out_dir=tmp_path)
     r.scenario.outputs.print_maps = False
-    assert report.run_step(r) is None
+    assert ST.report(r) is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["planner.xlsx", "report.html"]
     assert "<iframe" in (tmp_path / "report.html").read_text(encoding="utf-8")
     r.scenario.outputs.map = False  # no web map asked for: none embedded either
-    assert report.run_step(r) is None
+    assert ST.report(r) is None
     assert "<iframe" not in (tmp_path / "report.html").read_text(encoding="utf-8")
     r.scenario.outputs.report = False
     r.scenario.outputs.excel = False
-    assert "all false" in report.run_step(r)
+    assert "all false" in ST.report(r)
     r.out_dir = None
-    assert "no output folder" in report.run_step(r)
+    assert "no output folder" in ST.report(r)
 
 
 @pytest.mark.slow
 def test_demo_run_writes_map_report_workbook_and_print_maps(tmp_path):
-    from planner import scenario
+    from planner import pipeline as scenario
 
     sc = scenario.load_scenario(scenario.demo_scenario_path())
     sc.outputs.print_maps = True
@@ -216,7 +218,7 @@ def test_demo_run_writes_map_report_workbook_and_print_maps(tmp_path):
 def test_excel_keeps_formula_like_names_as_text(tmp_path):
     r = make_result(lang="en")
     r.layers["facilities"].loc[0, "name"] = '=HYPERLINK("http://x.example","click")'
-    wb = load_workbook(report.excel_report(r, tmp_path / "p.xlsx"))
+    wb = load_workbook(report.excel_report(presenting.study_of(r), tmp_path / "p.xlsx"))
     ws = wb["Facilities"]
     col = [c.value for c in ws[1]].index("Name") + 1
     cell = ws.cell(row=2, column=col)

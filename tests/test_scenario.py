@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
-import types
 import warnings
 from pathlib import Path
 
@@ -15,8 +13,10 @@ import pytest
 from shapely.geometry import Point, box
 
 import planner
-from planner import scenario as S
+from planner import pipeline as S
 from planner._errors import OutputError, PlannerWarning, ScenarioError
+from planner.pipeline import outputs as O
+from planner.pipeline import steps as ST
 
 
 # --------------------------------------------------------------------------- helpers
@@ -63,16 +63,11 @@ network:
 
 
 def fake_steps(monkeypatch, **funcs) -> None:
-    """Replace the run's steps by fake modules ``planner._fake_<name>`` (None = not built)."""
+    """Replace the run's steps by the functions given (None = a step that is not built)."""
     steps = []
     for name, fn in funcs.items():
-        module = f"planner._fake_{name}"
-        if fn is not None:
-            mod = types.ModuleType(module)
-            mod.run_step = fn
-            monkeypatch.setitem(sys.modules, module, mod)
-        steps.append((name, module))
-    monkeypatch.setattr(S, "STEPS", steps)
+        steps.append((name, fn if fn is not None else (lambda r: "not built yet")))
+    monkeypatch.setattr(ST, "STEPS", steps)
 
 
 # --------------------------------------------------------------------------- loading
@@ -210,8 +205,8 @@ def test_refuses_non_empty_output_folder(study):
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     with pytest.raises(OutputError, match="is not empty. Pass --overwrite"):
-        S.prepare_out_dir(sc, out)
-    assert S.prepare_out_dir(sc, out, overwrite=True) == out.resolve()
+        O.prepare_out_dir(sc, out)
+    assert O.prepare_out_dir(sc, out, overwrite=True) == out.resolve()
     assert (out / "notes.txt").read_text() == "mine"  # a user's file is never deleted
 
 
@@ -219,21 +214,21 @@ def test_never_writes_into_an_input_folder(study):
     sc = load(study, GOOD)
     for folder in (study / "data", study):  # the input folder, or one that contains it
         with pytest.raises(OutputError, match="holds input files"):
-            S.prepare_out_dir(sc, folder, overwrite=True)
+            O.prepare_out_dir(sc, folder, overwrite=True)
     with pytest.raises(OutputError, match="not a folder"):
-        S.prepare_out_dir(sc, study / "scenarios" / "s.yaml", overwrite=True)
+        O.prepare_out_dir(sc, study / "scenarios" / "s.yaml", overwrite=True)
 
 
 def test_input_folder_message_lists_each_file_once():
     demo = planner.load_scenario(S.demo_scenario_path())  # nine layers from one demo.gpkg
     with pytest.raises(OutputError, match="holds input files") as err:
-        S.prepare_out_dir(demo, S.demo_scenario_path().parent, overwrite=True)
+        O.prepare_out_dir(demo, S.demo_scenario_path().parent, overwrite=True)
     assert str(err.value).count("demo.gpkg") == 1
 
 
 def test_output_from_scenario_is_relative_to_it(study):
     sc = load(study, GOOD + "output: ../out\n")
-    assert S.prepare_out_dir(sc, None) == (study / "out").resolve()
+    assert O.prepare_out_dir(sc, None) == (study / "out").resolve()
     assert (study / "out").is_dir()
 
 
@@ -241,7 +236,7 @@ def test_overwrite_removes_the_previous_run_files_only(study, monkeypatch):
     def writes_a_table(result):
         result.tables["t"] = pd.DataFrame({"x": [1]})
 
-    fake_steps(monkeypatch, a=writes_a_table, outputs=S.run_step)
+    fake_steps(monkeypatch, a=writes_a_table, outputs=ST.outputs)
     path = scenario_file(study, GOOD)
     out = study / "out"
     planner.run(path, out_dir=out)
@@ -251,7 +246,7 @@ def test_overwrite_removes_the_previous_run_files_only(study, monkeypatch):
     def writes_other(result):
         result.tables["u"] = pd.DataFrame({"x": [2]})
 
-    fake_steps(monkeypatch, a=writes_other, outputs=S.run_step)
+    fake_steps(monkeypatch, a=writes_other, outputs=ST.outputs)
     planner.run(path, out_dir=out, overwrite=True)
     assert not (out / "tables" / "t.csv").exists()  # stale output of the last run
     assert (out / "tables" / "u.csv").is_file() and (out / "mine.txt").read_text() == "keep"
@@ -259,7 +254,7 @@ def test_overwrite_removes_the_previous_run_files_only(study, monkeypatch):
 
 def test_atomic_write_leaves_no_partial_file(study):
     sc = load(study, GOOD)
-    result = S.RunResult(scenario=sc, out_dir=S.prepare_out_dir(sc, study / "out"))
+    result = S.RunResult(scenario=sc, out_dir=O.prepare_out_dir(sc, study / "out"))
     result.write("a.txt", lambda p: p.write_text("old"))
 
     def broken(p: Path) -> None:
@@ -278,7 +273,7 @@ def test_atomic_write_leaves_no_partial_file(study):
 
 # --------------------------------------------------------------------------- run
 def test_run_json_hashes_match_hashlib(study, monkeypatch):
-    fake_steps(monkeypatch, a=lambda r: None, outputs=S.run_step)
+    fake_steps(monkeypatch, a=lambda r: None, outputs=ST.outputs)
     path = scenario_file(study, GOOD)
     result = planner.run(path, out_dir=study / "out")
     info = json.loads((study / "out" / "run.json").read_text(encoding="utf-8"))
@@ -305,11 +300,12 @@ def test_step_not_built_is_reported_skipped(study, monkeypatch):
     assert list(result.summary()["status"]) == ["done", "skipped", "skipped"]
 
 
-def test_real_steps_not_built_are_skipped_not_faked():
-    # every step module of the real chain either exists with run_step or is skipped
-    for name, module in S.STEPS:
-        fn = S._step_function(module)
-        assert fn is None or callable(fn), name
+def test_real_steps_are_functions_in_run_order():
+    # the chain is plain function references: a renamed function fails at import, not at run
+    assert [name for name, _ in ST.STEPS] == ["layers", "demand", "network", "access", "norms",
+                                             "locate", "outputs", "maps", "report"]
+    for name, fn in ST.STEPS:
+        assert callable(fn) and fn.__name__ == name, name
 
 
 def test_only_requested_steps_run(study, monkeypatch):
@@ -349,12 +345,12 @@ def test_step_warnings_are_collected_and_shown(study, monkeypatch):
 
 def test_outputs_step_writes_layers_and_tables(study):
     sc = load(study, GOOD)
-    result = S.RunResult(scenario=sc, out_dir=S.prepare_out_dir(sc, study / "out"))
+    result = S.RunResult(scenario=sc, out_dir=O.prepare_out_dir(sc, study / "out"))
     gdf = gpd.GeoDataFrame({"id": [1, 2], "tags": [["a"], ["b", "c"]]},
                            geometry=[Point(0, 0), Point(10, 5)], crs="EPSG:32649")
     result.layers["sites"] = gdf
     result.tables["coverage"] = pd.DataFrame({"街道": ["东城街道"], "share": [0.5]})
-    assert S.run_step(result) is None
+    assert ST.outputs(result) is None
     back = gpd.read_file(study / "out" / "layers.gpkg", layer="sites")
     assert back.crs.to_epsg() == 32649
     assert list(back.geometry.x) == [0.0, 10.0]
@@ -366,7 +362,7 @@ def test_outputs_step_writes_layers_and_tables(study):
 
 def test_outputs_step_skips_without_folder(study):
     sc = load(study, GOOD)
-    assert "no output folder" in S.run_step(S.RunResult(scenario=sc))
+    assert "no output folder" in ST.outputs(S.RunResult(scenario=sc))
 
 
 def test_repr_html_shows_steps_layers_tables(study, monkeypatch):
@@ -383,3 +379,12 @@ def test_repr_html_shows_steps_layers_tables(study, monkeypatch):
         "<td>EPSG:32649</td>" in html
     assert "<code>coverage</code></td><td style='text-align:right'>2</td>" in html
     assert "测试区" in html and "RunResult '测试区'" in repr(result)
+
+
+def test_old_scenario_module_forwards_to_the_pipeline_with_a_deprecation_warning():
+    import planner.scenario as old
+
+    with pytest.warns(DeprecationWarning, match="planner.pipeline.run"):
+        assert old.run is planner.pipeline.run
+    with pytest.raises(AttributeError):
+        old.nope  # noqa: B018

@@ -8,7 +8,7 @@ import pytest
 import shapely
 
 from planner._errors import LayerError, PlannerWarning
-from planner._snap import snap_points
+from planner.access import snap_points
 from planner.network import WalkNetwork
 
 CRS = "EPSG:32649"

@@ -6,6 +6,8 @@ each built from a cost matrix or from layers and a walk network, with
 existing facilities fixed open.  Solvers: a fast interchange heuristic
 (NumPy) and an exact solver on HiGHS (radius formulation by lazily
 generated cuts), see `planner.locate._heuristic` and `planner.locate._exact`.
+`propose_sites` (`planner.locate.plan`) proposes township centres and
+community stations for a study area: the decisions of a scenario run.
 
 Examples
 --------
@@ -26,13 +28,14 @@ from planner.locate._models import (
     cost_from_geodataframes,
 )
 from planner.locate._orlib import read_orlib
+from planner.locate.plan import (
+    SitePlan,
+    TierModel,
+    centres_needed,
+    coverage_before_after,
+    propose_sites,
+)
 
 __all__ = ["PMedian", "MCLP", "LSCP", "LocateResult", "cost_from_geodataframes", "read_orlib",
-           "generate_candidates", "run_step"]
-
-
-def run_step(result):
-    """The locate step of `planner.scenario.run` (see `planner.locate._steps`)."""
-    from planner.locate._steps import run_step as _run
-
-    return _run(result)
+           "generate_candidates", "SitePlan", "TierModel", "centres_needed",
+           "coverage_before_after", "propose_sites"]

@@ -22,10 +22,14 @@ from __future__ import annotations
 
 import heapq
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import highspy
 import numpy as np
+
+__all__ = ["BnbOutcome", "branch_and_cut"]
 
 
 @dataclass
@@ -41,96 +45,143 @@ def branch_and_cut(h, R, cd, *, p: int, free: np.ndarray, lb_root: float, ub: fl
                    ub_mask: np.ndarray, add_cuts, deadline: float, cutoff_tol,
                    node_limit: int) -> BnbOutcome:
     """Best-first branch-and-cut; ``cutoff_tol(ub)``: prune nodes with lb >= ub - it."""
-    n = cd.n
-    fcols = np.flatnonzero(free)
-    nf = fcols.size
-    hcols = (n + fcols).astype(np.int32)
-    ok = highspy.HighsModelStatus.kOptimal
-    infeasible = highspy.HighsModelStatus.kInfeasible
+    s = _Search(h, R, cd, p=p, fcols=np.flatnonzero(free), add_cuts=add_cuts,
+                deadline=deadline, cutoff_tol=cutoff_tol, ub=ub, ub_mask=ub_mask)
     # a node: (bound, seq, lo, hi) with lo/hi the bounds of the free columns
-    heap = [(lb_root, 0, np.zeros(nf), np.ones(nf))]
-    seq = 1
-    nodes = 0
-    while heap:
-        if heap[0][0] >= ub - cutoff_tol(ub):
-            heap.clear()
+    s.heap.append((lb_root, 0, np.zeros(s.nf), np.ones(s.nf)))
+    while s.heap:
+        if s.heap[0][0] >= s.cutoff():
+            s.heap.clear()
             break
-        if nodes >= node_limit or time.perf_counter() > deadline:
+        if s.nodes >= node_limit or time.perf_counter() > deadline:
             break
-        node_lb, _, lo, hi = heapq.heappop(heap)
-        nodes += 1
+        node_lb, _, lo, hi = heapq.heappop(s.heap)
+        s.nodes += 1
         if lo.sum() > p + 1e-9 or hi.sum() < p - 1e-9:
             continue  # infeasible
-        h.changeColsBounds(nf, hcols, lo, hi)
-        pruned = False
-        y = theta = None
+        status, obj, y = s.solve_node(node_lb, lo, hi)
+        if status == "stopped":
+            return s.outcome(complete=False)
+        if status == "solved":
+            s.branch(obj, y, lo, hi)
+    return s.outcome(complete=not s.heap)
+
+
+@dataclass
+class _Search:
+    """State of one search: the LP ``h``, its free ``y`` columns, incumbent and open nodes."""
+
+    h: Any
+    R: Any
+    cd: Any
+    p: int
+    #: Indices (into ``y``) of the free columns.
+    fcols: np.ndarray
+    add_cuts: Callable
+    deadline: float
+    cutoff_tol: Callable[[float], float]
+    ub: float
+    ub_mask: np.ndarray
+    heap: list = field(default_factory=list)
+    seq: int = 1
+    nodes: int = 0
+
+    @property
+    def nf(self) -> int:
+        return self.fcols.size
+
+    @property
+    def hcols(self) -> np.ndarray:
+        """HiGHS columns of the free ``y``."""
+        return (self.cd.n + self.fcols).astype(np.int32)
+
+    def cutoff(self) -> float:
+        """Nodes whose bound reaches this are pruned."""
+        return self.ub - self.cutoff_tol(self.ub)
+
+    def push(self, bound: float, lo: np.ndarray, hi: np.ndarray) -> None:
+        heapq.heappush(self.heap, (bound, self.seq, lo, hi))
+        self.seq += 1
+
+    def solve_node(self, node_lb: float, lo: np.ndarray, hi: np.ndarray
+                   ) -> tuple[str, float, np.ndarray | None]:
+        """The cut loop at one node: (status, LP value, LP ``y``).
+
+        Status ``"pruned"`` (infeasible or bound at the cut-off), ``"stopped"``
+        (deadline or a failed LP; the node is back on the heap) or
+        ``"solved"`` (no violated cut left).
+        """
+        h, n = self.h, self.cd.n
+        h.changeColsBounds(self.nf, self.hcols, lo, hi)
+        y = None
         obj = node_lb
         while True:
-            if time.perf_counter() > deadline:
-                heapq.heappush(heap, (node_lb, seq, lo, hi))
-                return _out(ub, ub_mask, heap, False, nodes, h, hcols, nf)
-            h.setOptionValue("time_limit", max(0.01, deadline - time.perf_counter()))
+            if time.perf_counter() > self.deadline:
+                self.push(node_lb, lo, hi)
+                return "stopped", obj, y
+            h.setOptionValue("time_limit", max(0.01, self.deadline - time.perf_counter()))
             h.run()
             st = h.getModelStatus()
-            if st == infeasible:
-                pruned = True
-                break
-            if st != ok:
-                heapq.heappush(heap, (node_lb, seq, lo, hi))
-                return _out(ub, ub_mask, heap, False, nodes, h, hcols, nf)
-            obj = max(node_lb, h.getInfo().objective_function_value + R.const)
-            if obj >= ub - cutoff_tol(ub):
-                pruned = True
-                break
+            if st == highspy.HighsModelStatus.kInfeasible:
+                return "pruned", obj, y
+            if st != highspy.HighsModelStatus.kOptimal:
+                self.push(node_lb, lo, hi)
+                return "stopped", obj, y
+            obj = max(node_lb, h.getInfo().objective_function_value + self.R.const)
+            if obj >= self.cutoff():
+                return "pruned", obj, y
             x = np.asarray(h.getSolution().col_value)
             theta, y = x[:n], x[n:]
-            c = R.separate(y, theta, tol=1e-7)
+            c = self.R.separate(y, theta, tol=1e-7)
             if c is None:
-                break
-            add_cuts(c)
-        if pruned:
-            continue
+                return "solved", obj, y
+            self.add_cuts(c)
+
+    def branch(self, obj: float, y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
+        """Round the node's LP point to an incumbent, fix by reduced cost and branch."""
+        fcols = self.fcols
         yf = y[fcols]
         frac = np.abs(yf - np.round(yf))
         # rounding: the p largest y (fixed-to-1 columns first)
-        order = np.argsort(-(yf + 2.0 * lo), kind="stable")[:p]
-        mask = cd.fixed.copy()
+        order = np.argsort(-(yf + 2.0 * lo), kind="stable")[:self.p]
+        mask = self.cd.fixed.copy()
         mask[fcols[order]] = True
-        val = cd.penalized(mask)
-        if val < ub:
-            ub, ub_mask = val, mask
+        val = self.cd.penalized(mask)
+        if val < self.ub:
+            self.ub, self.ub_mask = val, mask
         if frac.max() <= 1e-7:
-            continue  # integral and no violated cut: the LP value is its true cost
-        if obj >= ub - cutoff_tol(ub):
-            continue
-        # reduced-cost fixing within the subtree
-        rc = np.asarray(h.getSolution().col_dual)[n + fcols]
-        room = ub - cutoff_tol(ub) - obj
-        lo, hi = lo.copy(), hi.copy()
-        at0 = (yf <= 1e-9) & (hi > 0.5) & (lo < 0.5) & (rc > room)
-        at1 = (yf >= 1 - 1e-9) & (lo < 0.5) & (hi > 0.5) & (-rc > room)
-        hi[at0] = 0.0
-        lo[at1] = 1.0
+            return  # integral and no violated cut: the LP value is its true cost
+        if obj >= self.cutoff():
+            return
+        lo, hi = self.fix_by_reduced_cost(obj, yf, lo, hi)
         cand = np.flatnonzero((frac > 1e-7) & (lo < 0.5) & (hi > 0.5))
         if cand.size == 0:
-            heapq.heappush(heap, (obj, seq, lo, hi))
-            seq += 1
-            continue
+            self.push(obj, lo, hi)
+            return
         k = cand[np.argmin(np.abs(yf[cand] - 0.5), axis=0)]
         lo1 = lo.copy()
         lo1[k] = 1.0
         hi0 = hi.copy()
         hi0[k] = 0.0
-        heapq.heappush(heap, (obj, seq, lo1, hi))
-        heapq.heappush(heap, (obj, seq + 1, lo, hi0))
-        seq += 2
-    return _out(ub, ub_mask, heap, not heap, nodes, h, hcols, nf)
+        self.push(obj, lo1, hi)
+        self.push(obj, lo, hi0)
 
+    def fix_by_reduced_cost(self, obj: float, yf: np.ndarray, lo: np.ndarray, hi: np.ndarray
+                            ) -> tuple[np.ndarray, np.ndarray]:
+        """New bounds of the free columns for the subtree, fixed by reduced cost."""
+        rc = np.asarray(self.h.getSolution().col_dual)[self.cd.n + self.fcols]
+        room = self.cutoff() - obj
+        lo, hi = lo.copy(), hi.copy()
+        at0 = (yf <= 1e-9) & (hi > 0.5) & (lo < 0.5) & (rc > room)
+        at1 = (yf >= 1 - 1e-9) & (lo < 0.5) & (hi > 0.5) & (-rc > room)
+        hi[at0] = 0.0
+        lo[at1] = 1.0
+        return lo, hi
 
-def _out(ub, ub_mask, heap, complete, nodes, h, hcols, nf) -> BnbOutcome:
-    # restore the root bounds for whoever solves next
-    h.changeColsBounds(nf, hcols, np.zeros(nf), np.ones(nf))
-    if complete:
-        return BnbOutcome(ub, ub_mask, ub, True, nodes)
-    lb = min(e[0] for e in heap)
-    return BnbOutcome(ub, ub_mask, min(lb, ub), False, nodes)
+    def outcome(self, *, complete: bool) -> BnbOutcome:
+        # restore the root bounds for whoever solves next
+        self.h.changeColsBounds(self.nf, self.hcols, np.zeros(self.nf), np.ones(self.nf))
+        if complete:
+            return BnbOutcome(self.ub, self.ub_mask, self.ub, True, self.nodes)
+        lb = min(e[0] for e in self.heap)
+        return BnbOutcome(self.ub, self.ub_mask, min(lb, self.ub), False, self.nodes)

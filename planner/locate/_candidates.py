@@ -54,7 +54,7 @@ def generate_candidates(
     import shapely
     from sklearn.cluster import KMeans
 
-    from planner._snap import snap_points
+    from planner.access import snap_points
 
     if weight not in population.columns:
         raise LocateError(f"Population layer has no `{weight}` column for candidate generation "

@@ -52,6 +52,8 @@ from planner.locate._bnb import branch_and_cut
 from planner.locate._data import CostData
 from planner.locate._heuristic import _Swap
 
+__all__ = ["ExactOutcome", "solve_pmedian_exact"]
+
 
 @dataclass
 class ExactOutcome:
@@ -163,7 +165,7 @@ class _Rows:
     def cuts_at(self, rows: np.ndarray, D: np.ndarray):
         """Cuts for given rows at given levels D (entries strictly cheaper than D)."""
         last_excl = np.empty(rows.size, dtype=np.int64)
-        for k, (r, d) in enumerate(zip(rows, D)):
+        for k, (r, d) in enumerate(zip(rows, D, strict=True)):
             lo, hi = self.indptr[r], self.indptr[r + 1]
             last_excl[k] = lo + np.searchsorted(self.val[lo:hi], d, side="left") - 1
         return self.cuts(rows, D, last_excl)
@@ -196,39 +198,90 @@ def solve_pmedian_exact(
     ``cd.penalty``); the caller recomputes the true objective.
     """
     t0 = time.perf_counter()
-    deadline = t0 + time_limit
-    R = _Rows(cd)
-    n, m = cd.n, cd.m
     if allowed is None:
         allowed = ~cd.fixed
-    allowed = allowed & ~cd.fixed
-    ub_mask = incumbent.copy()
-    ub = cd.penalized(ub_mask)
-    tol = 1e-9
-    integral = _integral_objective(cd)
+    s = _Exact.start(cd, p, incumbent=incumbent, allowed=allowed & ~cd.fixed, t0=t0,
+                     time_limit=time_limit, seed=seed, threads=threads)
+    # initial cuts: each row at the cost the incumbent gives it (tight at the incumbent)
+    d_inc = s.R.costs_at(cd, incumbent)
+    act = np.flatnonzero(s.R.active)
+    s.add_cuts(s.R.cuts_at(act, d_inc[act]))
+    y = s.cut_loop(keep_best=False)
+    if y is None:
+        return ExactOutcome(s.ub_mask, s.lb if np.isfinite(s.lb) else -np.inf, s.ub, False, True)
+    # LP optimum reached: an incumbent from it
+    s.round_lp(y)
+    if s.done():
+        return s.proven()
+    free, early = s.fix_by_reduced_cost(y)
+    if early is not None:
+        return early
+    # cuts tight at the good integer solutions the heuristic visited: the MIP's
+    # optimum is usually among or near them, so it rarely needs another round
+    if pool:
+        s.add_pool_cuts(pool, act, d_inc)
+    # branch-and-cut on y with the cut loop at every node (full radius bound per node)
+    if p > 0 and free.sum() > p and s.branch_and_cut(free):
+        return s.proven()
+    return s.solve_mip()
 
-    def cutoff_tol(u: float) -> float:
+
+@dataclass
+class _Exact:
+    """One exact solve: the LP/MIP ``h`` over theta (n) then y (m), bounds and incumbent."""
+
+    cd: CostData
+    R: _Rows
+    h: highspy.Highs
+    p: int
+    allowed: np.ndarray
+    t0: float
+    time_limit: float
+    deadline: float
+    integral: bool
+    ub: float
+    ub_mask: np.ndarray
+    lb: float = -np.inf
+    tol: float = 1e-9
+
+    @classmethod
+    def start(cls, cd: CostData, p: int, *, incumbent: np.ndarray, allowed: np.ndarray,
+              t0: float, time_limit: float, seed: int, threads: int) -> _Exact:
+        """The state with the LP set up: theta and y columns and the row sum(y) = p."""
+        R = _Rows(cd)
+        n, m = cd.n, cd.m
+        ub_mask = incumbent.copy()
+        ub = cd.penalized(ub_mask)
+        integral = _integral_objective(cd)
+        inf = highspy.kHighsInf
+        h = _new_highs(time_limit=time_limit, seed=seed, threads=threads)
+        lp_theta_lb = np.where(R.active, R.theta_lb, 0.0)
+        h.addVars(n, lp_theta_lb, np.full(n, inf))
+        h.changeColsCost(n, np.arange(n, dtype=np.int32), np.where(R.active, 1.0, 0.0))
+        yub = np.where(allowed, 1.0, 0.0)
+        h.addVars(m, np.zeros(m), yub)
+        h.addRow(float(p), float(p), m, np.arange(n, n + m, dtype=np.int32), np.ones(m))
+        return cls(cd, R, h, p, allowed, t0, time_limit, t0 + time_limit, integral, ub, ub_mask)
+
+    def cutoff_tol(self, u: float) -> float:
         """Prune / prove when lb >= ub - cutoff_tol(ub)."""
         # integer costs and weights: every objective value is an integer, so a
         # bound above ub - 1 proves ub optimal
-        return 1.0 - 1e-6 if integral else max(1e-6, tol * abs(u))
+        return 1.0 - 1e-6 if self.integral else max(1e-6, self.tol * abs(u))
 
-    def done(lb_: float) -> bool:
-        return lb_ >= ub - cutoff_tol(ub)
+    def done(self) -> bool:
+        return self.lb >= self.ub - self.cutoff_tol(self.ub)
 
-    # variables: theta (n) then y (m)
-    inf = highspy.kHighsInf
-    h = _new_highs(time_limit=time_limit, seed=seed, threads=threads)
-    lp_theta_lb = np.where(R.active, R.theta_lb, 0.0)
-    h.addVars(n, lp_theta_lb, np.full(n, inf))
-    h.changeColsCost(n, np.arange(n, dtype=np.int32), np.where(R.active, 1.0, 0.0))
-    yub = np.where(allowed, 1.0, 0.0)
-    h.addVars(m, np.zeros(m), yub)
-    h.addRow(float(p), float(p), m, np.arange(n, n + m, dtype=np.int32), np.ones(m))
+    def proven(self) -> ExactOutcome:
+        return ExactOutcome(self.ub_mask, self.ub, self.ub, True, False)
 
-    def add_cuts(c) -> int:
+    def improve(self, val: float, mask: np.ndarray) -> None:
+        if val < self.ub:
+            self.ub, self.ub_mask = val, mask
+
+    def add_cuts(self, c) -> int:
         rows, lower, lens, cols, coef = c
-        nr = rows.size
+        n, nr = self.cd.n, rows.size
         starts = np.r_[0, np.cumsum(lens + 1)[:-1]].astype(np.int32)
         # each cut: theta_i (coef 1) followed by its y entries
         idx = np.empty(int(lens.sum()) + nr, dtype=np.int32)
@@ -239,153 +292,154 @@ def solve_pmedian_exact(
         mask[starts] = False
         idx[mask] = n + cols
         val[mask] = coef
-        h.addRows(nr, lower, np.full(nr, inf), idx.size, starts, idx, val)
+        self.h.addRows(nr, lower, np.full(nr, highspy.kHighsInf), idx.size, starts, idx, val)
         return nr
 
-    # initial cuts: each row at the cost the incumbent gives it (tight at the incumbent)
-    d_inc = R.costs_at(cd, incumbent)
-    act = np.flatnonzero(R.active)
-    add_cuts(R.cuts_at(act, d_inc[act]))
+    def cut_loop(self, *, keep_best: bool) -> np.ndarray | None:
+        """Solve the LP and add violated cuts until none is left: the LP's ``y``.
 
-    lb = -np.inf
-    y = None
-    timed_out = False
-    while True:
-        h.setOptionValue("time_limit", max(0.01, deadline - time.perf_counter()))
-        h.run()
-        st = h.getModelStatus()
-        if st != highspy.HighsModelStatus.kOptimal:
-            timed_out = True
-            break
-        sol = h.getSolution()
-        x = np.asarray(sol.col_value)
-        theta, y = x[:n], x[n:]
-        lb = h.getInfo().objective_function_value + R.const
-        c = R.separate(y, theta, tol=1e-7)
-        if c is None:
-            break
-        add_cuts(c)
-    if timed_out or y is None:
-        return ExactOutcome(ub_mask, lb if np.isfinite(lb) else -np.inf, ub, False, True)
-
-    # LP optimum reached: integral?
-    frac = np.abs(y - np.round(y)) > 1e-7
-    if not frac.any():
-        mask = np.round(y).astype(bool) | cd.fixed
-        val = cd.penalized(mask)
-        if val < ub:
-            ub, ub_mask = val, mask
-    elif p > 0:
-        # LP rounding: the p largest y, polished by the interchange local search
-        order = np.argsort(-np.where(allowed, y, -1.0), kind="stable")[:p]
-        mask = cd.fixed.copy()
-        mask[order] = True
-        st = _Swap(cd, mask, allowed)
-        st.local_search(deadline=min(deadline, time.perf_counter() + 0.2 * time_limit))
-        val = cd.penalized(st.open)
-        _debug(f"LP rounding: {val:.8g} (incumbent {ub:.8g})")
-        if val < ub:
-            ub, ub_mask = val, st.open.copy()
-    if done(lb):
-        return ExactOutcome(ub_mask, ub, ub, True, False)
-
-    # reduced-cost fixing with the incumbent's value, then re-separate: with fewer
-    # columns the cuts get stronger and more columns can be fixed
-    free = allowed.copy()
-    for _ in range(5):
-        rc = np.asarray(h.getSolution().col_dual)[n:]
-        fix0 = free & (y < 1e-9) & (rc > ub - cutoff_tol(ub) - lb + 1e-6 * max(1.0, abs(ub)))
-        _debug(f"rc fixing: {int(fix0.sum())} of {int(free.sum())} free columns, lb {lb:.8g} "
-               f"ub {ub:.8g}")
-        if not fix0.any():
-            break
-        free &= ~fix0
-        cols = np.flatnonzero(fix0)
-        h.changeColsBounds(cols.size, (n + cols).astype(np.int32), np.zeros(cols.size),
-                           np.zeros(cols.size))
+        Each round's LP value becomes ``lb`` (the larger of it and ``lb`` with
+        ``keep_best``).  None when HiGHS stops before an optimum.
+        """
+        h, n = self.h, self.cd.n
         while True:
-            h.setOptionValue("time_limit", max(0.01, deadline - time.perf_counter()))
+            h.setOptionValue("time_limit", max(0.01, self.deadline - time.perf_counter()))
             h.run()
             if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-                return ExactOutcome(ub_mask, lb, ub, False, True)
+                return None
             x = np.asarray(h.getSolution().col_value)
             theta, y = x[:n], x[n:]
-            lb = max(lb, h.getInfo().objective_function_value + R.const)
-            c = R.separate(y, theta, tol=1e-7)
+            value = h.getInfo().objective_function_value + self.R.const
+            self.lb = max(self.lb, value) if keep_best else value
+            c = self.R.separate(y, theta, tol=1e-7)
             if c is None:
+                return y
+            self.add_cuts(c)
+
+    def round_lp(self, y: np.ndarray) -> None:
+        """The LP point as an incumbent: itself when integral, else rounded and polished."""
+        cd, p = self.cd, self.p
+        frac = np.abs(y - np.round(y)) > 1e-7
+        if not frac.any():
+            mask = np.round(y).astype(bool) | cd.fixed
+            self.improve(cd.penalized(mask), mask)
+        elif p > 0:
+            # LP rounding: the p largest y, polished by the interchange local search
+            order = np.argsort(-np.where(self.allowed, y, -1.0), kind="stable")[:p]
+            mask = cd.fixed.copy()
+            mask[order] = True
+            st = _Swap(cd, mask, self.allowed)
+            st.local_search(deadline=min(self.deadline,
+                                         time.perf_counter() + 0.2 * self.time_limit))
+            val = cd.penalized(st.open)
+            _debug(f"LP rounding: {val:.8g} (incumbent {self.ub:.8g})")
+            if val < self.ub:
+                self.ub, self.ub_mask = val, st.open.copy()
+
+    def fix_by_reduced_cost(self, y: np.ndarray) -> tuple[np.ndarray, ExactOutcome | None]:
+        """Reduced-cost fixing with the incumbent's value, then re-separate.
+
+        With fewer columns the cuts get stronger and more columns can be
+        fixed.  Returns the free columns, and the outcome when the solve ends
+        here (proven, or out of time).
+        """
+        h, n = self.h, self.cd.n
+        free = self.allowed.copy()
+        for _ in range(5):
+            lb, ub = self.lb, self.ub
+            rc = np.asarray(h.getSolution().col_dual)[n:]
+            room = ub - self.cutoff_tol(ub) - lb + 1e-6 * max(1.0, abs(ub))
+            fix0 = free & (y < 1e-9) & (rc > room)
+            _debug(f"rc fixing: {int(fix0.sum())} of {int(free.sum())} free columns, lb {lb:.8g} "
+                   f"ub {ub:.8g}")
+            if not fix0.any():
                 break
-            add_cuts(c)
-        if done(lb):
-            return ExactOutcome(ub_mask, ub, ub, True, False)
-    # cuts tight at the good integer solutions the heuristic visited: the MIP's
-    # optimum is usually among or near them, so it rarely needs another round
-    if pool:
+            free &= ~fix0
+            cols = np.flatnonzero(fix0)
+            h.changeColsBounds(cols.size, (n + cols).astype(np.int32), np.zeros(cols.size),
+                               np.zeros(cols.size))
+            y = self.cut_loop(keep_best=True)
+            if y is None:
+                return free, ExactOutcome(self.ub_mask, self.lb, self.ub, False, True)
+            if self.done():
+                return free, self.proven()
+        return free, None
+
+    def add_pool_cuts(self, pool: list, act: np.ndarray, d_inc: np.ndarray) -> None:
+        """Cuts tight at each solution of ``pool`` (rows ``act``; ``d_inc``: the incumbent's)."""
+        R, cd = self.R, self.cd
         pairs = np.unique(np.vstack([np.c_[act, R.costs_at(cd, sol)[act]] for sol in pool]),
                           axis=0)
         # the incumbent's cuts are in already
         pairs = pairs[pairs[:, 1] != d_inc[pairs[:, 0].astype(np.int64)]]
         if pairs.size:
-            add_cuts(R.cuts_at(pairs[:, 0].astype(np.int64), pairs[:, 1]))
+            self.add_cuts(R.cuts_at(pairs[:, 0].astype(np.int64), pairs[:, 1]))
 
-    # branch-and-cut on y with the cut loop at every node (full radius bound per node)
-    if p > 0 and free.sum() > p:
+    def branch_and_cut(self, free: np.ndarray) -> bool:
+        """Our branch-and-cut (`planner.locate._bnb`) for half the time left: proven?"""
+        h, t0 = self.h, self.t0
         _debug(f"before branch-and-cut {time.perf_counter() - t0:.2f} s")
-        budget = 0.5 * max(0.0, deadline - time.perf_counter())
-        bb = branch_and_cut(h, R, cd, p=p, free=free, lb_root=lb, ub=ub, ub_mask=ub_mask,
-                            add_cuts=add_cuts, deadline=time.perf_counter() + budget,
-                            cutoff_tol=cutoff_tol, node_limit=_NODE_LIMIT)
+        budget = 0.5 * max(0.0, self.deadline - time.perf_counter())
+        bb = branch_and_cut(h, self.R, self.cd, p=self.p, free=free, lb_root=self.lb,
+                            ub=self.ub, ub_mask=self.ub_mask, add_cuts=self.add_cuts,
+                            deadline=time.perf_counter() + budget,
+                            cutoff_tol=self.cutoff_tol, node_limit=_NODE_LIMIT)
         _debug(f"branch-and-cut: {bb.nodes} nodes, {h.getNumRow()} rows, "
                f"{time.perf_counter() - t0:.2f} s, "
                f"complete {bb.complete}, lb {bb.lb:.8g} "
                f"ub {bb.ub:.8g}")
-        ub, ub_mask = bb.ub, bb.ub_mask
+        self.ub, self.ub_mask = bb.ub, bb.ub_mask
         if bb.complete:
-            return ExactOutcome(ub_mask, ub, ub, True, False)
-        lb = max(lb, bb.lb)
-        if done(lb):
-            return ExactOutcome(ub_mask, ub, ub, True, False)
+            return True
+        self.lb = max(self.lb, bb.lb)
+        return self.done()
 
-    h.changeColsIntegrality(m, np.arange(n, n + m, dtype=np.int32),
-                            np.full(m, highspy.HighsVarType.kInteger))
-    h.setOptionValue("mip_rel_gap", 0.0)
-    h.setOptionValue("mip_abs_gap", cutoff_tol(ub) if integral else 1e-6)
-    timed_out = False
-    while True:
-        remaining = deadline - time.perf_counter()
-        if remaining <= 0:
-            timed_out = True
+    def solve_mip(self) -> ExactOutcome:
+        """HiGHS's MIP with every cut so far, from the incumbent, until no cut is violated."""
+        h, cd, R, n, m = self.h, self.cd, self.R, self.cd.n, self.cd.m
+        h.changeColsIntegrality(m, np.arange(n, n + m, dtype=np.int32),
+                                np.full(m, highspy.HighsVarType.kInteger))
+        h.setOptionValue("mip_rel_gap", 0.0)
+        h.setOptionValue("mip_abs_gap", self.cutoff_tol(self.ub) if self.integral else 1e-6)
+        timed_out = False
+        while True:
+            remaining = self.deadline - time.perf_counter()
+            if remaining <= 0:
+                timed_out = True
+                break
+            h.setSolution(self.mip_start())
+            h.setOptionValue("time_limit", max(0.01, remaining))
+            h.run()
+            info = h.getInfo()
+            st = h.getModelStatus()
+            if np.isfinite(info.mip_dual_bound):
+                self.lb = max(self.lb, info.mip_dual_bound + R.const)
+            if info.primal_solution_status == 2:
+                x = np.asarray(h.getSolution().col_value)
+                theta, y = x[:n], x[n:]
+                mask = (y > 0.5) | cd.fixed
+                self.improve(cd.penalized(mask), mask)
+                if st == highspy.HighsModelStatus.kOptimal:
+                    c = R.separate((y > 0.5).astype(np.float64), theta, tol=1e-9)
+                    if c is not None:
+                        # the MIP optimum underestimated its own cost: cut it off, solve again
+                        self.add_cuts(c)
+                        continue
+            if st != highspy.HighsModelStatus.kOptimal:
+                timed_out = True
             break
-        # incumbent as a start: theta at its true row costs satisfies every valid cut
-        d_ub = R.costs_at(cd, ub_mask)
+        self.lb = min(self.lb, self.ub)
+        proven = self.done()
+        if proven:
+            self.lb = self.ub
+        return ExactOutcome(self.ub_mask, self.lb, self.ub, proven, timed_out and not proven)
+
+    def mip_start(self) -> highspy.HighsSolution:
+        """The incumbent as a start: theta at its true row costs satisfies every valid cut."""
+        cd, R = self.cd, self.R
+        d_ub = R.costs_at(cd, self.ub_mask)
         sol0 = highspy.HighsSolution()
         sol0.col_value = np.r_[np.where(R.active, cd.weights * d_ub, 0.0),
-                               (ub_mask & ~cd.fixed).astype(np.float64)].tolist()
+                               (self.ub_mask & ~cd.fixed).astype(np.float64)].tolist()
         sol0.value_valid = True
-        h.setSolution(sol0)
-        h.setOptionValue("time_limit", max(0.01, remaining))
-        h.run()
-        info = h.getInfo()
-        st = h.getModelStatus()
-        if np.isfinite(info.mip_dual_bound):
-            lb = max(lb, info.mip_dual_bound + R.const)
-        if info.primal_solution_status == 2:
-            x = np.asarray(h.getSolution().col_value)
-            theta, y = x[:n], x[n:]
-            mask = (y > 0.5) | cd.fixed
-            val = cd.penalized(mask)
-            if val < ub:
-                ub, ub_mask = val, mask
-            if st == highspy.HighsModelStatus.kOptimal:
-                c = R.separate((y > 0.5).astype(np.float64), theta, tol=1e-9)
-                if c is not None:
-                    # the MIP optimum underestimated its own cost: cut it off, solve again
-                    add_cuts(c)
-                    continue
-        if st != highspy.HighsModelStatus.kOptimal:
-            timed_out = True
-        break
-    lb = min(lb, ub)
-    proven = done(lb)
-    if proven:
-        lb = ub
-    return ExactOutcome(ub_mask, lb, ub, proven, timed_out and not proven)
+        return sol0

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from planner import defaults as D
 from planner._errors import LocateError, PlannerWarning
 from planner.locate._data import CostData, _as_index_mask, build_cost_data
 from planner.locate._exact import solve_pmedian_exact
@@ -124,6 +125,15 @@ def _largest_share(shares: sp.csr_array, n: int) -> np.ndarray:
     assignment = np.full(n, -1, dtype=np.int64)
     assignment[r_[first]] = c_[first]
     return assignment
+
+
+def _time_limit(time_limit_s: float, time_limit: float | None) -> float:
+    """``time_limit_s``, or the deprecated ``time_limit`` when given."""
+    if time_limit is None:
+        return time_limit_s
+    warnings.warn("solve(time_limit=...) is deprecated; use time_limit_s=... (seconds).",
+                  DeprecationWarning, stacklevel=3)
+    return time_limit
 
 
 def _check_method(method: str, time_limit=1.0, seed=0, threads=1) -> None:
@@ -273,14 +283,15 @@ class PMedian(_Model):
         cd, cap, allow = _coerce(cost, w, fixed, cap, allowed)
         return cls(cd, p, allowed=allow, capacity=cap, labels=labels)
 
-    def solve(self, *, time_limit: float = 300.0, method: Method = "auto", seed: int = 0,
-              threads: int = 1) -> LocateResult:
+    def solve(self, *, time_limit_s: float = D.SOLVE_TIME_LIMIT_S, method: Method = "auto",
+              seed: int = 0, threads: int = 1, time_limit: float | None = None) -> LocateResult:
         """Solve the model.
 
         Parameters
         ----------
-        time_limit
-            Seconds for the whole solve (heuristic + exact).
+        time_limit_s
+            Seconds for the whole solve (heuristic + exact).  ``time_limit``
+            is the old name, still accepted with a `DeprecationWarning`.
         method
             ``"heuristic"`` (fast interchange only), ``"exact"`` (HiGHS, warm
             started from the heuristic) or ``"auto"`` (= exact, falling back to
@@ -288,6 +299,7 @@ class PMedian(_Model):
         seed, threads
             Same seed and threads, same answer.
         """
+        time_limit = _time_limit(time_limit_s, time_limit)
         _check_method(method, time_limit, seed, threads)
         t0 = time.perf_counter()
         cd, p = self.cd, self.p
@@ -454,8 +466,9 @@ class MCLP(_Model):
         cd, cap, allow = _coerce(cost, w, fixed, cap, allowed)
         return cls(cd, p, coverage_min * 60.0, allowed=allow, capacity=cap, labels=labels)
 
-    def solve(self, *, time_limit: float = 300.0, method: Method = "auto", seed: int = 0,
-              threads: int = 1) -> LocateResult:
+    def solve(self, *, time_limit_s: float = D.SOLVE_TIME_LIMIT_S, method: Method = "auto",
+              seed: int = 0, threads: int = 1, time_limit: float | None = None) -> LocateResult:
+        time_limit = _time_limit(time_limit_s, time_limit)
         _check_method(method, time_limit, seed, threads)
         t0 = time.perf_counter()
         cd = self.cd
@@ -584,10 +597,11 @@ class LSCP(_Model):
         return cls(cd, coverage_min * 60.0, target_share=target_share, allowed=allow,
                    capacity=cap, labels=labels)
 
-    def solve(self, *, time_limit: float = 300.0, method: Method = "auto", seed: int = 0,
-              threads: int = 1) -> LocateResult:
+    def solve(self, *, time_limit_s: float = D.SOLVE_TIME_LIMIT_S, method: Method = "auto",
+              seed: int = 0, threads: int = 1, time_limit: float | None = None) -> LocateResult:
         from planner.locate._cover import greedy_cover, solve_lscp
 
+        time_limit = _time_limit(time_limit_s, time_limit)
         _check_method(method, time_limit, seed, threads)
         t0 = time.perf_counter()
         cd = self.cd
@@ -679,9 +693,9 @@ def cost_from_geodataframes(
     *,
     weight: str | None = "pop_60plus",
     fixed=None,
-    cutoff_min: float = 30.0,
+    cutoff_min: float = D.CUTOFF_MIN,
     speed_mps: float | None = None,
-    max_snap_m: float = 300.0,
+    max_snap_m: float = D.MAX_SNAP_M,
     capacity: str | None = None,
     allowed=None,
 ):
@@ -716,8 +730,7 @@ def cost_from_geodataframes(
     -------
     cost, weights, fixed, capacity, allowed, labels
     """
-    from planner._snap import snap_points
-    from planner.access import cost_matrix
+    from planner.access import cost_matrix, snap_points
 
     if weight is not None and weight not in demand.columns:
         raise LocateError(

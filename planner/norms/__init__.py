@@ -3,8 +3,8 @@
 Rule files (``*.yaml`` beside this module, one per jurisdiction) hold the
 numbers of the policy documents (digest: the project's shared NORMS.md); `load_rules` reads
 one (with its ``extends`` chain), `check` evaluates it on the layers of a
-study area and returns one row per rule and unit, and `run_step` is the
-``norms`` step of `planner.scenario.run`.
+study area and returns one row per rule and unit, and `check_study` adds
+the townships' worst status (what the pipeline's ``norms`` step stores).
 
 Shipped rule sets: ``national`` (national references, secondary sources),
 ``shaanxi_2023``, ``xian_2021`` (extends Shaanxi), ``sucheng_2024``,
@@ -58,8 +58,7 @@ Examples
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -71,17 +70,15 @@ from planner.norms._rules import (
     SCOPES,
     Rule,
     RuleSet,
-    _is_path,
+    is_rule_file,
     load_rules,
     shipped_rule_sets,
 )
 
-if TYPE_CHECKING:
-    from planner.scenario import RunResult
-
 __all__ = [
     "COLUMNS", "MEASURES", "REL_TOL", "RULES_DIR", "SCOPES", "Rule", "RuleSet", "check",
-    "failing_townships", "load_rules", "passes", "run_step", "shipped_rule_sets", "township_status",
+    "check_study", "failing_townships", "is_rule_file", "load_rules", "passes", "shipped_rule_sets",
+    "township_status",
 ]
 
 _STATUS_RANK = {"pass": 0, "not_assessable": 1, "fail": 2}
@@ -180,7 +177,7 @@ def township_status(checks: pd.DataFrame, townships: Any, *, lang: str = "zh",
     ----------
     checks
         Rows of `check` with a ``_township`` column (the township each row's
-        unit lies in), as produced inside `run_step`; or ``township_of`` gives it.
+        unit lies in), as produced inside `check_study`; or ``township_of`` gives it.
     townships
         The township polygons (canonical ``id``, ``name``).
 
@@ -240,34 +237,27 @@ def failing_townships(checks: pd.DataFrame, *, measure: str = "township_centre_c
     return rows["unit_id"].tolist()
 
 
-def _rules_arg(result: RunResult) -> str | Path:
-    name = result.scenario.norms.rules
-    if _is_path(name):
-        return result.scenario.resolve(Path(name))
-    return name
+def check_study(
+    rules: RuleSet,
+    *,
+    population: Any = None,
+    facilities: Any = None,
+    townships: Any = None,
+    districts: Any = None,
+    access: Any = None,
+    lang: Literal["zh", "en"] = "zh",
+) -> tuple[pd.DataFrame, Any]:
+    """`check` a study area, and its townships coloured by their worst status.
 
-
-def run_step(result: RunResult) -> str | None:
-    """The ``norms`` step: check the scenario's rule set on the run's layers.
-
-    Stores ``result.tables["norm_checks"]`` (columns `COLUMNS`),
-    ``result.layers["township_norms"]`` (when a townships layer exists) and
-    ``result.artifacts["rules"]`` (the `RuleSet`).  Skips without a ``norms:``
-    section, or when there is neither a population nor a facilities layer.
+    Returns
+    -------
+    (checks, township_norms)
+        The table of `check` (columns `COLUMNS`) and the township polygons
+        with `township_status` (``None`` without townships).
     """
-    settings = getattr(result.scenario, "norms", None)
-    if settings is None:
-        return "no `norms:` section in the scenario"
-    layers = result.layers
-    if layers.get("population") is None and layers.get("facilities") is None:
-        return "needs a population or facilities layer"
-    rules = load_rules(_rules_arg(result), plan_year=settings.plan_year)
-    table = _check(rules, population=layers.get("population"), facilities=layers.get("facilities"),
-                   townships=layers.get("townships"), districts=layers.get("districts"),
-                   access=layers.get("population_access"), lang=result.lang, plan_year=None)
-    result.tables["norm_checks"] = table[COLUMNS].reset_index(drop=True)
-    result.artifacts["rules"] = rules
-    towns = layers.get("townships")
-    if towns is not None and len(towns):
-        result.layers["township_norms"] = township_status(table, towns, lang=result.lang)
-    return None
+    table = _check(rules, population=population, facilities=facilities, townships=townships,
+                   districts=districts, access=access, lang=lang, plan_year=None)
+    towns = None
+    if townships is not None and len(townships):
+        towns = township_status(table, townships, lang=lang)
+    return table[COLUMNS].reset_index(drop=True), towns

@@ -53,6 +53,12 @@ from planner._errors import PlannerWarning
 from planner._schema import TIER_LABELS
 from planner.norms._rules import Rule
 
+__all__ = [
+    "COLUMNS", "INSTITUTION_TIERS", "KIND_COLUMNS", "MEASURE_FUNCS", "REL_TOL", "STUDY_AREA",
+    "UNIT_EN", "Ctx", "Data", "Units", "assign", "measure", "passes", "township_kinds",
+    "unit_label",
+]
+
 #: Relative tolerance of the threshold comparison (float division noise only).
 REL_TOL = 1e-9
 
@@ -139,8 +145,11 @@ def _key(v: Any) -> str | None:
     return s or None
 
 
-def _ids(df: pd.DataFrame, *, layer: str = "") -> pd.Series:
-    """Unit ids as text: the ``id`` column, else the row index; made unique (with a warning)."""
+def _ids(df: pd.DataFrame, *, layer: str = "", stacklevel: int = 4) -> pd.Series:
+    """Unit ids as text: the ``id`` column, else the row index; made unique (with a warning).
+
+    ``stacklevel``: of the warning about duplicate ids (as `warnings.warn`'s, from the caller).
+    """
     src = df["id"] if "id" in df.columns else pd.Series(df.index, index=df.index)
     ids = src.map(_key)
     ids = ids.where(ids.notna(), pd.Series([f"#{i}" for i in range(len(df))], index=df.index))
@@ -149,8 +158,9 @@ def _ids(df: pd.DataFrame, *, layer: str = "") -> pd.Series:
         warnings.warn(
             f"Layer `{layer}` has {int(dup.sum())} rows with duplicate ids "
             f"(e.g. {ids[dup].iloc[0]!r}); the norm checks number them "
-            f"'{ids[dup].iloc[0]}#1', '#2'... Give each row its own id to name them in the results.",
-            PlannerWarning, stacklevel=4,
+            f"'{ids[dup].iloc[0]}#1', '#2'... Give each row its own id to name them in the "
+            "results.",
+            PlannerWarning, stacklevel=stacklevel,
         )
     if dup.any():
         n = ids.groupby(ids).cumcount() + 1
@@ -158,12 +168,14 @@ def _ids(df: pd.DataFrame, *, layer: str = "") -> pd.Series:
     return ids
 
 
-def _warn_unmatched(df: pd.DataFrame, column: str, units: Units | None, layer: str) -> None:
+def _warn_unmatched(df: pd.DataFrame, column: str, units: Units | None, layer: str, *,
+                    stacklevel: int = 4) -> None:
     """Warn about names in ``layer.column`` that match no unit (they are placed by location)."""
     if units is None or units.source == "all" or column not in df.columns or not len(df):
         return
     vals = df[column].map(_key)
-    bad = sorted({v for v, m in zip(vals, units.match(df[column])) if v is not None and m is None})
+    bad = sorted({v for v, m in zip(vals, units.match(df[column]), strict=True)
+                  if v is not None and m is None})
     if bad:
         shown = ", ".join(repr(b) for b in bad[:5]) + (" ..." if len(bad) > 5 else "")
         warnings.warn(
@@ -171,7 +183,7 @@ def _warn_unmatched(df: pd.DataFrame, column: str, units: Units | None, layer: s
             f"{units.source} units: {shown}. Those rows are placed by their location "
             f"(or left out of {column} totals when outside every unit); fix the spelling "
             f"in `{layer}.{column}` to assign them by name.",
-            PlannerWarning, stacklevel=4,
+            PlannerWarning, stacklevel=stacklevel,
         )
 
 
@@ -275,9 +287,9 @@ class Units:
         return keys.map(lambda k: None if k is None else by_name.get(k, by_id.get(k)))
 
 
-def _boundary_units(layer: Any, name: str) -> Units:
+def _boundary_units(layer: Any, name: str, *, stacklevel: int = 4) -> Units:
     """Units of a boundary layer (``townships`` / ``districts``): ids, names, counts, polygons."""
-    ids = _ids(layer, layer=name)
+    ids = _ids(layer, layer=name, stacklevel=stacklevel)
     table = pd.DataFrame({"name": _names(layer, ids).to_numpy()}, index=ids.to_numpy())
     for col in ("population", "pop_60plus", "households", "district"):
         if col in layer.columns:
@@ -309,11 +321,12 @@ def _spatial(gdf: Any, units: Units) -> pd.Series:
     pts = _points(gdf)
     valid = ~(pts.geometry.isna() | pts.geometry.is_empty)
     pts = pts[valid]
-    polys = gpd.GeoDataFrame({"_uid": units.polygons.index}, geometry=units.polygons.geometry.values,
-                             crs=units.polygons.crs)
+    polys = gpd.GeoDataFrame({"_uid": units.polygons.index},
+                             geometry=units.polygons.geometry.values, crs=units.polygons.crs)
     if pts.crs is not None and polys.crs is not None and pts.crs != polys.crs:
         pts = pts.to_crs(polys.crs)
-    left = gpd.GeoDataFrame({"_row": np.arange(len(pts))}, geometry=pts.geometry.values, crs=polys.crs)
+    left = gpd.GeoDataFrame({"_row": np.arange(len(pts))}, geometry=pts.geometry.values,
+                            crs=polys.crs)
     joined = gpd.sjoin(left, polys, how="left", predicate="within")
     joined = joined[~joined["_row"].duplicated()]
     vals = joined.sort_values("_row")["_uid"].to_numpy()
@@ -340,6 +353,49 @@ def assign(df: Any, column: str, units: Units | None, *, via: pd.Series | None =
     return out.where(out.notna(), None)
 
 
+def _community_units(pop: Any) -> Units:
+    """The population rows as community units (ids, names, counts, polygons)."""
+    ids = _ids(pop, layer="population", stacklevel=5)
+    comm = pd.DataFrame({"name": _names(pop, ids).to_numpy()}, index=ids.to_numpy())
+    for col in ("population", "pop_60plus", "households"):
+        if col in pop.columns:
+            comm[col] = pd.to_numeric(pop[col], errors="coerce").to_numpy()
+    polys = pop.set_index(ids.to_numpy())[["geometry"]] if _has_polygons(pop) else None
+    return Units(comm, polys, source="population")
+
+
+def _township_units(townships: Any, pop: pd.DataFrame, fac: pd.DataFrame) -> Units | None:
+    """The townships layer's units; else the distinct ``township`` values; with ``_kind``."""
+    has_layer = townships is not None and len(townships)
+    if has_layer:
+        town = _boundary_units(townships, "townships", stacklevel=5)
+    elif "township" in pop.columns:
+        town = _value_units(pop["township"], "population.township")
+    elif "township" in fac.columns:
+        town = _value_units(fac["township"], "facilities.township")
+    else:
+        return None
+    explicit = None
+    if has_layer:
+        kcol = next((c for c in KIND_COLUMNS if c in townships.columns), None)
+        if kcol is not None:
+            explicit = pd.Series(townships[kcol].to_numpy(), index=town.table.index)
+    town.table["_kind"] = township_kinds(town.table["name"], explicit)
+    return town
+
+
+def _district_units(districts: Any, townships: Any, pop: pd.DataFrame, lang: str) -> Units:
+    """The districts layer's units; else the distinct ``district`` values; else the study area."""
+    if districts is not None and len(districts):
+        return _boundary_units(districts, "districts", stacklevel=5)
+    if "district" in pop.columns and pop["district"].notna().any():
+        return _value_units(pop["district"], "population.district")
+    if townships is not None and "district" in townships.columns:
+        return _value_units(townships["district"], "townships.district")
+    name = STUDY_AREA.get(lang, STUDY_AREA["zh"])
+    return Units(pd.DataFrame({"name": [name]}, index=["all"]), None, source="all")
+
+
 class Data:
     """Inputs of a check, with every facility and population unit assigned to its units."""
 
@@ -350,80 +406,54 @@ class Data:
         pop = population if population is not None else pd.DataFrame()
         fac = facilities.copy() if facilities is not None else pd.DataFrame()
         self.has_facilities = facilities is not None
-
         # communities = population rows
-        if population is not None and len(pop):
-            ids = _ids(pop, layer="population")
-            comm = pd.DataFrame({"name": _names(pop, ids).to_numpy()}, index=ids.to_numpy())
-            for col in ("population", "pop_60plus", "households"):
-                if col in pop.columns:
-                    comm[col] = pd.to_numeric(pop[col], errors="coerce").to_numpy()
-            polys = pop.set_index(ids.to_numpy())[["geometry"]] if _has_polygons(pop) else None
-            self.comm = Units(comm, polys, source="population")
-        else:
-            self.comm = None
+        self.comm = (_community_units(pop) if population is not None and len(pop) else None)
+        self.town = _township_units(townships, pop, fac)
+        self.dist = _district_units(districts, townships, pop, lang)
+        self._link_townships(townships, pop)
+        self._assign_population(pop)
+        self._assign_facilities(fac)
 
-        # townships
-        if townships is not None and len(townships):
-            self.town = _boundary_units(townships, "townships")
-        elif "township" in pop.columns:
-            self.town = _value_units(pop["township"], "population.township")
-        elif "township" in fac.columns:
-            self.town = _value_units(fac["township"], "facilities.township")
-        else:
-            self.town = None
+    def _link_townships(self, townships: Any, pop: pd.DataFrame) -> None:
+        """Townships -> districts (``_district`` of the township table, ``_town_dist``)."""
         if self.town is not None:
-            explicit = None
-            if townships is not None and len(townships):
-                kcol = next((c for c in KIND_COLUMNS if c in townships.columns), None)
-                if kcol is not None:
-                    explicit = pd.Series(townships[kcol].to_numpy(), index=self.town.table.index)
-            self.town.table["_kind"] = township_kinds(self.town.table["name"], explicit)
-
-        # districts
-        if districts is not None and len(districts):
-            self.dist = _boundary_units(districts, "districts")
-        elif "district" in pop.columns and pop["district"].notna().any():
-            self.dist = _value_units(pop["district"], "population.district")
-        elif townships is not None and "district" in townships.columns:
-            self.dist = _value_units(townships["district"], "townships.district")
-        else:
-            name = STUDY_AREA.get(lang, STUDY_AREA["zh"])
-            self.dist = Units(pd.DataFrame({"name": [name]}, index=["all"]), None, source="all")
-
-        # townships -> districts
-        if self.town is not None:
+            index = self.town.table.index
             tdf = townships if townships is not None and len(townships) else None
             if tdf is not None:
                 t_dist = assign(tdf.set_axis(_ids(tdf).to_numpy()), "district", self.dist)
             elif self.town.source == "population.township" and "district" in pop.columns:
                 pairs = pd.DataFrame({"t": pop["township"].map(_key), "d": pop["district"]})
                 first = pairs.dropna().drop_duplicates("t").set_index("t")["d"]
-                t_dist = assign(pd.DataFrame({"district": first.reindex(self.town.table.index)},
-                                             index=self.town.table.index), "district", self.dist)
+                t_dist = assign(pd.DataFrame({"district": first.reindex(index)}, index=index),
+                                "district", self.dist)
             else:
-                t_dist = assign(pd.DataFrame(index=self.town.table.index), "district", self.dist)
-            self.town.table["_district"] = t_dist.reindex(self.town.table.index).to_numpy()
-        self._town_dist = (dict(self.town.table["_district"].dropna()) if self.town is not None else {})
+                t_dist = assign(pd.DataFrame(index=index), "district", self.dist)
+            self.town.table["_district"] = t_dist.reindex(index).to_numpy()
+        self._town_dist = (dict(self.town.table["_district"].dropna())
+                           if self.town is not None else {})
 
-        # population units -> township, district
+    def _assign_population(self, pop: pd.DataFrame) -> None:
+        """Population units -> township, district (``_comm_town``, ``_comm_dist``)."""
         if self.comm is not None:
             p = pop.set_axis(self.comm.table.index)
             for col, units in (("township", self.town), ("district", self.dist)):
-                _warn_unmatched(p, col, units, "population")
+                _warn_unmatched(p, col, units, "population", stacklevel=5)
             ct = assign(p, "township", self.town)
             cd = assign(p, "district", self.dist, via=ct, via_map=self._town_dist)
             self.comm.table["_township"] = ct.to_numpy()
             self.comm.table["_district"] = cd.to_numpy()
-        self._comm_town = dict(self.comm.table["_township"].dropna()) if self.comm is not None else {}
-        self._comm_dist = dict(self.comm.table["_district"].dropna()) if self.comm is not None else {}
+        self._comm_town = (dict(self.comm.table["_township"].dropna())
+                           if self.comm is not None else {})
+        self._comm_dist = (dict(self.comm.table["_district"].dropna())
+                           if self.comm is not None else {})
 
-        # facilities -> community, township, district
+    def _assign_facilities(self, fac: pd.DataFrame) -> None:
+        """Facilities -> community, township, district (``fac``, ``_fac_town``)."""
         if len(fac):
-            fac.index = _ids(fac, layer="facilities").to_numpy()
+            fac.index = _ids(fac, layer="facilities", stacklevel=5).to_numpy()
             for col, units in (("community", self.comm), ("township", self.town),
                                ("district", self.dist)):
-                _warn_unmatched(fac, col, units, "facilities")
+                _warn_unmatched(fac, col, units, "facilities", stacklevel=5)
             fac["_name"] = _names(fac, pd.Series(fac.index, index=fac.index)).to_numpy()
             fc = assign(fac, "community", self.comm)
             ft = assign(fac, "township", self.town, via=fc, via_map=self._comm_town)
@@ -473,7 +503,8 @@ class Data:
             col = self.comm.table.get(column)
             val = col.astype(float) if col is not None else pd.Series(np.nan, index=index)
             return val, f"population.{column}"
-        value = (pd.to_numeric(units.table[column], errors="coerce") if column in units.table.columns
+        value = (pd.to_numeric(units.table[column], errors="coerce")
+                 if column in units.table.columns
                  else pd.Series(np.nan, index=index, dtype=float))
         src = f"{units.source}.{column}"
         lower = [(self.comm, "_township" if scope == "township" else "_district", "population")]
@@ -484,7 +515,8 @@ class Data:
                 break
             if sub is None or column not in sub.table.columns or key not in sub.table.columns:
                 continue
-            keys = sub.table[key] if units.source != "all" else pd.Series("all", index=sub.table.index)
+            keys = (sub.table[key] if units.source != "all"
+                    else pd.Series("all", index=sub.table.index))
             vals = pd.to_numeric(sub.table[column], errors="coerce")
             grp = pd.DataFrame({"k": keys, "v": vals}).dropna(subset=["k"]).groupby("k")["v"]
             summed = grp.sum(min_count=1).where(~grp.apply(lambda x: x.isna().any()))
@@ -506,8 +538,9 @@ class Ctx:
         self.rule, self.data, self.lang = rule, data, data.lang
         self.rows: list[dict] = []
 
-    def add(self, unit_id: Any, unit_name: Any, value: float, *, need: Callable[[float], float] | None,
-            text: str | None = None, missing: str = "", partial: str = "", **fmt: Any) -> None:
+    def add(self, unit_id: Any, unit_name: Any, value: float, *,
+            need: Callable[[float], float] | None, text: str | None = None, missing: str = "",
+            partial: str = "", **fmt: Any) -> None:
         """One row.  ``need(value)`` is the shortfall amount (rounded up to whole items unless
         the text is an area); ``partial`` names data missing for some of the summed items
         (the value is then a lower bound)."""
@@ -605,7 +638,8 @@ def _tier_data_missing(data: Data) -> str:
     return ""
 
 
-def _ratio_by_unit(ctx: Ctx, *, col: str, den_col: str, per: float, text: str, tier: str | None = None,
+def _ratio_by_unit(ctx: Ctx, *, col: str, den_col: str, per: float, text: str,
+                   tier: str | None = None,
                    den_fn: Callable[[Units], tuple[pd.Series, str]] | None = None,
                    fac_filter: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> None:
     """Generic "sum of a facility column per unit / unit count × per" measure."""
@@ -651,7 +685,8 @@ def _communities_unplaceable(ctx: Ctx) -> bool:
     if data.comm is None or not len(data.fac) or "community" in data.fac.columns \
             or data.comm.polygons is not None:
         return False
-    ctx.all_missing(data.comm, "facilities.community (or population polygons to place facilities in)")
+    ctx.all_missing(data.comm,
+                    "facilities.community (or population polygons to place facilities in)")
     return True
 
 
@@ -682,7 +717,7 @@ def _facility_rows(ctx: Ctx, value_fn: Callable[[dict], tuple[float, str, Callab
     nums = {c: (pd.to_numeric(mine[c], errors="coerce") if c in mine.columns
                 else pd.Series(np.nan, index=mine.index)).astype(float).to_numpy()
             for c in columns}
-    for i, (fid, name) in enumerate(zip(mine.index, mine["_name"])):
+    for i, (fid, name) in enumerate(zip(mine.index, mine["_name"], strict=True)):
         value, missing, need = value_fn({c: v[i] for c, v in nums.items()})
         ctx.add(fid, name, value, need=need, text=text, missing=missing)
 
@@ -732,7 +767,8 @@ def _count_measure(ctx: Ctx, tier: str, text: str) -> None:
     if ctx.rule.scope == "township":
         table = table[_kind_ok(ctx, table)]
     for uid, name in table["name"].items():
-        ctx.add(uid, name, float(counts.get(uid, 0.0)), need=lambda v: thr - v, text=text, tier=tier)
+        ctx.add(uid, name, float(counts.get(uid, 0.0)), need=lambda v: thr - v, text=text,
+                tier=tier)
 
 
 @measure("community_station_count")

@@ -12,14 +12,21 @@ or index) and the field.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from planner import defaults as D
 from planner._errors import NormsError, collect
 from planner._schema import TIERS
+
+__all__ = [
+    "MEASURES", "RULES_DIR", "SCOPES", "TOWNSHIP_KINDS", "MeasureSpec", "Rule", "RuleSet",
+    "is_rule_file", "load_rules", "shipped_rule_sets",
+]
 
 #: Folder holding the shipped rule files.
 RULES_DIR = Path(__file__).parent
@@ -87,7 +94,7 @@ class Rule:
     clause: str
     tier: str | None = None
     township_kind: str | None = None
-    minutes: float = 15.0
+    minutes: float = D.CIRCLE_MIN
     applies_until: int | None = None
     quote: str = ""
     note: str = ""
@@ -100,7 +107,8 @@ class Rule:
 
     def applies_in(self, year: int) -> bool:
         """Whether the rule is in force in plan year ``year``."""
-        return self.applies_from <= year and (self.applies_until is None or year <= self.applies_until)
+        return self.applies_from <= year and (self.applies_until is None
+                                              or year <= self.applies_until)
 
 
 @dataclass
@@ -158,7 +166,8 @@ class RuleSet:
 
 
 _RULE_FIELDS = {f.name for f in fields(Rule)} - {"file"} | {"enabled"}
-_REQUIRED = ("id", "title", "measure", "threshold", "unit", "scope", "applies_from", "source", "clause")
+_REQUIRED = ("id", "title", "measure", "threshold", "unit", "scope", "applies_from", "source",
+             "clause")
 _TOP_KEYS = {"jurisdiction", "extends", "rules"}
 
 
@@ -167,14 +176,14 @@ def shipped_rule_sets() -> list[str]:
     return sorted(p.stem for p in RULES_DIR.glob("*.yaml"))
 
 
-def _is_path(text: str) -> bool:
+def is_rule_file(text: str) -> bool:
     """Whether a rule-set argument is a file path (``.yaml`` / ``.yml``, or with a folder)."""
     return text.endswith((".yaml", ".yml")) or "/" in text or "\\" in text
 
 
 def _resolve(name_or_path: str | Path, *, base: Path | None = None) -> Path:
     text = str(name_or_path)
-    if not _is_path(text):
+    if not is_rule_file(text):
         path = RULES_DIR / f"{text}.yaml"
         if path.is_file():
             return path
@@ -226,79 +235,114 @@ def _check_title(v: Any) -> str | None:
 
 def _validate_rule(raw: dict, where: str, problems: list[str]) -> None:
     """Append to ``problems`` everything wrong with one complete rule."""
+    measure = raw.get("measure")
+    spec = MEASURES.get(measure) if isinstance(measure, str) else None
+    for msg in (*_field_problems(raw), *_measure_problems(raw, spec),
+                *_threshold_problems(raw, spec), *_year_problems(raw),
+                *_tier_problems(raw, spec), *_flag_problems(raw)):
+        problems.append(f"{where}: {msg}")
+
+
+def _field_problems(raw: dict) -> Iterator[str]:
+    """Missing and unknown fields, the title and the text fields."""
     for key in _REQUIRED:
         if raw.get(key) is None:
-            problems.append(f"{where}: field `{key}` is missing")
+            yield f"field `{key}` is missing"
     for key in sorted(set(raw) - _RULE_FIELDS):
-        problems.append(f"{where}: field `{key}` is unknown; allowed: {', '.join(sorted(_RULE_FIELDS))}")
+        yield f"field `{key}` is unknown; allowed: {', '.join(sorted(_RULE_FIELDS))}"
     if raw.get("title") is not None and (msg := _check_title(raw["title"])):
-        problems.append(f"{where}: field `title` {msg}")
+        yield f"field `title` {msg}"
     for key in ("id", "unit", "source", "clause", "quote", "note"):
         v = raw.get(key)
         if v is not None and not isinstance(v, str):
-            problems.append(f"{where}: field `{key}` must be text, got {v!r}")
+            yield f"field `{key}` must be text, got {v!r}"
+
+
+def _measure_problems(raw: dict, spec: MeasureSpec | None) -> Iterator[str]:
+    """The measure, and the scope it is checked by."""
     measure = raw.get("measure")
-    spec = MEASURES.get(measure) if isinstance(measure, str) else None
     if measure is not None and spec is None:
-        problems.append(
-            f"{where}: field `measure`: unknown measure {measure!r}; known: {', '.join(MEASURES)}"
-        )
+        yield f"field `measure`: unknown measure {measure!r}; known: {', '.join(MEASURES)}"
     scope = raw.get("scope")
     if scope is not None:
         if scope not in SCOPES:
-            problems.append(f"{where}: field `scope`: {scope!r} is not one of {', '.join(SCOPES)}")
+            yield f"field `scope`: {scope!r} is not one of {', '.join(SCOPES)}"
         elif spec is not None and scope not in spec.scopes:
-            problems.append(
-                f"{where}: field `scope`: measure {measure!r} is checked by "
-                f"{' or '.join(spec.scopes)}, not {scope!r}"
-            )
+            yield (f"field `scope`: measure {measure!r} is checked by "
+                   f"{' or '.join(spec.scopes)}, not {scope!r}")
+
+
+def _threshold_problems(raw: dict, spec: MeasureSpec | None) -> Iterator[str]:
     thr = raw.get("threshold")
     if thr is not None:
         if not _is_number(thr) or thr < 0:
-            problems.append(f"{where}: field `threshold` must be a non-negative number, got {thr!r}")
+            yield f"field `threshold` must be a non-negative number, got {thr!r}"
         elif spec is not None and spec.share and thr > 1:
-            problems.append(
-                f"{where}: field `threshold` of share measure {measure!r} must be a fraction "
-                f"in [0, 1] (write 55 % as 0.55), got {thr!r}"
-            )
+            yield (f"field `threshold` of share measure {raw.get('measure')!r} must be a "
+                   f"fraction in [0, 1] (write 55 % as 0.55), got {thr!r}")
+
+
+def _year_problems(raw: dict) -> Iterator[str]:
     for key in ("applies_from", "applies_until"):
         v = raw.get(key)
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not 1900 <= v <= 2200):
-            problems.append(f"{where}: field `{key}` must be a year such as 2025, got {v!r}")
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool)
+                              or not 1900 <= v <= 2200):
+            yield f"field `{key}` must be a year such as 2025, got {v!r}"
+
+
+def _tier_problems(raw: dict, spec: MeasureSpec | None) -> Iterator[str]:
+    """The facility tier and the township kind."""
+    measure = raw.get("measure")
     tier = raw.get("tier")
     if tier is not None and tier not in TIERS:
-        problems.append(f"{where}: field `tier`: {tier!r} is not one of {', '.join(TIERS)}")
+        yield f"field `tier`: {tier!r} is not one of {', '.join(TIERS)}"
     if spec is not None and spec.tier and tier is None:
-        problems.append(f"{where}: field `tier` is missing (measure {measure!r} needs the facility tier)")
+        yield f"field `tier` is missing (measure {measure!r} needs the facility tier)"
     kind = raw.get("township_kind")
     if kind is not None:
         if kind not in TOWNSHIP_KINDS:
-            problems.append(f"{where}: field `township_kind`: {kind!r} is not one of "
-                            f"{', '.join(TOWNSHIP_KINDS)}")
+            yield f"field `township_kind`: {kind!r} is not one of {', '.join(TOWNSHIP_KINDS)}"
         elif measure not in _KIND_MEASURES:
-            problems.append(f"{where}: field `township_kind` applies only to the measures "
-                            f"{', '.join(_KIND_MEASURES)}, not {measure!r}")
+            yield (f"field `township_kind` applies only to the measures "
+                   f"{', '.join(_KIND_MEASURES)}, not {measure!r}")
+
+
+def _flag_problems(raw: dict) -> Iterator[str]:
+    """``minutes`` and the true/false fields."""
     minutes = raw.get("minutes")
     if minutes is not None and (not _is_number(minutes) or minutes <= 0):
-        problems.append(f"{where}: field `minutes` must be a positive number, got {minutes!r}")
+        yield f"field `minutes` must be a positive number, got {minutes!r}"
     for key in ("secondary", "enabled"):
         v = raw.get(key)
         if v is not None and not isinstance(v, bool):
-            problems.append(f"{where}: field `{key}` must be true or false, got {v!r}")
+            yield f"field `{key}` must be true or false, got {v!r}"
 
 
 def _load_file(path: Path, stack: tuple[Path, ...]) -> tuple[dict[str, dict], dict, list[Path]]:
     """Rules (id -> raw mapping, merged with parents), jurisdiction and files of one file."""
     if path.resolve() in stack:
         chain = " -> ".join(str(p) for p in (*stack, path.resolve()))
-        raise NormsError(f"Rule file {path}: field `extends` makes a cycle ({chain}); remove one `extends`.")
+        raise NormsError(f"Rule file {path}: field `extends` makes a cycle ({chain}); "
+                         "remove one `extends`.")
     data = _read(path)
     problems: list[str] = []
+    jur, raw_rules = _top_level(data, problems)
+    ext = data.get("extends")
+    parent_rules, parent_files = _load_parent(ext, path, stack, problems)
+    merged = _merge_rules(raw_rules, parent_rules, ext=ext, path=path, problems=problems)
+    collect(problems, header=f"Rule file {path} is not valid:", error=NormsError)
+    return merged, jur, [path, *parent_files]
+
+
+def _top_level(data: dict, problems: list[str]) -> tuple[Any, list]:
+    """A file's ``jurisdiction`` and ``rules`` list (``[]`` when unusable), checked."""
     for key in sorted(set(data) - _TOP_KEYS):
-        problems.append(f"top-level field `{key}` is unknown; allowed: {', '.join(sorted(_TOP_KEYS))}")
+        problems.append(f"top-level field `{key}` is unknown; allowed: "
+                        f"{', '.join(sorted(_TOP_KEYS))}")
     jur = data.get("jurisdiction")
     if jur is None:
-        problems.append("top-level field `jurisdiction` is missing (e.g. `jurisdiction: {zh: 西安市, en: Xi'an}`)")
+        problems.append("top-level field `jurisdiction` is missing (e.g. "
+                        "`jurisdiction: {zh: 西安市, en: Xi'an}`)")
     elif msg := _check_title(jur):
         problems.append(f"top-level field `jurisdiction` {msg}")
     raw_rules = data.get("rules")
@@ -308,22 +352,29 @@ def _load_file(path: Path, stack: tuple[Path, ...]) -> tuple[dict[str, dict], di
     elif not isinstance(raw_rules, list):
         problems.append(f"top-level field `rules` must be a list, got {type(raw_rules).__name__}")
         raw_rules = []
+    return jur, raw_rules
 
-    parent_rules: dict[str, dict] = {}
-    files = [path]
-    ext = data.get("extends")
-    if ext is not None:
-        if not isinstance(ext, str) or not ext:
-            problems.append(f"top-level field `extends` must be a rule-set name or path, got {ext!r}")
-        else:
-            try:
-                parent_path = _resolve(ext, base=path.parent)
-            except NormsError as exc:
-                problems.append(f"top-level field `extends`: {exc}")
-            else:
-                parent_rules, _, parent_files = _load_file(parent_path, (*stack, path.resolve()))
-                files += parent_files
 
+def _load_parent(ext: Any, path: Path, stack: tuple[Path, ...],
+                 problems: list[str]) -> tuple[dict[str, dict], list[Path]]:
+    """Rules and files of the rule set a file ``extends`` (none without a usable one)."""
+    if ext is None:
+        return {}, []
+    if not isinstance(ext, str) or not ext:
+        problems.append(f"top-level field `extends` must be a rule-set name or path, got {ext!r}")
+        return {}, []
+    try:
+        parent_path = _resolve(ext, base=path.parent)
+    except NormsError as exc:
+        problems.append(f"top-level field `extends`: {exc}")
+        return {}, []
+    parent_rules, _, parent_files = _load_file(parent_path, (*stack, path.resolve()))
+    return parent_rules, parent_files
+
+
+def _merge_rules(raw_rules: list, parent_rules: dict[str, dict], *, ext: Any, path: Path,
+                 problems: list[str]) -> dict[str, dict]:
+    """The parent's rules with this file's rules applied (replacing, completing, dropping)."""
     merged = {k: dict(v) for k, v in parent_rules.items()}
     seen: set[str] = set()
     for i, raw in enumerate(raw_rules):
@@ -351,8 +402,7 @@ def _load_file(path: Path, stack: tuple[Path, ...]) -> tuple[dict[str, dict], di
         full.pop("enabled", None)
         _validate_rule({k: v for k, v in full.items() if k != "file"}, where, problems)
         merged[rid] = full
-    collect(problems, header=f"Rule file {path} is not valid:", error=NormsError)
-    return merged, jur, files
+    return merged
 
 
 def load_rules(name_or_path: str | Path, *, plan_year: int | None = None) -> RuleSet:

@@ -4,7 +4,7 @@ A scenario YAML file is parsed into `Scenario`; unknown keys are rejected
 (``extra="forbid"``) and every field has a documented default.  Each section
 belongs to one step of the run (`layers`, `network`, `access`, `demand`,
 `locate`, `norms`, `outputs`).  Paths are kept as written here and resolved
-relative to the scenario file by `planner.scenario.load_scenario`.
+relative to the scenario file by `planner.pipeline.load_scenario`.
 """
 
 from __future__ import annotations
@@ -13,6 +13,12 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from planner import defaults as D
+
+__all__ = ["AccessSettings", "DemandSettings", "FCASettings", "LayerSettings", "LayersSettings",
+           "LocateSettings", "ModelSettings", "NetworkSettings", "NormsSettings",
+           "OutputsSettings", "Scenario"]
 
 CoordSystem = Literal["wgs84", "gcj02", "bd09"]
 Lang = Literal["zh", "en"]
@@ -96,9 +102,9 @@ class NetworkSettings(_Section):
     exclude_classes: list[str] | None = None
     include_classes: list[str] | None = None
     avoid_steps: bool | None = None
-    join_tolerance_m: float = Field(default=1.0, ge=0.0, le=50.0)
-    max_snap_m: float = Field(default=300.0, gt=0.0)
-    min_component_share: float = Field(default=0.01, ge=0.0, le=1.0)
+    join_tolerance_m: float = Field(default=D.JOIN_TOLERANCE_M, ge=0.0, le=50.0)
+    max_snap_m: float = Field(default=D.MAX_SNAP_M, gt=0.0)
+    min_component_share: float = Field(default=D.MIN_COMPONENT_SHARE, ge=0.0, le=1.0)
     crossing_delay_s: float = Field(default=0.0, ge=0.0)
     class_column: str | None = None  # road-class column of a line layer (default: found)
     name_column: str | None = None  # street-name column of a line layer (default: found)
@@ -109,19 +115,19 @@ class FCASettings(_Section):
 
     supply: str = "beds"
     demand: str = "pop_60plus"
-    catchment_min: float = Field(default=15.0, gt=0)
+    catchment_min: float = Field(default=D.FCA_CATCHMENT_MIN, gt=0)
     decay: Literal["none", "gaussian"] = "gaussian"
 
 
 class AccessSettings(_Section):
     """Walking-time thresholds and what the access step computes."""
 
-    thresholds_min: list[float] = Field(default_factory=lambda: [5.0, 10.0, 15.0])
-    circle_min: float = Field(default=15.0, gt=0)
-    cutoff_min: float = Field(default=60.0, gt=0)
+    thresholds_min: list[float] = Field(default_factory=lambda: list(D.THRESHOLDS_MIN))
+    circle_min: float = Field(default=D.CIRCLE_MIN, gt=0)
+    cutoff_min: float = Field(default=D.CUTOFF_MIN, gt=0)
     service_areas: bool = True
-    service_area_buffer_m: float = Field(default=25.0, gt=0)
-    blind_spot_eps_m: float = Field(default=300.0, gt=0)
+    service_area_buffer_m: float = Field(default=D.SERVICE_AREA_BUFFER_M, gt=0)
+    blind_spot_eps_m: float = Field(default=D.BLIND_SPOT_EPS_M, gt=0)
     fca: FCASettings | None = None
 
     @field_validator("thresholds_min")
@@ -156,7 +162,7 @@ class DemandSettings(_Section):
     net_migration: float | dict[str, float] = 0.0
     trust: Literal["bands", "total"] | None = None
     base_year: int = 2020
-    plan_years: list[int] = Field(default_factory=lambda: [2025, 2030, 2035])
+    plan_years: list[int] = Field(default_factory=lambda: list(D.PLAN_YEARS))
     use_for_population: bool = True
 
 
@@ -178,11 +184,11 @@ class ModelSettings(_Section):
     model: Literal["pmedian", "mclp", "lscp"] = "pmedian"
     p: int | Literal["auto"] = Field(default="auto")
     weight: str = "pop_60plus"
-    coverage_min: float = Field(default=15.0, gt=0)
+    coverage_min: float = Field(default=D.CIRCLE_MIN, gt=0)
     target_share: float = Field(default=1.0, gt=0, le=1.0)
     capacity: str | None = None
     method: Literal["auto", "exact", "heuristic"] = "auto"
-    time_limit_s: float = Field(default=60.0, gt=0)
+    time_limit_s: float = Field(default=D.LOCATE_TIME_LIMIT_S, gt=0)
     generate_candidates: int | None = None
 
 
@@ -205,7 +211,7 @@ class NormsSettings(_Section):
     """
 
     rules: str = "national"
-    plan_year: int = Field(default=2025, ge=1900, le=2200)
+    plan_year: int = Field(default=D.PLAN_YEAR, ge=1900, le=2200)
 
 
 class OutputsSettings(_Section):
@@ -231,7 +237,7 @@ class OutputsSettings(_Section):
     tiles: str | None = None
     tiles_coord_system: CoordSystem = "wgs84"
     tiles_attribution: str | None = None
-    map_simplify_m: float = Field(default=5.0, ge=0.0, le=100.0)
+    map_simplify_m: float = Field(default=D.MAP_SIMPLIFY_M, ge=0.0, le=100.0)
 
 
 class Scenario(_Section):

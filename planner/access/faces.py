@@ -34,12 +34,17 @@ to the exact band union.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import shapely
 
-from planner._snap import _cache, _edge_tree, edge_geometries, edge_vertices, run_offsets
+from planner.access.snap import edge_geometries, edge_tree, edge_vertices, run_offsets
+
+if TYPE_CHECKING:
+    from planner.network import WalkNetwork
+
+__all__ = ["Faces", "eroded", "planar_faces"]
 
 
 @dataclass(frozen=True)
@@ -126,9 +131,9 @@ def _cycles(nxt: np.ndarray, *, walk: int = 12) -> tuple[np.ndarray, np.ndarray,
     return label, rank, int(first.sum())
 
 
-def _crossing_edges(net: Any, lines: np.ndarray, n_vertices: np.ndarray) -> np.ndarray:
+def _crossing_edges(net: WalkNetwork, lines: np.ndarray, n_vertices: np.ndarray) -> np.ndarray:
     """Edges that meet another edge anywhere but at a shared end node."""
-    tree = _edge_tree(net)
+    tree = edge_tree(net)
     i, j = tree.query(lines)
     keep = i < j
     i, j = i[keep], j[keep]
@@ -153,7 +158,7 @@ def _crossing_edges(net: Any, lines: np.ndarray, n_vertices: np.ndarray) -> np.n
     return bad
 
 
-def planar_faces(net: Any) -> Faces:
+def planar_faces(net: WalkNetwork) -> Faces:
     """The faces of ``net`` drawn in the plane, with the clean ones' polygons (cached)."""
 
     def build() -> Faces:
@@ -223,7 +228,7 @@ def planar_faces(net: Any) -> Faces:
             polygon[bad] = None
         return Faces(edge_face=edge_face, size=size, clean=clean, polygon=polygon)
 
-    return _cache(net, "planar_faces", build)
+    return net.cached("planar_faces", build)
 
 
 def _leaving(xy: np.ndarray, off: np.ndarray, *, forward: bool) -> np.ndarray:
@@ -249,7 +254,8 @@ def _leaving(xy: np.ndarray, off: np.ndarray, *, forward: bool) -> np.ndarray:
     return out
 
 
-def _rings(xy, off, nxt, label, rank, size, faces, n_e) -> np.ndarray:
+def _rings(xy: np.ndarray, off: np.ndarray, nxt: np.ndarray, label: np.ndarray,
+           rank: np.ndarray, size: np.ndarray, faces: np.ndarray, n_e: int) -> np.ndarray:
     """Polygons of ``faces``: their half-edges in cycle order, each without its last vertex."""
     want = np.zeros(size.shape[0], bool)
     want[faces] = True
@@ -271,10 +277,10 @@ def _rings(xy, off, nxt, label, rank, size, faces, n_e) -> np.ndarray:
     return shapely.polygons(shapely.linearrings(pts, indices=ring_id))  # closes each ring
 
 
-def eroded(net: Any, faces: Faces, which: np.ndarray, buffer_m: float, quad_segs: int
+def eroded(net: WalkNetwork, faces: Faces, which: np.ndarray, buffer_m: float, quad_segs: int
            ) -> np.ndarray:
     """``erode(face, buffer_m)`` for the clean faces ``which`` (empty ones as ``None``), cached."""
-    store = _cache(net, f"eroded_{float(buffer_m)!r}_{int(quad_segs)}",
+    store = net.cached(f"eroded_{float(buffer_m)!r}_{int(quad_segs)}",
                    lambda: (np.zeros(faces.n_faces, bool), np.full(faces.n_faces, None, object)))
     done, holes = store
     todo = np.unique(which[~done[which]])

@@ -1,0 +1,527 @@
+"""Service areas: the streets a facility reaches within each threshold, as polygons.
+
+`service_areas` routes memory-bounded chunks of nearby facilities with one
+limited csgraph Dijkstra each (on the part of the network within reach of
+the chunk), collects every edge reached (partial edges cut at the reachable
+fraction, the facility's own edge both ways from its spot, its snap walk)
+and turns them into the exact set of points within ``buffer_m`` of those
+streets: city blocks whose whole boundary is reached are taken whole
+(`planner.access.faces`) with their eroded cores punched as holes, and only
+the streets on the rim are buffered and unioned.  Chunks are built in
+threads (GEOS and csgraph release Python's lock).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import scipy.sparse as sp
+import shapely
+from scipy.sparse.csgraph import dijkstra
+
+from planner.access.faces import Faces, eroded, planar_faces
+from planner.access.routing import _rows_in_memory, _snap_s, _virtual_graph
+from planner.access.snap import Snapped, edge_geometries, edge_vertices, run_offsets
+from planner.defaults import SERVICE_AREA_BUFFER_M, THRESHOLDS_MIN
+
+if TYPE_CHECKING:
+    import geopandas as gpd
+
+    from planner.network import WalkNetwork
+
+__all__ = ["service_areas"]
+
+#: Service areas find the city blocks (`planner.access.faces`) when the polygons are
+#: expected to reach at least this many edges per edge of the network.
+_BLOCKS_MIN_SHARE = 0.1
+
+#: (row in the chunk, edge, time at the edge's ``u``, time at its ``v``) of the edges reached.
+_Reached = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+#: Rim pieces of a chunk: (group of each batch, batches of lines, taken block keys).
+_Pieces = tuple[list[np.ndarray], list[np.ndarray], np.ndarray]
+
+
+def _edge_vertices(net: WalkNetwork) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Edge vertices with their normalised position, for vectorised substrings (cached)."""
+
+    def build() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        xy, off = edge_vertices(net)
+        counts = np.diff(off)
+        idx = np.repeat(np.arange(net.n_edges), counts)
+        step = np.zeros(len(xy))
+        step[1:] = np.hypot(np.diff(xy[:, 0]), np.diff(xy[:, 1]))
+        step[off[:-1][counts > 0]] = 0.0
+        cs = np.cumsum(step)
+        cum = cs - cs[off[:-1]][idx]
+        total = cum[off[1:] - 1][idx]
+        rank = np.arange(len(xy)) - off[:-1][idx]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            norm = np.where(total > 0, cum / total, rank / np.maximum(counts[idx] - 1, 1))
+        return xy, off, 2.0 * idx + norm, norm
+
+    return net.cached("edge_vertices", build)
+
+
+def _substrings(net: WalkNetwork, e: np.ndarray, s: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Pieces of edges ``e`` between fractions ``s <= t``, as LineStrings, vectorised.
+
+    Shapely has no vectorised substring (``shapely.ops.substring`` is one
+    Python call per line), so the cut is done here on the coordinate arrays:
+    the interior vertices of each piece come from a search on a global
+    ``2 * edge + fraction`` key, and the two ends are interpolated.
+    """
+    xy, off, key, norm = _edge_vertices(net)
+    lo = np.searchsorted(key, 2.0 * e + s, "right")
+    hi = np.maximum(np.searchsorted(key, 2.0 * e + t, "left"), lo)
+    first, last = off[e], off[e + 1] - 2
+
+    def at(k: np.ndarray, f: np.ndarray) -> np.ndarray:
+        k = np.clip(k, first, last)
+        den = norm[k + 1] - norm[k]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            w = np.clip(np.where(den > 0, (f - norm[k]) / den, 0.0), 0.0, 1.0)
+        return xy[k] + w[:, None] * (xy[k + 1] - xy[k])
+
+    p0, p1 = at(lo - 1, s), at(hi - 1, t)
+    n_in = hi - lo
+    size = n_in + 2
+    start = np.concatenate([[0], np.cumsum(size)[:-1]])
+    out = np.empty((int(size.sum()), 2))
+    out[start] = p0
+    out[start + size - 1] = p1
+    if n_in.sum():
+        within = run_offsets(n_in)
+        out[np.repeat(start + 1, n_in) + within] = xy[np.repeat(lo, n_in) + within]
+    return shapely.linestrings(out, indices=np.repeat(np.arange(len(e)), size))
+
+
+def _node_edges(net: WalkNetwork) -> tuple[np.ndarray, np.ndarray]:
+    """Node -> incident edges as CSR (``indptr``, ``edge``); a loop is listed once (cached)."""
+
+    def build() -> tuple[np.ndarray, np.ndarray]:
+        eu, ev = net.edge_u, net.edge_v
+        ids = np.arange(net.n_edges, dtype=np.int64)
+        other = eu != ev
+        nodes = np.concatenate([eu, ev[other]])
+        edges = np.concatenate([ids, ids[other]])
+        order = np.argsort(nodes, kind="stable")
+        indptr = np.zeros(net.n_nodes + 1, np.int64)
+        np.cumsum(np.bincount(nodes, minlength=net.n_nodes), out=indptr[1:])
+        return indptr, edges[order]
+
+    return net.cached("node_edges", build)
+
+
+def _reached_edges(net: WalkNetwork, d: np.ndarray, limit: float,
+                   nodes: np.ndarray | None = None) -> _Reached:
+    """(row, edge, time at ``u``, time at ``v``) of every edge with an end node within
+    ``limit`` in row ``d[row]``, once each.
+
+    ``d`` has a column per node of ``nodes`` (sorted node ids; ``None`` = all
+    nodes), then possibly virtual ones; a node not in ``nodes`` is unreached.
+    """
+    indptr, inc = _node_edges(net)
+    m = net.n_nodes if nodes is None else nodes.size
+    r, loc = np.nonzero(d[:, :m] <= limit)
+    node = loc if nodes is None else nodes[loc]
+    cnt = indptr[node + 1] - indptr[node]
+    rr = np.repeat(r, cnt)
+    nn = np.repeat(node, cnt)
+    ee = inc[np.repeat(indptr[node], cnt) + run_offsets(cnt)]
+
+    def at(g: np.ndarray) -> np.ndarray:
+        if nodes is None:
+            return d[rr, g]
+        pos = np.minimum(np.searchsorted(nodes, g), m - 1)
+        return np.where(nodes[pos] == g, d[rr, pos], np.inf)
+
+    du, dv = at(net.edge_u[ee]), at(net.edge_v[ee])
+    # an edge with both ends reached is listed at both: keep it at its u end only
+    keep = (nn == net.edge_u[ee]) | ~(du <= limit)
+    return rr[keep], ee[keep], du[keep], dv[keep]
+
+
+def _reach_m_per_s(net: WalkNetwork) -> float:
+    """An upper bound of the distance covered per network second (inf when none exists)."""
+
+    def build() -> float:
+        t, length = net.edge_time_s, net.edge_length_m
+        if (length[t <= 0] > 0).any():
+            return np.inf
+        ok = t > 0
+        return float(np.max(length[ok] / t[ok], initial=0.0)) * (1 + 1e-9)
+
+    return net.cached("reach_m_per_s", build)
+
+
+def _nodes_near(net: WalkNetwork, x0: float, x1: float, y0: float, y1: float) -> np.ndarray:
+    """Sorted ids of the nodes in the box (through a cached x-order)."""
+    def build() -> tuple[np.ndarray, np.ndarray]:
+        order = np.argsort(net.node_x, kind="stable")
+        return order, net.node_x[order]
+
+    order, xs = net.cached("nodes_by_x", build)
+    cand = order[np.searchsorted(xs, x0, "left"):np.searchsorted(xs, x1, "right")]
+    y = net.node_y[cand]
+    return np.sort(cand[(y >= y0) & (y <= y1)])
+
+
+def _subgraph(a: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
+    """``a[keep][:, keep]`` for sorted ``keep``, without the O(n) work of scipy's indexing."""
+    start, cnt = a.indptr[keep], np.diff(a.indptr)[keep]
+    pos = np.repeat(start, cnt) + run_offsets(cnt)
+    cols, w = a.indices[pos], a.data[pos]
+    rows = np.repeat(np.arange(keep.size), cnt)
+    loc = np.minimum(np.searchsorted(keep, cols), keep.size - 1)
+    ok = keep[loc] == cols
+    return sp.csr_matrix((w[ok], (rows[ok], loc[ok])), shape=(keep.size, keep.size))
+
+
+def _spatial_order(x: np.ndarray, y: np.ndarray, cell: float) -> np.ndarray:
+    """Order points along a Z-curve of ``cell``-sized cells (neighbours end up close)."""
+    if not np.isfinite(cell) or cell <= 0 or x.size < 2:
+        return np.arange(x.size)
+
+    def spread(v: np.ndarray) -> np.ndarray:
+        v = v.astype(np.uint64) & np.uint64(0xFFFF)
+        for shift, mask in ((8, 0x00FF00FF), (4, 0x0F0F0F0F), (2, 0x33333333), (1, 0x55555555)):
+            v = (v | (v << np.uint64(shift))) & np.uint64(mask)
+        return v
+
+    ix = np.floor((x - x.min()) / cell)
+    iy = np.floor((y - y.min()) / cell)
+    code = spread(np.minimum(ix, 65535)) | (spread(np.minimum(iy, 65535)) << np.uint64(1))
+    return np.argsort(code, kind="stable")
+
+
+def service_areas(
+    net: WalkNetwork,
+    facilities: Snapped,
+    *,
+    minutes: Sequence[float] = THRESHOLDS_MIN,
+    speed_mps: float | None = None,
+    buffer_m: float = SERVICE_AREA_BUFFER_M,
+    tiers: Sequence[str] | None = None,
+    quad_segs: int = 4,
+    workers: int | None = None,
+) -> gpd.GeoDataFrame:
+    """Service-area polygons: the streets reachable within each threshold, buffered.
+
+    Built from every edge reached, *partial edges included* (cut at the
+    reachable fraction), the facility's own edge both ways from its spot,
+    and its snap walk; buffered by ``buffer_m``.  Not convex hulls, which
+    swallow rivers and walls.  Every street point reachable within the
+    threshold lies inside the polygon; unreachable points only within
+    ``buffer_m`` of a reachable one.
+
+    Parameters
+    ----------
+    net
+        The `WalkNetwork`.
+    facilities
+        Snapped facilities (`planner.access.snap_points`).
+    minutes
+        Thresholds, minutes.
+    speed_mps
+        Walking speed; ``None`` = the network's.  Another speed scales every
+        time of the network (penalties included).
+    buffer_m
+        Half-width of the street band, metres.
+    tiers
+        The tier of each facility, copied to the output.
+    quad_segs
+        Segments per quarter circle of the rounded parts (4: a rounded edge
+        is at most 2 % of ``buffer_m`` inside the true circle).
+    workers
+        Threads that build polygons at once (GEOS runs without Python's
+        lock); ``None`` = one per CPU core, at most 4.  Use 1 inside a
+        process pool that already fills the cores (a Dask batch).
+
+    Returns
+    -------
+    GeoDataFrame
+        One row per facility and threshold: ``facility_id``, ``tier``,
+        ``minutes``, geometry (network CRS).
+
+    Notes
+    -----
+    One limited csgraph Dijkstra for a memory-bounded chunk of facilities;
+    only the edges at the nodes each facility reaches (through a cached
+    node -> edge index) are looked at, never the whole network per
+    facility.  The polygon is then the exact set of points within
+    ``buffer_m`` of the reached streets, built in two parts
+    (`planner.access.faces`): city blocks whose whole boundary is reached are
+    taken whole, with their eroded cores (``erode(block, buffer_m)``) as
+    holes, and only the streets on the rim (partial edges, edges next to a
+    block not taken, the own edge and the snap walk) are buffered, those
+    that run on from one another as one line, and unioned.  Up to the
+    discretisation of the round parts (``quad_segs``), this equals the union
+    of one buffered band per reached street piece.  The blocks are found
+    only when the polygons are expected to cover a good share of the
+    network (or are already known); chunks of nearby facilities route on
+    the part of the network within reach of them, in ``workers`` threads.
+    """
+    import geopandas as gpd
+
+    minutes = sorted(float(m) for m in minutes)
+    k, n_lim = len(facilities), len(minutes)
+    factor = 1.0 if speed_mps is None else float(speed_mps) / net.speed_mps
+    limits = np.array(minutes) * 60.0 * factor  # thresholds in network seconds
+    polys = np.full(k * n_lim, None, dtype=object)
+    if k:
+        lines = edge_geometries(net)
+        _node_edges(net)
+        _edge_vertices(net)
+        a, virt = _virtual_graph(net, facilities)
+        n_jobs = _workers(workers, k)
+        step = _rows_in_memory(8 * a.shape[0] * n_jobs)
+        # nothing farther than this from a facility's spot is reached in time: each
+        # chunk of nearby facilities runs on the part of the network around them
+        reach = float(limits[-1]) * _reach_m_per_s(net)
+        order = _spatial_order(facilities.x, facilities.y, reach)
+        whole = not np.isfinite(reach) or k <= step
+
+        def route(ids: np.ndarray) -> _Reached:
+            if whole:
+                nodes = None
+                sub, src = a, virt[ids]
+            else:
+                fx, fy = facilities.x[ids], facilities.y[ids]
+                nodes = _nodes_near(net, fx.min() - reach, fx.max() + reach,
+                                    fy.min() - reach, fy.max() + reach)
+                keep = np.concatenate([nodes, np.sort(virt[ids])])
+                sub = _subgraph(a, keep)
+                src = np.searchsorted(keep, virt[ids])
+            d = dijkstra(sub, directed=True, indices=src, limit=limits[-1])
+            return _reached_edges(net, d, limits[-1], nodes)
+
+        def build(ids: np.ndarray, routed: _Reached) -> None:
+            rr, ee, du, dv = routed
+            pieces = _chunk_pieces(net, facilities, ids, rr, ee, du, dv,
+                                   limits, lines, buffer_m, quad_segs, faces)
+            local = _assemble(net, faces, pieces, ids.size * n_lim, buffer_m, quad_segs)
+            polys[(ids[:, None] * n_lim + np.arange(n_lim)).ravel()] = local
+
+        def chunk(c0: int) -> None:
+            ids = order[c0:c0 + step]
+            build(ids, route(ids))
+
+        # the blocks pay off once the polygons cover a good part of the network
+        # (finding them costs about as much as banding a tenth of its edges)
+        ids0 = order[:step]
+        routed0 = route(ids0)
+        reached = routed0[0].size * k / ids0.size
+        faces = (planar_faces(net) if net.peek_cached("planar_faces") is not None
+                 or reached >= _BLOCKS_MIN_SHARE * net.n_edges else None)
+        build(ids0, routed0)
+        del routed0
+
+        starts = range(step, k, step)
+        if n_jobs == 1 or len(starts) <= 1:
+            for c0 in starts:
+                chunk(c0)
+        else:
+            # GEOS and csgraph release the GIL: threads share the network and its caches
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(n_jobs) as pool:
+                for f in [pool.submit(chunk, c0) for c0 in starts]:
+                    f.result()
+    fi = np.repeat(np.arange(k), n_lim)
+    tier_arr = (np.asarray(tiers, dtype=object) if tiers is not None
+                else np.full(k, None, dtype=object))
+    return gpd.GeoDataFrame(
+        {
+            "facility_id": np.asarray(facilities.ids, dtype=object)[fi],
+            "tier": tier_arr[fi] if k else np.zeros(0, object),
+            "minutes": np.tile(np.array(minutes), k),
+        },
+        geometry=gpd.GeoSeries(polys, crs=net.crs).values,
+        crs=net.crs,
+    )
+
+
+def _workers(workers: int | None, n_facilities: int) -> int:
+    if workers is None:
+        import os
+
+        workers = min(4, os.cpu_count() or 1)
+    if int(workers) < 1:
+        raise ValueError(f"workers must be at least 1, got {workers!r}.")
+    return max(1, min(int(workers), n_facilities))
+
+
+def _core_faces(faces: Faces | None, g: np.ndarray, e: np.ndarray, not_taken: np.ndarray | None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Blocks taken whole and the edges inside them, for full edges ``e`` of groups ``g``.
+
+    Returns (sorted ``group * n_faces + face`` keys of the clean faces whose
+    every edge is full for the group, mask of the ``(g, e)`` pairs with a
+    taken face on both sides).  Keys in ``not_taken`` are never taken;
+    without ``faces`` (blocks not looked for) nothing is.
+    """
+    if faces is None:
+        return np.zeros(0, np.int64), np.zeros(e.shape, bool)
+    n_f = faces.n_faces
+    left = g * n_f + faces.edge_face[e, 0]
+    right = g * n_f + faces.edge_face[e, 1]
+    keys, count = np.unique(np.concatenate([left, right]), return_counts=True)
+    f = keys % n_f
+    core = keys[(count == faces.size[f]) & faces.clean[f]]
+    core = core[~np.isin(core, not_taken)]
+    if not core.size:
+        return core, np.zeros(e.shape, bool)
+
+    def taken(x: np.ndarray) -> np.ndarray:
+        i = np.minimum(np.searchsorted(core, x), core.size - 1)
+        return core[i] == x
+
+    return core, taken(left) & taken(right)
+
+
+def _chunk_pieces(net: WalkNetwork, facilities: Snapped, own_all: np.ndarray, rr: np.ndarray,
+                  ee: np.ndarray, du: np.ndarray, dv: np.ndarray, limits: np.ndarray,
+                  lines: np.ndarray, buffer_m: float, quad_segs: int, faces: Faces | None
+                  ) -> _Pieces:
+    """Rim street pieces (lines, not yet buffered) and taken blocks of a chunk of facilities.
+
+    ``own_all``: the chunk's facilities; ``rr``/``ee``: (row in the chunk, edge)
+    of the candidate edges, ``du``/``dv`` the times to the edge's ends.
+    Group = row in the chunk * n_thresholds + threshold.
+    Returns (piece groups, pieces, core keys ``group * n_faces + face``).
+    """
+    n_lim = len(limits)
+    te = net.edge_time_s[ee]
+    fac = rr
+    rows = np.arange(own_all.size)
+    reach_s = limits[:, None] - _snap_s(net, facilities)[own_all]  # own edge, per threshold
+    te0 = net.edge_time_s[facilities.edge[own_all]]
+    f0 = facilities.fraction[own_all]
+    # the blocks on both sides of a facility's own edge hold its snap walk,
+    # which is no street of theirs: never taken whole
+    own_faces = None if faces is None else faces.edge_face[facilities.edge[own_all]]
+    walk = facilities.dist_m[own_all] > 0
+    walkers = own_all[walk]
+    px, py = facilities.point_x[walkers], facilities.point_y[walkers]
+    groups, pieces, cores = [], [], []
+    full_groups, full_edges = [], []
+    for j, lim in enumerate(limits):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ru = np.where(te > 0, (lim - du) / te, np.where(du <= lim, 2.0, -1.0))
+            rv = np.where(te > 0, (lim - dv) / te, np.where(dv <= lim, 2.0, -1.0))
+        full = (ru >= 1) | (rv >= 1) | ((ru >= 0) & (rv >= 0) & (ru + rv >= 1))
+        upart = (ru >= 0) & ~full
+        vpart = (rv >= 0) & ~full
+        gf, ef = fac[full] * n_lim + j, ee[full]
+        not_taken = None
+        if faces is not None:
+            gown = (rows * n_lim + j)[:, None] * faces.n_faces
+            not_taken = (gown + own_faces).ravel()
+        core, inside = _core_faces(faces, gf, ef, not_taken)
+        cores.append(core)
+        # full edges with a block not taken on a side form the rim
+        full_groups.append(gf[~inside])
+        full_edges.append(ef[~inside])
+        # own edge, both ways from the spot; then the snap walk
+        okk = reach_s[j] >= 0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rr0 = np.where(te0[okk] > 0, reach_s[j, okk] / te0[okk], 2.0)
+        pe = np.concatenate([ee[upart], ee[vpart], facilities.edge[own_all[okk]]])
+        ps = np.concatenate([np.zeros(int(upart.sum())), 1.0 - rv[vpart],
+                             np.clip(f0[okk] - rr0, 0, 1)])
+        pt = np.concatenate([ru[upart], np.ones(int(vpart.sum())),
+                             np.clip(f0[okk] + rr0, 0, 1)])
+        groups.append(np.concatenate([fac[upart] * n_lim + j, fac[vpart] * n_lim + j,
+                                      rows[okk] * n_lim + j]))
+        pieces.append(_substrings(net, pe, np.clip(ps, 0, 1), np.clip(pt, 0, 1)))
+        if walkers.size:
+            frac = np.clip(lim * net.speed_mps / facilities.dist_m[walkers], 0, 1)
+            qx = px + frac * (facilities.x[walkers] - px)
+            qy = py + frac * (facilities.y[walkers] - py)
+            conn = shapely.linestrings(np.stack([np.c_[px, py], np.c_[qx, qy]], 1))
+            groups.append(rows[walk] * n_lim + j)
+            pieces.append(conn)
+    fe = np.concatenate(full_edges)
+    if fe.size:
+        groups.append(np.concatenate(full_groups))
+        pieces.append(lines[fe])
+    return groups, pieces, np.sort(np.concatenate(cores))
+
+
+def _assemble(net: WalkNetwork, faces: Faces | None, pieces: _Pieces, n_groups: int,
+              buffer_m: float, quad_segs: int) -> np.ndarray:
+    """Polygons of groups ``0 .. n_groups - 1``: taken blocks (one coverage
+    union) and the buffered rim pieces unioned, then the blocks' eroded cores
+    punched as holes."""
+    groups, lines, core = pieces
+    polys = np.full(n_groups, None, dtype=object)
+    n_f = faces.n_faces if faces is not None else 1
+    cg, cf = core // n_f, core % n_f  # sorted by group
+    cbounds = np.searchsorted(cg, np.arange(n_groups + 1))
+    holes = (eroded(net, faces, cf, buffer_m, quad_segs) if faces is not None
+             else np.zeros(0, object))
+    if groups:
+        gg = np.concatenate(groups)
+        line = np.concatenate(lines)
+        order = np.argsort(gg, kind="stable")
+        gg, line = gg[order], line[order]
+    else:
+        gg, line = np.zeros(0, np.int64), np.zeros(0, object)
+    bounds = np.searchsorted(gg, np.arange(n_groups + 1))
+    for i in range(n_groups):
+        parts = line[bounds[i]:bounds[i + 1]]
+        blocks = slice(cbounds[i], cbounds[i + 1])
+        if parts.size:
+            # streets that run on from one another are buffered as one line (fewer,
+            # longer bands for the union; the round joins are the round caps' union)
+            parts = shapely.buffer(shapely.get_parts(shapely.line_merge(
+                shapely.multilinestrings(parts))), buffer_m, quad_segs=quad_segs)
+        if blocks.stop > blocks.start:
+            parts = np.append(parts, _blocks_union(faces.polygon[cf[blocks]]))
+        if parts.size:
+            poly = shapely.union_all(parts)
+            h = holes[blocks]
+            h = h[h != None]  # noqa: E711  (object array: elementwise)
+            polys[i] = _punch(poly, h) if h.size else poly
+    return polys
+
+
+def _blocks_union(blocks: np.ndarray) -> shapely.Geometry:
+    """The union of blocks that share their edges exactly (a coverage: no overlay needed)."""
+    try:
+        return shapely.coverage_union_all(blocks)
+    except shapely.errors.GEOSException:  # pragma: no cover - a safety net, never seen
+        return shapely.union_all(blocks)
+
+
+def _punch(poly: shapely.Geometry, holes: np.ndarray) -> shapely.Geometry:
+    """``poly`` with the polygons ``holes`` (each well inside it) as extra interior rings.
+
+    The eroded block cores lie at least ``buffer_m`` inside the blocks, which
+    lie inside ``poly`` with a ``buffer_m`` margin, so no overlay is needed:
+    each ring goes to the part of ``poly`` that contains it.
+    """
+    rings = shapely.get_exterior_ring(shapely.get_parts(holes))
+    parts = shapely.get_parts(poly)
+    if parts.size == 1:
+        owner = np.zeros(rings.size, np.int64)
+    else:
+        xy = shapely.get_coordinates(shapely.get_point(rings, 0))
+        owner = np.full(rings.size, -1, np.int64)
+        for p, part in enumerate(parts):
+            free = owner < 0
+            inside = shapely.contains_xy(part, xy[free, 0], xy[free, 1])
+            owner[np.flatnonzero(free)[inside]] = p
+    out = []
+    for p, part in enumerate(parts):
+        mine = rings[owner == p]
+        if mine.size:
+            part = shapely.polygons(shapely.get_exterior_ring(part),
+                                    np.concatenate([shapely.get_interior_ring(
+                                        part, np.arange(shapely.get_num_interior_rings(part))),
+                                        mine]))
+        out.append(part)
+    return out[0] if len(out) == 1 else shapely.multipolygons(out)
+

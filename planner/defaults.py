@@ -1,0 +1,44 @@
+"""Default values shared by the library functions and the scenario schema.
+
+Each default is defined here once; the domain packages use it as the
+default of their keyword arguments and `planner.pipeline.settings` refers
+to it for the scenario's defaults, so a notebook call and a scenario run
+without the key give the same answer.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BLIND_SPOT_EPS_M", "CIRCLE_MIN", "CUTOFF_MIN", "FCA_CATCHMENT_MIN", "JOIN_TOLERANCE_M",
+    "LOCATE_TIME_LIMIT_S", "MAP_SIMPLIFY_M", "MAX_SNAP_M", "MIN_COMPONENT_SHARE", "PLAN_YEAR",
+    "PLAN_YEARS", "SERVICE_AREA_BUFFER_M", "SOLVE_TIME_LIMIT_S", "THRESHOLDS_MIN",
+]
+
+#: Farthest a demand unit, facility or candidate may lie from a street (m).
+MAX_SNAP_M: float = 300.0
+#: Walking-time thresholds reported by the access step (min).
+THRESHOLDS_MIN: tuple[float, ...] = (5.0, 10.0, 15.0)
+#: The elderly-care circle: the threshold that counts as "covered" (min).
+CIRCLE_MIN: float = 15.0
+#: Walks longer than this are not routed ("reaches no facility") (min).
+CUTOFF_MIN: float = 60.0
+#: Half-width of the street band drawn as a service area (m).
+SERVICE_AREA_BUFFER_M: float = 25.0
+#: Neighbourhood radius that joins uncovered units into one blind spot (m).
+BLIND_SPOT_EPS_M: float = 300.0
+#: Catchment of the 2SFCA accessibility score (min).
+FCA_CATCHMENT_MIN: float = 15.0
+#: Line ends closer than this are joined when noding a centre-line file (m).
+JOIN_TOLERANCE_M: float = 1.0
+#: Network components smaller than this share of all nodes are dropped.
+MIN_COMPONENT_SHARE: float = 0.01
+#: Time limit of a location model's `solve` called from Python (s).
+SOLVE_TIME_LIMIT_S: float = 300.0
+#: Time limit per solve in a scenario run (s): runs should finish.
+LOCATE_TIME_LIMIT_S: float = 60.0
+#: Plan year whose rules the norm checks apply.
+PLAN_YEAR: int = 2025
+#: Years the demand step projects older residents to.
+PLAN_YEARS: tuple[int, ...] = (2025, 2030, 2035)
+#: Simplification tolerance of polygons and lines on the web map (m).
+MAP_SIMPLIFY_M: float = 5.0

@@ -1,0 +1,136 @@
+"""The maps and report steps' glue: a run's `Study`, its `ReportMeta`, and the files written.
+
+`study_of` turns a `RunResult` into the `planner.study.Study` that
+`planner.maps`, `planner.plots` and `planner.report` draw from (the
+settings they need become plain values); `write_map` and `write_report`
+write ``map.html``, ``print_maps/*``, ``planner.xlsx`` and ``report.html``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from planner import maps as M
+from planner import plots as P
+from planner import report as R
+from planner.network import PROFILES
+from planner.pipeline.outputs import package_versions
+from planner.pipeline.result import RunResult
+from planner.study import MapStyle, ReportMeta, Study
+
+__all__ = ["html_report", "report_meta", "study_of", "write_map", "write_print_maps",
+           "write_report"]
+
+
+def _uses_osm(result: RunResult) -> bool:
+    sc = result.scenario
+    net = sc.network
+    return bool(sc.osm_data) or (net is not None and str(net.source).startswith(("osm", "osmnx")))
+
+
+def _time_min_after(result: RunResult) -> np.ndarray | None:
+    plan = result.artifacts.get("site_plan")
+    pa = result.layers.get("population_access")
+    if plan is None or plan.time_min_after is None or pa is None:
+        return None
+    return plan.time_min_after if len(plan.time_min_after) == len(pa) else None
+
+
+def study_of(result: RunResult) -> Study:
+    """The run's layers and tables with the settings maps and reports need, as plain values."""
+    sc = result.scenario
+    out = sc.outputs
+    return Study(
+        layers=result.layers, tables=result.tables, name=sc.name, lang=sc.lang, crs=result.crs,
+        circle_min=sc.access.circle_min if sc.access is not None else Study.circle_min,
+        osm_data=_uses_osm(result), time_min_after=_time_min_after(result),
+        map_style=MapStyle(tiles=out.tiles, tiles_coord_system=out.tiles_coord_system,
+                           tiles_attribution=out.tiles_attribution,
+                           simplify_m=out.map_simplify_m),
+    )
+
+
+def _speed(result: RunResult) -> float | None:
+    net = result.artifacts.get("network")
+    speed = getattr(net, "speed_mps", None)
+    sc = result.scenario
+    if speed is None and sc.network is not None:
+        speed = sc.network.speed_mps
+        if speed is None:
+            speed = PROFILES.get(sc.network.profile, {}).get("speed_mps")
+    return speed
+
+
+def report_meta(result: RunResult, *, lang: str | None = None) -> ReportMeta:
+    """Assumptions, inputs, versions, steps and warnings of a run, for the report."""
+    sc = result.scenario
+    lang = lang or result.lang
+    assumptions = R.assumption_rows(
+        lang=lang, speed_mps=_speed(result),
+        profile=sc.network.profile if sc.network is not None else None,
+        thresholds_min=sc.access.thresholds_min if sc.access is not None else None,
+        circle_min=sc.access.circle_min if sc.access is not None else None,
+        demand_columns=result.tables.get("demand_columns"),
+        rules=sc.norms.rules if sc.norms is not None else None,
+        plan_year=sc.norms.plan_year if sc.norms is not None else None,
+        tiles=sc.outputs.tiles)
+    return ReportMeta(
+        assumptions=assumptions, inputs=R.input_rows(result.inputs),
+        versions=package_versions(),
+        steps=[(s.name, s.status, f"{s.seconds:.2f}", s.reason) for s in result.steps],
+        warnings=list(result.warnings))
+
+
+def write_map(result: RunResult) -> str | None:
+    """Build the web map into ``result.artifacts["map"]`` and write ``map.html``."""
+    if not result.scenario.outputs.map:
+        return "outputs.map is false"
+    if not result.layers:
+        return "no layers to draw"
+    m = M.web_map(study_of(result))
+    result.artifacts["map"] = m
+    page = M.to_html(m)
+    result.artifacts["map_html"] = page
+    result.write("map.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
+    return None
+
+
+def write_print_maps(result: RunResult) -> dict[str, Path]:
+    """Write every print map as PNG (300 dpi) and SVG; title -> PNG path."""
+    out: dict[str, Path] = {}
+    for name, (title, fig) in P.print_maps(study_of(result)).items():
+        png = result.write(f"print_maps/{name}.png", lambda tmp, f=fig: P.save_figure(f, tmp))
+        result.write(f"print_maps/{name}.svg", lambda tmp, f=fig: P.save_figure(f, tmp))
+        if png is not None:
+            out[title] = png
+    return out
+
+
+def html_report(result: RunResult, *, print_maps: dict[str, Path] | None = None,
+                include_map: bool = True) -> str:
+    """The run's ``report.html`` page (`planner.report.html_report` with the run's meta)."""
+    study = study_of(result)
+    page_map = None
+    if include_map and result.layers:
+        page_map = result.artifacts.get("map_html") or M.to_html(M.web_map(study))
+    return R.html_report(study, meta=report_meta(result), print_maps=print_maps,
+                         map_html=page_map)
+
+
+def write_report(result: RunResult) -> str | None:
+    """Write print maps, ``planner.xlsx`` and ``report.html``, each when switched on."""
+    if result.out_dir is None:
+        return "no output folder (pass out_dir= or set `output:` in the scenario)"
+    opts = result.scenario.outputs
+    if not (opts.report or opts.excel or opts.print_maps):
+        return "outputs.report, outputs.excel and outputs.print_maps are all false"
+    study = study_of(result)
+    pngs = write_print_maps(result) if opts.print_maps else {}
+    if opts.excel:
+        result.write("planner.xlsx", lambda tmp: R.excel_report(study, tmp))
+    if opts.report:
+        page = html_report(result, print_maps=pngs, include_map=opts.map)
+        result.write("report.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
+    return None
