@@ -189,6 +189,42 @@ def test_mclp_matches_brute_force(seed):
                 assert r.status == "optimal"
 
 
+def test_two_candidates_p1_that_add_nothing_to_the_existing_sites_match_brute_force():
+    # columns: existing site E (fixed), candidates A and B.  Every row E covers is
+    # the only one A or B covers too, and the rest nobody covers: no row can gain
+    # from a candidate, so the exact solver has no cut to add (used to crash)
+    T = 10.0
+    cost = np.array([[5.0, 8.0, 9.0],
+                     [4.0, np.inf, 6.0],
+                     [np.inf, 30.0, 40.0],
+                     [np.inf, np.inf, np.inf]])
+    w = np.array([3.0, 2.0, 7.0, 1.0])
+    r = MCLP.from_cost_matrix(cost, p=1, coverage=T, weights=w, fixed=[0]).solve(method="exact")
+    assert r.status == "optimal" and r.objective == 5.0 and r.sites.size == 1
+    assert r.covered.tolist() == [True, True, False, False]
+    pm = PMedian.from_cost_matrix(cost[:2], p=1, weights=w[:2], fixed=[0]).solve(method="exact")
+    assert pm.status == "optimal" and pm.objective == 3 * 5.0 + 2 * 4.0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_two_candidates_p1_with_existing_sites_match_brute_force(seed):
+    # small instances with sparse costs, some existing sites and two candidates
+    rng = np.random.default_rng(900 + seed)
+    for _ in range(40):
+        n, n_fixed = int(rng.integers(1, 7)), int(rng.integers(0, 3))
+        cost = rng.integers(0, 20, (n, n_fixed + 2)).astype(float)
+        cost[rng.random(cost.shape) < 0.4] = np.inf
+        w = rng.integers(0, 10, n).astype(float)
+        fixed = list(range(n_fixed))
+        expect = max(float(w[(cost[:, [j] + fixed] <= 10.0).any(axis=1)].sum())
+                     for j in (n_fixed, n_fixed + 1))
+        r = MCLP.from_cost_matrix(cost, p=1, coverage=10.0, weights=w,
+                                  fixed=fixed or None).solve(method="exact")
+        assert r.status == "optimal" and r.objective == pytest.approx(expect)
+        cols = np.r_[r.sites, fixed].astype(int)
+        assert r.objective == pytest.approx(w[(cost[:, cols] <= 10.0).any(axis=1)].sum())
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_lscp_matches_brute_force(seed):
     cost, w = instance(400 + seed)

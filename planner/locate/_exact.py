@@ -282,7 +282,9 @@ class _Exact:
     def add_cuts(self, c) -> int:
         rows, lower, lens, cols, coef = c
         n, nr = self.cd.n, rows.size
-        starts = np.r_[0, np.cumsum(lens + 1)[:-1]].astype(np.int32)
+        if nr == 0:  # e.g. no row can be served cheaper than its fixed site or big-M
+            return 0
+        starts = (np.cumsum(lens + 1) - (lens + 1)).astype(np.int32)
         # each cut: theta_i (coef 1) followed by its y entries
         idx = np.empty(int(lens.sum()) + nr, dtype=np.int32)
         val = np.empty_like(idx, dtype=np.float64)
