@@ -205,7 +205,8 @@ def coverage_table(
         ``area``, ``district`` (for township rows, when known), ``n_units``,
         ``n_units_within``, ``population``, ``population_within``,
         ``population_share``, and the same three for ``pop_60plus`` when the
-        layer has it.  Shares are 0..1 (NaN where the area has nobody).
+        layer has it.  Shares are 0..1 (NaN where the area has nobody; a
+        `PlannerWarning` when a count is 0 in every unit).
     """
     pa = population_access
     if tiers is None:
@@ -217,6 +218,7 @@ def coverage_table(
     base = pd.DataFrame({c: pd.to_numeric(pa[c], errors="coerce").fillna(0.0).to_numpy()
                          for c in counts})
     base["n_units"] = 1
+    _warn_nobody_counted(base, counts)
     scopes: list[tuple[str, list[str]]] = [("overall", [])]
     if "district" in pa.columns:
         base["district"] = pa["district"].to_numpy()
@@ -259,6 +261,19 @@ def coverage_table(
     out["n_units"] = out["n_units"].astype(int)
     out["n_units_within"] = out["n_units_within"].astype(int)
     return out[order]
+
+
+def _warn_nobody_counted(base: pd.DataFrame, counts: list[str]) -> None:
+    """Warn when a count column is 0 (or missing) in every unit: its shares are NaN."""
+    for c in counts:
+        if len(base) and not (base[c] > 0).any():
+            warnings.warn(
+                f"`{c}` is 0 or missing in every one of the {len(base)} population units, so "
+                f"the share of them within each walking time is not assessable (NaN in the "
+                f"coverage table, shown as \"–\" in the report), and every result weighted by "
+                f"`{c}` (blind spots, site proposals) counts nobody. Check that the column "
+                "holds the residents of that age group (its source column and the census "
+                "year).", PlannerWarning, stacklevel=3)
 
 
 # --------------------------------------------------------------------------- blind spots
