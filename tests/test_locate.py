@@ -340,6 +340,36 @@ def demo_run():
                             steps=["layers", "demand", "network", "access", "norms", "locate"])
 
 
+def test_run_with_one_community_proposes_no_centre_where_nobody_lives(tmp_path):
+    import geopandas as gpd
+
+    from planner import pipeline
+    from planner.pipeline.settings import LayerSettings
+
+    # the demo with its first community only (东城街道): the other townships still
+    # lack a centre by the norms, but no population unit lies in them
+    demo = pipeline.demo_scenario_path()
+    pop = gpd.read_file(demo.parent / "demo.gpkg", layer="communities")
+    pop.iloc[[0]].to_file(tmp_path / "one.gpkg", layer="communities")
+    sc = pipeline.load_scenario(demo)
+    sc.layers.population = LayerSettings(path=tmp_path / "one.gpkg", layer="communities")
+    with pytest.warns(PlannerWarning) as rec:
+        r = pipeline.run(sc, steps=["layers", "demand", "network", "access", "norms",
+                                    "locate"])
+    assert {s.name: s.status for s in r.steps}["locate"] == "done"
+    checks = r.tables["norm_checks"]
+    lacking = set(checks.loc[(checks["measure"] == "township_centre_count")
+                             & (checks["status"] == "fail"), "unit_name"])
+    home = pop["township"].iloc[0]
+    assert lacking - {home}  # the case: a township that needs a centre and has nobody
+    for tw in lacking - {home}:
+        assert any(f"township {tw} needs a centre but no population unit lies in it" in
+                   str(w.message) for w in rec), tw
+    plan = r.artifacts["site_plan"]
+    assert not set(plan.table["township"]) & (lacking - {home})
+    assert r.tables["coverage"].query("scope == 'overall'")["n_units"].eq(1).all()
+
+
 def test_run_step_skips_without_locate_section():
     from planner import pipeline as scenario
     from planner.pipeline.steps import locate as run_step
