@@ -235,6 +235,25 @@ def test_population_access_per_tier_and_thresholds():
     assert pa["within_10min"].tolist() == [True, True]
 
 
+def test_population_access_with_no_facility_leaves_every_unit_unreached():
+    net = grid_net()
+    pop = gpd.GeoDataFrame(
+        {"id": ["a", "b"], "population": [100, 200], "pop_60plus": [20, 50]},
+        geometry=shapely.points([[0, 350], [450, 500]]), crs=CRS)
+    for fac in (gpd.GeoDataFrame({"id": [], "tier": []}, geometry=[], crs=CRS),
+                gpd.GeoDataFrame(geometry=[], crs=CRS)):  # not even a tier column
+        with pytest.warns(PlannerWarning, match="facilities layer is empty, so none of the 2 "
+                                                "population units reaches a facility"):
+            pa = access.population_access(net, pop, fac, thresholds_min=(5, 15))
+        times = [c for c in pa.columns if c.startswith("time_min_")]
+        assert "time_min_any" in times and pa[times].isna().all().all()
+        assert pa["nearest_id"].tolist() == [None, None]
+        assert not pa[["within_5min", "within_15min"]].any().any()
+    cov = access.coverage_table(pa, thresholds_min=(5, 15))
+    assert cov["pop_60plus_within"].eq(0).all() and cov["pop_60plus_share"].eq(0).all()
+    assert access.blind_spots(pa)["pop_60plus"].sum() == 70
+
+
 def test_gates_start_a_compound_at_its_nearest_gate():
     net = grid_net()
     fac = gpd.GeoDataFrame({"id": ["F"], "tier": ["community_station"]},

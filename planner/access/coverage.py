@@ -125,7 +125,8 @@ def population_access(
         (NaN where the layer has no facility of that tier) and any other tier
         present, ``time_min_any``, ``nearest_id`` (the nearest facility of
         any tier), ``snap_m`` and ``within_<T>min`` (``time_min_any <= T``).
-        Minutes; NaN = not reachable within ``cutoff_min``.
+        Minutes; NaN = not reachable within ``cutoff_min``.  With no
+        facility at all every unit is unreached, with a `PlannerWarning`.
     """
     if snap_population is None:
         snap_population = snap_units(net, population, gates=gates, max_snap_m=max_snap_m)
@@ -147,14 +148,21 @@ def population_access(
     t, i = _unit_min(t, i, snap_population)
     out["time_min_any"] = _minutes(t)
     ids = np.asarray(snap_facilities.ids, dtype=object)
-    out["nearest_id"] = np.where(i >= 0, ids[np.maximum(i, 0)], None)
+    out["nearest_id"] = (np.where(i >= 0, ids[np.maximum(i, 0)], None) if ids.size
+                         else np.full(len(out), None, dtype=object))
     unit = np.arange(len(snap_population)) if snap_population.unit is None else snap_population.unit
     snap_m = np.full(snap_population.n_units, np.inf)
     np.minimum.at(snap_m, unit, snap_population.dist_m)
     out["snap_m"] = snap_m
     for thr in sorted(thresholds_min):
         out[_tname(thr)] = out["time_min_any"].to_numpy() <= thr
-    if warn:
+    if len(snap_facilities) == 0 and len(out):
+        warnings.warn(
+            f"The facilities layer is empty, so none of the {len(out)} population units "
+            "reaches a facility: every walking time is NaN and every unit is outside every "
+            "circle. Check the facilities layer (its path, layer name or filter).",
+            PlannerWarning, stacklevel=2)
+    elif warn:
         _warn_unreached(out, cutoff_min)
     return out
 
