@@ -213,3 +213,22 @@ def test_validate_bad_scenario_exits_2(study):
     res = invoke("validate", path)
     assert res.exit_code == EXIT_BAD_INPUT
     assert "line 3: `layers.population`: file" in res.output and "Traceback" not in res.output
+
+
+@pytest.mark.parametrize(("name", "content", "says"), [
+    ("demo_facilities.csv", "", "Layer `facilities` ({path}): the file is empty (0 bytes)"),
+    ("demo_facilities.csv", "\n\n", "Layer `facilities`: table {path} has no header row"),
+    ("demo_census_2020.csv", "", "Table {path} is empty (0 bytes)"),
+    ("demo_census_2010.csv", "\r\n", "Table {path} has no header row and no data"),
+])
+def test_empty_input_file_exits_2_naming_the_file(tmp_path, name, content, says):
+    import shutil
+
+    for f in demo_scenario_path().parent.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    (tmp_path / name).write_bytes(content.encode())
+    for args in (("validate", "--no-network"), ("run", "-o", tmp_path / "out")):
+        res = invoke(args[0], tmp_path / "demo.yaml", *args[1:])
+        assert res.exit_code == EXIT_BAD_INPUT, res.output
+        assert says.format(path=tmp_path / name) in res.output
+        assert "EmptyDataError" not in res.output and "Traceback" not in res.output
