@@ -757,3 +757,39 @@ def test_time_limit_old_name_still_works_with_a_deprecation_warning():
         old = model.solve(time_limit=5)
     new = model.solve(time_limit_s=5)
     assert old.sites.tolist() == new.sites.tolist() == [1] and old.objective == new.objective == 8
+
+
+_SOLVES = """
+import numpy as np
+from planner.locate import LSCP, MCLP, PMedian
+rng = np.random.default_rng(5)
+cost = rng.integers(1, 40, (12, 6)).astype(float)
+w = rng.integers(1, 9, 12).astype(float)
+for res in (PMedian.from_cost_matrix(cost, p=2, weights=w).solve(method="exact"),
+            PMedian.from_cost_matrix(cost, p=2, weights=w, capacity=np.full(6, 40.0)
+                                     ).solve(method="exact"),
+            MCLP.from_cost_matrix(cost, p=2, coverage=15, weights=w).solve(method="exact"),
+            LSCP.from_cost_matrix(cost, coverage=25, weights=w).solve(method="exact")):
+    assert res.status == "optimal", res
+print("solved", flush=True)
+"""
+
+
+def test_solves_print_no_highs_banner(capfd):
+    # HiGHS prints its banner once per process, on the first solver object made with
+    # output on: a fresh interpreter shows it where a test session may have seen it already
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(root), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    out = subprocess.run([sys.executable, "-c", _SOLVES], capture_output=True, text=True,
+                         env=env, timeout=300, check=True)
+    assert out.stdout == "solved\n" and "HiGHS" not in out.stderr, (out.stdout, out.stderr)
+    # and in this process, nothing a solve prints reaches the console
+    exec(_SOLVES.replace('print("solved", flush=True)', ""))
+    got = capfd.readouterr()
+    assert got.out == "" and got.err == ""

@@ -84,8 +84,22 @@ def _integral_objective(cd: CostData) -> bool:
     return is_int(cd.data) and is_int(cd.weights) and is_int(cd.penalty) and big < 2.0 ** 50
 
 
+class _QuietHighs(highspy.Highs):
+    """A `highspy.Highs` that prints nothing, not even HiGHS's banner.
+
+    highspy's constructor registers its callbacks (``enableCallbacks``), and
+    that first call prints "Running HiGHS ... Copyright ..." while
+    ``output_flag`` still has its default (true); setting the option after
+    construction is too late.  Here it is switched off just before.
+    """
+
+    def enableCallbacks(self) -> None:  # highspy's name
+        self.setOptionValue("output_flag", False)
+        super().enableCallbacks()
+
+
 def _new_highs(*, time_limit: float, seed: int, threads: int) -> highspy.Highs:
-    h = highspy.Highs()
+    h = _QuietHighs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("random_seed", int(seed))
     h.setOptionValue("threads", int(threads))
