@@ -220,6 +220,25 @@ def test_demo_run_writes_map_report_workbook_and_print_maps(tmp_path):
         assert "print_maps/before_after.png" in names and "规划新增设施" in page
 
 
+def test_report_lists_the_font_warning_its_own_print_maps_raised(tmp_path, monkeypatch):
+    # a machine without a CJK font: the print maps, drawn in the report step before
+    # the page, fall back to English with a warning that the page must list
+    from planner import plots
+
+    monkeypatch.setattr(plots, "_FONT_CACHE", {"font": None})
+    r = _full_result(out_dir=tmp_path)
+    r.warnings.append("an earlier step's warning")
+    r.scenario.outputs.map = False
+    with pytest.warns(PlannerWarning, match=r"No Chinese \(CJK\) font found") as rec:
+        assert ST.report(r) is None
+    font = [str(w.message) for w in rec if "CJK" in str(w.message)][0]
+    assert r.warnings == ["an earlier step's warning", font]  # once, after the earlier one
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    for w in r.warnings:
+        assert f"<li>{escape(w)}</li>" in page
+    assert (tmp_path / "print_maps" / "coverage.png").is_file()
+
+
 def test_excel_keeps_formula_like_names_as_text(tmp_path):
     r = make_result(lang="en")
     r.layers["facilities"].loc[0, "name"] = '=HYPERLINK("http://x.example","click")'
