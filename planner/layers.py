@@ -211,7 +211,8 @@ def _read_shapefile(path: Path, *, layer: Any, encoding: str | None) -> gpd.GeoD
     )
 
 
-def _read_table(path: Path, *, encoding: str | None, sheet: str | int | None) -> pd.DataFrame:
+def _read_table(path: Path, *, encoding: str | None, sheet: str | int | None,
+                label: str | None = None) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix in {".xlsx", ".xlsm", ".xls"}:
         try:
@@ -241,6 +242,10 @@ def _read_table(path: Path, *, encoding: str | None, sheet: str | int | None) ->
         except LookupError:
             raise LayerError(f"Table {path}: unknown encoding {encoding!r}; use e.g. gbk or "
                              "utf-8.") from None
+        except pd.errors.EmptyDataError:
+            raise LayerError(f"{f'Layer `{label}`: table' if label else 'Table'} {path} has no "
+                             "header row and no data (only blank lines). Export it again with "
+                             "its column names in the first row.") from None
         if enc == "gb18030":
             V.warn(f"Table {path.name} is not UTF-8; it was read as GB18030 (GBK). "
                    "Set `encoding: gbk` to say so, or save it as UTF-8.")
@@ -329,9 +334,15 @@ def _read_any(path: Path, *, kind: str, layer: Any, encoding: str | None, sheet:
               lon_column: str | None, lat_column: str | None, columns: dict[str, str],
               crs: Any, label: str | None = None) -> tuple[gpd.GeoDataFrame, bool]:
     """Read ``path`` into a GeoDataFrame; also say whether it was a table."""
+    if path.is_file() and path.stat().st_size == 0:
+        raise LayerError(
+            f"Layer {f'`{label}` ({path})' if label else path}: the file is empty (0 bytes), "
+            "so it has no columns and no rows; it was probably not saved or copied "
+            "completely. Export it again, or fix the layer's `path:`."
+        )
     suffix = path.suffix.lower()
     if suffix in _TABLE_SUFFIXES:
-        df = _read_table(path, encoding=encoding, sheet=sheet)
+        df = _read_table(path, encoding=encoding, sheet=sheet, label=label)
         return _table_to_points(df, path=path, lon_column=lon_column, lat_column=lat_column,
                                 columns=columns, crs=crs), True
     if suffix in _KML_SUFFIXES:

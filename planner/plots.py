@@ -13,12 +13,14 @@ bar is true.  Chinese text needs a CJK font: `cjk_font` looks for one
 (Noto Sans CJK, Source Han Sans, WenQuanYi, SimHei, Microsoft YaHei,
 PingFang) through matplotlib's font manager and checks it really has the
 glyphs; with none, a `PlannerWarning` says how to install one and every
-label falls back to English, so no map ever shows boxes.
+label falls back to English, so no map ever shows boxes
+(``PLANNER_NO_CJK_FONT=1`` simulates that on a machine that has one).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from pathlib import Path
 from typing import Any, Literal
@@ -29,7 +31,7 @@ from planner._errors import PlannerWarning
 from planner._schema import TIER_LABELS, TIERS
 from planner.study import Study
 
-__all__ = ["BAND_COLORS", "STATUS_COLORS", "TEXT", "add_credit", "add_north_arrow",
+__all__ = ["BAND_COLORS", "NO_CJK_FONT_ENV", "STATUS_COLORS", "TEXT", "add_credit", "add_north_arrow",
            "add_scale_bar", "after_times", "before_after_map", "cjk_font", "coverage_map",
            "font_path", "norm_status_map", "population_map", "print_maps", "save_figure"]
 
@@ -133,8 +135,18 @@ def _find_cjk_font() -> str | None:
 _FONT_CACHE: dict[str, str | None] = {}
 
 
+#: Set to 1 to act as if no CJK font were installed (CI checks the fallback with it).
+NO_CJK_FONT_ENV = "PLANNER_NO_CJK_FONT"
+
+
 def cjk_font() -> str | None:
-    """The CJK font family used for Chinese labels (None where none is installed)."""
+    """The CJK font family used for Chinese labels (None where none is installed).
+
+    ``PLANNER_NO_CJK_FONT=1`` in the environment hides the installed ones, as
+    on a machine without them (the English fallback, tested in CI).
+    """
+    if os.environ.get(NO_CJK_FONT_ENV, "") not in ("", "0"):
+        return None
     if "font" not in _FONT_CACHE:
         _FONT_CACHE["font"] = _find_cjk_font()
     return _FONT_CACHE["font"]

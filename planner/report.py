@@ -340,10 +340,13 @@ def coverage_summary(coverage: pd.DataFrame) -> pd.DataFrame:
     if not {"minutes", "area", f"{weight}_share"} <= set(cov.columns) or not len(cov):
         return cov
     keys = [k for k in ("scope", "area") if k in cov]
-    wide = cov.pivot_table(index=keys, columns="minutes", values=f"{weight}_share",
-                           sort=False)
-    wide.columns = [f"share_{float(m):g}min" for m in wide.columns]
     totals = cov.drop_duplicates(keys).set_index(keys)[weight]
+    # a share that is not assessable (nobody counted in the area) stays NaN ("–"):
+    # pivot_table would drop those rows and columns
+    wide = cov.pivot_table(index=keys, columns="minutes", values=f"{weight}_share",
+                           sort=False).reindex(index=totals.index,
+                                               columns=pd.unique(cov["minutes"]))
+    wide.columns = [f"share_{float(m):g}min" for m in wide.columns]
     return pd.concat([totals, wide], axis=1).reset_index()
 
 
@@ -635,7 +638,7 @@ def html_report(
                       autoescape=select_autoescape(["html", "j2"], default=True))
     tables = report_tables(study, lang=lang)
     summary = tables.pop("summary")
-    ind = [(r.indicator, f"{100 * r.value:.1f}%" if r.unit == "share" else _fmt(r.value),
+    ind = [(r.indicator, _fmt(r.value, "share") if r.unit == "share" else _fmt(r.value),
             "" if r.unit == "share" else r.unit) for r in summary.itertuples(index=False)]
     map_iframe = None
     if map_html is not None:

@@ -235,6 +235,25 @@ def test_population_access_per_tier_and_thresholds():
     assert pa["within_10min"].tolist() == [True, True]
 
 
+def test_population_access_with_no_facility_leaves_every_unit_unreached():
+    net = grid_net()
+    pop = gpd.GeoDataFrame(
+        {"id": ["a", "b"], "population": [100, 200], "pop_60plus": [20, 50]},
+        geometry=shapely.points([[0, 350], [450, 500]]), crs=CRS)
+    for fac in (gpd.GeoDataFrame({"id": [], "tier": []}, geometry=[], crs=CRS),
+                gpd.GeoDataFrame(geometry=[], crs=CRS)):  # not even a tier column
+        with pytest.warns(PlannerWarning, match="facilities layer is empty, so none of the 2 "
+                                                "population units reaches a facility"):
+            pa = access.population_access(net, pop, fac, thresholds_min=(5, 15))
+        times = [c for c in pa.columns if c.startswith("time_min_")]
+        assert "time_min_any" in times and pa[times].isna().all().all()
+        assert pa["nearest_id"].tolist() == [None, None]
+        assert not pa[["within_5min", "within_15min"]].any().any()
+    cov = access.coverage_table(pa, thresholds_min=(5, 15))
+    assert cov["pop_60plus_within"].eq(0).all() and cov["pop_60plus_share"].eq(0).all()
+    assert access.blind_spots(pa)["pop_60plus"].sum() == 70
+
+
 def test_gates_start_a_compound_at_its_nearest_gate():
     net = grid_net()
     fac = gpd.GeoDataFrame({"id": ["F"], "tier": ["community_station"]},
@@ -360,6 +379,32 @@ def test_service_area_covers_own_edge_both_ways_and_the_snap_walk():
     assert poly.covers(shapely.Point(150, 20))   # on the snap walk
     assert poly.covers(shapely.Point(100, 0)) and poly.covers(shapely.Point(199, 0))
     assert not poly.covers(shapely.Point(210, 0)) and not poly.covers(shapely.Point(90, 0))
+
+
+def test_service_areas_of_facilities_that_reach_no_street_are_empty_and_named():
+    # one street (a single line), 300 m at 1 m/s; b is 400 m off it (6.7 min walk),
+    # c 2 km off (33 min): neither reaches a street in 5 min, c not in 10 min either
+    net = WalkNetwork.from_edges([0.0, 300.0], [0.0, 0.0], [0], [1], crs=CRS, speed_mps=1.0)
+    fac = snap_points(net, pts([[150, 400], [150, 2000]]), warn=False)
+    fac.ids = np.array(["b", "c"], dtype=object)
+    with pytest.warns(PlannerWarning) as rec:
+        sa = access.service_areas(net, fac, minutes=(5, 10), buffer_m=10, quad_segs=16)
+    msg = str(rec[0].message)
+    assert "2 of 2 facilities" in msg and "no service-area polygon" in msg
+    assert "c (2000 m; 5, 10 min)" in msg and "b (400 m; 5 min)" in msg
+    assert sa["facility_id"].tolist() == ["b", "b", "c", "c"]
+    assert sa.geometry.isna().tolist() == [True, False, True, True]
+    # b in 10 min: its 400 s walk, then 200 s both ways along the 300 m street (all of it)
+    truth = shapely.union_all([shapely.LineString([(0, 0), (300, 0)]),
+                               shapely.LineString([(150, 400), (150, 0)])]).buffer(10, 16)
+    assert sa.geometry.iloc[1].symmetric_difference(truth).area < 1e-6 * truth.area
+    # a facility on the street beside them gets the polygon it gets alone
+    both = snap_points(net, pts([[150, 0], [150, 2000]]), warn=False)
+    with pytest.warns(PlannerWarning, match="1 of 2 facilities"):
+        mixed = access.service_areas(net, both, minutes=(5,), buffer_m=10)
+    alone = access.service_areas(net, both.take([0]), minutes=(5,), buffer_m=10)
+    assert mixed.geometry.iloc[0].equals(alone.geometry.iloc[0])
+    assert mixed.geometry.iloc[1] is None
 
 
 def test_service_areas_cover_every_reachable_street_point_on_a_random_net():

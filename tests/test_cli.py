@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -213,3 +214,94 @@ def test_validate_bad_scenario_exits_2(study):
     res = invoke("validate", path)
     assert res.exit_code == EXIT_BAD_INPUT
     assert "line 3: `layers.population`: file" in res.output and "Traceback" not in res.output
+
+
+@pytest.mark.parametrize(("name", "content", "says"), [
+    ("demo_facilities.csv", "", "Layer `facilities` ({path}): the file is empty (0 bytes)"),
+    ("demo_facilities.csv", "\n\n", "Layer `facilities`: table {path} has no header row"),
+    ("demo_census_2020.csv", "", "Table {path} is empty (0 bytes)"),
+    ("demo_census_2010.csv", "\r\n", "Table {path} has no header row and no data"),
+])
+def test_empty_input_file_exits_2_naming_the_file(tmp_path, name, content, says):
+    import shutil
+
+    for f in demo_scenario_path().parent.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    (tmp_path / name).write_bytes(content.encode())
+    for args in (("validate", "--no-network"), ("run", "-o", tmp_path / "out")):
+        res = invoke(args[0], tmp_path / "demo.yaml", *args[1:])
+        assert res.exit_code == EXIT_BAD_INPUT, res.output
+        assert says.format(path=tmp_path / name) in res.output
+        assert "EmptyDataError" not in res.output and "Traceback" not in res.output
+
+
+# ------------------------------------------------------------ output folders that cannot be written
+def _steps_that_record(monkeypatch) -> list[str]:
+    ran: list[str] = []
+    fake_steps(monkeypatch, layers=lambda r: ran.append("layers"),
+               outputs=lambda r: ran.append("outputs"))
+    return ran
+
+
+def test_output_folder_under_a_file_fails_before_any_step(study, monkeypatch):
+    ran = _steps_that_record(monkeypatch)
+    (study / "notes.txt").write_text("mine", encoding="utf-8")
+    for out in (study / "notes.txt" / "out", study / "notes.txt" / "a" / "b"):
+        res = invoke("run", study / "scenarios" / "s.yaml", "-o", out)
+        assert res.exit_code == EXIT_BAD_INPUT, res.output
+        assert (f"Output folder {out} cannot be created: {study / 'notes.txt'} is a file, "
+                "not a folder.") in res.output
+    assert ran == [] and (study / "notes.txt").read_text(encoding="utf-8") == "mine"
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0,
+                    reason="root ignores folder permissions (chmod) and POSIX only; the "
+                           "read-only file-system test below covers the same path")
+def test_read_only_output_folder_fails_before_any_step(study, monkeypatch):
+    ran = _steps_that_record(monkeypatch)
+    ro = study / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        for out in (ro, ro / "sub"):
+            res = invoke("run", study / "scenarios" / "s.yaml", "-o", out)
+            assert res.exit_code == EXIT_BAD_INPUT, res.output
+            assert f"Output folder {out} cannot be written: permission denied." in res.output
+    finally:
+        ro.chmod(0o755)
+    assert ran == [] and list(ro.iterdir()) == []
+
+
+@pytest.mark.parametrize(("code", "why"), [
+    ("EROFS", "it is on a read-only file system"), ("EACCES", "permission denied"),
+    ("ENOSPC", "the disk is full")])
+def test_read_only_file_system_fails_before_any_step(study, monkeypatch, code, why):
+    import errno
+    import tempfile
+
+    from planner.pipeline import outputs
+
+    mounted_ro = [True]
+    real_mkstemp = tempfile.mkstemp
+
+    def mkstemp(*args, **kwargs):  # what the kernel answers on a read-only mount
+        if mounted_ro[0]:
+            no = getattr(errno, code)
+            raise OSError(no, os.strerror(no), kwargs.get("dir"))
+        return real_mkstemp(*args, **kwargs)
+
+    ran = _steps_that_record(monkeypatch)
+    monkeypatch.setattr(outputs.tempfile, "mkstemp", mkstemp)
+    out = study / "out"
+    out.mkdir()
+    (out / "run.json").write_text('{"files": ["old.csv"]}', encoding="utf-8")
+    (out / "old.csv").write_text("x", encoding="utf-8")
+    res = invoke("run", study / "scenarios" / "s.yaml", "-o", out, "--overwrite")
+    assert res.exit_code == EXIT_BAD_INPUT, res.output
+    assert f"Output folder {out} cannot be written: {why}. Nothing was run." in res.output
+    assert ran == [] and (out / "old.csv").is_file()  # nothing removed either
+    mounted_ro[0] = False  # remounted read-write: the same run goes through
+    res = invoke("run", study / "scenarios" / "s.yaml", "-o", out, "--overwrite")
+    assert res.exit_code == 0, res.output
+    assert ran == ["layers", "outputs"] and not (out / "old.csv").exists()
+    assert not list(out.glob(".planner-probe-*"))

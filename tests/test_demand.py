@@ -179,6 +179,16 @@ def test_read_census_missing_band_and_no_key():
         demand.read_census(pd.DataFrame({"foo": ["x"], "population": [3]}))
 
 
+def test_read_census_empty_file_names_it(tmp_path):
+    for name, content, says in (("c.csv", b"", "is empty (0 bytes)"),
+                                ("c.xlsx", b"", "is empty (0 bytes)"),
+                                ("c2.csv", b"\n\n", "has no header row and no data")):
+        path = tmp_path / name
+        path.write_bytes(content)
+        with pytest.raises(DemandError, match=re.escape(f"Table {path} {says}")):
+            demand.read_census(path)
+
+
 def test_older_groups_from_bands():
     b = bands_of(11)
     t = demand.older_groups(demand.read_census(census_2020({"A区": b}, households=40)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from pathlib import Path
 
@@ -354,6 +355,15 @@ def test_points_outside_china(tmp_path):
                   "lat": [Y0, 48.85]}).to_csv(path, index=False)
     with pytest.raises(LayerError, match=r"1 point\(s\) outside China.*row 2 \(Paris\)"):
         read_layer(path, kind="facilities")
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx", ".gpkg", ".geojson", ".kml", ".shp"])
+def test_empty_file_is_a_layer_error_naming_it(tmp_path, suffix):
+    path = tmp_path / f"fac{suffix}"
+    path.write_bytes(b"")
+    with pytest.raises(LayerError, match=rf"Layer `fac` \({re.escape(str(path))}\): the file is "
+                                         r"empty \(0 bytes\)"):
+        read_layer(path, kind="facilities", name="fac")
 
 
 # ----------------------------------------------------------------------------- CRS

@@ -189,6 +189,42 @@ def test_mclp_matches_brute_force(seed):
                 assert r.status == "optimal"
 
 
+def test_two_candidates_p1_that_add_nothing_to_the_existing_sites_match_brute_force():
+    # columns: existing site E (fixed), candidates A and B.  Every row E covers is
+    # the only one A or B covers too, and the rest nobody covers: no row can gain
+    # from a candidate, so the exact solver has no cut to add (used to crash)
+    T = 10.0
+    cost = np.array([[5.0, 8.0, 9.0],
+                     [4.0, np.inf, 6.0],
+                     [np.inf, 30.0, 40.0],
+                     [np.inf, np.inf, np.inf]])
+    w = np.array([3.0, 2.0, 7.0, 1.0])
+    r = MCLP.from_cost_matrix(cost, p=1, coverage=T, weights=w, fixed=[0]).solve(method="exact")
+    assert r.status == "optimal" and r.objective == 5.0 and r.sites.size == 1
+    assert r.covered.tolist() == [True, True, False, False]
+    pm = PMedian.from_cost_matrix(cost[:2], p=1, weights=w[:2], fixed=[0]).solve(method="exact")
+    assert pm.status == "optimal" and pm.objective == 3 * 5.0 + 2 * 4.0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_two_candidates_p1_with_existing_sites_match_brute_force(seed):
+    # small instances with sparse costs, some existing sites and two candidates
+    rng = np.random.default_rng(900 + seed)
+    for _ in range(40):
+        n, n_fixed = int(rng.integers(1, 7)), int(rng.integers(0, 3))
+        cost = rng.integers(0, 20, (n, n_fixed + 2)).astype(float)
+        cost[rng.random(cost.shape) < 0.4] = np.inf
+        w = rng.integers(0, 10, n).astype(float)
+        fixed = list(range(n_fixed))
+        expect = max(float(w[(cost[:, [j] + fixed] <= 10.0).any(axis=1)].sum())
+                     for j in (n_fixed, n_fixed + 1))
+        r = MCLP.from_cost_matrix(cost, p=1, coverage=10.0, weights=w,
+                                  fixed=fixed or None).solve(method="exact")
+        assert r.status == "optimal" and r.objective == pytest.approx(expect)
+        cols = np.r_[r.sites, fixed].astype(int)
+        assert r.objective == pytest.approx(w[(cost[:, cols] <= 10.0).any(axis=1)].sum())
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_lscp_matches_brute_force(seed):
     cost, w = instance(400 + seed)
@@ -302,6 +338,36 @@ def demo_run():
         warnings.simplefilter("ignore", PlannerWarning)
         return scenario.run(scenario.demo_scenario_path(),
                             steps=["layers", "demand", "network", "access", "norms", "locate"])
+
+
+def test_run_with_one_community_proposes_no_centre_where_nobody_lives(tmp_path):
+    import geopandas as gpd
+
+    from planner import pipeline
+    from planner.pipeline.settings import LayerSettings
+
+    # the demo with its first community only (东城街道): the other townships still
+    # lack a centre by the norms, but no population unit lies in them
+    demo = pipeline.demo_scenario_path()
+    pop = gpd.read_file(demo.parent / "demo.gpkg", layer="communities")
+    pop.iloc[[0]].to_file(tmp_path / "one.gpkg", layer="communities")
+    sc = pipeline.load_scenario(demo)
+    sc.layers.population = LayerSettings(path=tmp_path / "one.gpkg", layer="communities")
+    with pytest.warns(PlannerWarning) as rec:
+        r = pipeline.run(sc, steps=["layers", "demand", "network", "access", "norms",
+                                    "locate"])
+    assert {s.name: s.status for s in r.steps}["locate"] == "done"
+    checks = r.tables["norm_checks"]
+    lacking = set(checks.loc[(checks["measure"] == "township_centre_count")
+                             & (checks["status"] == "fail"), "unit_name"])
+    home = pop["township"].iloc[0]
+    assert lacking - {home}  # the case: a township that needs a centre and has nobody
+    for tw in lacking - {home}:
+        assert any(f"township {tw} needs a centre but no population unit lies in it" in
+                   str(w.message) for w in rec), tw
+    plan = r.artifacts["site_plan"]
+    assert not set(plan.table["township"]) & (lacking - {home})
+    assert r.tables["coverage"].query("scope == 'overall'")["n_units"].eq(1).all()
 
 
 def test_run_step_skips_without_locate_section():
@@ -691,3 +757,39 @@ def test_time_limit_old_name_still_works_with_a_deprecation_warning():
         old = model.solve(time_limit=5)
     new = model.solve(time_limit_s=5)
     assert old.sites.tolist() == new.sites.tolist() == [1] and old.objective == new.objective == 8
+
+
+_SOLVES = """
+import numpy as np
+from planner.locate import LSCP, MCLP, PMedian
+rng = np.random.default_rng(5)
+cost = rng.integers(1, 40, (12, 6)).astype(float)
+w = rng.integers(1, 9, 12).astype(float)
+for res in (PMedian.from_cost_matrix(cost, p=2, weights=w).solve(method="exact"),
+            PMedian.from_cost_matrix(cost, p=2, weights=w, capacity=np.full(6, 40.0)
+                                     ).solve(method="exact"),
+            MCLP.from_cost_matrix(cost, p=2, coverage=15, weights=w).solve(method="exact"),
+            LSCP.from_cost_matrix(cost, coverage=25, weights=w).solve(method="exact")):
+    assert res.status == "optimal", res
+print("solved", flush=True)
+"""
+
+
+def test_solves_print_no_highs_banner(capfd):
+    # HiGHS prints its banner once per process, on the first solver object made with
+    # output on: a fresh interpreter shows it where a test session may have seen it already
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(root), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    out = subprocess.run([sys.executable, "-c", _SOLVES], capture_output=True, text=True,
+                         env=env, timeout=300, check=True)
+    assert out.stdout == "solved\n" and "HiGHS" not in out.stderr, (out.stdout, out.stderr)
+    # and in this process, nothing a solve prints reaches the console
+    exec(_SOLVES.replace('print("solved", flush=True)', ""))
+    got = capfd.readouterr()
+    assert got.out == "" and got.err == ""

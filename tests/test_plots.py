@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import numpy as np
@@ -16,8 +17,9 @@ from planner._errors import PlannerWarning
 from planner._schema import TIER_LABELS
 from planner.pipeline import presenting
 
-NEEDS_CJK = pytest.mark.skipif(plots.cjk_font() is None,
-                               reason="no CJK font installed (apt-get install fonts-noto-cjk)")
+NEEDS_CJK = pytest.mark.skipif(plots.cjk_font() is None, reason=(
+    f"CJK fonts hidden by {plots.NO_CJK_FONT_ENV}" if os.environ.get(plots.NO_CJK_FONT_ENV)
+    else "no CJK font installed (apt-get install fonts-noto-cjk)"))
 
 
 def _texts(fig) -> list[str]:
@@ -70,6 +72,16 @@ def test_no_cjk_font_warns_and_falls_back_to_english(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fig.canvas.draw()  # no "Glyph missing" warning with the default font
+
+
+def test_no_cjk_font_env_hides_an_installed_font(monkeypatch):
+    monkeypatch.setattr(plots, "_FONT_CACHE", {"font": "Noto Sans CJK SC"})  # as if found
+    monkeypatch.setenv(plots.NO_CJK_FONT_ENV, "1")
+    assert plots.cjk_font() is None
+    with pytest.warns(PlannerWarning, match="No Chinese \\(CJK\\) font found"):
+        plots.norm_status_map(presenting.study_of(make_result()))
+    monkeypatch.setenv(plots.NO_CJK_FONT_ENV, "0")
+    assert plots.cjk_font() == "Noto Sans CJK SC"
 
 
 def test_font_lookup_skips_fonts_without_glyphs(monkeypatch):

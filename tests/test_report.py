@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 import re
 import warnings
+from pathlib import Path
 
+import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pytest
 from markupsafe import escape
@@ -18,6 +21,8 @@ from planner.pipeline import StepRecord, presenting
 from planner.pipeline import steps as ST
 from planner.pipeline.outputs import package_versions as _versions
 from planner.pipeline.settings import AccessSettings, NetworkSettings, NormsSettings
+
+DEMO = Path(report.__file__).parent / "data"
 
 
 def _full_result(**kw):
@@ -215,6 +220,25 @@ def test_demo_run_writes_map_report_workbook_and_print_maps(tmp_path):
         assert "print_maps/before_after.png" in names and "规划新增设施" in page
 
 
+def test_report_lists_the_font_warning_its_own_print_maps_raised(tmp_path, monkeypatch):
+    # a machine without a CJK font: the print maps, drawn in the report step before
+    # the page, fall back to English with a warning that the page must list
+    from planner import plots
+
+    monkeypatch.setattr(plots, "_FONT_CACHE", {"font": None})
+    r = _full_result(out_dir=tmp_path)
+    r.warnings.append("an earlier step's warning")
+    r.scenario.outputs.map = False
+    with pytest.warns(PlannerWarning, match=r"No Chinese \(CJK\) font found") as rec:
+        assert ST.report(r) is None
+    font = [str(w.message) for w in rec if "CJK" in str(w.message)][0]
+    assert r.warnings == ["an earlier step's warning", font]  # once, after the earlier one
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    for w in r.warnings:
+        assert f"<li>{escape(w)}</li>" in page
+    assert (tmp_path / "print_maps" / "coverage.png").is_file()
+
+
 def test_excel_keeps_formula_like_names_as_text(tmp_path):
     r = make_result(lang="en")
     r.layers["facilities"].loc[0, "name"] = '=HYPERLINK("http://x.example","click")'
@@ -237,3 +261,55 @@ def test_coverage_summary_is_one_row_per_area():
     assert out["share_5min"].tolist() == pytest.approx([0.2, 1 / 3, 0.0])
     assert out["pop_60plus"].tolist() == [500.0, 300.0, 200.0]
     assert report.header("share_15min") == "15分钟覆盖率"
+
+
+def test_coverage_summary_keeps_an_area_without_older_residents():
+    # 新城街道 has no older resident: its shares are not assessable (NaN), not dropped
+    cov = make_result().tables["coverage"]
+    cov = cov.assign(pop_60plus=[200.0, 0.0, 200.0], pop_60plus_within=[0.0, 0.0, 0.0],
+                     pop_60plus_share=[0.0, np.nan, 0.0])
+    out = report.coverage_summary(pd.concat([cov, cov.assign(minutes=5.0)], ignore_index=True))
+    assert out["area"].tolist() == ["全部", "新城街道", EVIL]
+    assert list(out.columns) == ["scope", "area", "pop_60plus", "share_15min", "share_5min"]
+    assert out["share_15min"].tolist()[::2] == [0.0, 0.0] and out["share_5min"].iloc[1:2].isna().all()
+    assert out["share_15min"].iloc[1:2].isna().all()
+    # nobody at all: every share is NaN, the table keeps its rows and columns
+    none = report.coverage_summary(cov.assign(pop_60plus=0.0, pop_60plus_share=np.nan))
+    assert none.shape == (3, 4) and none["share_15min"].isna().all()
+
+
+def test_run_without_older_residents_writes_the_report_with_shares_not_assessable(tmp_path):
+    # the demo district with every 60+, 65+ and 80+ count zero
+    pop = gpd.read_file(DEMO / "demo.gpkg", layer="communities")
+    pop[["pop_60plus", "pop_65plus", "pop_80plus"]] = 0
+    pop.to_file(tmp_path / "zero.gpkg", layer="communities")
+    (tmp_path / "s.yaml").write_text(f"""\
+name: 零老年人口
+layers:
+  population: {{path: zero.gpkg, layer: communities}}
+  facilities: {{path: {DEMO / "demo_facilities.csv"}, coord_system: gcj02}}
+  townships: {{path: {DEMO / "demo.gpkg"}, layer: townships}}
+network: {{source: lines, path: {DEMO / "demo.gpkg"}, layer: roads}}
+access: {{thresholds_min: [5, 10, 15]}}
+outputs: {{map: false, print_maps: false}}
+""", encoding="utf-8")
+    from planner import pipeline
+
+    with pytest.warns(PlannerWarning, match=r"`pop_60plus` is 0 or missing in every one of "
+                                            r"the 46 population units.*not assessable"):
+        r = pipeline.run(tmp_path / "s.yaml", out_dir=tmp_path / "out",
+                         steps=["layers", "network", "access", "outputs", "report"])
+    assert {s.name: s.status for s in r.steps}["report"] == "done"
+    assert r.tables["coverage"]["pop_60plus_share"].isna().all()
+    page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert '<div class="v">– <small></small></div><div class="k">15分钟步行圈' in page
+    assert not re.search(r">\s*nan", page, re.I)  # no "nan%" card, no "nan" cell
+    rows = re.findall(r"<tr><td>(全域|街道/乡镇)</td><td>([^<]*)</td><td>0</td>"
+                      r"<td>([^<]*)</td><td>([^<]*)</td><td>([^<]*)</td></tr>", page)
+    assert len(rows) == 4 and {cell for row in rows for cell in row[2:]} == {"–"}
+    assert str(escape(r.warnings[0])) in page
+    wb = load_workbook(tmp_path / "out" / "planner.xlsx")
+    cov = wb["分街镇覆盖"]
+    heads = [c.value for c in cov[1]]
+    share = heads.index("老年人口覆盖率") + 1
+    assert all(cov.cell(row=i, column=share).value is None for i in range(2, cov.max_row + 1))

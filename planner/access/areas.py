@@ -13,6 +13,7 @@ threads (GEOS and csgraph release Python's lock).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,7 @@ import scipy.sparse as sp
 import shapely
 from scipy.sparse.csgraph import dijkstra
 
+from planner._errors import PlannerWarning
 from planner.access.faces import Faces, eroded, planar_faces
 from planner.access.routing import _rows_in_memory, _snap_s, _virtual_graph
 from planner.access.snap import Snapped, edge_geometries, edge_vertices, run_offsets
@@ -87,7 +89,7 @@ def _substrings(net: WalkNetwork, e: np.ndarray, s: np.ndarray, t: np.ndarray) -
     p0, p1 = at(lo - 1, s), at(hi - 1, t)
     n_in = hi - lo
     size = n_in + 2
-    start = np.concatenate([[0], np.cumsum(size)[:-1]])
+    start = np.cumsum(size) - size  # empty for no pieces
     out = np.empty((int(size.sum()), 2))
     out[start] = p0
     out[start + size - 1] = p1
@@ -243,7 +245,10 @@ def service_areas(
     -------
     GeoDataFrame
         One row per facility and threshold: ``facility_id``, ``tier``,
-        ``minutes``, geometry (network CRS).
+        ``minutes``, geometry (network CRS).  A facility whose straight walk
+        to its street takes longer than a threshold reaches no street in it:
+        its geometry there is missing (``None``), and a `PlannerWarning`
+        names it with its distance and those thresholds.
 
     Notes
     -----
@@ -329,6 +334,8 @@ def service_areas(
             with ThreadPoolExecutor(n_jobs) as pool:
                 for f in [pool.submit(chunk, c0) for c0 in starts]:
                     f.result()
+    if k:
+        _warn_no_street(facilities, _snap_s(net, facilities)[None, :] > limits[:, None], minutes)
     fi = np.repeat(np.arange(k), n_lim)
     tier_arr = (np.asarray(tiers, dtype=object) if tiers is not None
                 else np.full(k, None, dtype=object))
@@ -341,6 +348,29 @@ def service_areas(
         geometry=gpd.GeoSeries(polys, crs=net.crs).values,
         crs=net.crs,
     )
+
+
+def _warn_no_street(facilities: Snapped, none: np.ndarray, minutes: Sequence[float],
+                    *, limit: int = 20) -> None:
+    """Warn about the facilities whose straight walk to the street is longer than a
+    threshold (``none[j, f]``): they reach no street then and get no polygon."""
+    far = np.flatnonzero(none.any(axis=0))
+    if not far.size:
+        return
+    far = far[np.argsort(-facilities.dist_m[far], kind="stable")]
+
+    def one(f: int) -> str:
+        mins = ", ".join(f"{m:g}" for m, n in zip(minutes, none[:, f]) if n)
+        return f"{facilities.ids[f]} ({facilities.dist_m[f]:.0f} m; {mins} min)"
+
+    shown = "; ".join(one(f) for f in far[:limit])
+    more = f"; and {far.size - limit} more" if far.size > limit else ""
+    warnings.warn(
+        f"{far.size} of {len(facilities)} facilities are farther from the nearest walkable "
+        f"street than a threshold's walk, so they reach no street and have no service-area "
+        f"polygon for it (no geometry): {shown}{more}. Check their coordinates "
+        "(GCJ-02/BD-09 offsets?) or add the missing streets.",
+        PlannerWarning, stacklevel=3)
 
 
 def _workers(workers: int | None, n_facilities: int) -> int:
@@ -403,8 +433,6 @@ def _chunk_pieces(net: WalkNetwork, facilities: Snapped, own_all: np.ndarray, rr
     # which is no street of theirs: never taken whole
     own_faces = None if faces is None else faces.edge_face[facilities.edge[own_all]]
     walk = facilities.dist_m[own_all] > 0
-    walkers = own_all[walk]
-    px, py = facilities.point_x[walkers], facilities.point_y[walkers]
     groups, pieces, cores = [], [], []
     full_groups, full_edges = [], []
     for j, lim in enumerate(limits):
@@ -436,12 +464,15 @@ def _chunk_pieces(net: WalkNetwork, facilities: Snapped, own_all: np.ndarray, rr
         groups.append(np.concatenate([fac[upart] * n_lim + j, fac[vpart] * n_lim + j,
                                       rows[okk] * n_lim + j]))
         pieces.append(_substrings(net, pe, np.clip(ps, 0, 1), np.clip(pt, 0, 1)))
-        if walkers.size:
-            frac = np.clip(lim * net.speed_mps / facilities.dist_m[walkers], 0, 1)
-            qx = px + frac * (facilities.x[walkers] - px)
-            qy = py + frac * (facilities.y[walkers] - py)
-            conn = shapely.linestrings(np.stack([np.c_[px, py], np.c_[qx, qy]], 1))
-            groups.append(rows[walk] * n_lim + j)
+        # the snap walk of a facility that reaches its street in time (one that
+        # does not reaches no street: it gets no polygon, see `_warn_no_street`)
+        walks = walk & okk
+        if walks.any():
+            w = own_all[walks]
+            conn = shapely.linestrings(np.stack(
+                [np.c_[facilities.point_x[w], facilities.point_y[w]],
+                 np.c_[facilities.x[w], facilities.y[w]]], 1))
+            groups.append(rows[walks] * n_lim + j)
             pieces.append(conn)
     fe = np.concatenate(full_edges)
     if fe.size:

@@ -125,7 +125,8 @@ def population_access(
         (NaN where the layer has no facility of that tier) and any other tier
         present, ``time_min_any``, ``nearest_id`` (the nearest facility of
         any tier), ``snap_m`` and ``within_<T>min`` (``time_min_any <= T``).
-        Minutes; NaN = not reachable within ``cutoff_min``.
+        Minutes; NaN = not reachable within ``cutoff_min``.  With no
+        facility at all every unit is unreached, with a `PlannerWarning`.
     """
     if snap_population is None:
         snap_population = snap_units(net, population, gates=gates, max_snap_m=max_snap_m)
@@ -147,14 +148,21 @@ def population_access(
     t, i = _unit_min(t, i, snap_population)
     out["time_min_any"] = _minutes(t)
     ids = np.asarray(snap_facilities.ids, dtype=object)
-    out["nearest_id"] = np.where(i >= 0, ids[np.maximum(i, 0)], None)
+    out["nearest_id"] = (np.where(i >= 0, ids[np.maximum(i, 0)], None) if ids.size
+                         else np.full(len(out), None, dtype=object))
     unit = np.arange(len(snap_population)) if snap_population.unit is None else snap_population.unit
     snap_m = np.full(snap_population.n_units, np.inf)
     np.minimum.at(snap_m, unit, snap_population.dist_m)
     out["snap_m"] = snap_m
     for thr in sorted(thresholds_min):
         out[_tname(thr)] = out["time_min_any"].to_numpy() <= thr
-    if warn:
+    if len(snap_facilities) == 0 and len(out):
+        warnings.warn(
+            f"The facilities layer is empty, so none of the {len(out)} population units "
+            "reaches a facility: every walking time is NaN and every unit is outside every "
+            "circle. Check the facilities layer (its path, layer name or filter).",
+            PlannerWarning, stacklevel=2)
+    elif warn:
         _warn_unreached(out, cutoff_min)
     return out
 
@@ -205,7 +213,8 @@ def coverage_table(
         ``area``, ``district`` (for township rows, when known), ``n_units``,
         ``n_units_within``, ``population``, ``population_within``,
         ``population_share``, and the same three for ``pop_60plus`` when the
-        layer has it.  Shares are 0..1 (NaN where the area has nobody).
+        layer has it.  Shares are 0..1 (NaN where the area has nobody; a
+        `PlannerWarning` when a count is 0 in every unit).
     """
     pa = population_access
     if tiers is None:
@@ -217,6 +226,7 @@ def coverage_table(
     base = pd.DataFrame({c: pd.to_numeric(pa[c], errors="coerce").fillna(0.0).to_numpy()
                          for c in counts})
     base["n_units"] = 1
+    _warn_nobody_counted(base, counts)
     scopes: list[tuple[str, list[str]]] = [("overall", [])]
     if "district" in pa.columns:
         base["district"] = pa["district"].to_numpy()
@@ -259,6 +269,19 @@ def coverage_table(
     out["n_units"] = out["n_units"].astype(int)
     out["n_units_within"] = out["n_units_within"].astype(int)
     return out[order]
+
+
+def _warn_nobody_counted(base: pd.DataFrame, counts: list[str]) -> None:
+    """Warn when a count column is 0 (or missing) in every unit: its shares are NaN."""
+    for c in counts:
+        if len(base) and not (base[c] > 0).any():
+            warnings.warn(
+                f"`{c}` is 0 or missing in every one of the {len(base)} population units, so "
+                f"the share of them within each walking time is not assessable (NaN in the "
+                f"coverage table, shown as \"–\" in the report), and every result weighted by "
+                f"`{c}` (blind spots, site proposals) counts nobody. Check that the column "
+                "holds the residents of that age group (its source column and the census "
+                "year).", PlannerWarning, stacklevel=3)
 
 
 # --------------------------------------------------------------------------- blind spots

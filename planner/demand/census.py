@@ -304,6 +304,12 @@ def _read_table(
         raise DemandError(
             f"Census table {path} does not exist. Check demand.census in the scenario."
         )
+    if path.stat().st_size == 0:
+        raise DemandError(
+            f"Table {path} is empty (0 bytes), so it has no columns and no rows; it was "
+            "probably not saved or copied completely. Export it again, or fix its path under "
+            "`demand:` in the scenario (census, census_previous or life_table)."
+        )
     if path.suffix.lower() in (".xlsx", ".xlsm", ".xls"):
         return pd.read_excel(path, sheet_name=0 if sheet is None else sheet)
     tried = [encoding] if encoding else ["utf-8-sig", "gb18030"]
@@ -312,6 +318,10 @@ def _read_table(
             return pd.read_csv(path, encoding=enc)
         except UnicodeDecodeError:
             continue
+        except pd.errors.EmptyDataError:
+            raise DemandError(f"Table {path} has no header row and no data (only blank "
+                              "lines). Export it again with its column names in the first "
+                              "row.") from None
     raise DemandError(
         f"Census table {path} is not readable as {' or '.join(tried)} text; "
         "pass encoding= (scenario: save the file as UTF-8)."

@@ -78,7 +78,7 @@ def solve_lscp(cover: sp.csr_array, w: np.ndarray, need: float, allowed: np.ndar
         h.addVars(n, np.zeros(n), np.ones(n))
         A = sp.csr_array(cover)
         cnt = np.diff(A.indptr) + 1
-        starts = np.r_[0, np.cumsum(cnt)[:-1]]
+        starts = np.cumsum(cnt) - cnt  # empty for no rows
         idx = np.empty(int(cnt.sum()), dtype=np.int32)
         val = np.empty(idx.size)
         idx[starts] = m + np.arange(n)

@@ -84,8 +84,22 @@ def _integral_objective(cd: CostData) -> bool:
     return is_int(cd.data) and is_int(cd.weights) and is_int(cd.penalty) and big < 2.0 ** 50
 
 
+class _QuietHighs(highspy.Highs):
+    """A `highspy.Highs` that prints nothing, not even HiGHS's banner.
+
+    highspy's constructor registers its callbacks (``enableCallbacks``), and
+    that first call prints "Running HiGHS ... Copyright ..." while
+    ``output_flag`` still has its default (true); setting the option after
+    construction is too late.  Here it is switched off just before.
+    """
+
+    def enableCallbacks(self) -> None:  # highspy's name
+        self.setOptionValue("output_flag", False)
+        super().enableCallbacks()
+
+
 def _new_highs(*, time_limit: float, seed: int, threads: int) -> highspy.Highs:
-    h = highspy.Highs()
+    h = _QuietHighs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("random_seed", int(seed))
     h.setOptionValue("threads", int(threads))
@@ -282,7 +296,9 @@ class _Exact:
     def add_cuts(self, c) -> int:
         rows, lower, lens, cols, coef = c
         n, nr = self.cd.n, rows.size
-        starts = np.r_[0, np.cumsum(lens + 1)[:-1]].astype(np.int32)
+        if nr == 0:  # e.g. no row can be served cheaper than its fixed site or big-M
+            return 0
+        starts = (np.cumsum(lens + 1) - (lens + 1)).astype(np.int32)
         # each cut: theta_i (coef 1) followed by its y entries
         idx = np.empty(int(lens.sum()) + nr, dtype=np.int32)
         val = np.empty_like(idx, dtype=np.float64)

@@ -304,6 +304,12 @@ def _township_centres(pb: _Problem, ms: TierModel, *, norm_checks, townships) ->
                 _warn(f"locate: township {tw} needs a centre but has no candidate site "
                       "(tier township_centre or empty) inside it; none proposed.")
                 continue
+            if rows.size == 0:
+                _warn(f"locate: township {tw} needs a centre but no population unit lies in "
+                      "it, so there is no one to place it for; none proposed. Add its "
+                      "communities to the population layer (or check their `township` "
+                      "names against the townships layer).")
+                continue
             groups.append((tw, rows, cc, min(k, cc.size)))
     elif ms.p > 0:
         groups.append(("", np.arange(len(pb.pop)), ok_cand, int(ms.p)))

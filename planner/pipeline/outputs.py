@@ -8,10 +8,12 @@ versions, step timings and warnings, also when a step fails.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import platform
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -37,9 +39,11 @@ def prepare_out_dir(scenario: Scenario, out_dir: str | os.PathLike | None, *,
 
     Rules: never write where an input file lies (the output folder may not
     contain any input file of the scenario, nor be a file); refuse a
-    non-empty folder unless ``overwrite``; with ``overwrite``, files that a
-    previous run listed in its ``run.json`` are removed first so that no
-    stale output is mixed with the new ones.
+    non-empty folder unless ``overwrite``; the folder must be writable
+    (created, and a probe file written and deleted in it, here, before any
+    analysis step); with ``overwrite``, files that a previous run listed in
+    its ``run.json`` are removed first so that no stale output is mixed
+    with the new ones.
 
     Parameters
     ----------
@@ -59,7 +63,8 @@ def prepare_out_dir(scenario: Scenario, out_dir: str | os.PathLike | None, *,
     Raises
     ------
     OutputError
-        When the folder holds inputs, is a file, or is not empty.
+        When the folder holds inputs, is a file, lies under a file, is not
+        empty, or cannot be written (permissions, a read-only file system).
     """
     if out_dir is None:
         out_dir = scenario.resolve(scenario.output) if scenario.output else None
@@ -77,15 +82,48 @@ def prepare_out_dir(scenario: Scenario, out_dir: str | os.PathLike | None, *,
     if out.exists() and not out.is_dir():
         raise OutputError(f"Output path {out} exists and is not a folder. Choose a folder "
                           "with -o/--out.")
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise OutputError(
-                f"Output folder {out} is not empty. Pass --overwrite (overwrite=True) to "
-                "replace its files, or choose another folder with -o/--out."
-            )
+    try:
+        filled = out.is_dir() and any(out.iterdir())
+    except OSError as exc:
+        raise _unwritable(out, exc) from None
+    if filled and not overwrite:
+        raise OutputError(
+            f"Output folder {out} is not empty. Pass --overwrite (overwrite=True) to "
+            "replace its files, or choose another folder with -o/--out."
+        )
+    _check_writable(out)
+    if filled:
         _remove_previous_outputs(out)
-    out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def _check_writable(out: Path) -> None:
+    """Create ``out`` and write and delete a probe file in it, before any analysis step,
+    so that a folder the run cannot write fails now and not after every step."""
+    above = next((p for p in out.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise OutputError(
+            f"Output folder {out} cannot be created: {above} is a file, not a folder. "
+            "Choose another folder with -o/--out (or `output:` in the scenario)."
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".planner-probe-", dir=out)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise _unwritable(out, exc) from None
+
+
+def _unwritable(out: Path, exc: OSError) -> OutputError:
+    why = {errno.EROFS: "it is on a read-only file system",
+           errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+           errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+           }.get(exc.errno or 0, exc.strerror or type(exc).__name__)
+    return OutputError(
+        f"Output folder {out} cannot be written: {why}. Nothing was run. Choose a folder "
+        "you can write to with -o/--out (or `output:` in the scenario)."
+    )
 
 
 def _remove_previous_outputs(out: Path) -> None:

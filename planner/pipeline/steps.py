@@ -46,7 +46,10 @@ def step(fn: StepFunction) -> StepFunction:
     """Collect the warnings ``fn`` raises on ``result.warnings`` and issue them again.
 
     Every warning (deprecations aside) is recorded once per message, in the
-    order raised, then re-issued after the step so a notebook shows it.
+    order raised, the moment it is raised: what the step builds afterwards
+    sees it on ``result.warnings`` (the report step lists the warning its
+    own print maps raised).  They are re-issued after the step so a
+    notebook shows them.
     """
 
     @functools.wraps(fn)
@@ -54,20 +57,22 @@ def step(fn: StepFunction) -> StepFunction:
         before = len(result.warnings)
         outer = result._collecting
         result._collecting = True
+        caught: list[warnings.WarningMessage] = []
+
+        def record(message, category, filename, lineno, file=None, line=None) -> None:
+            caught.append(warnings.WarningMessage(message, category, filename, lineno))
+            if str(message) not in result.warnings[before:]:
+                result.warnings.append(str(message))
+
         try:
-            with warnings.catch_warnings(record=True) as caught:
+            with warnings.catch_warnings():
                 warnings.simplefilter("always")
                 warnings.filterwarnings("ignore", category=DeprecationWarning)
                 warnings.filterwarnings("ignore", category=PendingDeprecationWarning)
+                warnings.showwarning = record  # restored when the block is left
                 reason = fn(result)
         finally:
             result._collecting = outer
-        seen = set(result.warnings[before:])
-        for w in caught:
-            msg = str(w.message)
-            if msg not in seen:
-                result.warnings.append(msg)
-                seen.add(msg)
         for w in caught:  # show them to the caller too (a notebook prints them)
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         return reason
