@@ -22,6 +22,7 @@ import yaml
 from planner import defaults as D
 from planner._errors import NormsError, collect
 from planner._schema import TIERS
+from planner._yaml import first_alias
 
 __all__ = [
     "MEASURES", "RULES_DIR", "SCOPES", "TOWNSHIP_KINDS", "MeasureSpec", "Rule", "RuleSet",
@@ -206,7 +207,14 @@ def _resolve(name_or_path: str | Path, *, base: Path | None = None) -> Path:
 
 def _read(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        if (alias := first_alias(text)) is not None:
+            raise NormsError(
+                f"Rule file {path} uses a YAML alias (`*{alias[1]}` at line {alias[0]}); "
+                "aliases and anchors (`&name`) are not allowed in a rule file, since nested ones "
+                "can expand to gigabytes. Write each rule's fields out in full."
+            )
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

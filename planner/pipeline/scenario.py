@@ -15,6 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from planner._errors import ScenarioError
+from planner._yaml import first_alias
 from planner.pipeline.settings import Scenario
 
 __all__ = ["check_files", "demo_scenario_path", "input_paths", "load_scenario"]
@@ -227,6 +228,12 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
             f"Scenario {path} is not UTF-8 text. Save it as UTF-8 (most editors: "
             "'Save with encoding' → UTF-8)."
         ) from None
+    if (alias := first_alias(text)) is not None:
+        raise ScenarioError(
+            f"Scenario {path} uses a YAML alias (`*{alias[1]}` at line {alias[0]}); aliases and "
+            "anchors (`&name`) are not allowed in a scenario, since nested ones can expand to "
+            "gigabytes. Write the values out in full."
+        )
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
