@@ -217,6 +217,13 @@ def check_cmd(ctx: click.Context, scenario: Path, out: Path | None, overwrite: b
         click.echo(f"Error: no norm checks: {reason}. Add a `norms:` section to the scenario "
                    "(e.g. `norms: {rules: xian_2021}`).", err=True)
         sys.exit(EXIT_BAD_INPUT)
+    if not len(table):
+        rules = result.artifacts.get("rules")
+        files = getattr(rules, "files", None) or [result.scenario.norms.rules]
+        click.echo(f"Error: no norm check was made: the rule set {files[0]} has no rules. "
+                   "Add rules to it, or set `norms.rules` to a shipped rule set (e.g. "
+                   "xian_2021, national).", err=True)
+        sys.exit(EXIT_BAD_INPUT)
     import pandas as pd
 
     shown = table if show_all or "status" not in table else table[table["status"] != "pass"]

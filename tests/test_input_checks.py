@@ -65,3 +65,66 @@ def test_rule_file_alias_is_refused(tmp_path):
     with pytest.raises(NormsError, match=r"rules\.yaml uses a YAML alias \(`\*a` at line 3\).*"
                                          r"not allowed in a rule file"):
         load_rules(path)
+
+
+# --------------------------------------------------------------------------- demo scenarios
+DEMO_DIR = ROOT / "planner" / "data"
+
+
+def demo_scenario(tmp_path: Path, edit=None, name: str = "demo.yaml") -> Path:
+    """The demo scenario written to ``tmp_path`` with absolute paths, after ``edit(dict)``."""
+    import yaml
+
+    data = yaml.safe_load((DEMO_DIR / "demo.yaml").read_text(encoding="utf-8"))
+    for lay in data["layers"].values():
+        lay["path"] = str(DEMO_DIR / lay["path"])
+    data["network"]["path"] = str(DEMO_DIR / data["network"]["path"])
+    for key in ("census", "census_previous"):
+        data["demand"][key] = str(DEMO_DIR / data["demand"][key])
+    if edit is not None:
+        edit(data)
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def invoke(*args):
+    from click.testing import CliRunner
+
+    from planner.cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+# --------------------------------------------------------------------------- 8: plan year
+def test_rules_none_in_force_in_the_plan_year_is_an_error_naming_the_earliest_year():
+    first = min(r.applies_from for r in load_rules("xian_2021"))
+    with pytest.raises(NormsError, match=rf"No rule of rule set xian_2021 .* applies in plan year "
+                                         rf"2017: every rule applies from {first} or later"):
+        load_rules("xian_2021", plan_year=2017)
+    assert len(load_rules("xian_2021", plan_year=first)) > 0
+
+
+def test_check_with_a_plan_year_before_every_rule_exits_2_naming_year_and_line(tmp_path):
+    path = demo_scenario(tmp_path, lambda d: d["norms"].update(plan_year=2017))
+    line = next(i for i, t in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+                if t.strip().startswith("plan_year:"))
+    res = invoke("check", path)
+    assert res.exit_code == 2
+    assert "All checks pass" not in res.output
+    assert f"line {line}: `norms.plan_year`: No rule of rule set xian_2021" in res.output
+    assert "applies in plan year 2017" in res.output
+    # validate finds it too, before any step
+    assert invoke("validate", path, "--no-network").exit_code == 2
+
+
+def test_check_with_an_empty_rule_file_exits_2(tmp_path):
+    (tmp_path / "none.yaml").write_text("jurisdiction: {zh: 空, en: Empty}\nrules: []\n",
+                                        encoding="utf-8")
+    path = demo_scenario(tmp_path, lambda d: d["norms"].update(rules=str(tmp_path / "none.yaml")),
+                         name="s.yaml")
+    res = invoke("check", path)
+    assert res.exit_code == 2
+    assert "All checks pass" not in res.output
+    assert f"no norm check was made: the rule set {tmp_path / 'none.yaml'} has no rules" \
+        in res.output

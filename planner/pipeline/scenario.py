@@ -266,9 +266,35 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         raise ScenarioError(_format_validation_error(exc, index, str(path), extra)) from None
+    if not any("`norms.rules`" in m for _, m in extra):  # a missing rule file is named already
+        extra += _rule_problems(scenario, index)
     if extra:
         raise ScenarioError(_problems_text(str(path), extra))
     return scenario
+
+
+def _rule_problems(scenario: Scenario, index: dict) -> list[tuple[int | None, str]]:
+    """The scenario's rule set read once (cheap), so a bad one is reported with the scenario.
+
+    A rule set with no rule in force in ``norms.plan_year`` is reported at
+    ``plan_year``'s line; any other rule-file problem at ``norms.rules``.
+    """
+    s = scenario.norms
+    if s is None:
+        return []
+    from planner import norms as NR
+    from planner._errors import NormsError
+
+    name = s.rules
+    try:
+        NR.load_rules(scenario.resolve(Path(name)) if NR.is_rule_file(name) else name,
+                      plan_year=s.plan_year)
+    except NormsError as exc:
+        key = ("norms", "plan_year") if "applies in plan year" in str(exc) else ("norms", "rules")
+        line = _line_of(index, key)
+        where = f"line {line}: " if line else ""
+        return [(line, f"{where}`{'.'.join(key)}`: {exc}")]
+    return []
 
 
 def check_files(scenario: Scenario, *, index: dict | None = None, source: str = "scenario") -> None:
