@@ -128,3 +128,39 @@ def test_check_with_an_empty_rule_file_exits_2(tmp_path):
     assert "All checks pass" not in res.output
     assert f"no norm check was made: the rule set {tmp_path / 'none.yaml'} has no rules" \
         in res.output
+
+
+# --------------------------------------------------------------------------- 10: cut-off
+def _line_of(path: Path, key: str) -> int:
+    return next(i for i, t in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+                if t.strip().startswith(f"{key}:"))
+
+
+def test_cutoff_below_the_largest_threshold_is_rejected_with_its_line(tmp_path):
+    path = demo_scenario(tmp_path, lambda d: d["access"].update(cutoff_min=10))
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(path)
+    msg = str(info.value)
+    assert (f"line {_line_of(path, 'cutoff_min')}: `access.cutoff_min`: cutoff_min (10) is "
+            "below thresholds_min (15) and circle_min (15)") in msg
+    assert "set cutoff_min to at least 15" in msg
+    # the default cut-off must reach a threshold given beyond it
+    path = demo_scenario(tmp_path, lambda d: d["access"].update(thresholds_min=[5, 15, 90]))
+    with pytest.raises(ScenarioError, match=r"cutoff_min \(60\) is below thresholds_min \(90\)"):
+        load_scenario(path)
+    res = invoke("validate", path, "--no-network")
+    assert res.exit_code == 2 and "cutoff_min (60) is below thresholds_min (90)" in res.output
+    # equal is fine
+    path = demo_scenario(tmp_path, lambda d: d["access"].update(cutoff_min=15))
+    assert load_scenario(path).access.cutoff_min == 15
+
+
+def test_location_model_coverage_beyond_the_cutoff_is_rejected(tmp_path):
+    def edit(d):
+        d["access"]["cutoff_min"] = 20
+        d["locate"]["community_station"]["coverage_min"] = 30
+    path = demo_scenario(tmp_path, edit)
+    with pytest.raises(ScenarioError, match=rf"line {_line_of(path, 'locate')}: `locate`: "
+                                            r"community_station.coverage_min \(30\) is beyond "
+                                            r"the routing cut-off access.cutoff_min \(20\)"):
+        load_scenario(path)

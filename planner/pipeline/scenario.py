@@ -142,8 +142,9 @@ def _format_validation_error(exc: ValidationError, index: dict, source: str,
                 m = m[len("Value error, "):] if m.startswith("Value error, ") else m
                 if m not in msgs:
                     msgs.append(m)
-            got = _describe_input(first.get("input"))
-            problems.append((line, f"{where}`{key}`: {' or '.join(msgs)} (got {got})"))
+            value = first.get("input")
+            got = "" if isinstance(value, dict) else f" (got {_describe_input(value)})"
+            problems.append((line, f"{where}`{key}`: {' or '.join(msgs)}{got}"))
     return _problems_text(source, problems)
 
 
