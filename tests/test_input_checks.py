@@ -164,3 +164,52 @@ def test_location_model_coverage_beyond_the_cutoff_is_rejected(tmp_path):
                                             r"community_station.coverage_min \(30\) is beyond "
                                             r"the routing cut-off access.cutoff_min \(20\)"):
         load_scenario(path)
+
+
+# --------------------------------------------------------------------------- 17: CSV injection
+def test_csv_cells_that_would_run_as_formulas_are_neutralised_numbers_are_not(tmp_path,
+                                                                              monkeypatch):
+    import geopandas as gpd
+    import pandas as pd
+    from shapely.geometry import Point
+
+    import planner
+    from planner.pipeline import steps as ST
+
+    names = ['=HYPERLINK("http://x","点我")', "+1+2", "-2+3", "@SUM(A1:A2)", "\tTab",
+             "-", "西关社区", "-5", "+3.5", "a=b"]
+    values = [-1.5, 2.0, -3.0, 0.0, 1.0, 2.0, 3.0, -4.0, 5.0, 6.0]
+
+    def make(result):
+        result.tables["t"] = pd.DataFrame({"name": names, "value": values,
+                                           "count": [-1, 2, -3, 4, 5, 6, 7, 8, 9, 10]})
+        result.layers["pts"] = gpd.GeoDataFrame({"name": names}, crs=32649,
+                                                geometry=[Point(i, i) for i in range(10)])
+
+    monkeypatch.setattr(ST, "STEPS", [("make", make), ("outputs", ST.outputs)])
+    scen = tmp_path / "s.yaml"
+    scen.write_text("name: t\nlayers: {}\n", encoding="utf-8")
+    planner.run(scen, out_dir=tmp_path / "out")
+    import csv
+
+    with open(tmp_path / "out" / "tables" / "t.csv", encoding="utf-8-sig", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["name"] for r in rows] == [
+        '\'=HYPERLINK("http://x","点我")', "'+1+2", "'-2+3", "'@SUM(A1:A2)", "'\tTab", "'-",
+        "西关社区", "-5", "+3.5", "a=b"]  # plain numbers written as text are no formulas
+    assert [float(r["value"]) for r in rows] == values  # negative numbers stay numbers
+    assert [r["count"] for r in rows] == ["-1", "2", "-3", "4", "5", "6", "7", "8", "9", "10"]
+    # the GeoPackage holds the values as they are (it is no spreadsheet)
+    assert gpd.read_file(tmp_path / "out" / "layers.gpkg", layer="pts")["name"].tolist() == names
+
+
+def test_csv_safe_quotes_a_leading_carriage_return_and_leaves_other_types():
+    import pandas as pd
+
+    from planner.pipeline.outputs import csv_safe
+
+    df = pd.DataFrame({"a": ["\rCR", None, 3, "ok"], "b": [-1.0, -2.0, 3.0, 4.0]})
+    out = csv_safe(df)
+    assert out["a"].tolist()[0] == "'\rCR" and out["a"].tolist()[2:] == [3, "ok"]
+    assert out["a"].isna().tolist()[1] and out["b"].tolist() == [-1.0, -2.0, 3.0, 4.0]
+    assert df["a"].tolist()[0] == "\rCR"  # a copy: the run's table is unchanged

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,8 @@ from planner.pipeline.result import RunResult
 from planner.pipeline.scenario import input_paths
 from planner.pipeline.settings import Scenario
 
-__all__ = ["hash_inputs", "package_versions", "plain_columns", "prepare_out_dir", "sha256_of",
-           "write_layers_and_tables", "write_run_json"]
+__all__ = ["csv_safe", "hash_inputs", "package_versions", "plain_columns", "prepare_out_dir",
+           "sha256_of", "write_layers_and_tables", "write_run_json"]
 
 
 # --------------------------------------------------------------------------- output folder
@@ -166,7 +167,7 @@ def write_layers_and_tables(result: RunResult) -> str | None:
             if df is None or not hasattr(df, "to_csv"):
                 continue
             result.write(f"tables/{name}.csv",
-                         lambda tmp, df=df: plain_columns(df).to_csv(
+                         lambda tmp, df=df: csv_safe(plain_columns(df)).to_csv(
                              tmp, index=False, encoding="utf-8-sig"))
             written += 1
     if not written:
@@ -185,6 +186,42 @@ def plain_columns(df):
         df[c] = df[c].map(lambda v: json.dumps(sorted(v) if isinstance(v, set) else v,
                                                ensure_ascii=False, default=str)
                           if isinstance(v, (list, dict, tuple, set)) else v)
+    return df
+
+
+#: First characters that make a spreadsheet read a cell as a formula (OWASP "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?%?")
+
+
+def _neutralise(value: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula, with a leading ``'``."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START) \
+            and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def csv_safe(df):
+    """A copy whose text cells cannot run as spreadsheet formulas (numbers are left alone).
+
+    A text cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+    return gets a leading single quote, the usual defence against CSV
+    injection (Excel and LibreOffice show the text, run nothing); a text that
+    is a plain number (``-5``, ``+3.2``) is no formula and stays as it is,
+    and numeric columns are never touched.
+    """
+    import pandas as pd
+
+    geom = getattr(df, "_geometry_column_name", None)
+    text = [c for c in df.columns if c != geom and (df[c].dtype == object
+                                                     or isinstance(df[c].dtype, pd.StringDtype))]
+    bad = [c for c in text if df[c].map(lambda v: _neutralise(v) is not v).any()]
+    if not bad:
+        return df
+    df = df.copy()
+    for c in bad:
+        df[c] = df[c].map(_neutralise)
     return df
 
 
