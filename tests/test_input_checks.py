@@ -213,3 +213,72 @@ def test_csv_safe_quotes_a_leading_carriage_return_and_leaves_other_types():
     assert out["a"].tolist()[0] == "'\rCR" and out["a"].tolist()[2:] == [3, "ok"]
     assert out["a"].isna().tolist()[1] and out["b"].tolist() == [-1.0, -2.0, 3.0, 4.0]
     assert df["a"].tolist()[0] == "\rCR"  # a copy: the run's table is unchanged
+
+
+# --------------------------------------------------------------------------- 18: interrupts
+def _tiny_scenario(tmp_path: Path) -> Path:
+    scen = tmp_path / "s.yaml"
+    scen.write_text("name: t\nlayers: {}\n", encoding="utf-8")
+    return scen
+
+
+def test_sigint_writes_run_json_with_status_interrupted(tmp_path, monkeypatch):
+    import json
+
+    import pandas as pd
+
+    import planner
+    from planner.pipeline import steps as ST
+
+    seen = {}
+
+    def first(result):
+        result.tables["t"] = pd.DataFrame({"a": [1]})
+
+    def peek(result):  # mid-run, run.json already marks the run as going on
+        seen.update(json.loads((result.out_dir / "run.json").read_text(encoding="utf-8")))
+
+    def ctrl_c(result):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ST, "STEPS", [("first", first), ("outputs", ST.outputs),
+                                      ("peek", peek), ("slow", ctrl_c), ("never", first)])
+    with pytest.raises(KeyboardInterrupt):
+        planner.run(_tiny_scenario(tmp_path), out_dir=tmp_path / "out")
+    info = json.loads((tmp_path / "out" / "run.json").read_text(encoding="utf-8"))
+    assert info["status"] == "interrupted"
+    assert "interrupted during step 'slow'" in info["error"]
+    assert [(s["name"], s["status"]) for s in info["steps"]] == [
+        ("first", "done"), ("outputs", "done"), ("peek", "done"), ("slow", "interrupted")]
+    assert info["files"] == ["tables/t.csv", "run.json"]  # each once
+    assert seen["status"] == "running" and "tables/t.csv" in seen["files"]
+    # the command line says so and exits 130 (128 + SIGINT)
+    res = invoke("run", _tiny_scenario(tmp_path), "-o", tmp_path / "out2")
+    assert res.exit_code == 130
+    assert 'records status "interrupted"' in res.output
+    info = json.loads((tmp_path / "out2" / "run.json").read_text(encoding="utf-8"))
+    assert info["status"] == "interrupted"
+
+
+def test_next_run_removes_the_temporary_files_a_killed_run_left(tmp_path, monkeypatch):
+    import planner
+    from planner.pipeline import steps as ST
+
+    out = tmp_path / "out"
+    (out / "tables").mkdir(parents=True)
+    left = [out / ".tmp-x.gpkg-journal", out / ".tmp-x3k_9a2b.gpkg",
+            out / ".tmp-q1w2e3r4.gpkg-wal", out / "tables" / ".tmp-abcdefgh.csv"]
+    keep = [out / ".tmp-notes.txt", out / "tmp-x.gpkg", out / "tables" / "mine.csv"]
+    for f in left + keep:
+        f.write_bytes(b"x")
+    monkeypatch.setattr(ST, "STEPS", [("a", lambda r: None)])
+    with pytest.raises(planner.OutputError, match="is not empty"):  # the user's files remain
+        planner.run(_tiny_scenario(tmp_path), out_dir=out)
+    assert not any(f.exists() for f in left)
+    assert all(f.exists() for f in keep)
+    # a folder holding only a killed run's temporary files counts as empty
+    only = tmp_path / "only"
+    only.mkdir()
+    (only / ".tmp-zzzzzzzz.gpkg-journal").write_bytes(b"x")
+    planner.run(_tiny_scenario(tmp_path), out_dir=only)
+    assert sorted(p.name for p in only.iterdir()) == ["run.json"]

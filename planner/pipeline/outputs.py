@@ -8,6 +8,7 @@ versions, step timings and warnings, also when a step fails.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -18,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from planner._errors import OutputError
-from planner.pipeline.result import RunResult
+from planner.pipeline.result import TEMP_NAME, RunResult
 from planner.pipeline.scenario import input_paths
 from planner.pipeline.settings import Scenario
 
 __all__ = ["csv_safe", "hash_inputs", "package_versions", "plain_columns", "prepare_out_dir",
-           "sha256_of", "write_layers_and_tables", "write_run_json"]
+           "remove_temporary_files", "sha256_of", "write_layers_and_tables", "write_run_json"]
 
 
 # --------------------------------------------------------------------------- output folder
@@ -37,7 +38,8 @@ def prepare_out_dir(scenario: Scenario, out_dir: str | os.PathLike | None, *,
     """Check and create the output folder of a run.
 
     Rules: never write where an input file lies (the output folder may not
-    contain any input file of the scenario, nor be a file); refuse a
+    contain any input file of the scenario, nor be a file); remove the
+    temporary files a killed run left (`remove_temporary_files`); refuse a
     non-empty folder unless ``overwrite``; with ``overwrite``, files that a
     previous run listed in its ``run.json`` are removed first so that no
     stale output is mixed with the new ones.
@@ -78,6 +80,8 @@ def prepare_out_dir(scenario: Scenario, out_dir: str | os.PathLike | None, *,
     if out.exists() and not out.is_dir():
         raise OutputError(f"Output path {out} exists and is not a folder. Choose a folder "
                           "with -o/--out.")
+    if out.is_dir():
+        remove_temporary_files(out)
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise OutputError(
@@ -87,6 +91,21 @@ def prepare_out_dir(scenario: Scenario, out_dir: str | os.PathLike | None, *,
         _remove_previous_outputs(out)
     out.mkdir(parents=True, exist_ok=True)
     return out
+
+
+def remove_temporary_files(out: Path) -> list[Path]:
+    """Delete the temporary files a killed run left in ``out`` (`TEMP_NAME`), and nothing else.
+
+    `RunResult.write` removes its temporary file itself unless the process
+    dies (SIGKILL, a power cut); the next run into the folder cleans up.
+    Returns the files removed.
+    """
+    gone = []
+    for f in sorted(out.rglob(".tmp-*")):
+        if f.is_file() and TEMP_NAME.fullmatch(f.name):
+            f.unlink()
+            gone.append(f)
+    return gone
 
 
 def _remove_previous_outputs(out: Path) -> None:
@@ -225,7 +244,17 @@ def csv_safe(df):
     return df
 
 
+@functools.cache
+def _versions() -> tuple[tuple[str, str], ...]:
+    return tuple(_package_versions().items())
+
+
 def package_versions() -> dict[str, str]:
+    """Python, platform and the versions of the main packages (looked up once per process)."""
+    return dict(_versions())
+
+
+def _package_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version(), "platform": platform.platform()}
@@ -259,8 +288,8 @@ def write_run_json(result: RunResult, *, started: str, seconds: float, status: s
         "versions": package_versions(),
         "steps": [s.__dict__ for s in result.steps],
         "warnings": result.warnings,
-        "files": sorted(str(p.relative_to(result.out_dir)) for p in result.files)
-        + ["run.json"],
+        "files": sorted(str(p.relative_to(result.out_dir)) for p in result.files
+                        if p != result.out_dir / "run.json") + ["run.json"],
     }
     text = json.dumps(info, ensure_ascii=False, indent=2, default=str)
     result.write("run.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))
