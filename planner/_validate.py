@@ -53,25 +53,30 @@ CHINA_BBOX = (73.0, 3.0, 136.0, 54.0)
 _SHOW = 8  # rows shown per problem
 
 
-def rows_text(df: pd.DataFrame, positions: Sequence[int] | np.ndarray) -> str:
-    """``row 3 (西关社区), row 7 … and 12 more`` for 0-based positions."""
+def rows_text(df: pd.DataFrame, positions: Sequence[int] | np.ndarray, *,
+              lang: str = "en") -> str:
+    """``row 3 (西关社区), row 7 … and 12 more`` for 0-based positions
+    (``lang="zh"``: ``第 3 行（西关社区）、第 7 行 … 等另 12 行``)."""
     positions = list(np.asarray(positions, dtype=int))
     names = df["name"] if "name" in df.columns else None
+    zh = lang == "zh"
     parts = []
     for p in positions[:_SHOW]:
-        label = f"row {p + 1}"
+        label = f"第 {p + 1} 行" if zh else f"row {p + 1}"
         if names is not None:
             value = names.iloc[p]
             if isinstance(value, str) and value.strip():
-                label += f" ({value.strip()})"
+                label += f"（{value.strip()}）" if zh else f" ({value.strip()})"
         parts.append(label)
     more = len(positions) - _SHOW
+    if zh:
+        return "、".join(parts) + (f" … 等另 {more} 行" if more > 0 else "")
     return ", ".join(parts) + (f" … and {more} more" if more > 0 else "")
 
 
-def warn(message: str) -> None:
-    """Issue a `PlannerWarning` (a repair or an assumption)."""
-    warnings.warn(message, PlannerWarning, stacklevel=3)
+def warn(message: str, zh: str | None = None) -> None:
+    """Issue a `PlannerWarning` (a repair or an assumption), in English and Chinese."""
+    warnings.warn(PlannerWarning(message, zh), stacklevel=3)
 
 
 # ------------------------------------------------------------------------ tiers
@@ -269,7 +274,8 @@ def check_geometry(gdf, *, kind: str) -> tuple[Any, list[str]]:
     if empty.any():
         pos = np.flatnonzero(empty)
         if kind in DROP_EMPTY_KINDS:
-            warn(f"dropped {len(pos)} row(s) with empty geometry: {rows_text(gdf, pos)}.")
+            warn(f"dropped {len(pos)} row(s) with empty geometry: {rows_text(gdf, pos)}.",
+                 f"删除了 {len(pos)} 行空几何：{rows_text(gdf, pos, lang='zh')}。")
             gdf = gdf.iloc[np.flatnonzero(~empty)]
             geoms = geoms[~empty]
         else:
@@ -295,7 +301,9 @@ def check_geometry(gdf, *, kind: str) -> tuple[Any, list[str]]:
             pos = np.flatnonzero(poly)
             warn(
                 f"{len(pos)} {kind} feature(s) are polygons or multi-points; each is replaced by a "
-                f"representative point inside it: {rows_text(gdf, pos)}."
+                f"representative point inside it: {rows_text(gdf, pos)}.",
+                f"{len(pos)} 个要素是面或多点，已分别用其内部的代表点代替："
+                f"{rows_text(gdf, pos, lang='zh')}。"
             )
             geoms[poly] = shapely.point_on_surface(shapely.make_valid(geoms[poly]))
             names[poly] = "Point"
@@ -326,7 +334,11 @@ def check_geometry(gdf, *, kind: str) -> tuple[Any, list[str]]:
                 f"repaired {len(repaired)} invalid geometr{'y' if len(repaired) == 1 else 'ies'} "
                 f"with shapely.make_valid: "
                 + ", ".join(f"{rows_text(gdf, [pos[i]])} [{reasons[i]}]" for i in repaired[:_SHOW])
-                + ". Check these features in the source file."
+                + ". Check these features in the source file.",
+                f"用 shapely.make_valid 修复了 {len(repaired)} 个无效几何："
+                + "、".join(f"{rows_text(gdf, [pos[i]], lang='zh')} [{reasons[i]}]"
+                           for i in repaired[:_SHOW])
+                + "。请在源文件中检查这些要素。"
             )
         if failed:
             problems.append(

@@ -60,7 +60,7 @@ import shapely
 
 from planner import _validate as V
 from planner import coords
-from planner._errors import LayerError, PlannerWarning, collect
+from planner._errors import LayerError, PlannerWarning, collect, reworded
 from planner._schema import SYNONYMS
 from planner._validate import normalize_tier
 
@@ -196,10 +196,14 @@ def _read_shapefile(path: Path, *, layer: Any, encoding: str | None) -> gpd.GeoD
                        if p.suffix.lower() == ".cpg"]
                 why = ("its .cpg file names the wrong encoding" if cpg
                        else "it has no .cpg file")
+                why_zh = ("其 .cpg 文件写的编码不对" if cpg else "它没有 .cpg 文件")
                 V.warn(
                     f"Shapefile {path.name}: {why} and its text did not decode cleanly "
                     f"(e.g. {bad[0][:60]!r}); it was read as {enc.upper()}. Set "
-                    f"`encoding: {enc}` for this layer in the scenario (or fix the .cpg file)."
+                    f"`encoding: {enc}` for this layer in the scenario (or fix the .cpg file).",
+                    f"Shapefile {path.name}：{why_zh}，文字未能正确解码（如 {bad[0][:60]!r}），"
+                    f"已按 {enc.upper()} 读取。请在情景文件中为该图层设置 `encoding: {enc}`"
+                    "（或修正 .cpg 文件）。"
                 )
                 return again
     given = f" with encoding {encoding!r}" if encoding else ""
@@ -243,7 +247,9 @@ def _read_table(path: Path, *, encoding: str | None, sheet: str | int | None) ->
                              "utf-8.") from None
         if enc == "gb18030":
             V.warn(f"Table {path.name} is not UTF-8; it was read as GB18030 (GBK). "
-                   "Set `encoding: gbk` to say so, or save it as UTF-8.")
+                   "Set `encoding: gbk` to say so, or save it as UTF-8.",
+                   f"表格 {path.name} 不是 UTF-8 编码，已按 GB18030（GBK）读取。请设置 "
+                   "`encoding: gbk` 予以说明，或另存为 UTF-8。")
         return df
     raise LayerError(
         f"Table {path} cannot be decoded with {', '.join(tried)}. Save it as UTF-8 CSV, or set "
@@ -400,7 +406,11 @@ def _rename(gdf: gpd.GeoDataFrame, *, columns: dict[str, str], id_column: str | 
             f"Layer {path.name}: column(s) "
             + ", ".join(f"{c!r} (also means `{t}`)" for c, t in skipped)
             + " kept under their own names because another column already gives that field. "
-            "Choose explicitly with `columns: {<column>: <field>}` in the scenario."
+            "Choose explicitly with `columns: {<column>: <field>}` in the scenario.",
+            f"图层 {path.name}：列 "
+            + "、".join(f"{c!r}（也表示 `{t}`）" for c, t in skipped)
+            + " 保留原名，因为已有另一列给出该字段。请在情景文件中用 "
+            "`columns: {<列名>: <字段>}` 明确指定。"
         )
     renamed = gdf.rename(columns={k: v for k, v in mapping.items() if k != v})
     return renamed
@@ -518,9 +528,11 @@ def read_layer(
     return _project(gdf, system=system, target=target, path=path, kind=kind)
 
 
-def _warn_caller(message: str) -> None:
+def _warn_caller(message: str | PlannerWarning, zh: str | None = None) -> None:
     """`planner._validate.warn` from a helper of `read_layer`: points at read_layer's caller."""
-    warnings.warn(message, PlannerWarning, stacklevel=4)
+    if not isinstance(message, PlannerWarning):
+        message = PlannerWarning(message, zh)
+    warnings.warn(message, stacklevel=4)
 
 
 def _check_arguments(*, label: str, coord_system: coords.CoordSystem, encoding: str | None,
@@ -552,7 +564,9 @@ def _set_file_crs(gdf: gpd.GeoDataFrame, *, file_crs: pyproj.CRS | None, is_tabl
     if file_crs is not None and not is_table:
         if gdf.crs is not None and not gdf.crs.equals(file_crs):
             _warn_caller(f"Layer {label}: the file says CRS {gdf.crs.to_string()} but the "
-                         f"scenario sets crs {file_crs.to_string()}; using the scenario's.")
+                         f"scenario sets crs {file_crs.to_string()}; using the scenario's.",
+                         f"图层 {label}：文件的坐标系是 {gdf.crs.to_string()}，而情景文件设为 "
+                         f"{file_crs.to_string()}；采用情景文件的设置。")
         gdf = gdf.set_crs(file_crs, allow_override=True)
     if gdf.crs is None:
         raise LayerError(
@@ -577,7 +591,8 @@ def _check_content(gdf: gpd.GeoDataFrame, *, kind: Kind, tiers: dict[str, str] |
         warnings.simplefilter("always", PlannerWarning)
         gdf, geom_problems = V.check_geometry(gdf, kind=kind)
     for w in caught:
-        _warn_caller(f"Layer {label}: {w.message}")
+        _warn_caller(reworded(w.message, en=lambda t: f"Layer {label}: {t}",
+                              zh=lambda t: f"图层 {label}：{t}"))
     problems.extend(geom_problems)
     if not geom_problems:
         problems.extend(_check_location(gdf))

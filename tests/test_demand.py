@@ -583,7 +583,7 @@ def test_run_step_builds_population_layer(tmp_path, two_areas, residential):
     assert shown.loc[("A区", "60岁及以上"), "2030预测"] == round(
         areas[(areas["year"] == 2030) & (areas["group"] == "pop_60plus")
               & (areas["area"] == "A区")]["value"].iloc[0])
-    assert any("outside every census area" in w for w in res.warnings)
+    assert any("不在任何普查地区内" in w for w in res.warnings)  # the scenario's language
 
 
 def test_run_step_with_given_population_fills_groups(tmp_path, two_areas):

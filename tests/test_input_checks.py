@@ -282,3 +282,125 @@ def test_next_run_removes_the_temporary_files_a_killed_run_left(tmp_path, monkey
     (only / ".tmp-zzzzzzzz.gpkg-journal").write_bytes(b"x")
     planner.run(_tiny_scenario(tmp_path), out_dir=only)
     assert sorted(p.name for p in only.iterdir()) == ["run.json"]
+
+
+# --------------------------------------------------------------------------- 14: warnings' language
+CJK = __import__("re").compile(r"[\u4e00-\u9fff]")
+
+
+@pytest.fixture(scope="module")
+def demo_zh_run(tmp_path_factory):
+    """The whole demo (Chinese) written to a folder: report, workbook, run.json."""
+    import warnings
+
+    import planner
+    from planner.pipeline import demo_scenario_path
+
+    out = tmp_path_factory.mktemp("demo_zh") / "out"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = planner.run(demo_scenario_path(), out_dir=out)
+    return result
+
+
+def test_a_chinese_run_records_its_warnings_in_chinese_everywhere(demo_zh_run):
+    import json
+
+    from openpyxl import load_workbook
+
+    result = demo_zh_run
+    assert result.lang == "zh" and result.warnings
+    for w in result.warnings:  # Chinese text, not the English one
+        assert CJK.search(w.replace("社区", "")), w
+        assert "population units" not in w and "result.uncoverable" not in w
+    uncov = next(w for w in result.warnings if "uncoverable_units" in w)
+    assert uncov.startswith("选址（社区养老服务站，LSCP）：5 个人口单元")
+    info = json.loads((result.out_dir / "run.json").read_text(encoding="utf-8"))
+    assert info["warnings"] == result.warnings
+    html = (result.out_dir / "report.html").read_text(encoding="utf-8")
+    assert "无法覆盖" in html and "cannot be covered" not in html
+    book = load_workbook(result.out_dir / "planner.xlsx", read_only=True)
+    assert "无法覆盖的单元" in book.sheetnames
+    assert (result.out_dir / "tables" / "uncoverable_units.csv").is_file()
+
+
+def test_uncoverable_units_are_exactly_those_no_station_site_reaches_in_15_min(demo_zh_run):
+    import numpy as np
+
+    import planner.access as A
+
+    result = demo_zh_run
+    table = result.tables["uncoverable_units"]
+    assert list(table.columns) == ["id", "name", "township", "pop_60plus", "nearest_candidate_id",
+                                   "time_min_nearest_candidate"]
+    # an independent check: walking times to every site a station may use (existing stations
+    # and centres, candidates for stations or any tier, the centres just proposed), by the
+    # access step's nearest-facility routing instead of the location model's cost matrix
+    lay = result.layers
+    fac = lay["facilities"]
+    cands = lay["candidates"]
+    ok = cands["tier"].isna() | (cands["tier"] == "community_station")
+    centres = lay["proposed_sites"]
+    sites = pd_concat([fac[fac["tier"].isin(["community_station", "township_centre"])],
+                       cands[ok].assign(tier="community_station"),
+                       centres[centres["tier"] == "township_centre"]])
+    pa = A.population_access(result.artifacts["network"], lay["population"], sites,
+                             gates=lay.get("gates"), thresholds_min=[15], warn=False)
+    far = pa.loc[~(pa["time_min_any"] <= 15) & (pa["pop_60plus"] > 0), "id"].astype(str)
+    assert sorted(table["id"].astype(str)) == sorted(far)
+    assert len(table) == 5 and table["pop_60plus"].sum() == 3682
+    assert (table["time_min_nearest_candidate"].fillna(np.inf) > 15).all()
+
+
+def pd_concat(frames):
+    import geopandas as gpd
+    import pandas as pd
+
+    return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=frames[0].crs)
+
+
+def test_an_english_run_records_english_warnings(tmp_path):
+    import warnings
+
+    import planner
+
+    path = demo_scenario(tmp_path, lambda d: d.update(lang="en"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = planner.run(path, steps=["layers", "demand", "network", "access", "norms",
+                                          "locate"])
+    assert result.warnings == [
+        "locate (community stations, LSCP): 5 population units (weight 3682) have no candidate "
+        "nor existing site within 15 min and cannot be covered (春晖社区, 凤鸣社区, 和平社区, "
+        "桃源社区, 长春社区); they are listed in the table `uncoverable_units` with their "
+        "nearest candidate. Add candidate sites near them."]
+    assert len(result.tables["uncoverable_units"]) == 5
+
+
+# --------------------------------------------------------------------------- 12: p > candidates
+def test_station_pmedian_asking_for_more_sites_than_candidates_warns_with_both_numbers(tmp_path):
+    import warnings
+
+    import planner
+    from planner._errors import PlannerWarning
+
+    path = demo_scenario(tmp_path, lambda d: d.update(lang="en") or d["locate"].update(
+        community_station={"model": "pmedian", "p": 100}))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = planner.run(path, steps=["layers", "demand", "network", "access", "norms",
+                                          "locate"])
+    cands = result.layers["candidates"]
+    centres = set(result.tables["proposed_sites"].query("tier == 'township_centre'")
+                  ["candidate_id"].astype(str))
+    free = cands[(cands["tier"].isna() | (cands["tier"] == "community_station"))
+                 & ~cands["id"].astype(str).isin(centres)]
+    n = len(free)
+    assert 0 < n < 100
+    msg = (f"locate (community stations): 100 new sites asked for but only {n} candidate "
+           f"site(s) may host one; all {n} are proposed.")
+    assert any(str(w.message).startswith(msg) and issubclass(w.category, PlannerWarning)
+               for w in caught)
+    assert any(w.startswith(msg) for w in result.warnings)
+    stations = result.tables["proposed_sites"].query("tier == 'community_station'")
+    assert len(stations) == n

@@ -371,12 +371,12 @@ def _check_band_sums(
         out[list(BAND_COLUMNS)] = out[list(BAND_COLUMNS)].mul(scale, axis=0)
     else:
         raise DemandError(f"trust={trust!r} is not allowed: use 'bands', 'total' or None.")
-    warnings.warn(
+    detail = "; ".join(lines + group_bad)[:800]
+    warnings.warn(PlannerWarning(
         f"Census table {where}: bands and totals disagree; trusting the {trust} "
-        f"(trust={trust!r}): " + "; ".join(lines + group_bad)[:800],
-        PlannerWarning,
-        stacklevel=3,
-    )
+        f"(trust={trust!r}): " + detail,
+        f"普查表 {where}：分年龄组之和与合计不一致；按 trust={trust!r} 以"
+        f"{'分年龄组' if trust == 'bands' else '合计'}为准：" + detail), stacklevel=3)
     return out
 
 

@@ -111,12 +111,11 @@ def cohort_change_ratios(
     zero = den <= 0
     if zero.any():
         areas = sorted({base_k.iloc[i] for i in np.argwhere(zero)[:, 0]})
-        warnings.warn(
+        warnings.warn(PlannerWarning(
             f"Cohort-change ratios: a previous-census cohort is 0 in {areas[:10]}; "
             "those bands use the ratio of all areas pooled.",
-            PlannerWarning,
-            stacklevel=2,
-        )
+            f"队列变动比：上次普查中 {'、'.join(map(str, areas[:10]))} 有年龄队列为 0；"
+            "这些年龄组改用所有地区合并计算的比率。"), stacklevel=2)
         ratio = np.where(zero, np.broadcast_to(pooled, ratio.shape), ratio)
     full = np.full((len(base), 2, _N5), np.nan)
     full[:, :, 2:] = ratio

@@ -155,13 +155,15 @@ def _ids(df: pd.DataFrame, *, layer: str = "", stacklevel: int = 4) -> pd.Series
     ids = ids.where(ids.notna(), pd.Series([f"#{i}" for i in range(len(df))], index=df.index))
     dup = ids.duplicated(keep=False)
     if dup.any() and layer:
-        warnings.warn(
+        first = ids[dup].iloc[0]
+        warnings.warn(PlannerWarning(
             f"Layer `{layer}` has {int(dup.sum())} rows with duplicate ids "
-            f"(e.g. {ids[dup].iloc[0]!r}); the norm checks number them "
-            f"'{ids[dup].iloc[0]}#1', '#2'... Give each row its own id to name them in the "
+            f"(e.g. {first!r}); the norm checks number them "
+            f"'{first}#1', '#2'... Give each row its own id to name them in the "
             "results.",
-            PlannerWarning, stacklevel=stacklevel,
-        )
+            f"图层 `{layer}` 有 {int(dup.sum())} 行编号重复（如 {first!r}）；规范核查将其编为 "
+            f"'{first}#1'、'#2'……请为每行设唯一编号，以便在结果中区分。"),
+            stacklevel=stacklevel)
     if dup.any():
         n = ids.groupby(ids).cumcount() + 1
         ids = ids.where(~dup, ids + "#" + n.astype(str))
@@ -178,13 +180,14 @@ def _warn_unmatched(df: pd.DataFrame, column: str, units: Units | None, layer: s
                   if v is not None and m is None})
     if bad:
         shown = ", ".join(repr(b) for b in bad[:5]) + (" ..." if len(bad) > 5 else "")
-        warnings.warn(
+        warnings.warn(PlannerWarning(
             f"{len(bad)} value(s) of `{layer}.{column}` match no name or id of the "
             f"{units.source} units: {shown}. Those rows are placed by their location "
             f"(or left out of {column} totals when outside every unit); fix the spelling "
             f"in `{layer}.{column}` to assign them by name.",
-            PlannerWarning, stacklevel=stacklevel,
-        )
+            f"`{layer}.{column}` 有 {len(bad)} 个值与 {units.source} 单元的名称或编号都不匹配："
+            f"{shown}。这些行按位置归属（不在任何单元内的不计入 {column} 合计）；请修正 "
+            f"`{layer}.{column}` 的写法，以便按名称归属。"), stacklevel=stacklevel)
 
 
 def _names(df: pd.DataFrame, ids: pd.Series) -> pd.Series:

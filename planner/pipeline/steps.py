@@ -30,7 +30,7 @@ from planner import layers as L
 from planner import locate as LC
 from planner import network as N
 from planner import norms as NR
-from planner._errors import DemandError, LayerError, NetworkError
+from planner._errors import DemandError, LayerError, NetworkError, text_of
 from planner.defaults import MAX_SNAP_M
 from planner.pipeline import outputs as O
 from planner.pipeline.result import RunResult
@@ -46,7 +46,8 @@ def step(fn: StepFunction) -> StepFunction:
     """Collect the warnings ``fn`` raises on ``result.warnings`` and issue them again.
 
     Every warning (deprecations aside) is recorded once per message, in the
-    order raised, then re-issued after the step so a notebook shows it.
+    order raised and in the scenario's language (`PlannerWarning.text`), then
+    re-issued after the step so a notebook shows it.
     """
 
     @functools.wraps(fn)
@@ -64,7 +65,7 @@ def step(fn: StepFunction) -> StepFunction:
             result._collecting = outer
         seen = set(result.warnings[before:])
         for w in caught:
-            msg = str(w.message)
+            msg = text_of(w.message, result.lang)  # in the scenario's language
             if msg not in seen:
                 result.warnings.append(msg)
                 seen.add(msg)
@@ -335,7 +336,8 @@ def locate(result: RunResult) -> str | None:
     """Propose township centres and community stations (`planner.locate.propose_sites`).
 
     Stores ``layers["proposed_sites"]``, ``tables["proposed_sites"]``,
-    ``tables["coverage_before_after"]``, ``artifacts["locate_results"]`` and
+    ``tables["coverage_before_after"]``, ``tables["uncoverable_units"]`` (the
+    units no station can cover, when there are some), ``artifacts["locate_results"]`` and
     each unit's walk once the sites exist (``time_min_after`` in
     ``layers["population_after"]``, for the print maps).
     """
@@ -366,6 +368,8 @@ def locate(result: RunResult) -> str | None:
     result.layers["proposed_sites"] = plan.sites
     result.tables["proposed_sites"] = plan.table
     result.tables["coverage_before_after"] = plan.coverage
+    if plan.uncoverable is not None and len(plan.uncoverable):
+        result.tables["uncoverable_units"] = plan.uncoverable
     result.artifacts["locate_results"] = plan.results
     result.artifacts["site_plan"] = plan
     return None
