@@ -404,3 +404,56 @@ def test_station_pmedian_asking_for_more_sites_than_candidates_warns_with_both_n
     assert any(w.startswith(msg) for w in result.warnings)
     stations = result.tables["proposed_sites"].query("tier == 'community_station'")
     assert len(stations) == n
+
+
+# --------------------------------------------------------------------------- 13: absent columns
+@pytest.fixture(scope="module")
+def demo_layers():
+    import warnings
+
+    import planner
+    from planner.pipeline import demo_scenario_path
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return planner.run(demo_scenario_path(),
+                           steps=["layers", "demand", "network", "access"]).layers
+
+
+#: Facility columns, and the measures (of the Xi'an rules) that read each.
+ABSENT = {
+    "floor_area_m2": ("community_floor_per_100_households", "facility_floor_area"),
+    "land_area_m2": ("land_per_resident",),
+    "beds": ("beds_per_1000_older", "public_beds_share", "nursing_bed_share", "facility_beds",
+             "facility_nursing_share", "social_workers_per_100_beds"),
+    "nursing_beds": ("nursing_bed_share", "facility_nursing_share"),
+    "public": ("public_beds_share", "public_home_count"),
+    "social_workers": ("social_workers_per_1000_older", "social_workers_per_100_beds"),
+    "tier": ("community_floor_per_100_households", "beds_per_1000_older", "public_beds_share",
+             "nursing_bed_share", "community_station_count", "township_centre_count",
+             "township_centre_coverage", "public_home_count", "social_workers_per_100_beds"),
+}
+
+
+@pytest.mark.parametrize("column", list(ABSENT))
+def test_a_rule_whose_column_is_absent_is_not_assessable_naming_it(demo_layers, column):
+    from planner import norms
+
+    lay = demo_layers
+    rules = norms.load_rules("xian_2021", plan_year=2025)
+    fac = lay["facilities"].drop(columns=[column])
+    table = norms.check(rules, population=lay["population"], facilities=fac,
+                        townships=lay["townships"], districts=lay["districts"],
+                        access=lay["population_access"])
+    for measure in ABSENT[column]:
+        rows = table[table["measure"] == measure]
+        assert len(rows), measure
+        assert set(rows["status"]) == {"not_assessable"}, (measure, rows["status"].tolist())
+        assert rows["missing"].str.contains(f"facilities.{column}", regex=False).all(), measure
+    # measures that do not read the column are unchanged
+    full = norms.check(rules, population=lay["population"], facilities=lay["facilities"],
+                       townships=lay["townships"], districts=lay["districts"],
+                       access=lay["population_access"])
+    others = ~full["measure"].isin(ABSENT[column])
+    if column != "tier":
+        assert table.loc[others, "status"].tolist() == full.loc[others, "status"].tolist()
