@@ -40,7 +40,12 @@ Choices made here:
   with the values of the file (its ``coord_system``); the geometry holds
   the converted location;
 * counts that are all whole numbers stay integers, otherwise floats (NaN
-  where a cell is empty).
+  where a cell is empty);
+* counts that cannot be true are errors naming the rows: more persons (or
+  households, beds) than China's population in one row, a part larger than
+  its whole (60+ > population, 80+ > 65+ > 60+, households > population,
+  nursing beds > beds); a population polygon denser than
+  `planner.defaults.MAX_DENSITY_PER_KM2` residents per km² is a warning.
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ from planner import coords
 from planner._errors import LayerError, PlannerWarning, collect, reworded
 from planner._schema import SYNONYMS
 from planner._validate import normalize_tier
+from planner.defaults import MAX_DENSITY_PER_KM2
 
 __all__ = ["KINDS", "LAYER_KINDS", "as_crs", "normalize_tier", "read_layer"]
 
@@ -525,14 +531,23 @@ def read_layer(
     gdf = _rename(gdf, columns=columns, id_column=id_column, path=path, label=name)
     gdf, problems = _check_content(gdf, kind=kind, tiers=tiers, label=label)
     collect(problems, header=header, error=LayerError)
-    return _project(gdf, system=system, target=target, path=path, kind=kind)
+    gdf = _project(gdf, system=system, target=target, path=path, kind=kind)
+    if kind in ("population", "boundaries"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", PlannerWarning)
+            V.warn_density(gdf, max_per_km2=MAX_DENSITY_PER_KM2)
+        for w in caught:
+            _warn_caller(reworded(w.message, en=lambda t: f"Layer {label}: {t}",
+                                  zh=lambda t: f"图层 {label}：{t}"), stacklevel=3)
+    return gdf
 
 
-def _warn_caller(message: str | PlannerWarning, zh: str | None = None) -> None:
+def _warn_caller(message: str | PlannerWarning, zh: str | None = None, *,
+                 stacklevel: int = 4) -> None:
     """`planner._validate.warn` from a helper of `read_layer`: points at read_layer's caller."""
     if not isinstance(message, PlannerWarning):
         message = PlannerWarning(message, zh)
-    warnings.warn(message, stacklevel=4)
+    warnings.warn(message, stacklevel=stacklevel)
 
 
 def _check_arguments(*, label: str, coord_system: coords.CoordSystem, encoding: str | None,

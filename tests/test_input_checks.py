@@ -457,3 +457,62 @@ def test_a_rule_whose_column_is_absent_is_not_assessable_naming_it(demo_layers, 
     others = ~full["measure"].isin(ABSENT[column])
     if column != "tier":
         assert table.loc[others, "status"].tolist() == full.loc[others, "status"].tolist()
+
+
+# --------------------------------------------------------------------------- 11: impossible counts
+def _demo_communities():
+    import geopandas as gpd
+
+    return gpd.read_file(DEMO_DIR / "demo.gpkg", layer="communities")
+
+
+def test_impossible_counts_are_errors_naming_the_rows_and_validate_finds_them(tmp_path):
+    from planner._errors import LayerError
+    from planner.layers import read_layer
+
+    com = _demo_communities()
+    com.loc[0, "population"] = 1e15                                    # row 1: 1e15 residents
+    com.loc[1, "pop_60plus"] = com.loc[1, "population"] + 1            # row 2: 60+ > all
+    com.loc[2, ["pop_60plus", "pop_65plus", "pop_80plus"]] = [500, 600, 700]  # row 3: 80+>65+>60+
+    com.loc[3, "households"] = com.loc[3, "population"] * 2            # row 4: households > all
+    names = com["name"].tolist()
+    path = tmp_path / "communities.gpkg"
+    com.to_file(path, layer="communities")
+    with pytest.raises(LayerError) as info:
+        read_layer(path, kind="population")
+    msg = str(info.value)
+    assert (f"column `population`: impossible value(s) 1e+15 in row 1 ({names[0]}): more than "
+            "China's whole population") in msg
+    assert f"`pop_60plus` is larger than `population` ({com.loc[1, 'pop_60plus']:g} > " \
+           f"{com.loc[1, 'population']:g}) in row 2 ({names[1]})" in msg
+    assert f"`pop_65plus` is larger than `pop_60plus` (600 > 500) in row 3 ({names[2]})" in msg
+    assert f"`pop_80plus` is larger than `pop_65plus` (700 > 600) in row 3 ({names[2]})" in msg
+    assert "`households` is larger than `population`" in msg and f"row 4 ({names[3]})" in msg
+    # planner validate stops on it before any long step
+    path_s = demo_scenario(tmp_path, lambda d: d["layers"].update(
+        population={"path": str(path), "layer": "communities"}))
+    res = invoke("validate", path_s)
+    assert res.exit_code == 2 and "impossible value(s) 1e+15" in res.output
+    assert "· layers" in res.output and "· network" not in res.output  # stopped at the layers
+
+
+def test_an_implausibly_dense_unit_is_a_warning_with_its_density(tmp_path):
+    from planner._errors import PlannerWarning
+    from planner.layers import read_layer
+
+    com = _demo_communities()
+    area_km2 = com.to_crs(32649).geometry.area.iloc[5] / 1e6
+    com.loc[5, "population"] = int(area_km2 * 150_000)   # 150,000 per km²
+    com.loc[5, "households"] = com.loc[5, "population"] // 3
+    path = tmp_path / "communities.gpkg"
+    com.to_file(path, layer="communities")
+    density = com.loc[5, "population"] / area_km2
+    with pytest.warns(PlannerWarning) as rec:
+        gdf = read_layer(path, kind="population", target_crs="EPSG:32649")
+    msgs = [str(w.message) for w in rec if "per km²" in str(w.message)]
+    assert len(msgs) == 1
+    assert (f"1 unit(s) have more than 100,000 residents per km² of their polygon (row 6 "
+            f"({com.loc[5, 'name']}): {density:,.0f} per km²)") in msgs[0]
+    assert [w.message.zh for w in rec if "per km²" in str(w.message)][0].startswith(
+        "图层 communities.gpkg：1 个单元每平方公里人口超过 100,000")
+    assert gdf["population"].iloc[5] == com.loc[5, "population"]  # a warning, data unchanged
