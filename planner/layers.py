@@ -70,7 +70,8 @@ from planner._schema import SYNONYMS
 from planner._validate import normalize_tier
 from planner.defaults import MAX_DENSITY_PER_KM2
 
-__all__ = ["KINDS", "LAYER_KINDS", "as_crs", "normalize_tier", "read_layer"]
+__all__ = ["EXCEL_SUFFIXES", "KINDS", "LAYER_KINDS", "as_crs", "normalize_tier", "read_layer",
+           "read_spreadsheet"]
 
 Kind = Literal["population", "facilities", "boundaries", "candidates", "gates", "points",
                "residential", "context", "lines"]
@@ -221,21 +222,101 @@ def _read_shapefile(path: Path, *, layer: Any, encoding: str | None) -> gpd.GeoD
     )
 
 
+#: Suffixes of the spreadsheets `read_spreadsheet` reads.
+EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls")
+
+
+def _sheet_summary(name: str, df: pd.DataFrame) -> str:
+    cols = [str(c) for c in df.columns if not str(c).startswith("Unnamed:")]
+    shown = ", ".join(cols[:6]) + (" …" if len(cols) > 6 else "")
+    n = len(df.dropna(how="all"))
+    return f"{name!r} ({n} row{'' if n == 1 else 's'}; columns: {shown or '-'})"
+
+
+def read_spreadsheet(path: str | os.PathLike, *, sheet: str | int | None = None,
+                     error: type[Exception] = LayerError, key: str = "sheet") -> pd.DataFrame:
+    """Read the data sheet(s) of an Excel workbook, never silently only the first.
+
+    Parameters
+    ----------
+    path
+        An ``.xlsx`` / ``.xlsm`` / ``.xls`` file.
+    sheet
+        ``None``: the one sheet holding data (an error listing the sheets when
+        several do, e.g. a notes sheet and a data sheet, or data split over
+        sheets); a sheet name; a 0-based sheet number; or ``"all"``: every
+        sheet with data, stacked (they must have the same columns; a
+        ``source_sheet`` column says where each row came from).
+    error
+        The `PlannerError` class raised (`LayerError`, `DemandError` ...).
+    key
+        The setting named in messages (``sheet`` of a layer, ``demand.sheet``).
+
+    Raises
+    ------
+    error
+        Naming the sheets (rows and columns of each) when the choice is
+        ambiguous or wrong, and the sheet whose columns differ for ``"all"``.
+    """
+    path = Path(path)
+    with pd.ExcelFile(path) as book:  # closed at once, not left to the GC
+        names = [str(n) for n in book.sheet_names]
+        frames = {n: book.parse(n) for n in names}
+    full = [n for n in names if len(frames[n].dropna(how="all"))]
+    listing = "; ".join(_sheet_summary(n, frames[n]) for n in names)
+    how = (f"set `{key}:` to a sheet name, a 0-based sheet number, or `all` to stack sheets "
+           "that have the same columns")
+    if sheet is None:
+        if len(full) > 1:
+            raise error(f"Spreadsheet {path} has data on {len(full)} sheets: {listing}. Only "
+                        f"one is read: {how}.")
+        return frames[full[0] if full else names[0]]
+    if isinstance(sheet, str) and sheet.strip().lower() == "all":
+        return _stack_sheets(path, {n: frames[n] for n in full} or {names[0]: frames[names[0]]},
+                             error=error, key=key)
+    if isinstance(sheet, int) and not isinstance(sheet, bool):
+        if not -len(names) <= sheet < len(names):
+            raise error(f"Spreadsheet {path}: there is no sheet number {sheet} (0-based); its "
+                        f"{len(names)} sheet(s): {listing}. {how[0].upper()}{how[1:]}.")
+        return frames[names[sheet]]
+    if str(sheet) in frames:
+        return frames[str(sheet)]
+    raise error(f"Spreadsheet {path}: no sheet named {sheet!r}; its sheets: {listing}. "
+                f"{how[0].upper()}{how[1:]}.")
+
+
+def _stack_sheets(path: Path, frames: dict[str, pd.DataFrame], *, error: type[Exception],
+                  key: str) -> pd.DataFrame:
+    """``sheet: all``: the sheets one below the other, each row tagged with its sheet."""
+    def cols(df: pd.DataFrame) -> list[str]:
+        return [str(c).strip() for c in df.columns]
+
+    first, *rest = frames
+    want = cols(frames[first])
+    for name in rest:
+        got = cols(frames[name])
+        if sorted(got) != sorted(want):
+            missing = [c for c in want if c not in got]
+            extra = [c for c in got if c not in want]
+            raise error(
+                f"Spreadsheet {path}: `{key}: all` stacks sheets with the same columns, but "
+                f"sheet {name!r} differs from sheet {first!r}"
+                + (f": it lacks {', '.join(missing)}" if missing else "")
+                + (f"{';' if missing else ':'} it adds {', '.join(extra)}" if extra else "")
+                + f". Make its header row the same, or choose one sheet with `{key}:`."
+            )
+    parts = []
+    for name, df in frames.items():
+        df = df.copy()
+        df.columns = cols(df)
+        parts.append(df.dropna(how="all").assign(source_sheet=name))
+    return pd.concat(parts, ignore_index=True)
+
+
 def _read_table(path: Path, *, encoding: str | None, sheet: str | int | None) -> pd.DataFrame:
     suffix = path.suffix.lower()
-    if suffix in {".xlsx", ".xlsm", ".xls"}:
-        try:
-            return pd.read_excel(path, sheet_name=0 if sheet is None else sheet)
-        except ValueError as exc:
-            try:
-                with pd.ExcelFile(path) as book:  # closed at once, not left to the GC
-                    sheets = book.sheet_names
-            except Exception:
-                sheets = []
-            raise LayerError(
-                f"Spreadsheet {path}: {exc}. Sheets in the file: {', '.join(map(str, sheets))}; "
-                "set `sheet:` to one of them."
-            ) from None
+    if suffix in EXCEL_SUFFIXES:
+        return read_spreadsheet(path, sheet=sheet)
     sep = "\t" if suffix == ".tsv" else ","
     tried = [encoding] if encoding else ["utf-8-sig", "gb18030"]
     for enc in tried:
@@ -484,7 +565,10 @@ def read_layer(
     lon_column, lat_column
         Coordinate columns of a CSV/XLSX table (found automatically otherwise).
     sheet
-        Sheet name or 0-based number of an XLSX file (first by default).
+        Sheet of an XLSX file: a name, a 0-based number, or ``"all"`` to stack
+        sheets with the same columns.  By default the one sheet with data; a
+        workbook with data on several sheets is an error listing them
+        (`read_spreadsheet`).
     target_crs
         The metric CRS to project to; by default the UTM zone of the
         layer's centre (`planner.coords.metric_crs`).

@@ -516,3 +516,91 @@ def test_an_implausibly_dense_unit_is_a_warning_with_its_density(tmp_path):
     assert [w.message.zh for w in rec if "per km²" in str(w.message)][0].startswith(
         "图层 communities.gpkg：1 个单元每平方公里人口超过 100,000")
     assert gdf["population"].iloc[5] == com.loc[5, "population"]  # a warning, data unchanged
+
+
+# --------------------------------------------------------------------------- 9, 15: Excel sheets
+def _facilities_table():
+    import pandas as pd
+
+    return pd.read_csv(DEMO_DIR / "demo_facilities.csv")
+
+
+def _workbook(path: Path, sheets: dict) -> Path:
+    import pandas as pd
+
+    with pd.ExcelWriter(path) as xw:
+        for name, df in sheets.items():
+            df.to_excel(xw, sheet_name=name, index=False)
+    return path
+
+
+def test_data_split_over_two_sheets_is_an_error_listing_them_and_all_stacks_them(tmp_path):
+    from planner._errors import LayerError
+    from planner.layers import read_layer
+
+    fac = _facilities_table()
+    half = len(fac) // 2
+    book = _workbook(tmp_path / "fac.xlsx", {"城区": fac.iloc[:half], "郊区": fac.iloc[half:]})
+    with pytest.raises(LayerError) as info:
+        read_layer(book, kind="facilities", coord_system="gcj02")
+    msg = str(info.value)
+    assert f"has data on 2 sheets: '城区' ({half} rows; columns: " in msg
+    assert f"'郊区' ({len(fac) - half} rows; columns: " in msg
+    assert "`sheet:` to a sheet name, a 0-based sheet number, or `all`" in msg
+    whole = read_layer(DEMO_DIR / "demo_facilities.csv", kind="facilities", coord_system="gcj02")
+    both = read_layer(book, kind="facilities", coord_system="gcj02", sheet="all")
+    assert len(both) == len(fac)
+    assert both["name"].tolist() == whole["name"].tolist()
+    assert both.geometry.geom_equals_exact(whole.geometry, 1e-6).all()
+    assert both["source_sheet"].tolist() == ["城区"] * half + ["郊区"] * (len(fac) - half)
+    second = read_layer(book, kind="facilities", coord_system="gcj02", sheet=1)
+    assert second["name"].tolist() == fac["名称"].iloc[half:].tolist()
+    assert len(read_layer(book, kind="facilities", coord_system="gcj02", sheet="城区")) == half
+    with pytest.raises(LayerError, match=r"no sheet named '农村'; its sheets: '城区'"):
+        read_layer(book, kind="facilities", coord_system="gcj02", sheet="农村")
+
+
+def test_sheet_all_names_the_sheet_whose_columns_differ(tmp_path):
+    from planner._errors import LayerError
+    from planner.layers import read_layer
+
+    fac = _facilities_table()
+    other = fac.iloc[3:].drop(columns=[fac.columns[-1]]).assign(备注="x")
+    book = _workbook(tmp_path / "fac.xlsx", {"一": fac.iloc[:3], "二": other})
+    with pytest.raises(LayerError, match=rf"sheet '二' differs from sheet '一': it lacks "
+                                         rf"{fac.columns[-1]}; it adds 备注"):
+        read_layer(book, kind="facilities", coord_system="gcj02", sheet="all")
+
+
+def test_a_notes_sheet_first_names_the_sheets_not_lon_column(tmp_path):
+    import pandas as pd
+
+    from planner._errors import LayerError
+    from planner.layers import read_layer
+
+    notes = pd.DataFrame({"填表说明": ["坐标为高德（GCJ-02）", "床位数单位：张"]})
+    book = _workbook(tmp_path / "fac.xlsx", {"说明": notes, "设施": _facilities_table()})
+    with pytest.raises(LayerError) as info:
+        read_layer(book, kind="facilities", coord_system="gcj02")
+    msg = str(info.value)
+    assert "'说明' (2 rows; columns: 填表说明)" in msg and "'设施' (" in msg
+    assert "lon_column" not in msg
+    n = len(_facilities_table())
+    assert len(read_layer(book, kind="facilities", coord_system="gcj02", sheet="设施")) == n
+
+
+def test_census_workbook_with_several_sheets_names_them_and_demand_sheet(tmp_path):
+    import pandas as pd
+
+    from planner._errors import DemandError
+    from planner.demand import read_census
+
+    census = pd.read_csv(DEMO_DIR / "demo_census_2020.csv")
+    notes = pd.DataFrame({"说明": ["第七次全国人口普查"]})
+    book = _workbook(tmp_path / "census.xlsx", {"说明": notes, "街道": census})
+    with pytest.raises(DemandError, match=r"has data on 2 sheets: '说明' .*'街道' .*set "
+                                          r"`demand.sheet:`"):
+        read_census(book)
+    got = read_census(book, sheet="街道")
+    assert got["population"].tolist() == read_census(DEMO_DIR / "demo_census_2020.csv")[
+        "population"].tolist()

@@ -285,7 +285,7 @@ def test_excel_with_chinese_headers_in_gcj02(tmp_path):
     np.testing.assert_allclose(wgs.geometry.y, elat, atol=1e-7)
     assert np.all(np.abs(wgs.geometry.x - glon) > 0.004)  # really moved (~430 m west)
     assert gdf["经度"].tolist() == glon.tolist()  # coordinate columns kept as in the file
-    with pytest.raises(LayerError, match="Sheets in the file: 封面, 设施"):
+    with pytest.raises(LayerError, match="no sheet named 'nope'; its sheets: '封面' .*'设施'"):
         read_layer(path, kind="facilities", sheet="nope")
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from planner._errors import DemandError, PlannerWarning, collect
+from planner.layers import EXCEL_SUFFIXES, read_spreadsheet
 
 __all__ = ["BANDS", "BAND_COLUMNS", "COUNT_COLUMNS", "GROUPS", "SEXES", "older_groups",
            "read_census"]
@@ -157,7 +158,9 @@ def read_census(
         ``"total"`` scales the bands of that area to the total.  Default
         (None): raise a `DemandError` listing every mismatch.
     sheet, encoding
-        Excel sheet; text encoding of a CSV (default: UTF-8, then GBK).
+        Excel sheet (a name, a 0-based number or ``"all"``; by default the one
+        sheet with data, see `planner.layers.read_spreadsheet`); text encoding
+        of a CSV (default: UTF-8, then GBK).
 
     Returns
     -------
@@ -304,8 +307,8 @@ def _read_table(
         raise DemandError(
             f"Census table {path} does not exist. Check demand.census in the scenario."
         )
-    if path.suffix.lower() in (".xlsx", ".xlsm", ".xls"):
-        return pd.read_excel(path, sheet_name=0 if sheet is None else sheet)
+    if path.suffix.lower() in EXCEL_SUFFIXES:
+        return read_spreadsheet(path, sheet=sheet, error=DemandError, key="demand.sheet")
     tried = [encoding] if encoding else ["utf-8-sig", "gb18030"]
     for enc in tried:
         try:

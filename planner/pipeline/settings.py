@@ -170,6 +170,9 @@ class DemandSettings(_Section):
 
     census: Path | None = None
     census_previous: Path | None = None
+    #: sheet of census workbooks (.xlsx): a name, a 0-based number or ``all`` (default: the one
+    #: sheet with data; several sheets with data are an error listing them)
+    sheet: str | int | None = None
     area_layer: Literal["districts", "townships"] = "districts"
     area_key: str = "name"
     table_key: str | None = None

@@ -153,11 +153,11 @@ def demand(result: RunResult) -> str | None:
         return "no census table (demand.census)"
     scen = result.scenario
     table = DM.older_groups(DM.read_census(scen.resolve(s.census), key=s.table_key,
-                                           trust=s.trust))
+                                           trust=s.trust, sheet=s.sheet))
     previous = None
     if s.census_previous is not None:
         previous = DM.read_census(scen.resolve(s.census_previous), key=s.table_key,
-                                  trust=s.trust)
+                                  trust=s.trust, sheet=s.sheet)
     life = DM.read_life_table(scen.resolve(s.life_table)) if s.life_table else None
     area_col = "district" if s.area_layer == "districts" else "township"
     areas = result.layers.get(s.area_layer)
