@@ -166,6 +166,27 @@ def _check_layers(path: Path, layer: str | int | None, label: str | None = None)
         )
 
 
+#: Suffixes of the files `read_layer` reads (a folder of Shapefiles is read too).
+LAYER_SUFFIXES = (".gpkg", ".sqlite", ".shp", ".zip", ".geojson", ".json", ".parquet",
+                  ".geoparquet", ".kml", ".kmz", ".csv", ".txt", ".tsv", ".xlsx", ".xlsm",
+                  ".xls", ".gml", ".fgb")
+
+
+def _check_folder(path: Path, label: str) -> None:
+    """A folder is a layer only as a folder of Shapefiles (GDAL reads those); else name its files."""
+    if any(p.suffix.lower() == ".shp" for p in path.iterdir()):
+        return
+    files = sorted(p.name for p in path.iterdir()
+                   if p.is_file() and p.suffix.lower() in LAYER_SUFFIXES)
+    found = (f"it holds {', '.join(files[:10])}{' …' if len(files) > 10 else ''}" if files
+             else "it holds no layer file")
+    example = f" (e.g. {path / files[0]})" if files else ""
+    raise LayerError(
+        f"Layer {label}: {path} is a folder, not a layer file; {found}. Give the path of the "
+        f"file itself{example}, or a folder that holds Shapefiles (.shp)."
+    )
+
+
 def _read_shapefile(path: Path, *, layer: Any, encoding: str | None) -> gpd.GeoDataFrame:
     """Read a Shapefile honouring .cpg / ``encoding`` and detecting mojibake.
 
@@ -437,7 +458,7 @@ def _read_any(path: Path, *, kind: str, layer: Any, encoding: str | None, sheet:
         except Exception as exc:
             raise LayerError(f"GeoParquet {path} cannot be read ({exc}); re-export it with "
                              "geopandas `to_parquet`.") from None
-    if suffix in {".gpkg", ".sqlite"}:
+    if suffix in {".gpkg", ".sqlite"} or path.is_dir():
         _check_layers(path, layer, label)
     if suffix in {".shp", ".dbf", ".zip"}:
         return _read_shapefile(path, layer=layer, encoding=encoding), False
@@ -600,6 +621,8 @@ def read_layer(
     if not path.exists():
         raise LayerError(f"Layer {label}: file {path} does not exist. Check the path (in a "
                          "scenario, paths are relative to the scenario file).")
+    if path.is_dir():
+        _check_folder(path, label)
     columns = dict(columns or {})
     system, file_crs, target = _check_arguments(label=label, coord_system=coord_system,
                                                 encoding=encoding, crs=crs, target_crs=target_crs)

@@ -425,7 +425,8 @@ def test_projection_input_errors():
     with pytest.raises(DemandError, match=r"Plan years \[2015\] are before"):
         demand.project_areas(t20, previous=t10, plan_years=[2015])
     t10b = demand.read_census(census_2010({"A": bands_of(61)}))
-    with pytest.raises(DemandError, match="did you mean 'A'"):
+    with pytest.raises(DemandError, match=r"'A区' is in the census table but not in the "
+                                          r"previous census table \(renamed from 'A'\?\)"):
         demand.project_areas(t20, previous=t10b)
 
 

@@ -604,3 +604,85 @@ def test_census_workbook_with_several_sheets_names_them_and_demand_sheet(tmp_pat
     got = read_census(book, sheet="街道")
     assert got["population"].tolist() == read_census(DEMO_DIR / "demo_census_2020.csv")[
         "population"].tolist()
+
+
+# --------------------------------------------------------------------------- 15: vague errors
+def test_a_layer_path_that_is_a_folder_names_its_files(tmp_path):
+    import shutil
+
+    from planner._errors import LayerError
+    from planner.layers import read_layer
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    shutil.copy(DEMO_DIR / "demo_facilities.csv", folder / "facilities.csv")
+    with pytest.raises(LayerError, match=r"is a folder, not a layer file; it holds "
+                                         r"facilities\.csv\. Give the path of the file itself "
+                                         r"\(e\.g\. .*facilities\.csv\)"):
+        read_layer(folder, kind="facilities", name="facilities")
+    # a folder of Shapefiles is a layer GDAL reads
+    shp = tmp_path / "shp"
+    shp.mkdir()
+    _demo_communities().to_file(shp / "communities.shp", encoding="utf-8")
+    assert len(read_layer(shp, kind="population")) == len(_demo_communities())
+
+
+def test_did_you_mean_needs_more_in_common_than_an_administrative_ending():
+    from planner.demand import close_names
+
+    assert close_names("定海路街道", ["四平路街道", "江浦路街道"]) == []
+    assert close_names("定海路街道", ["四平路街道", "定海街道"]) == ["定海街道"]
+    assert close_names("东成街道", ["东城街道", "西河街道", "南山街道"]) == ["东城街道"]
+    assert close_names("雁塔", ["雁塔区", "碑林区"]) == ["雁塔区"]
+    assert close_names("北湖街道", ["东城街道", "西河街道", "南山街道"]) == []
+
+
+def _census_with(tmp_path: Path, row: int, name: str, which: str = "2020") -> Path:
+    import pandas as pd
+
+    table = pd.read_csv(DEMO_DIR / f"demo_census_{which}.csv")
+    table.loc[row, "区县"] = name
+    path = tmp_path / f"census_{which}.csv"
+    table.to_csv(path, index=False)
+    return path
+
+
+def test_census_names_that_match_no_boundary_name_the_file_and_offer_no_unrelated_name(tmp_path):
+    import warnings
+
+    import planner
+    from planner._errors import DemandError
+
+    census = _census_with(tmp_path, 0, "北湖街道")
+
+    def edit(d):
+        d["demand"].update(census=str(census), use_for_population=True)
+        del d["layers"]["population"]
+    path = demo_scenario(tmp_path, edit)
+    with warnings.catch_warnings(), pytest.raises(DemandError) as info:
+        warnings.simplefilter("ignore")
+        planner.run(path, steps=["layers", "demand"])
+    msg = str(info.value)
+    assert f"census table {census} match no 'name' of the area layer" in msg
+    assert "demo.gpkg" in msg and "'北湖街道'" in msg
+    assert "did you mean" not in msg  # 北湖 and 东城/西河/南山 share nothing but 街道
+
+
+def test_changed_current_census_names_both_files_without_blaming_the_previous(tmp_path):
+    import warnings
+
+    import planner
+    from planner._errors import DemandError
+
+    census = _census_with(tmp_path, 0, "定海路街道")
+    path = demo_scenario(tmp_path, lambda d: d["demand"].update(census=str(census)))
+    with warnings.catch_warnings(), pytest.raises(DemandError) as info:
+        warnings.simplefilter("ignore")
+        planner.run(path, steps=["layers", "demand"])
+    msg = str(info.value)
+    previous = DEMO_DIR / "demo_census_2010.csv"
+    assert (f"'定海路街道' is in the census {census} but not in the previous census "
+            f"{previous}") in msg
+    assert f"the previous census {previous} has area(s) that the census {census} lacks: " \
+           "'东城街道'" in msg
+    assert "boundar" not in msg

@@ -127,7 +127,13 @@ def allocate(
             f"Census table lists areas twice: {table['_key'][table['_key'].duplicated()].tolist()}."
         )
     area_names = areas[area_key].map(_clean_name)
-    _match_names(table["_key"].tolist(), area_names.dropna().unique().tolist(), what=area_key)
+    listed = area_names.dropna().unique().tolist()
+    src = totals.attrs.get("source", "the census table")
+    layer = areas.attrs.get("source", "the area layer")
+    _match_names(table["_key"].tolist(), listed, what=area_key, header=(
+        f"Area(s) of the census table {src} match no {area_key!r} of the area layer {layer} "
+        f"(it has: {listed[:20]}). Make the names agree in the census table or the area "
+        "layer (scenario: demand.area_layer, demand.area_key):"))
 
     work_crs = areas.estimate_utm_crs() if areas.crs.is_geographic else areas.crs
     ar = gpd.GeoDataFrame({"_key": area_names}, geometry=areas.geometry.values, crs=areas.crs)

@@ -25,8 +25,8 @@ import pandas as pd
 from planner._errors import DemandError, PlannerWarning, collect
 from planner.layers import EXCEL_SUFFIXES, read_spreadsheet
 
-__all__ = ["BANDS", "BAND_COLUMNS", "COUNT_COLUMNS", "GROUPS", "SEXES", "older_groups",
-           "read_census"]
+__all__ = ["BANDS", "BAND_COLUMNS", "COUNT_COLUMNS", "GROUPS", "SEXES", "close_names",
+           "older_groups", "read_census"]
 
 # --------------------------------------------------------------------------- vocabulary
 #: Canonical census age bands (lower, upper or None for the open band, key).
@@ -421,6 +421,41 @@ def older_groups(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: Endings of Chinese area names that say what an area is, not which one (longest first).
+_AREA_ENDINGS = ("街道办事处", "社区居委会", "街道办", "居委会", "村委会", "街道", "社区",
+                 "新区", "城区", "镇", "乡", "区", "县", "市", "旗", "村")
+
+
+def _stem(name: str) -> str:
+    """``name`` without its administrative ending (四平路街道 -> 四平路), if anything is left."""
+    for end in _AREA_ENDINGS:
+        if name.endswith(end) and len(name) > len(end):
+            return name[: -len(end)]
+    return name
+
+
+def close_names(name: str, options: Sequence[str], *, n: int = 3) -> list[str]:
+    """Names of ``options`` that ``name`` may be a misspelling of, best first.
+
+    Compared without their administrative endings (街道, 镇, 区 ...), so
+    '定海路街道' is not offered '四平路街道' (their distinctive parts 定海路 and
+    四平路 share only 路): an option qualifies when the distinctive parts
+    share characters and are at least half alike (difflib ratio ≥ 0.5), or
+    one contains the other.
+    """
+    stem = _stem(str(name))
+    scored = []
+    for opt in dict.fromkeys(map(str, options)):
+        other = _stem(opt)
+        if not set(stem) & set(other):
+            continue
+        ratio = difflib.SequenceMatcher(None, stem, other).ratio()
+        inside = stem in other or other in stem
+        if ratio >= 0.5 or inside:
+            scored.append((-(ratio + inside), opt))
+    return [opt for _, opt in sorted(scored)[:n]]
+
+
 def _match_names(table_names: list[str], area_names: list[str], *, what: str,
                  header: str | None = None) -> None:
     """Raise listing every table name without a boundary, with close matches."""
@@ -428,9 +463,8 @@ def _match_names(table_names: list[str], area_names: list[str], *, what: str,
     for name in table_names:
         if name in area_names:
             continue
-        close = difflib.get_close_matches(name, area_names, n=3, cutoff=0.5)
-        close += [a for a in area_names if (name in a or a in name) and a not in close]
-        hint = f" (did you mean {', '.join(repr(c) for c in close[:3])}?)" if close else ""
+        close = close_names(name, area_names)
+        hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
         problems.append(f"{name!r}{hint}")
     collect(
         problems,
