@@ -251,7 +251,8 @@ def check_nested_counts(df: pd.DataFrame) -> list[str]:
             bad = np.flatnonzero((a > b) & (b >= 0))  # negative counts are reported already
         if len(bad):
             pairs = ", ".join(f"{a[p]:g} > {b[p]:g}" for p in bad[:_SHOW])
-            why = _NESTED_WHY.get((small, large), f"`{small}` are part of `{large}`")
+            why = _NESTED_WHY.get((small, large),
+                                  f"everyone counted in `{small}` is counted in `{large}`")
             problems.append(
                 f"columns `{small}` and `{large}`: `{small}` is larger than `{large}` ({pairs}) "
                 f"in {rows_text(df, bad)}, which cannot be ({why}). Check that the columns are "

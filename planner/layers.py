@@ -289,8 +289,8 @@ def read_spreadsheet(path: str | os.PathLike, *, sheet: str | int | None = None,
            "that have the same columns")
     if sheet is None:
         if len(full) > 1:
-            raise error(f"Spreadsheet {path} has data on {len(full)} sheets: {listing}. Only "
-                        f"one is read: {how}.")
+            raise error(f"Spreadsheet {path} has data on {len(full)} sheets: {listing}. Say "
+                        f"which to read: {how}.")
         return frames[full[0] if full else names[0]]
     if isinstance(sheet, str) and sheet.strip().lower() == "all":
         return _stack_sheets(path, {n: frames[n] for n in full} or {names[0]: frames[names[0]]},
