@@ -8,6 +8,8 @@ and says how to fix it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 class PlannerError(Exception):
     """Base class of every error raised by `planner` on purpose."""
@@ -42,7 +44,37 @@ class OutputError(PlannerError, OSError):
 
 
 class PlannerWarning(UserWarning):
-    """A repair or an assumption the user should know about (never silent)."""
+    """A repair or an assumption the user should know about (never silent).
+
+    It carries its text in both languages: ``str(w)`` is the English text
+    (what a notebook shows, and what code matches on) and ``w.zh`` the
+    Chinese one; `text` picks by ``lang``, which is how a run records its
+    warnings in the scenario's language.  Library code issues it as
+    ``warnings.warn(PlannerWarning(en, zh), stacklevel=...)``; a warning
+    without ``zh`` is shown in English in both languages.
+    """
+
+    def __init__(self, message: str = "", zh: str | None = None):
+        super().__init__(message)
+        self.zh = zh
+
+    def text(self, lang: str) -> str:
+        """The warning in ``lang`` (``"zh"`` or ``"en"``; English where no Chinese is given)."""
+        return self.zh if lang == "zh" and self.zh else str(self)
+
+
+def text_of(message: Warning | str, lang: str) -> str:
+    """A caught warning's text in ``lang`` (`PlannerWarning.text`; other warnings as they are)."""
+    if isinstance(message, PlannerWarning):
+        return message.text(lang)
+    return str(message)
+
+
+def reworded(message: Warning | str, *, en: Callable[[str], str],
+             zh: Callable[[str], str]) -> PlannerWarning:
+    """A caught warning with more context, for re-issuing: ``en`` / ``zh`` turn its English /
+    Chinese text into the new one (``en=lambda t: f"Layer x: {t}"``)."""
+    return PlannerWarning(en(str(message)), zh(text_of(message, "zh")))
 
 
 def collect(problems: list[str], *, header: str, error: type[PlannerError]) -> None:

@@ -53,25 +53,30 @@ CHINA_BBOX = (73.0, 3.0, 136.0, 54.0)
 _SHOW = 8  # rows shown per problem
 
 
-def rows_text(df: pd.DataFrame, positions: Sequence[int] | np.ndarray) -> str:
-    """``row 3 (西关社区), row 7 … and 12 more`` for 0-based positions."""
+def rows_text(df: pd.DataFrame, positions: Sequence[int] | np.ndarray, *,
+              lang: str = "en") -> str:
+    """``row 3 (西关社区), row 7 … and 12 more`` for 0-based positions
+    (``lang="zh"``: ``第 3 行（西关社区）、第 7 行 … 等另 12 行``)."""
     positions = list(np.asarray(positions, dtype=int))
     names = df["name"] if "name" in df.columns else None
+    zh = lang == "zh"
     parts = []
     for p in positions[:_SHOW]:
-        label = f"row {p + 1}"
+        label = f"第 {p + 1} 行" if zh else f"row {p + 1}"
         if names is not None:
             value = names.iloc[p]
             if isinstance(value, str) and value.strip():
-                label += f" ({value.strip()})"
+                label += f"（{value.strip()}）" if zh else f" ({value.strip()})"
         parts.append(label)
     more = len(positions) - _SHOW
+    if zh:
+        return "、".join(parts) + (f" … 等另 {more} 行" if more > 0 else "")
     return ", ".join(parts) + (f" … and {more} more" if more > 0 else "")
 
 
-def warn(message: str) -> None:
-    """Issue a `PlannerWarning` (a repair or an assumption)."""
-    warnings.warn(message, PlannerWarning, stacklevel=3)
+def warn(message: str, zh: str | None = None) -> None:
+    """Issue a `PlannerWarning` (a repair or an assumption), in English and Chinese."""
+    warnings.warn(PlannerWarning(message, zh), stacklevel=3)
 
 
 # ------------------------------------------------------------------------ tiers
@@ -163,6 +168,23 @@ def check_tiers(df: pd.DataFrame, *, kind: str, tiers: dict[str, str] | None) ->
 # ------------------------------------------------------------------------ counts
 _NUMBER_JUNK = re.compile(r"[,，\s\u3000]")
 
+#: More people (or households, beds, workers) than China's whole population (about 1.41
+#: billion in the 2020 census) cannot be in one row of any layer.
+MAX_COUNT = 1_500_000_000
+#: Count columns that hold persons (or households, beds, workers): capped by `MAX_COUNT`.
+PERSON_COLUMNS = ("population", "pop_60plus", "pop_65plus", "pop_80plus", "households", "beds",
+                  "nursing_beds", "social_workers", "capacity")
+#: (smaller, larger): a row's ``smaller`` can never exceed its ``larger``.
+NESTED_COUNTS = (
+    ("pop_60plus", "population"), ("pop_65plus", "population"), ("pop_80plus", "population"),
+    ("pop_65plus", "pop_60plus"), ("pop_80plus", "pop_65plus"), ("pop_80plus", "pop_60plus"),
+    ("households", "population"), ("nursing_beds", "beds"),
+)
+_NESTED_WHY = {
+    ("households", "population"): "a household has at least one resident",
+    ("nursing_beds", "beds"): "nursing-type beds are part of all beds",
+}
+
 
 def check_counts(df: pd.DataFrame) -> list[str]:
     """Convert `COUNT_COLUMNS` to numbers in place; report non-numeric and negative values.
@@ -200,10 +222,78 @@ def check_counts(df: pd.DataFrame) -> list[str]:
                 f"column `{col}`: negative value(s) {vals} in {rows_text(df, neg)}. "
                 "Counts cannot be negative; correct these rows in the source file."
             )
+        huge = np.flatnonzero((num > MAX_COUNT).to_numpy()) if col in PERSON_COLUMNS else []
+        if len(huge):
+            vals = ", ".join(f"{num.iloc[p]:g}" for p in huge[:_SHOW])
+            problems.append(
+                f"column `{col}`: impossible value(s) {vals} in {rows_text(df, huge)}: more than "
+                "China's whole population (1.41 billion). Correct these rows in the source file "
+                "(a unit or decimal-point error?)."
+            )
         arr = num.to_numpy(dtype=float)
         whole = len(arr) and np.isfinite(arr).all() and np.all(np.mod(arr, 1) == 0)
-        df[col] = num.astype("int64") if whole else num
+        df[col] = num.astype("int64") if whole and not len(huge) else num
+    return problems + check_nested_counts(df)
+
+
+def check_nested_counts(df: pd.DataFrame) -> list[str]:
+    """Rows where a count exceeds the count it is part of (60+ > population, 80+ > 65+ ...).
+
+    Compares only where both values are numbers (after `check_counts`).
+    """
+    problems = []
+    for small, large in NESTED_COUNTS:
+        if small not in df.columns or large not in df.columns:
+            continue
+        a = pd.to_numeric(df[small], errors="coerce").to_numpy(dtype=float)
+        b = pd.to_numeric(df[large], errors="coerce").to_numpy(dtype=float)
+        with np.errstate(invalid="ignore"):
+            bad = np.flatnonzero((a > b) & (b >= 0))  # negative counts are reported already
+        if len(bad):
+            pairs = ", ".join(f"{a[p]:g} > {b[p]:g}" for p in bad[:_SHOW])
+            why = _NESTED_WHY.get((small, large),
+                                  f"everyone counted in `{small}` is counted in `{large}`")
+            problems.append(
+                f"columns `{small}` and `{large}`: `{small}` is larger than `{large}` ({pairs}) "
+                f"in {rows_text(df, bad)}, which cannot be ({why}). Check that the columns are "
+                "not swapped or mapped to the wrong field (`columns:`), and correct these rows."
+            )
     return problems
+
+
+def warn_density(gdf: Any, *, max_per_km2: float) -> None:
+    """Warn about polygon units with more than ``max_per_km2`` residents per km² of their area.
+
+    ``gdf`` must be in a metric CRS.  Such a density is implausible for a
+    whole unit (denser than any city district; see
+    `planner.defaults.MAX_DENSITY_PER_KM2`): the count may be wrong, or the
+    polygon too small (a building instead of its compound).
+    """
+    if "population" not in gdf.columns or not len(gdf):
+        return
+    geoms = np.asarray(gdf.geometry.values, dtype=object)
+    area_km2 = shapely.area(geoms) / 1e6
+    is_poly = np.isin(shapely.get_type_id(geoms), [3, 6])  # Polygon, MultiPolygon
+    pop = pd.to_numeric(gdf["population"], errors="coerce").to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        density = pop / area_km2
+    dense = np.flatnonzero(is_poly & (area_km2 > 0) & (density > max_per_km2))
+    if not len(dense):
+        return
+    order = dense[np.argsort(-density[dense])]
+    shown = ", ".join(f"{rows_text(gdf, [p])}: {density[p]:,.0f}" for p in order[:_SHOW])
+    shown_zh = "、".join(f"{rows_text(gdf, [p], lang='zh')}：{density[p]:,.0f}"
+                         for p in order[:_SHOW])
+    more = f" … and {len(dense) - _SHOW} more" if len(dense) > _SHOW else ""
+    more_zh = f" … 等另 {len(dense) - _SHOW} 个" if len(dense) > _SHOW else ""
+    warn(
+        f"{len(dense)} unit(s) have more than {max_per_km2:,.0f} residents per km² of their "
+        f"polygon ({shown}{more} per km²), denser than any city district. Check `population` "
+        "of these rows, and that each polygon covers the whole unit (not one building).",
+        f"{len(dense)} 个单元每平方公里人口超过 {max_per_km2:,.0f}（{shown_zh}{more_zh}，人/km²），"
+        "高于任何城区的密度。请检查这些行的 `population`（常住人口），以及每个面是否覆盖"
+        "整个单元（而非一栋楼）。",
+    )
 
 
 _TRUE = {"1", "true", "t", "yes", "y", "是", "公办", "公建", "公建公营", "公建民营", "国有"}
@@ -269,7 +359,8 @@ def check_geometry(gdf, *, kind: str) -> tuple[Any, list[str]]:
     if empty.any():
         pos = np.flatnonzero(empty)
         if kind in DROP_EMPTY_KINDS:
-            warn(f"dropped {len(pos)} row(s) with empty geometry: {rows_text(gdf, pos)}.")
+            warn(f"dropped {len(pos)} row(s) with empty geometry: {rows_text(gdf, pos)}.",
+                 f"删除了 {len(pos)} 行空几何：{rows_text(gdf, pos, lang='zh')}。")
             gdf = gdf.iloc[np.flatnonzero(~empty)]
             geoms = geoms[~empty]
         else:
@@ -295,7 +386,9 @@ def check_geometry(gdf, *, kind: str) -> tuple[Any, list[str]]:
             pos = np.flatnonzero(poly)
             warn(
                 f"{len(pos)} {kind} feature(s) are polygons or multi-points; each is replaced by a "
-                f"representative point inside it: {rows_text(gdf, pos)}."
+                f"representative point inside it: {rows_text(gdf, pos)}.",
+                f"{len(pos)} 个要素是面或多点，已分别用其内部的代表点代替："
+                f"{rows_text(gdf, pos, lang='zh')}。"
             )
             geoms[poly] = shapely.point_on_surface(shapely.make_valid(geoms[poly]))
             names[poly] = "Point"
@@ -326,7 +419,11 @@ def check_geometry(gdf, *, kind: str) -> tuple[Any, list[str]]:
                 f"repaired {len(repaired)} invalid geometr{'y' if len(repaired) == 1 else 'ies'} "
                 f"with shapely.make_valid: "
                 + ", ".join(f"{rows_text(gdf, [pos[i]])} [{reasons[i]}]" for i in repaired[:_SHOW])
-                + ". Check these features in the source file."
+                + ". Check these features in the source file.",
+                f"用 shapely.make_valid 修复了 {len(repaired)} 个无效几何："
+                + "、".join(f"{rows_text(gdf, [pos[i]], lang='zh')} [{reasons[i]}]"
+                           for i in repaired[:_SHOW])
+                + "。请在源文件中检查这些要素。"
             )
         if failed:
             problems.append(

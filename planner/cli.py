@@ -4,7 +4,7 @@ It parses arguments, calls the same functions a notebook calls, and turns
 errors into one clear message and an exit code: 0 success, 1 a failed run
 (an unexpected error inside a step), 2 bad input or usage (the project's
 own errors: a malformed scenario, a missing file, a bad layer, an output
-folder that may not be written).  ``--debug`` shows the traceback instead.
+folder that may not be written), 130 interrupted (Ctrl-C).  ``--debug`` shows the traceback instead.
 Heavy imports happen inside the commands so ``planner --help`` is instant.
 
 Commands: ``run``, ``demo``, ``validate``, ``check`` (and ``--version``).
@@ -20,11 +20,12 @@ import click
 
 from planner import __version__
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "cli", "main"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "cli", "main"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 
 
 
@@ -63,6 +64,13 @@ def _run_quietly(scenario, *, debug: bool, **kwargs):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return run(scenario, **kwargs)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        click.echo("Interrupted. The output folder's run.json (if the run had one) records "
+                   "status \"interrupted\"; run again with --overwrite to replace its partial "
+                   "outputs.", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:  # noqa: BLE001 - turned into one message + exit code
         _fail(exc, debug)
 
@@ -216,6 +224,13 @@ def check_cmd(ctx: click.Context, scenario: Path, out: Path | None, overwrite: b
         reason = rec.reason if rec is not None and rec.reason else "the norms step did not run"
         click.echo(f"Error: no norm checks: {reason}. Add a `norms:` section to the scenario "
                    "(e.g. `norms: {rules: xian_2021}`).", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    if not len(table):
+        rules = result.artifacts.get("rules")
+        files = getattr(rules, "files", None) or [result.scenario.norms.rules]
+        click.echo(f"Error: no norm check was made: the rule set {files[0]} has no rules. "
+                   "Add rules to it, or set `norms.rules` to a shipped rule set (e.g. "
+                   "xian_2021, national).", err=True)
         sys.exit(EXIT_BAD_INPUT)
     import pandas as pd
 

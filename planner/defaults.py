@@ -10,7 +10,8 @@ from __future__ import annotations
 
 __all__ = [
     "BLIND_SPOT_EPS_M", "CIRCLE_MIN", "CUTOFF_MIN", "FCA_CATCHMENT_MIN", "JOIN_TOLERANCE_M",
-    "LOCATE_TIME_LIMIT_S", "MAP_SIMPLIFY_M", "MAX_SNAP_M", "MIN_COMPONENT_SHARE", "PLAN_YEAR",
+    "LOCATE_TIME_LIMIT_S", "MAP_SIMPLIFY_M", "MAX_DENSITY_PER_KM2", "MAX_SNAP_M",
+    "MIN_COMPONENT_SHARE", "PLAN_YEAR",
     "PLAN_YEARS", "SERVICE_AREA_BUFFER_M", "SOLVE_TIME_LIMIT_S", "THRESHOLDS_MIN",
 ]
 
@@ -42,3 +43,6 @@ PLAN_YEAR: int = 2025
 PLAN_YEARS: tuple[int, ...] = (2025, 2030, 2035)
 #: Simplification tolerance of polygons and lines on the web map (m).
 MAP_SIMPLIFY_M: float = 5.0
+#: Residents per km² of a unit's polygon above which a layer check warns: denser than any
+#: whole city district (Hong Kong's densest, Kwun Tong, about 57,000 in 2021).
+MAX_DENSITY_PER_KM2: float = 100_000.0

@@ -40,7 +40,12 @@ Choices made here:
   with the values of the file (its ``coord_system``); the geometry holds
   the converted location;
 * counts that are all whole numbers stay integers, otherwise floats (NaN
-  where a cell is empty).
+  where a cell is empty);
+* counts that cannot be true are errors naming the rows: more persons (or
+  households, beds) than China's population in one row, a part larger than
+  its whole (60+ > population, 80+ > 65+ > 60+, households > population,
+  nursing beds > beds); a population polygon denser than
+  `planner.defaults.MAX_DENSITY_PER_KM2` residents per km² is a warning.
 """
 
 from __future__ import annotations
@@ -60,11 +65,13 @@ import shapely
 
 from planner import _validate as V
 from planner import coords
-from planner._errors import LayerError, PlannerWarning, collect
+from planner._errors import LayerError, PlannerWarning, collect, reworded
 from planner._schema import SYNONYMS
 from planner._validate import normalize_tier
+from planner.defaults import MAX_DENSITY_PER_KM2
 
-__all__ = ["KINDS", "LAYER_KINDS", "as_crs", "normalize_tier", "read_layer"]
+__all__ = ["EXCEL_SUFFIXES", "KINDS", "LAYER_KINDS", "as_crs", "normalize_tier", "read_layer",
+           "read_spreadsheet"]
 
 Kind = Literal["population", "facilities", "boundaries", "candidates", "gates", "points",
                "residential", "context", "lines"]
@@ -159,6 +166,27 @@ def _check_layers(path: Path, layer: str | int | None, label: str | None = None)
         )
 
 
+#: Suffixes of the files `read_layer` reads (a folder of Shapefiles is read too).
+LAYER_SUFFIXES = (".gpkg", ".sqlite", ".shp", ".zip", ".geojson", ".json", ".parquet",
+                  ".geoparquet", ".kml", ".kmz", ".csv", ".txt", ".tsv", ".xlsx", ".xlsm",
+                  ".xls", ".gml", ".fgb")
+
+
+def _check_folder(path: Path, label: str) -> None:
+    """A folder is a layer only as a folder of Shapefiles (GDAL reads those); else name its files."""
+    if any(p.suffix.lower() == ".shp" for p in path.iterdir()):
+        return
+    files = sorted(p.name for p in path.iterdir()
+                   if p.is_file() and p.suffix.lower() in LAYER_SUFFIXES)
+    found = (f"it holds {', '.join(files[:10])}{' …' if len(files) > 10 else ''}" if files
+             else "it holds no layer file")
+    example = f" (e.g. {path / files[0]})" if files else ""
+    raise LayerError(
+        f"Layer {label}: {path} is a folder, not a layer file; {found}. Give the path of the "
+        f"file itself{example}, or a folder that holds Shapefiles (.shp)."
+    )
+
+
 def _read_shapefile(path: Path, *, layer: Any, encoding: str | None) -> gpd.GeoDataFrame:
     """Read a Shapefile honouring .cpg / ``encoding`` and detecting mojibake.
 
@@ -196,10 +224,14 @@ def _read_shapefile(path: Path, *, layer: Any, encoding: str | None) -> gpd.GeoD
                        if p.suffix.lower() == ".cpg"]
                 why = ("its .cpg file names the wrong encoding" if cpg
                        else "it has no .cpg file")
+                why_zh = ("其 .cpg 文件写的编码不对" if cpg else "它没有 .cpg 文件")
                 V.warn(
                     f"Shapefile {path.name}: {why} and its text did not decode cleanly "
                     f"(e.g. {bad[0][:60]!r}); it was read as {enc.upper()}. Set "
-                    f"`encoding: {enc}` for this layer in the scenario (or fix the .cpg file)."
+                    f"`encoding: {enc}` for this layer in the scenario (or fix the .cpg file).",
+                    f"Shapefile {path.name}：{why_zh}，文字未能正确解码（如 {bad[0][:60]!r}），"
+                    f"已按 {enc.upper()} 读取。请在情景文件中为该图层设置 `encoding: {enc}`"
+                    "（或修正 .cpg 文件）。"
                 )
                 return again
     given = f" with encoding {encoding!r}" if encoding else ""
@@ -211,22 +243,102 @@ def _read_shapefile(path: Path, *, layer: Any, encoding: str | None) -> gpd.GeoD
     )
 
 
+#: Suffixes of the spreadsheets `read_spreadsheet` reads.
+EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls")
+
+
+def _sheet_summary(name: str, df: pd.DataFrame) -> str:
+    cols = [str(c) for c in df.columns if not str(c).startswith("Unnamed:")]
+    shown = ", ".join(cols[:6]) + (" …" if len(cols) > 6 else "")
+    n = len(df.dropna(how="all"))
+    return f"{name!r} ({n} row{'' if n == 1 else 's'}; columns: {shown or '-'})"
+
+
+def read_spreadsheet(path: str | os.PathLike, *, sheet: str | int | None = None,
+                     error: type[Exception] = LayerError, key: str = "sheet") -> pd.DataFrame:
+    """Read the data sheet(s) of an Excel workbook, never silently only the first.
+
+    Parameters
+    ----------
+    path
+        An ``.xlsx`` / ``.xlsm`` / ``.xls`` file.
+    sheet
+        ``None``: the one sheet holding data (an error listing the sheets when
+        several do, e.g. a notes sheet and a data sheet, or data split over
+        sheets); a sheet name; a 0-based sheet number; or ``"all"``: every
+        sheet with data, stacked (they must have the same columns; a
+        ``source_sheet`` column says where each row came from).
+    error
+        The `PlannerError` class raised (`LayerError`, `DemandError` ...).
+    key
+        The setting named in messages (``sheet`` of a layer, ``demand.sheet``).
+
+    Raises
+    ------
+    error
+        Naming the sheets (rows and columns of each) when the choice is
+        ambiguous or wrong, and the sheet whose columns differ for ``"all"``.
+    """
+    path = Path(path)
+    with pd.ExcelFile(path) as book:  # closed at once, not left to the GC
+        names = [str(n) for n in book.sheet_names]
+        frames = {n: book.parse(n) for n in names}
+    full = [n for n in names if len(frames[n].dropna(how="all"))]
+    listing = "; ".join(_sheet_summary(n, frames[n]) for n in names)
+    how = (f"set `{key}:` to a sheet name, a 0-based sheet number, or `all` to stack sheets "
+           "that have the same columns")
+    if sheet is None:
+        if len(full) > 1:
+            raise error(f"Spreadsheet {path} has data on {len(full)} sheets: {listing}. Say "
+                        f"which to read: {how}.")
+        return frames[full[0] if full else names[0]]
+    if isinstance(sheet, str) and sheet.strip().lower() == "all":
+        return _stack_sheets(path, {n: frames[n] for n in full} or {names[0]: frames[names[0]]},
+                             error=error, key=key)
+    if isinstance(sheet, int) and not isinstance(sheet, bool):
+        if not -len(names) <= sheet < len(names):
+            raise error(f"Spreadsheet {path}: there is no sheet number {sheet} (0-based); its "
+                        f"{len(names)} sheet(s): {listing}. {how[0].upper()}{how[1:]}.")
+        return frames[names[sheet]]
+    if str(sheet) in frames:
+        return frames[str(sheet)]
+    raise error(f"Spreadsheet {path}: no sheet named {sheet!r}; its sheets: {listing}. "
+                f"{how[0].upper()}{how[1:]}.")
+
+
+def _stack_sheets(path: Path, frames: dict[str, pd.DataFrame], *, error: type[Exception],
+                  key: str) -> pd.DataFrame:
+    """``sheet: all``: the sheets one below the other, each row tagged with its sheet."""
+    def cols(df: pd.DataFrame) -> list[str]:
+        return [str(c).strip() for c in df.columns]
+
+    first, *rest = frames
+    want = cols(frames[first])
+    for name in rest:
+        got = cols(frames[name])
+        if sorted(got) != sorted(want):
+            missing = [c for c in want if c not in got]
+            extra = [c for c in got if c not in want]
+            raise error(
+                f"Spreadsheet {path}: `{key}: all` stacks sheets with the same columns, but "
+                f"sheet {name!r} differs from sheet {first!r}"
+                + (f": it lacks {', '.join(missing)}" if missing else "")
+                + (f"{';' if missing else ':'} it adds {', '.join(extra)}" if extra else "")
+                + f". Make its header row the same, or choose one sheet with `{key}:`."
+            )
+    parts = []
+    for name, df in frames.items():
+        df = df.copy()
+        df.columns = cols(df)
+        parts.append(df.dropna(how="all").assign(source_sheet=name))
+    return pd.concat(parts, ignore_index=True)
+
+
 def _read_table(path: Path, *, encoding: str | None, sheet: str | int | None,
                 label: str | None = None) -> pd.DataFrame:
     suffix = path.suffix.lower()
-    if suffix in {".xlsx", ".xlsm", ".xls"}:
-        try:
-            return pd.read_excel(path, sheet_name=0 if sheet is None else sheet)
-        except ValueError as exc:
-            try:
-                with pd.ExcelFile(path) as book:  # closed at once, not left to the GC
-                    sheets = book.sheet_names
-            except Exception:
-                sheets = []
-            raise LayerError(
-                f"Spreadsheet {path}: {exc}. Sheets in the file: {', '.join(map(str, sheets))}; "
-                "set `sheet:` to one of them."
-            ) from None
+    if suffix in EXCEL_SUFFIXES:
+        return read_spreadsheet(path, sheet=sheet)
     sep = "\t" if suffix == ".tsv" else ","
     tried = [encoding] if encoding else ["utf-8-sig", "gb18030"]
     for enc in tried:
@@ -248,7 +360,9 @@ def _read_table(path: Path, *, encoding: str | None, sheet: str | int | None,
                              "its column names in the first row.") from None
         if enc == "gb18030":
             V.warn(f"Table {path.name} is not UTF-8; it was read as GB18030 (GBK). "
-                   "Set `encoding: gbk` to say so, or save it as UTF-8.")
+                   "Set `encoding: gbk` to say so, or save it as UTF-8.",
+                   f"表格 {path.name} 不是 UTF-8 编码，已按 GB18030（GBK）读取。请设置 "
+                   "`encoding: gbk` 予以说明，或另存为 UTF-8。")
         return df
     raise LayerError(
         f"Table {path} cannot be decoded with {', '.join(tried)}. Save it as UTF-8 CSV, or set "
@@ -355,7 +469,7 @@ def _read_any(path: Path, *, kind: str, layer: Any, encoding: str | None, sheet:
         except Exception as exc:
             raise LayerError(f"GeoParquet {path} cannot be read ({exc}); re-export it with "
                              "geopandas `to_parquet`.") from None
-    if suffix in {".gpkg", ".sqlite"}:
+    if suffix in {".gpkg", ".sqlite"} or path.is_dir():
         _check_layers(path, layer, label)
     if suffix in {".shp", ".dbf", ".zip"}:
         return _read_shapefile(path, layer=layer, encoding=encoding), False
@@ -411,7 +525,11 @@ def _rename(gdf: gpd.GeoDataFrame, *, columns: dict[str, str], id_column: str | 
             f"Layer {path.name}: column(s) "
             + ", ".join(f"{c!r} (also means `{t}`)" for c, t in skipped)
             + " kept under their own names because another column already gives that field. "
-            "Choose explicitly with `columns: {<column>: <field>}` in the scenario."
+            "Choose explicitly with `columns: {<column>: <field>}` in the scenario.",
+            f"图层 {path.name}：列 "
+            + "、".join(f"{c!r}（也表示 `{t}`）" for c, t in skipped)
+            + " 保留原名，因为已有另一列给出该字段。请在情景文件中用 "
+            "`columns: {<列名>: <字段>}` 明确指定。"
         )
     renamed = gdf.rename(columns={k: v for k, v in mapping.items() if k != v})
     return renamed
@@ -479,7 +597,10 @@ def read_layer(
     lon_column, lat_column
         Coordinate columns of a CSV/XLSX table (found automatically otherwise).
     sheet
-        Sheet name or 0-based number of an XLSX file (first by default).
+        Sheet of an XLSX file: a name, a 0-based number, or ``"all"`` to stack
+        sheets with the same columns.  By default the one sheet with data; a
+        workbook with data on several sheets is an error listing them
+        (`read_spreadsheet`).
     target_crs
         The metric CRS to project to; by default the UTM zone of the
         layer's centre (`planner.coords.metric_crs`).
@@ -511,6 +632,8 @@ def read_layer(
     if not path.exists():
         raise LayerError(f"Layer {label}: file {path} does not exist. Check the path (in a "
                          "scenario, paths are relative to the scenario file).")
+    if path.is_dir():
+        _check_folder(path, label)
     columns = dict(columns or {})
     system, file_crs, target = _check_arguments(label=label, coord_system=coord_system,
                                                 encoding=encoding, crs=crs, target_crs=target_crs)
@@ -526,12 +649,23 @@ def read_layer(
     gdf = _rename(gdf, columns=columns, id_column=id_column, path=path, label=name)
     gdf, problems = _check_content(gdf, kind=kind, tiers=tiers, label=label)
     collect(problems, header=header, error=LayerError)
-    return _project(gdf, system=system, target=target, path=path, kind=kind)
+    gdf = _project(gdf, system=system, target=target, path=path, kind=kind)
+    if kind in ("population", "boundaries"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", PlannerWarning)
+            V.warn_density(gdf, max_per_km2=MAX_DENSITY_PER_KM2)
+        for w in caught:
+            _warn_caller(reworded(w.message, en=lambda t: f"Layer {label}: {t}",
+                                  zh=lambda t: f"图层 {label}：{t}"), stacklevel=3)
+    return gdf
 
 
-def _warn_caller(message: str) -> None:
+def _warn_caller(message: str | PlannerWarning, zh: str | None = None, *,
+                 stacklevel: int = 4) -> None:
     """`planner._validate.warn` from a helper of `read_layer`: points at read_layer's caller."""
-    warnings.warn(message, PlannerWarning, stacklevel=4)
+    if not isinstance(message, PlannerWarning):
+        message = PlannerWarning(message, zh)
+    warnings.warn(message, stacklevel=stacklevel)
 
 
 def _check_arguments(*, label: str, coord_system: coords.CoordSystem, encoding: str | None,
@@ -563,7 +697,9 @@ def _set_file_crs(gdf: gpd.GeoDataFrame, *, file_crs: pyproj.CRS | None, is_tabl
     if file_crs is not None and not is_table:
         if gdf.crs is not None and not gdf.crs.equals(file_crs):
             _warn_caller(f"Layer {label}: the file says CRS {gdf.crs.to_string()} but the "
-                         f"scenario sets crs {file_crs.to_string()}; using the scenario's.")
+                         f"scenario sets crs {file_crs.to_string()}; using the scenario's.",
+                         f"图层 {label}：文件的坐标系是 {gdf.crs.to_string()}，而情景文件设为 "
+                         f"{file_crs.to_string()}；采用情景文件的设置。")
         gdf = gdf.set_crs(file_crs, allow_override=True)
     if gdf.crs is None:
         raise LayerError(
@@ -588,7 +724,8 @@ def _check_content(gdf: gpd.GeoDataFrame, *, kind: Kind, tiers: dict[str, str] |
         warnings.simplefilter("always", PlannerWarning)
         gdf, geom_problems = V.check_geometry(gdf, kind=kind)
     for w in caught:
-        _warn_caller(f"Layer {label}: {w.message}")
+        _warn_caller(reworded(w.message, en=lambda t: f"Layer {label}: {t}",
+                              zh=lambda t: f"图层 {label}：{t}"))
     problems.extend(geom_problems)
     if not geom_problems:
         problems.extend(_check_location(gdf))

@@ -685,10 +685,11 @@ def add_population_access(
     if population_access is None or len(population_access) == 0:
         return m
     if time_column not in population_access:
-        warnings.warn(
+        warnings.warn(PlannerWarning(
             f"population_access has no column {time_column!r}; demand units are not drawn. "
             f"Columns are {list(population_access.columns)}; pass time_column=...",
-            PlannerWarning, stacklevel=2)
+            f"population_access 没有 {time_column!r} 列，未绘制需求单元。其列为 "
+            f"{list(population_access.columns)}；请传入 time_column=..."), stacklevel=2)
         return m
     lang = _lang(m, lang)
     disp = _to_display(population_access, coord_system=_opts(m)["coord_system"],
@@ -1070,11 +1071,13 @@ def to_html(m: folium.Map) -> str:
     """The whole map as one self-contained HTML page (warns about any CDN link left)."""
     links = _external_links(m)
     if links:
-        warnings.warn(
+        warnings.warn(PlannerWarning(
             f"The map still links {len(links)} online resource(s) ({links[0]} ...), added by a "
             "folium plugin; it will not work without internet. Use planner.maps functions, or "
             "call make_offline(m) after adding plugins that only need Leaflet.",
-            PlannerWarning, stacklevel=2)
+            f"地图仍链接 {len(links)} 个在线资源（{links[0]} …），由 folium 插件加入；断网时"
+            "无法使用。请改用 planner.maps 的函数，或在加入只需 Leaflet 的插件后调用 "
+            "make_offline(m)。"), stacklevel=2)
     # folium appends some script lines again on every render; render a copy so that
     # to_html() gives the same page however often it is called.
     return copy.deepcopy(m.get_root()).render()

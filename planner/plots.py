@@ -167,11 +167,14 @@ def _resolve_lang(lang: Lang) -> tuple[str, dict[str, Any]]:
         return "en", rc
     family = cjk_font()
     if family is None:
-        warnings.warn(
+        warnings.warn(PlannerWarning(
             "No Chinese (CJK) font found for the print maps, so their labels are in English. "
             "Install one, e.g. `apt-get install fonts-noto-cjk` (Debian/Ubuntu) or "
             "`dnf install google-noto-sans-cjk-fonts`, then delete matplotlib's font cache "
-            "(~/.cache/matplotlib) and run again.", PlannerWarning, stacklevel=3)
+            "(~/.cache/matplotlib) and run again.",
+            "未找到中文（CJK）字体，出图标注改用英文。请安装中文字体，如 `apt-get install "
+            "fonts-noto-cjk`（Debian/Ubuntu）或 `dnf install google-noto-sans-cjk-fonts`，删除 "
+            "matplotlib 字体缓存（~/.cache/matplotlib）后重新运行。"), stacklevel=3)
         return "en", rc
     # Family names (not "sans-serif") are stored on each text when it is made, so the
     # figure keeps its font when saved after the rc context is left.

@@ -70,6 +70,8 @@ HEADERS: dict[str, dict[str, str]] = {
         "centroid_lat": "中心纬度", "area_m2": "面积(m²)",
         "demand": "需求人口", "accessibility": "人均可达供给（2SFCA）",
         "accessibility_per_1000": "每千人可达供给（2SFCA）", "n_facilities": "步行圈内设施数",
+        "nearest_candidate_id": "最近候选地块编号",
+        "time_min_nearest_candidate": "至最近候选地块步行时间(分钟)",
     },
     "en": {
         "id": "ID", "name": "Name", "tier": "Type", "beds": "Beds",
@@ -107,7 +109,8 @@ HEADERS: dict[str, dict[str, str]] = {
         "accessibility": "Supply per person in reach (2SFCA)",
         "accessibility_per_1000": "Supply per 1,000 in reach (2SFCA)",
         "n_facilities": "Facilities in reach", "group": "Group", "change": "Change",
-        "method": "Method",
+        "method": "Method", "nearest_candidate_id": "Nearest candidate site",
+        "time_min_nearest_candidate": "Walk to nearest candidate site (min)",
     },
 }
 
@@ -121,6 +124,7 @@ SHEETS = {
     "before_after": {"zh": "规划前后对比", "en": "Before and after"},
     "demand_areas": {"zh": "老年人口预测", "en": "Older population projection"},
     "fca": {"zh": "设施供需比（2SFCA）", "en": "Supply-demand ratio (2SFCA)"},
+    "uncoverable": {"zh": "无法覆盖的单元", "en": "Units no site can cover"},
 }
 
 STATUS = {"zh": {"pass": "达标", "fail": "未达标", "not_assessable": "无法评估"},
@@ -313,7 +317,8 @@ def report_tables(study: Study, *, lang: Lang | None = None) -> dict[str, pd.Dat
         out["coverage"] = cov
     for sheet, key in (("norm_checks", "norm_checks"), ("proposed_sites", "proposed_sites"),
                        ("before_after", "coverage_before_after"),
-                       ("demand_areas", "demand_areas"), ("fca", "fca")):
+                       ("demand_areas", "demand_areas"), ("fca", "fca"),
+                       ("uncoverable", "uncoverable_units")):
         tab = study.tables.get(key)
         if tab is None and key == "proposed_sites":
             tab = study.layers.get("proposed_sites")

@@ -533,7 +533,8 @@ def test_run_step_without_access_section_uses_defaults_and_records_far_snaps():
         geometry=[shapely.Point(0, 900)], crs=CRS)
     with pytest.warns(PlannerWarning, match=r"more than 300 m.*far \(400 m\)"):
         steps.access(res)
-    assert any("far (400 m)" in w for w in res.warnings)
+    # the run records it in the scenario's language (Chinese by default)
+    assert any("far（400 米）" in w and "超过 300 米" in w for w in res.warnings)
     # 400 m snap to (0, 500), then 500 m along the street to F1
     assert res.layers["population_access"]["time_min_any"].iloc[0] * 60 == pytest.approx(900)
     assert set(res.layers["service_areas"]["minutes"]) == {5.0, 10.0, 15.0}

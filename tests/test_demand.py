@@ -435,7 +435,8 @@ def test_projection_input_errors():
     with pytest.raises(DemandError, match=r"Plan years \[2015\] are before"):
         demand.project_areas(t20, previous=t10, plan_years=[2015])
     t10b = demand.read_census(census_2010({"A": bands_of(61)}))
-    with pytest.raises(DemandError, match="did you mean 'A'"):
+    with pytest.raises(DemandError, match=r"'A区' is in the census table but not in the "
+                                          r"previous census table \(renamed from 'A'\?\)"):
         demand.project_areas(t20, previous=t10b)
 
 
@@ -593,7 +594,7 @@ def test_run_step_builds_population_layer(tmp_path, two_areas, residential):
     assert shown.loc[("A区", "60岁及以上"), "2030预测"] == round(
         areas[(areas["year"] == 2030) & (areas["group"] == "pop_60plus")
               & (areas["area"] == "A区")]["value"].iloc[0])
-    assert any("outside every census area" in w for w in res.warnings)
+    assert any("不在任何普查地区内" in w for w in res.warnings)  # the scenario's language
 
 
 def test_run_step_with_given_population_fills_groups(tmp_path, two_areas):

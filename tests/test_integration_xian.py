@@ -67,10 +67,11 @@ def test_population_estimate_reproduces_the_census_per_district(run):
     sums = pop.groupby("district")[["population", "pop_60plus"]].sum()
     assert {d: tuple(int(v) for v in sums.loc[d]) for d in sums.index} == CENSUS_2020
     # residential polygons outside the four districts got nothing (193 in the data README)
-    assert any(w.startswith("demand: 193 residential polygon(s)") for w in run.warnings)
+    # (the run's warnings are in the scenario's language, Chinese by default)
+    assert any(w.startswith("需求：193 个居住用地面") for w in run.warnings)
     # OSM's residential landuse is far from complete here (data README): reported, per district
-    thin = next(w for w in run.warnings if "residential land looks incomplete" in w)
-    assert all(f"{d} (" in thin for d in CENSUS_2020)
+    thin = next(w for w in run.warnings if "居住用地似乎不完整" in w)
+    assert all(f"{d}（人均" in thin for d in CENSUS_2020)
     assert "三学街社区" in set(pop["name"])
     cols = run.tables["demand_columns"]
     flagged = cols.loc[(cols["layer"] == "population") & cols["estimated"], "column"]
@@ -125,7 +126,7 @@ def test_validate_marks_the_estimate(scenario_file):
     row = next(line for line in res.output.splitlines() if line.strip().startswith("population"))
     assert row.split()[1] == "428"  # 421 polygons inside the four districts, some split
     assert "(estimated counts: see table demand_columns)" in row
-    assert "residential land looks incomplete" in res.output
+    assert "居住用地似乎不完整" in res.output
     facilities = next(line for line in res.output.splitlines()
                       if line.strip().startswith("facilities"))
     assert "estimated" not in facilities

@@ -161,14 +161,14 @@ def test_formats_canonical_columns_and_metric_crs(tmp_path, suffix):
 
 def test_target_crs_and_user_columns_override(tmp_path):
     src = communities()
-    src["户籍人口"] = [5, 6, 7]
+    src["户籍人口"] = [2500, 3000, 3500]
     path = tmp_path / "pop.gpkg"
     src.to_file(path)
     with pytest.warns(PlannerWarning, match=r"'常住人口' \(also means `population`\)"):
         gdf = read_layer(path, kind="population", columns={"户籍人口": "population"},
                          target_crs="EPSG:3857")
     assert gdf.crs.to_epsg() == 3857
-    assert gdf["population"].tolist() == [5, 6, 7]
+    assert gdf["population"].tolist() == [2500, 3000, 3500]
     assert gdf["常住人口"].tolist() == [1000, 2000, 3000]
     with pytest.raises(LayerError, match=r"'人口数' named in the scenario .* are not in the file"):
         read_layer(path, kind="population", columns={"人口数": "population"})
@@ -286,7 +286,7 @@ def test_excel_with_chinese_headers_in_gcj02(tmp_path):
     np.testing.assert_allclose(wgs.geometry.y, elat, atol=1e-7)
     assert np.all(np.abs(wgs.geometry.x - glon) > 0.004)  # really moved (~430 m west)
     assert gdf["经度"].tolist() == glon.tolist()  # coordinate columns kept as in the file
-    with pytest.raises(LayerError, match="Sheets in the file: 封面, 设施"):
+    with pytest.raises(LayerError, match="no sheet named 'nope'; its sheets: '封面' .*'设施'"):
         read_layer(path, kind="facilities", sheet="nope")
 
 
@@ -468,11 +468,11 @@ def test_negative_and_non_numeric_counts_reported_together(tmp_path):
     assert "column `population`: negative value(s) -5 in row 2 (社区1)" in msg
     assert "column `pop_60plus`: negative value(s) -1 in row 2 (社区1)" in msg
     assert msg.count("\n  - ") == 3
-    pop["常住人口"] = ["1,234", " 5 ", ""]
+    pop["常住人口"] = ["1,234", " 500 ", ""]
     pop["60岁及以上人口"] = [10, 1, 3]
     pop.to_file(path)
     out = read_layer(path, kind="population")
-    assert out["population"].iloc[:2].tolist() == [1234.0, 5.0] and np.isnan(out["population"][2])
+    assert out["population"].iloc[:2].tolist() == [1234.0, 500.0] and np.isnan(out["population"][2])
 
 
 def test_unknown_tier(tmp_path):

@@ -425,8 +425,9 @@ def test_run_step_coverage_agrees_with_access(demo_run):
     res = r.artifacts["locate_results"]["community_station:lscp"]
     assert res.status == "optimal"
     assert res.covered.sum() == len(pop) - res.uncoverable.size
-    assert any(f"{res.uncoverable.size} population units" in w and "(15 min)" in w
+    assert any(f"{res.uncoverable.size} 个人口单元" in w and "15 分钟内" in w
                for w in r.warnings)
+    assert len(r.tables["uncoverable_units"]) == res.uncoverable.size
     tab = r.tables["proposed_sites"]
     assert (tab.pop_60plus_newly_covered <= tab.pop_60plus_served + 1e-9).all()
     assert tab.pop_60plus_newly_covered.sum() == pytest.approx(

@@ -320,8 +320,10 @@ def test_not_assessable_names_the_missing_column(tmp_path):
     r1 = row(out, "r1", "T1")
     assert (r1.status, r1.missing) == ("not_assessable", "facilities.land_area_m2")
     assert math.isnan(r1.value) and math.isnan(r1.shortfall)
-    # T2 has no facility at all: 0 m² of land is known without the column
-    assert (row(out, "r1", "T2").status, row(out, "r1", "T2").value) == ("fail", 0.0)
+    # T2 has no facility at all, yet with the column absent from the layer nothing is known
+    # about land: not assessable too, never a fail computed from no data (issue 13, item 13)
+    assert (row(out, "r1", "T2").status, row(out, "r1", "T2").missing) == (
+        "not_assessable", "facilities.land_area_m2")
     # no population anywhere
     out = check(rules, townships=towns(None), facilities=fac([{"x": 5, "y": 5, "land_area_m2": 1.0}]))
     assert set(out.status) == {"not_assessable"}

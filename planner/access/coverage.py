@@ -172,12 +172,15 @@ def _warn_unreached(pa: pd.DataFrame, cutoff_min: float) -> None:
     lost = pa["time_min_any"].isna().to_numpy()
     if lost.any():
         ids = pa["id"] if "id" in pa.columns else pa.index
-        warnings.warn(
+        shown = list(map(str, list(ids[lost])[:20]))
+        more = f" … (+{int(lost.sum()) - 20})" if lost.sum() > 20 else ""
+        warnings.warn(PlannerWarning(
             f"{int(lost.sum())} population units reach no facility within "
             f"{cutoff_min:g} min (another network component or too far): "
-            f"{', '.join(map(str, list(ids[lost])[:20]))}. They count as outside every circle.",
-            PlannerWarning, stacklevel=3,
-        )
+            f"{', '.join(shown)}{more}. They count as outside every circle.",
+            f"{int(lost.sum())} 个人口单元在 {cutoff_min:g} 分钟内到不了任何设施（位于路网的"
+            f"另一连通部分或距离太远）：{'、'.join(shown)}{more}。它们按不在任何步行圈内计。"),
+            stacklevel=3)
 
 
 # --------------------------------------------------------------------------- coverage

@@ -132,11 +132,12 @@ def fca(
     s = pd.to_numeric(facilities[supply], errors="coerce")
     if s.isna().any():
         bad = facilities.loc[s.isna(), "id"] if "id" in facilities else s.index[s.isna()]
-        warnings.warn(
+        shown = list(map(str, list(bad)[:20]))
+        warnings.warn(PlannerWarning(
             f"{int(s.isna().sum())} facilities have no `{supply}` value and count as 0 supply "
-            f"in 2SFCA: {', '.join(map(str, list(bad)[:20]))}.",
-            PlannerWarning, stacklevel=2,
-        )
+            f"in 2SFCA: {', '.join(shown)}.",
+            f"{int(s.isna().sum())} 处设施没有 `{supply}` 值，在 2SFCA 中按供给 0 计："
+            f"{'、'.join(shown)}。"), stacklevel=2)
     if snap_population is None:
         snap_population = snap_units(net, population, max_snap_m=max_snap_m)
     if snap_facilities is None:

@@ -126,12 +126,24 @@ class Snapped:
         unit = None if self.unit is None else self.unit[idx]
         return replace(self, unit=unit, **fields)
 
-    def far_message(self, what: str = "points", *, limit: int = 20) -> str | None:
-        """A warning text listing the far snaps (ids and distances), or None."""
+    def far_message(self, what: str = "points", *, limit: int = 20,
+                    lang: str = "en") -> str | None:
+        """A warning text listing the far snaps (ids and distances), or None.
+
+        ``lang="zh"`` gives the Chinese text (``what`` is translated where known).
+        """
         far = np.flatnonzero(self.far)
         if far.size == 0:
             return None
         order = far[np.argsort(-self.dist_m[far])]
+        if lang == "zh":
+            shown = "、".join(f"{self.ids[i]}（{self.dist_m[i]:.0f} 米）" for i in order[:limit])
+            more = f" 等另 {far.size - limit} 个" if far.size > limit else ""
+            return (
+                f"{far.size} 个{_what_zh(what)}距最近的可步行道路超过 {self.max_snap_m:g} 米："
+                f"{shown}{more}。到道路的直线步行距离已计入；请检查其坐标（是否有 GCJ-02/BD-09 "
+                "偏移？）或补充缺失的道路，或在情景文件中增大 `network.max_snap_m`。"
+            )
         shown = ", ".join(f"{self.ids[i]} ({self.dist_m[i]:.0f} m)" for i in order[:limit])
         more = f" and {far.size - limit} more" if far.size > limit else ""
         return (
@@ -141,15 +153,29 @@ class Snapped:
             "`network.max_snap_m` in the scenario."
         )
 
+    def far_warning(self, what: str = "points") -> PlannerWarning | None:
+        """`far_message` in English and Chinese, as a `PlannerWarning` (None if none is far)."""
+        msg = self.far_message(what)
+        return PlannerWarning(msg, self.far_message(what, lang="zh")) if msg else None
+
     def warn_far(self, what: str = "points") -> None:
-        """Issue `far_message` as a `PlannerWarning` when some snaps are far.
+        """Issue `far_warning` when some snaps are far.
 
         For callers that snapped with ``warn=False`` (to snap several layers
         first) and now report the far snaps, e.g. the scenario's access step.
         """
-        msg = self.far_message(what)
-        if msg:
-            warnings.warn(msg, PlannerWarning, stacklevel=2)
+        w = self.far_warning(what)
+        if w is not None:
+            warnings.warn(w, stacklevel=2)
+
+
+#: Chinese for the ``what`` of snap messages.
+_WHAT_ZH = {"points": "点", "population units": "人口单元", "facilities": "设施",
+            "candidates": "候选点", "demand": "需求点", "gates": "小区出入口"}
+
+
+def _what_zh(what: str) -> str:
+    return _WHAT_ZH.get(what, what)
 
 
 def run_offsets(counts: npt.ArrayLike) -> np.ndarray:
@@ -238,12 +264,11 @@ def point_geometries(
     if isinstance(points, (gpd.GeoDataFrame, gpd.GeoSeries)):
         if crs is not None:
             if points.crs is None:
-                warnings.warn(
+                warnings.warn(PlannerWarning(
                     f"{what} have no CRS; assuming the network's CRS ({crs}). Set it with "
                     "`gdf.set_crs(...)` if that is wrong.",
-                    PlannerWarning,
-                    stacklevel=3,
-                )
+                    f"{_what_zh(what)}没有坐标系，假定与路网相同（{crs}）。如不对，请用 "
+                    "`gdf.set_crs(...)` 设置。"), stacklevel=3)
             elif not points.crs.equals(crs):
                 points = points.to_crs(crs)
         if isinstance(points, gpd.GeoDataFrame) and "id" in points.columns:
@@ -338,10 +363,8 @@ def snap_points(
         ids=np.asarray(ids),
         max_snap_m=float(max_snap_m),
     )
-    if warn:
-        msg = snapped.far_message(what)
-        if msg:
-            warnings.warn(msg, PlannerWarning, stacklevel=2)
+    if warn and (w := snapped.far_warning(what)) is not None:
+        warnings.warn(w, stacklevel=2)
     return snapped
 
 
@@ -419,19 +442,21 @@ def _gate_units_by_location(units: gpd.GeoDataFrame, gates: gpd.GeoDataFrame, ma
 
 def _warn_unmatched_gates(unmatched: list[str], by_community: bool) -> None:
     if by_community:
-        warnings.warn(
+        warnings.warn(PlannerWarning(
             f"{len(unmatched)} gate(s) name a community that is not in the population "
             f"layer and are ignored: {', '.join(unmatched[:20])}. Check the gates' "
             "`community` values against the population layer's `id`/`name`.",
-            PlannerWarning, stacklevel=3,
-        )
+            f"{len(unmatched)} 个小区出入口所写的社区不在人口图层中，已忽略："
+            f"{'、'.join(unmatched[:20])}。请对照人口图层的 `id`/`name` 检查出入口的 "
+            "`community` 值。"), stacklevel=3)
     else:
-        warnings.warn(
+        warnings.warn(PlannerWarning(
             f"{len(unmatched)} gate(s) lie more than {GATE_MATCH_M:g} m from every "
             f"population polygon and are ignored: {', '.join(unmatched[:20])}. Check "
             "their coordinates, or add a `community` column naming each gate's unit.",
-            PlannerWarning, stacklevel=3,
-        )
+            f"{len(unmatched)} 个小区出入口距所有人口单元面超过 {GATE_MATCH_M:g} 米，已忽略："
+            f"{'、'.join(unmatched[:20])}。请检查其坐标，或增加 `community` 列写明所属单元。"),
+            stacklevel=3)
 
 
 def snap_units(
@@ -487,8 +512,6 @@ def snap_units(
     if out.unit.size:
         order = np.argsort(out.unit, kind="stable")
         out = out.take(order)
-    if warn:
-        msg = out.far_message(what)
-        if msg:
-            warnings.warn(msg, PlannerWarning, stacklevel=2)
+    if warn and (w := out.far_warning(what)) is not None:
+        warnings.warn(w, stacklevel=2)
     return out

@@ -54,6 +54,7 @@ from planner.demand.census import (
     COUNT_COLUMNS,
     GROUPS,
     SEXES,
+    close_names,
     older_groups,
     read_census,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "SEXES",
     "allocate",
     "area_projection_table",
+    "close_names",
     "cohort_change_ratios",
     "demand_columns",
     "estimate_population",

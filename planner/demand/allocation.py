@@ -127,7 +127,13 @@ def allocate(
             f"Census table lists areas twice: {table['_key'][table['_key'].duplicated()].tolist()}."
         )
     area_names = areas[area_key].map(_clean_name)
-    _match_names(table["_key"].tolist(), area_names.dropna().unique().tolist(), what=area_key)
+    listed = area_names.dropna().unique().tolist()
+    src = totals.attrs.get("source", "the census table")
+    layer = areas.attrs.get("source", "the area layer")
+    _match_names(table["_key"].tolist(), listed, what=area_key, header=(
+        f"Area(s) of the census table {src} match no {area_key!r} of the area layer {layer} "
+        f"(it has: {listed[:20]}). Make the names agree in the census table or the area "
+        "layer (scenario: demand.area_layer, demand.area_key):"))
 
     work_crs = areas.estimate_utm_crs() if areas.crs.is_geographic else areas.crs
     ar = gpd.GeoDataFrame({"_key": area_names}, geometry=areas.geometry.values, crs=areas.crs)
@@ -143,12 +149,11 @@ def allocate(
     zero = wsum <= 0
     if zero.any():
         bad = sorted(pieces.loc[zero, "_key"].unique())
-        warnings.warn(
+        warnings.warn(PlannerWarning(
             f"Weight column {weight!r} is 0 on every residential polygon of {bad}; "
             "spreading those areas by residential area instead.",
-            PlannerWarning,
-            stacklevel=2,
-        )
+            f"权重列 {weight!r} 在 {'、'.join(map(str, bad))} 的所有居住用地面上均为 0；"
+            "这些地区改按居住用地面积分配。"), stacklevel=2)
         pieces.loc[zero, "_w"] = pieces.loc[zero, "res_area_m2"]
         wsum = pieces.groupby("_key")["_w"].transform("sum")
     pieces["share"] = pieces["_w"] / wsum
@@ -158,13 +163,12 @@ def allocate(
     empty = [k for k in table.index if k not in have]
     if empty:
         report["areas_at_point"] = empty
-        warnings.warn(
+        warnings.warn(PlannerWarning(
             f"{len(empty)} area(s) have no residential polygon: {empty[:10]}; their residents "
             "are placed at one representative point inside each area (an estimate; add "
             "residential polygons there for a better spread).",
-            PlannerWarning,
-            stacklevel=2,
-        )
+            f"{len(empty)} 个地区没有居住用地面：{'、'.join(map(str, empty[:10]))}；其人口放在"
+            "各自范围内的一个代表点上（估算；补充居住用地面可分配得更好）。"), stacklevel=2)
         pts = ar[ar["_key"].isin(empty)]
         pieces = pd.concat(
             [pieces, gpd.GeoDataFrame({
@@ -267,12 +271,11 @@ def _residential_pieces(
     geom = res.geometry
     invalid = ~geom.is_valid
     if invalid.any():
-        warnings.warn(
+        warnings.warn(PlannerWarning(
             f"{int(invalid.sum())} residential polygon(s) are invalid (self-intersecting); "
             "repaired with shapely.make_valid.",
-            PlannerWarning,
-            stacklevel=3,
-        )
+            f"{int(invalid.sum())} 个居住用地面无效（自相交），已用 shapely.make_valid 修复。"),
+            stacklevel=3)
         geom = gpd.GeoSeries(shapely.make_valid(geom.values), index=res.index, crs=work_crs)
     poly_area = geom.area.to_numpy()
     if weight is not None:
@@ -410,13 +413,15 @@ def estimate_population(
     info = info[info["column"].isin(population.columns)]
     rep = est.attrs["demand_report"]
     if rep["n_outside"]:
-        warnings.warn(
+        warnings.warn(PlannerWarning(
             f"demand: {rep['n_outside']} residential polygon(s) "
             f"({rep['outside_area_m2'] / 1e6:.2f} km²) lie outside every census area "
-            "and got no residents.", PlannerWarning, stacklevel=2)
+            "and got no residents.",
+            f"需求：{rep['n_outside']} 个居住用地面（{rep['outside_area_m2'] / 1e6:.2f} km²）"
+            "不在任何普查地区内，未分配人口。"), stacklevel=2)
     sparse = _thin_residential_land(est, table, weight)
     if sparse:
-        warnings.warn(
+        warnings.warn(PlannerWarning(
             "demand: residential land looks incomplete in "
             + ", ".join(f"{a} ({m2:.1f} m² per resident)" for a, m2 in sparse)
             + f": below {MIN_RES_M2_PER_RESIDENT:g} m² per resident, far less than even "
@@ -424,9 +429,17 @@ def estimate_population(
             "areas are spread unevenly (OpenStreetMap's landuse=residential is often "
             "incomplete). Treat these estimates as rough; complete the residential layer "
             "or give a weight column (demand.weight: floor area or dwellings).",
-            PlannerWarning, stacklevel=2)
+            "需求：居住用地似乎不完整："
+            + "、".join(f"{a}（人均 {m2:.1f} m²）" for a, m2 in sparse)
+            + f"，低于人均 {MIN_RES_M2_PER_RESIDENT:g} m²，远少于即使是高密度高层住区的水平，"
+            "因此每个用地面分到的人口过多、地区内分布不均（OpenStreetMap 的 "
+            "landuse=residential 常不完整）。这些估算只能作粗略参考；请补全居住用地图层，或"
+            "给出权重列（demand.weight：建筑面积或住宅套数）。"), stacklevel=2)
     return population, info
 
+
+#: Chinese names of the census area columns, for messages.
+_AREA_ZH = {"district": "区县", "township": "街镇"}
 
 #: incomplete: dense high-rise compounds still have well over this.
 MIN_RES_M2_PER_RESIDENT = 8.0
@@ -532,10 +545,10 @@ def fill_groups(
                      "method": f"unit population × its {area_col}'s census share of {g}",
                      "source": str(source)})
     if rows:
-        warnings.warn(
-            f"Population layer: {', '.join(r['column'] for r in rows)} estimated from each "
+        cols = ", ".join(r["column"] for r in rows)
+        warnings.warn(PlannerWarning(
+            f"Population layer: {cols} estimated from each "
             f"unit's population and its {area_col}'s census shares.",
-            PlannerWarning,
-            stacklevel=3,
-        )
+            f"人口图层：{cols} 按各单元常住人口及其所在{_AREA_ZH.get(area_col, area_col)}的"
+            "普查比例估算。"), stacklevel=3)
     return pop, pd.DataFrame(rows, columns=["layer", "column", "estimated", "method", "source"])

@@ -23,9 +23,10 @@ import numpy as np
 import pandas as pd
 
 from planner._errors import DemandError, PlannerWarning, collect
+from planner.layers import EXCEL_SUFFIXES, read_spreadsheet
 
-__all__ = ["BANDS", "BAND_COLUMNS", "COUNT_COLUMNS", "GROUPS", "SEXES", "older_groups",
-           "read_census"]
+__all__ = ["BANDS", "BAND_COLUMNS", "COUNT_COLUMNS", "GROUPS", "SEXES", "close_names",
+           "older_groups", "read_census"]
 
 # --------------------------------------------------------------------------- vocabulary
 #: Canonical census age bands (lower, upper or None for the open band, key).
@@ -157,7 +158,9 @@ def read_census(
         ``"total"`` scales the bands of that area to the total.  Default
         (None): raise a `DemandError` listing every mismatch.
     sheet, encoding
-        Excel sheet; text encoding of a CSV (default: UTF-8, then GBK).
+        Excel sheet (a name, a 0-based number or ``"all"``; by default the one
+        sheet with data, see `planner.layers.read_spreadsheet`); text encoding
+        of a CSV (default: UTF-8, then GBK).
 
     Returns
     -------
@@ -310,8 +313,8 @@ def _read_table(
             "probably not saved or copied completely. Export it again, or fix its path under "
             "`demand:` in the scenario (census, census_previous or life_table)."
         )
-    if path.suffix.lower() in (".xlsx", ".xlsm", ".xls"):
-        return pd.read_excel(path, sheet_name=0 if sheet is None else sheet)
+    if path.suffix.lower() in EXCEL_SUFFIXES:
+        return read_spreadsheet(path, sheet=sheet, error=DemandError, key="demand.sheet")
     tried = [encoding] if encoding else ["utf-8-sig", "gb18030"]
     for enc in tried:
         try:
@@ -381,12 +384,12 @@ def _check_band_sums(
         out[list(BAND_COLUMNS)] = out[list(BAND_COLUMNS)].mul(scale, axis=0)
     else:
         raise DemandError(f"trust={trust!r} is not allowed: use 'bands', 'total' or None.")
-    warnings.warn(
+    detail = "; ".join(lines + group_bad)[:800]
+    warnings.warn(PlannerWarning(
         f"Census table {where}: bands and totals disagree; trusting the {trust} "
-        f"(trust={trust!r}): " + "; ".join(lines + group_bad)[:800],
-        PlannerWarning,
-        stacklevel=3,
-    )
+        f"(trust={trust!r}): " + detail,
+        f"普查表 {where}：分年龄组之和与合计不一致；按 trust={trust!r} 以"
+        f"{'分年龄组' if trust == 'bands' else '合计'}为准：" + detail), stacklevel=3)
     return out
 
 
@@ -428,6 +431,41 @@ def older_groups(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+#: Endings of Chinese area names that say what an area is, not which one (longest first).
+_AREA_ENDINGS = ("街道办事处", "社区居委会", "街道办", "居委会", "村委会", "街道", "社区",
+                 "新区", "城区", "镇", "乡", "区", "县", "市", "旗", "村")
+
+
+def _stem(name: str) -> str:
+    """``name`` without its administrative ending (四平路街道 -> 四平路), if anything is left."""
+    for end in _AREA_ENDINGS:
+        if name.endswith(end) and len(name) > len(end):
+            return name[: -len(end)]
+    return name
+
+
+def close_names(name: str, options: Sequence[str], *, n: int = 3) -> list[str]:
+    """Names of ``options`` that ``name`` may be a misspelling of, best first.
+
+    Compared without their administrative endings (街道, 镇, 区 ...), so
+    '定海路街道' is not offered '四平路街道' (their distinctive parts 定海路 and
+    四平路 share only 路): an option qualifies when the distinctive parts
+    share characters and are at least half alike (difflib ratio ≥ 0.5), or
+    one contains the other.
+    """
+    stem = _stem(str(name))
+    scored = []
+    for opt in dict.fromkeys(map(str, options)):
+        other = _stem(opt)
+        if not set(stem) & set(other):
+            continue
+        ratio = difflib.SequenceMatcher(None, stem, other).ratio()
+        inside = stem in other or other in stem
+        if ratio >= 0.5 or inside:
+            scored.append((-(ratio + inside), opt))
+    return [opt for _, opt in sorted(scored)[:n]]
+
+
 def _match_names(table_names: list[str], area_names: list[str], *, what: str,
                  header: str | None = None) -> None:
     """Raise listing every table name without a boundary, with close matches."""
@@ -435,9 +473,8 @@ def _match_names(table_names: list[str], area_names: list[str], *, what: str,
     for name in table_names:
         if name in area_names:
             continue
-        close = difflib.get_close_matches(name, area_names, n=3, cutoff=0.5)
-        close += [a for a in area_names if (name in a or a in name) and a not in close]
-        hint = f" (did you mean {', '.join(repr(c) for c in close[:3])}?)" if close else ""
+        close = close_names(name, area_names)
+        hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
         problems.append(f"{name!r}{hint}")
     collect(
         problems,

@@ -32,6 +32,7 @@ from planner.demand.census import (
     _find,
     _match_names,
     _read_table,
+    close_names,
 )
 
 __all__ = ["area_projection_table", "cohort_change_ratios", "project_areas", "project_units",
@@ -99,7 +100,8 @@ def cohort_change_ratios(
     prev = previous.assign(_k=previous[key].map(_clean_name)).set_index("_k")
     missing = [k for k in base_k if k not in prev.index]
     if missing:
-        _match_names(missing, prev.index.tolist(), what=f"{key} (previous census)")
+        _census_names_differ(missing, [k for k in prev.index if k not in set(base_k)],
+                             base=base, previous=previous)
     p1 = _bands5(base)
     p0 = _bands5(prev.loc[base_k.tolist()])
     num = p1[:, :, 2:].copy()
@@ -111,17 +113,43 @@ def cohort_change_ratios(
     zero = den <= 0
     if zero.any():
         areas = sorted({base_k.iloc[i] for i in np.argwhere(zero)[:, 0]})
-        warnings.warn(
+        warnings.warn(PlannerWarning(
             f"Cohort-change ratios: a previous-census cohort is 0 in {areas[:10]}; "
             "those bands use the ratio of all areas pooled.",
-            PlannerWarning,
-            stacklevel=2,
-        )
+            f"队列变动比：上次普查中 {'、'.join(map(str, areas[:10]))} 有年龄队列为 0；"
+            "这些年龄组改用所有地区合并计算的比率。"), stacklevel=2)
         ratio = np.where(zero, np.broadcast_to(pooled, ratio.shape), ratio)
     full = np.full((len(base), 2, _N5), np.nan)
     full[:, :, 2:] = ratio
     return _wide5(full, base_k.tolist()).drop(columns=[f"{s}_{b}" for b in _BANDS5[:2]
                                                        for s in SEXES])
+
+
+def _census_names_differ(only_base: list[str], only_prev: list[str], *, base: pd.DataFrame,
+                         previous: pd.DataFrame) -> None:
+    """Raise naming both census files and the areas each has that the other lacks.
+
+    Neither file is blamed: an area renamed, split or merged between the
+    censuses shows up on both sides, and the user decides which name to keep.
+    """
+    def label(df: pd.DataFrame, what: str) -> str:
+        src = str(df.attrs.get("source", ""))
+        return f"{what} {src}" if src and src != "the census table" else f"{what} table"
+
+    base_l, prev_l = label(base, "the census"), label(previous, "the previous census")
+    lines = []
+    for name in only_base:
+        close = close_names(name, only_prev)
+        hint = f" (renamed from {' or '.join(repr(c) for c in close)}?)" if close else ""
+        lines.append(f"{name!r} is in {base_l} but not in {prev_l}{hint}")
+    if only_prev:
+        lines.append(f"{prev_l} has area(s) that {base_l} lacks: "
+                     f"{', '.join(repr(n) for n in only_prev[:20])}")
+    collect(lines, header=(
+        f"The two censuses name their areas differently ({base_l}; {prev_l}); Hamilton-Perry "
+        "compares each area with itself ten years earlier. Where an area was renamed, use one "
+        "name in both files; where areas were split or merged, add them up to the same areas "
+        "in both files:"), error=DemandError)
 
 
 def _hp_step(p: np.ndarray, ccr: np.ndarray) -> np.ndarray:

@@ -26,6 +26,10 @@ from planner.locate._heuristic import interchange
 Method = Literal["auto", "exact", "heuristic"]
 
 
+class UncoverableWarning(PlannerWarning):
+    """Some demand rows have no candidate nor fixed site within the coverage (LSCP)."""
+
+
 @dataclass
 class LocateResult:
     """The answer of a location model.
@@ -338,11 +342,13 @@ class PMedian(_Model):
         lb = lb_pen - base
         extra_unreach = np.setdiff1d(unreach, np.flatnonzero(never))
         if extra_unreach.size and cd.weights[extra_unreach].sum() > 0:
-            warnings.warn(
+            warnings.warn(PlannerWarning(
                 f"{extra_unreach.size} demand rows are reachable by some candidate but by none "
                 f"of the {self.p} chosen sites (raise p or the cut-off); they are listed in "
                 "`unreachable`, and the bound/gap refer to the objective with them penalised.",
-                PlannerWarning, stacklevel=3)
+                f"{extra_unreach.size} 个需求单元可到达某些候选点，但到不了所选的 {self.p} 个"
+                "设施中的任何一个（请增大 p 或截断时间）；它们列在 `unreachable` 中，界与差距按"
+                "对其加罚后的目标值计算。"), stacklevel=3)
             obj_for_gap = cd.penalized(open_mask) - base
         else:
             obj_for_gap = obj
@@ -392,11 +398,14 @@ class PMedian(_Model):
         res.info["unserved_weight"] = float(np.dot(cd.weights, unserved))
         lost = np.flatnonzero((unserved > 1e-7) & cd.reachable_any() & (cd.weights > 0))
         if lost.size:
-            warnings.warn(
-                f"{lost.size} demand rows (weight {float(np.dot(cd.weights, unserved)):g} "
+            unserved_w = float(np.dot(cd.weights, unserved))
+            warnings.warn(PlannerWarning(
+                f"{lost.size} demand rows (weight {unserved_w:g} "
                 "unserved) reach a site only if it has room: the open sites within the cut-off "
                 "are full. They are listed in `unreachable`; raise capacities, p or the cut-off.",
-                PlannerWarning, stacklevel=3)
+                f"{lost.size} 个需求单元（未服务权重 {unserved_w:g}）只在设施有余量时才能"
+                "得到服务：截断时间内的已开设施均已满员。它们列在 `unreachable` 中；请提高容量、"
+                "p 或截断时间。"), stacklevel=3)
         if proven:
             res.bound, res.gap = res.objective, 0.0
         return res
@@ -616,12 +625,14 @@ class LSCP(_Model):
             need = max_w
             lost = np.flatnonzero(~reach & (w > 0))
             if lost.size:
-                warnings.warn(
+                warnings.warn(UncoverableWarning(
                     f"{lost.size} demand rows (weight {w[lost].sum():g}) have no candidate nor "
                     f"existing site within the coverage ({self.coverage:g} in the cost's unit) "
-                    "and cannot be covered; see `result.uncoverable`. Add candidate sites near "
-                    "them.",
-                    PlannerWarning, stacklevel=2)
+                    "and cannot be covered; they are listed in the result's `uncoverable`. Add "
+                    "candidate sites near them.",
+                    f"{lost.size} 个需求单元（权重 {w[lost].sum():g}）在覆盖范围（成本单位 "
+                    f"{self.coverage:g}）内既无候选点也无现有设施，无法覆盖；见结果的 "
+                    "`uncoverable`。请在其附近增加候选点。"), stacklevel=2)
         else:
             need = self.target_share * W
             if need > max_w + 1e-9:
@@ -751,10 +762,11 @@ def cost_from_geodataframes(
         vals = pd.to_numeric(layer[col], errors="coerce")
         miss = np.flatnonzero(vals.isna().to_numpy())
         if miss.size:
-            warnings.warn(
+            warnings.warn(PlannerWarning(
                 f"{miss.size} {what} rows have no number in `{col}` (rows "
                 f"{miss[:5].tolist()}); they count as 0. Fill the column to silence this.",
-                PlannerWarning, stacklevel=4)
+                f"{miss.size} 行{'需求' if what == 'demand' else '候选点'}数据的 `{col}` 没有"
+                f"数值（行 {miss[:5].tolist()}），按 0 计。请补全该列。"), stacklevel=4)
         return vals.fillna(0).to_numpy(dtype=np.float64)
 
     w = None if weight is None else numbers(demand, weight, "demand")

@@ -32,11 +32,19 @@ import pandas as pd
 import scipy.sparse as sp
 
 from planner import defaults as D
-from planner._errors import LocateError, PlannerWarning
+from planner._errors import LocateError, PlannerWarning, reworded
 from planner.locate._candidates import generate_candidates
-from planner.locate._models import LSCP, MCLP, LocateResult, Method, PMedian
+from planner.locate._models import (
+    LSCP,
+    MCLP,
+    LocateResult,
+    Method,
+    PMedian,
+    UncoverableWarning,
+)
 
-__all__ = ["SitePlan", "TierModel", "centres_needed", "coverage_before_after", "propose_sites"]
+__all__ = ["UNCOVERABLE_COLUMNS", "SitePlan", "TierModel", "centres_needed",
+           "coverage_before_after", "propose_sites"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +82,11 @@ class SitePlan:
     without geometry; ``coverage`` the older residents within each
     threshold before and after; ``time_min_before`` / ``time_min_after``
     each unit's walk to the nearest facility (``inf`` beyond the cut-off);
-    ``results`` the `LocateResult` of every solve.  ``reason`` is set (and
+    ``results`` the `LocateResult` of every solve; ``uncoverable`` the
+    population units that no candidate nor existing station covers within
+    the stations' coverage (`UNCOVERABLE_COLUMNS`: their weight and nearest
+    candidate with its walk in minutes, NaN beyond the cut-off), or ``None``.
+    ``reason`` is set (and
     the rest empty) when nothing could be proposed, saying why.
     """
 
@@ -84,6 +96,7 @@ class SitePlan:
     time_min_before: np.ndarray | None = None
     time_min_after: np.ndarray | None = None
     results: dict[str, LocateResult] = field(default_factory=dict)
+    uncoverable: pd.DataFrame | None = None
     reason: str | None = None
 
 
@@ -118,8 +131,13 @@ def _township_of(gdf, townships) -> np.ndarray:
     return out
 
 
-def _warn(message: str) -> None:
-    warnings.warn(message, PlannerWarning, stacklevel=3)
+def _warn(en: str, zh: str) -> None:
+    warnings.warn(PlannerWarning(en, zh), stacklevel=3)
+
+
+#: A tier's solve named in warnings: (English, Chinese).
+_TIER_WORDS = {"township_centre": ("township centre", "街镇综合养老服务中心"),
+               "community_station": ("community stations", "社区养老服务站")}
 
 
 def _weights(pop, column: str) -> np.ndarray:
@@ -127,7 +145,9 @@ def _weights(pop, column: str) -> np.ndarray:
         return pop[column].fillna(0).to_numpy(dtype=float)
     if "population" in pop.columns:
         _warn(f"locate: the population layer has no `{column}` column; weighting by "
-              "`population` instead. Set `weight:` in the locate section to choose.")
+              "`population` instead. Set `weight:` in the locate section to choose.",
+              f"选址：人口图层没有 `{column}` 列，改按 `population`（常住人口）加权。可在 "
+              "locate 部分用 `weight:` 指定。")
         return pop["population"].fillna(0).to_numpy(dtype=float)
     raise LocateError(f"locate: the population layer has no `{column}` column (columns: "
                       f"{list(pop.columns)}); set `weight:` in the scenario's locate section.")
@@ -208,22 +228,34 @@ def _coverage_rows(before_s, after_s, w, thresholds_min) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _solve(model, ms: TierModel, *, seed: int, threads: int, what: str) -> LocateResult:
-    """Solve ``model``; its warnings are re-issued naming the tier and in the run's words."""
+def _solve(model, ms: TierModel, *, seed: int, threads: int,
+           what: tuple[str, str]) -> LocateResult:
+    """Solve ``model``; its warnings are re-issued naming the tier and in the run's words.
+
+    ``what`` names the solve in English and Chinese.  The model's warning about
+    uncoverable rows is left to the caller (`_community_stations` names the units).
+    """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PlannerWarning)
         res = model.solve(time_limit_s=ms.time_limit_s, method=ms.method, seed=seed,
                           threads=threads)
+    cost_unit = f"({ms.coverage_min * 60.0:g} in the cost's unit)"
     for c in caught:
+        if issubclass(c.category, UncoverableWarning):
+            continue
         if issubclass(c.category, PlannerWarning):
-            msg = str(c.message).replace("demand rows", "population units").replace(
-                f"({ms.coverage_min * 60.0:g} in the cost's unit)", f"({ms.coverage_min:g} min)")
-            _warn(f"locate ({what}): {msg}")
+            w = reworded(c.message, en=lambda t: f"locate ({what[0]}): " + t.replace(
+                "demand rows", "population units").replace(cost_unit,
+                                                           f"({ms.coverage_min:g} min)"),
+                zh=lambda t: f"选址（{what[1]}）：" + t.replace("需求单元", "人口单元"))
+            warnings.warn(w, stacklevel=2)
         else:
             warnings.warn_explicit(c.message, c.category, c.filename, c.lineno)
     if res.status != "optimal" and ms.method != "heuristic":
-        _warn(f"locate ({what}): not proven optimal within {ms.time_limit_s:g} s "
-              f"(gap {res.gap:.2%}); raise `time_limit_s` for a proof.")
+        _warn(f"locate ({what[0]}): not proven optimal within {ms.time_limit_s:g} s "
+              f"(gap {res.gap:.2%}); raise `time_limit_s` for a proof.",
+              f"选址（{what[1]}）：在 {ms.time_limit_s:g} 秒内未能证明最优（差距 "
+              f"{res.gap:.2%}）；如需证明请增大 `time_limit_s`。")
     return res
 
 
@@ -261,6 +293,7 @@ class _Problem:
     seed: int
     threads: int
     chosen: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+    uncoverable: pd.DataFrame | None = None
     proposed: list[dict] = field(default_factory=list)
     results: dict[str, LocateResult] = field(default_factory=dict)
 
@@ -285,7 +318,9 @@ def _candidate_pool(net, pop, cands, *, township_centre, community_station, unco
                                   forbidden=forbidden, seed=seed)
         if len(gen):
             _warn(f"locate: {len(gen)} candidate sites were generated by weighted k-means "
-                  "on older residents outside the walking circle (ids gen-1...).")
+                  "on older residents outside the walking circle (ids gen-1...).",
+                  f"选址：按步行圈外老年人口加权 k-means 生成了 {len(gen)} 个候选点"
+                  "（编号 gen-1 …）。")
         cands = gen if cands is None or len(cands) == 0 else pd.concat(
             [cands, gen.to_crs(cands.crs)], ignore_index=True)
     return cands
@@ -302,17 +337,24 @@ def _township_centres(pb: _Problem, ms: TierModel, *, norm_checks, townships) ->
             cc = ok_cand[pb.cand_tw[ok_cand] == tw]
             if cc.size == 0:
                 _warn(f"locate: township {tw} needs a centre but has no candidate site "
-                      "(tier township_centre or empty) inside it; none proposed.")
+                      "(tier township_centre or empty) inside it; none proposed.",
+                      f"选址：街镇 {tw} 需要综合养老服务中心，但其范围内没有候选点（层级为 "
+                      "township_centre 或空），未能提出。")
                 continue
             if rows.size == 0:
                 _warn(f"locate: township {tw} needs a centre but no population unit lies in "
                       "it, so there is no one to place it for; none proposed. Add its "
                       "communities to the population layer (or check their `township` "
-                      "names against the townships layer).")
+                      "names against the townships layer).",
+                      f"选址：街镇 {tw} 需要综合养老服务中心，但人口图层中没有位于该街镇的单元，"
+                      "无从为其选址，未能提出。请将其社区加入人口图层（或核对 `township` "
+                      "名称与街镇图层是否一致）。")
                 continue
-            groups.append((tw, rows, cc, min(k, cc.size)))
+            groups.append((tw, rows, cc, _at_most_candidates(k, cc.size, "township_centre",
+                                                              where=tw)))
     elif ms.p > 0:
-        groups.append(("", np.arange(len(pb.pop)), ok_cand, int(ms.p)))
+        groups.append(("", np.arange(len(pb.pop)), ok_cand,
+                       _at_most_candidates(int(ms.p), ok_cand.size, "township_centre")))
     c_fixed = pb.c_fac[:, fixed_cols]
     for tw, rows, cc, k in groups:
         cost = sp.hstack([c_fixed, pb.c_cand[:, cc]]).tocsr()[rows]
@@ -320,7 +362,7 @@ def _township_centres(pb: _Problem, ms: TierModel, *, norm_checks, townships) ->
             cost, p=k, weights=w[rows], fixed=np.arange(fixed_cols.size),
             capacity=_capacities(ms, pb.facilities, fixed_cols, pb.cands, cc))
         res = _solve(model, ms, seed=pb.seed, threads=pb.threads,
-                     what=f"township centre {tw}".strip())
+                     what=(f"township centre {tw}".strip(), f"街镇综合养老服务中心 {tw}".strip()))
         pb.results[f"township_centre:{tw}" if tw else "township_centre"] = res
         pb.add("township_centre", "pmedian", res, fixed_cols.size, cc)
 
@@ -336,27 +378,83 @@ def _community_stations(pb: _Problem, ms: TierModel) -> None:
     cov_s = ms.coverage_min * 60.0
     if ok_cand.size == 0:
         _warn("locate: no candidate site may host a community station "
-              "(tier community_station or empty); none proposed.")
+              "(tier community_station or empty); none proposed.",
+              "选址：没有可设社区养老服务站的候选点（层级为 community_station 或空），未能提出。")
         return
     cap = _capacities(ms, pb.facilities, fixed_fac, pb.cands, cols_c)
     kw = dict(seed=pb.seed, threads=pb.threads)
     if ms.model == "lscp" or ms.p == "auto":
         lscp = LSCP.from_cost_matrix(cost, coverage=cov_s, target_share=ms.target_share,
                                      weights=w, fixed=fixed, capacity=cap)
-        res = _solve(lscp, ms, what="community stations, LSCP", **kw)
+        res = _solve(lscp, ms, what=("community stations, LSCP", "社区养老服务站，LSCP"), **kw)
         pb.results["community_station:lscp"] = res
+        _note_uncoverable(pb, res, w, ok_cand, ms)
     if ms.model == "lscp":
         pb.add("community_station", "lscp", res, fixed_fac.size, cols_c)
         return
-    p = int(res.objective) if ms.p == "auto" else min(int(ms.p), ok_cand.size)
+    p = int(res.objective) if ms.p == "auto" else _at_most_candidates(
+        int(ms.p), ok_cand.size, "community_station")
     if ms.model == "pmedian":
         mdl = PMedian.from_cost_matrix(cost, p=p, weights=w, fixed=fixed, capacity=cap)
     else:
         mdl = MCLP.from_cost_matrix(cost, p=p, coverage=cov_s, weights=w, fixed=fixed,
                                     capacity=cap)
-    res = _solve(mdl, ms, what=f"community stations, {ms.model}", **kw)
+    res = _solve(mdl, ms, what=(f"community stations, {ms.model}", f"社区养老服务站，{ms.model}"),
+                 **kw)
     pb.results[f"community_station:{ms.model}"] = res
     pb.add("community_station", ms.model, res, fixed_fac.size, cols_c)
+
+
+def _at_most_candidates(p: int, n_candidates: int, tier: str, *, where: str = "") -> int:
+    """``p`` new sites, or all ``n_candidates`` (with a warning naming both) when fewer."""
+    if p <= n_candidates:
+        return p
+    en, zh = _TIER_WORDS[tier]
+    _warn(f"locate ({en}{' ' + where if where else ''}): {p} new sites asked for but only "
+          f"{n_candidates} candidate site(s) may host one; all {n_candidates} are proposed. "
+          "Add candidate sites (or `generate_candidates`) to place more.",
+          f"选址（{zh}{' ' + where if where else ''}）：要求新增 {p} 处，但只有 {n_candidates} 个"
+          f"候选点可用；已全部提出这 {n_candidates} 处。如需更多，请增加候选点（或设置 "
+          "`generate_candidates`）。")
+    return n_candidates
+
+
+#: Columns of `SitePlan.uncoverable`.
+UNCOVERABLE_COLUMNS = ["id", "name", "township", "pop_60plus", "nearest_candidate_id",
+                       "time_min_nearest_candidate"]
+
+
+def _note_uncoverable(pb: _Problem, res: LocateResult, w: np.ndarray, ok_cand: np.ndarray,
+                      ms: TierModel) -> None:
+    """Name the units no station can cover (`SitePlan.uncoverable`) and warn about them."""
+    rows = np.asarray(res.uncoverable if res.uncoverable is not None else [], dtype=np.int64)
+    rows = rows[w[rows] > 0]
+    if rows.size == 0:
+        return
+    pop = pb.pop
+    best, arg = _nearest(sp.csr_array(pb.c_cand[rows]), ok_cand)
+    cand_ids = (pb.cands["id"].astype(str).to_numpy() if "id" in pb.cands.columns
+                else np.arange(len(pb.cands)).astype(str))
+    ids = pop["id"].to_numpy() if "id" in pop.columns else np.arange(len(pop))
+    names = pop["name"].to_numpy() if "name" in pop.columns else np.full(len(pop), "")
+    table = pd.DataFrame({
+        "id": ids[rows], "name": names[rows], "township": pb.pop_tw[rows],
+        ms.weight: w[rows],
+        "nearest_candidate_id": np.where(arg >= 0, cand_ids[ok_cand[np.maximum(arg, 0)]], None),
+        "time_min_nearest_candidate": np.where(np.isfinite(best), np.round(best / 60.0, 2),
+                                               np.nan),
+    })
+    pb.uncoverable = table.sort_values(table.columns[3], ascending=False, kind="stable")
+    first = [str(n) for n in pb.uncoverable["name"].head(5)]
+    more = " …" if rows.size > 5 else ""
+    _warn(f"locate (community stations, LSCP): {rows.size} population units "
+          f"(weight {w[rows].sum():g}) have no candidate nor existing site within "
+          f"{ms.coverage_min:g} min and cannot be covered ({', '.join(first)}{more}); they are listed "
+          "in the table `uncoverable_units` with their nearest candidate. Add candidate sites "
+          "near them.",
+          f"选址（社区养老服务站，LSCP）：{rows.size} 个人口单元（权重 {w[rows].sum():g}）"
+          f"在 {ms.coverage_min:g} 分钟内既无候选点也无现有设施，无法覆盖（{'、'.join(first)}{more}）；"
+          "详见表 `uncoverable_units`（含最近的候选点）。请在其附近增加候选点。")
 
 
 _SITE_COLUMNS = ["tier", "model", "candidate_id", "name", "township", "pop_60plus_served",
@@ -485,4 +583,5 @@ def propose_sites(
         table=table,
         coverage=_coverage_rows(before, after_all, w_old, thresholds_min),
         time_min_before=before / 60.0, time_min_after=after_all / 60.0, results=pb.results,
+        uncoverable=pb.uncoverable,
     )

@@ -74,14 +74,15 @@ def assemble(
         km_dropped=float(lengths[~keep_edge].sum() / 1000.0),
     )
     if sizes[biggest] < 0.5 * n:
-        warnings.warn(
+        warnings.warn(PlannerWarning(
             f"The walk network is fragmented: its largest connected part holds only "
             f"{sizes[biggest] / n:.0%} of the {n} nodes ({n_comp} parts). Roads may not be "
             "noded (check `join_tolerance_m`, the `bridge`/`tunnel`/`layer` columns) or the "
             "road classes excluded may cut it apart; parts under min_component_share are dropped.",
-            PlannerWarning,
-            stacklevel=3,
-        )
+            f"步行路网破碎：最大连通部分只含 {n} 个节点中的 {sizes[biggest] / n:.0%}（共 "
+            f"{n_comp} 个部分）。道路可能未打断相交（请检查 `join_tolerance_m` 及 "
+            "`bridge`/`tunnel`/`layer` 列），或排除的道路等级把路网切开；小于 "
+            "min_component_share 的部分已删除。"), stacklevel=3)
     new_id = np.cumsum(keep_node) - 1
     node_xy = node_xy[keep_node]
     eu, ev = new_id[edge_u[keep_edge]], new_id[edge_v[keep_edge]]

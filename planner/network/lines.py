@@ -128,12 +128,10 @@ def from_lines(
         )
     if bad.any() or len(gdf) < len(lines):
         n_bad = int(bad.sum()) + len(lines) - len(gdf)
-        warnings.warn(
-            f"{n_bad} rows of the road layer are empty or not lines "
-            f"({', '.join(sorted(set(kinds[bad])) or ['empty'])}) and were ignored.",
-            PlannerWarning,
-            stacklevel=2,
-        )
+        found = ', '.join(sorted(set(kinds[bad])) or ['empty'])
+        warnings.warn(PlannerWarning(
+            f"{n_bad} rows of the road layer are empty or not lines ({found}) and were ignored.",
+            f"道路图层有 {n_bad} 行为空或不是线（{found}），已忽略。"), stacklevel=2)
         gdf = gdf[~bad]
     metric = pyproj.CRS.from_user_input(crs) if crs is not None else _metric_crs_for(gdf)
     gdf = gdf.explode(index_parts=False).to_crs(metric)
@@ -141,12 +139,11 @@ def from_lines(
     ccol = _find_column(cols, class_column, _CLASS_COLUMNS, "road class")
     ncol = _find_column(cols, name_column, _NAME_COLUMNS, "road name")
     if ccol is None:
-        warnings.warn(
+        warnings.warn(PlannerWarning(
             "The road layer has no road-class column (fclass/highway/道路等级), so every line "
             "is treated as walkable, motorways included. Name the column with `class_column`.",
-            PlannerWarning,
-            stacklevel=2,
-        )
+            "道路图层没有道路等级列（fclass/highway/道路等级），所有线（包括高速公路）都按可步行"
+            "处理。请用 `class_column` 指定该列。"), stacklevel=2)
         classes = np.full(len(gdf), "unknown", dtype=object)
     else:
         classes = normalise_classes(gdf[ccol].to_numpy())

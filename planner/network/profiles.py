@@ -180,11 +180,11 @@ def class_filter(classes: np.ndarray, lengths_m: np.ndarray, *,
         unknown = sorted(set(dropped.index) - known)
         if unknown:
             counts = ", ".join(f"{c} ({report['excluded_classes'][c]})" for c in unknown)
-            warnings.warn(
+            warnings.warn(PlannerWarning(
                 f"Road classes not recognised as walkable were dropped: {counts}. If people "
                 "walk on them, list them in `network.include_classes` (with the walkable "
                 f"ones: {', '.join(sorted(walk))}).",
-                PlannerWarning,
-                stacklevel=3,
-            )
+                f"未识别为可步行的道路等级已删除：{counts}。如果人们在其上步行，请在 "
+                f"`network.include_classes` 中列出（连同可步行的等级：{', '.join(sorted(walk))}）。"),
+                stacklevel=3)
     return keep

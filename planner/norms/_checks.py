@@ -26,7 +26,10 @@ Units and assignment
 Missing data
 ------------
 A value that cannot be computed gives ``status="not_assessable"`` and names
-the missing data in ``missing`` (``"facilities.land_area_m2"``).  Where only
+the missing data in ``missing`` (``"facilities.land_area_m2"``).  A column
+the facilities layer lacks altogether (or its ``tier``, where a measure
+counts one tier) makes every unit of the rule not assessable, also the
+units without such facilities.  Where only
 some facilities lack a summed value (land, floor area, beds, workers), the
 known part is a lower bound: the unit passes if the lower bound passes, and
 is "not assessable" otherwise.  Facilities with no ``beds`` value are left
@@ -155,13 +158,15 @@ def _ids(df: pd.DataFrame, *, layer: str = "", stacklevel: int = 4) -> pd.Series
     ids = ids.where(ids.notna(), pd.Series([f"#{i}" for i in range(len(df))], index=df.index))
     dup = ids.duplicated(keep=False)
     if dup.any() and layer:
-        warnings.warn(
+        first = ids[dup].iloc[0]
+        warnings.warn(PlannerWarning(
             f"Layer `{layer}` has {int(dup.sum())} rows with duplicate ids "
-            f"(e.g. {ids[dup].iloc[0]!r}); the norm checks number them "
-            f"'{ids[dup].iloc[0]}#1', '#2'... Give each row its own id to name them in the "
+            f"(e.g. {first!r}); the norm checks number them "
+            f"'{first}#1', '#2'... Give each row its own id to name them in the "
             "results.",
-            PlannerWarning, stacklevel=stacklevel,
-        )
+            f"图层 `{layer}` 有 {int(dup.sum())} 行编号重复（如 {first!r}）；规范核查将其编为 "
+            f"'{first}#1'、'#2'……请为每行设唯一编号，以便在结果中区分。"),
+            stacklevel=stacklevel)
     if dup.any():
         n = ids.groupby(ids).cumcount() + 1
         ids = ids.where(~dup, ids + "#" + n.astype(str))
@@ -178,13 +183,14 @@ def _warn_unmatched(df: pd.DataFrame, column: str, units: Units | None, layer: s
                   if v is not None and m is None})
     if bad:
         shown = ", ".join(repr(b) for b in bad[:5]) + (" ..." if len(bad) > 5 else "")
-        warnings.warn(
+        warnings.warn(PlannerWarning(
             f"{len(bad)} value(s) of `{layer}.{column}` match no name or id of the "
             f"{units.source} units: {shown}. Those rows are placed by their location "
             f"(or left out of {column} totals when outside every unit); fix the spelling "
             f"in `{layer}.{column}` to assign them by name.",
-            PlannerWarning, stacklevel=stacklevel,
-        )
+            f"`{layer}.{column}` 有 {len(bad)} 个值与 {units.source} 单元的名称或编号都不匹配："
+            f"{shown}。这些行按位置归属（不在任何单元内的不计入 {column} 合计）；请修正 "
+            f"`{layer}.{column}` 的写法，以便按名称归属。"), stacklevel=stacklevel)
 
 
 def _names(df: pd.DataFrame, ids: pd.Series) -> pd.Series:
@@ -650,13 +656,19 @@ def _ratio_by_unit(ctx: Ctx, *, col: str, den_col: str, per: float, text: str,
     if not data.has_facilities:
         ctx.all_missing(units, "facilities")
         return
+    # a column the layer lacks leaves every unit unknown, also those without such facilities
+    # (0 of an unknown quantity is no evidence of a shortfall)
+    absent = [c for c in (col, "tier" if tier is not None else None)
+              if c is not None and len(data.fac) and c not in data.fac.columns]
+    if absent:
+        ctx.all_missing(units, " and ".join(f"facilities.{c}" for c in absent))
+        return
     key = data.unit_key(scope)
     fac = data.facilities_in(tier)
     if fac_filter is not None and len(fac):
         fac = fac_filter(fac)
     num, nmiss = _fac_sum(fac, key, col)
     den, den_src = den_fn(units) if den_fn else data.unit_counts(scope, den_col)
-    col_absent = bool(len(fac)) and col not in fac.columns
     num, nmiss, den = num.to_dict(), nmiss.to_dict(), den.to_dict()
     for uid, name in units.table["name"].items():
         n = float(num.get(uid, 0.0))
@@ -667,9 +679,6 @@ def _ratio_by_unit(ctx: Ctx, *, col: str, den_col: str, per: float, text: str,
             continue
         if d <= 0:
             ctx.add(uid, name, np.nan, need=None, missing=f"{den_src} (0 in this unit)")
-            continue
-        if col_absent and miss > 0:
-            ctx.add(uid, name, np.nan, need=None, missing=f"facilities.{col}")
             continue
         ctx.add(uid, name, n / d * per, need=lambda v, n=n, d=d: thr * d / per - n, text=text,
                 partial=_partial(miss, col))
@@ -840,6 +849,9 @@ def _nursing_share(ctx: Ctx) -> None:
     if units is None:
         return
     data, thr = ctx.data, ctx.rule.threshold
+    if missing := _tier_data_missing(data):
+        ctx.all_missing(units, missing)
+        return
     key = data.unit_key(ctx.rule.scope)
     fac = data.facilities_in(ctx.rule.tier or INSTITUTION_TIERS)
     for col in ("beds", "nursing_beds"):

@@ -22,6 +22,7 @@ import yaml
 from planner import defaults as D
 from planner._errors import NormsError, collect
 from planner._schema import TIERS
+from planner._yaml import first_alias
 
 __all__ = [
     "MEASURES", "RULES_DIR", "SCOPES", "TOWNSHIP_KINDS", "MeasureSpec", "Rule", "RuleSet",
@@ -206,7 +207,14 @@ def _resolve(name_or_path: str | Path, *, base: Path | None = None) -> Path:
 
 def _read(path: Path) -> dict:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        if (alias := first_alias(text)) is not None:
+            raise NormsError(
+                f"Rule file {path} uses a YAML alias (`*{alias[1]}` at line {alias[0]}); "
+                "aliases and anchors (`&name`) are not allowed in a rule file, since nested ones "
+                "can expand to gigabytes. Write each rule's fields out in full."
+            )
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -405,6 +413,21 @@ def _merge_rules(raw_rules: list, parent_rules: dict[str, dict], *, ext: Any, pa
     return merged
 
 
+def _none_in_force(rules: list[Rule], plan_year: int, path: Path) -> str:
+    """Why no rule of a non-empty rule set is in force in ``plan_year``, and the fix."""
+    first = min(r.applies_from for r in rules)
+    ends = [r.applies_until for r in rules]
+    if plan_year < first:
+        when = (f"every rule applies from {first} or later (the earliest `applies_from`). "
+                f"Set the plan year (`norms.plan_year`) to {first} or later")
+    else:
+        last = max(e for e in ends if e is not None)
+        when = (f"every rule ended by {last} (the latest `applies_until`). Set the plan year "
+                f"(`norms.plan_year`) to {last} or earlier")
+    return (f"No rule of rule set {path.stem} ({path}) applies in plan year {plan_year}: "
+            f"{when}, or choose a rule set in force in {plan_year}.")
+
+
 def load_rules(name_or_path: str | Path, *, plan_year: int | None = None) -> RuleSet:
     """Read a rule set: a shipped jurisdiction name or the path of a YAML rule file.
 
@@ -416,7 +439,9 @@ def load_rules(name_or_path: str | Path, *, plan_year: int | None = None) -> Rul
         (copy a shipped file and edit it; ``extends:`` may name a shipped set).
     plan_year
         Keep only the rules in force in this year (``applies_from`` ≤ year ≤
-        ``applies_until``); ``None`` keeps every rule.
+        ``applies_until``); ``None`` keeps every rule.  A year in which no rule
+        of a non-empty rule set is in force is an error (a check would
+        otherwise pass with nothing checked).
 
     Returns
     -------
@@ -426,7 +451,9 @@ def load_rules(name_or_path: str | Path, *, plan_year: int | None = None) -> Rul
     ------
     NormsError
         Unknown name, missing file, or a malformed file: the message names
-        the file, each rule (id or index) and field that is wrong.
+        the file, each rule (id or index) and field that is wrong.  Also
+        when no rule is in force in ``plan_year`` (naming the earliest
+        ``applies_from``).
 
     Examples
     --------
@@ -444,5 +471,8 @@ def load_rules(name_or_path: str | Path, *, plan_year: int | None = None) -> Rul
             kwargs["minutes"] = float(kwargs["minutes"])
         rules.append(Rule(**kwargs, file=raw["file"]))
     if plan_year is not None:
-        rules = [r for r in rules if r.applies_in(plan_year)]
+        in_force = [r for r in rules if r.applies_in(plan_year)]
+        if rules and not in_force:
+            raise NormsError(_none_in_force(rules, plan_year, path))
+        rules = in_force
     return RuleSet(rules=rules, jurisdiction=dict(jur), files=files, plan_year=plan_year)

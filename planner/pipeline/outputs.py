@@ -9,22 +9,24 @@ versions, step timings and warnings, also when a step fails.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import json
 import os
 import platform
+import re
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from planner._errors import OutputError
-from planner.pipeline.result import RunResult
+from planner.pipeline.result import TEMP_NAME, RunResult
 from planner.pipeline.scenario import input_paths
 from planner.pipeline.settings import Scenario
 
-__all__ = ["hash_inputs", "package_versions", "plain_columns", "prepare_out_dir", "sha256_of",
-           "write_layers_and_tables", "write_run_json"]
+__all__ = ["csv_safe", "hash_inputs", "package_versions", "plain_columns", "prepare_out_dir",
+           "remove_temporary_files", "sha256_of", "write_layers_and_tables", "write_run_json"]
 
 
 # --------------------------------------------------------------------------- output folder
@@ -38,7 +40,8 @@ def prepare_out_dir(scenario: Scenario, out_dir: str | os.PathLike | None, *,
     """Check and create the output folder of a run.
 
     Rules: never write where an input file lies (the output folder may not
-    contain any input file of the scenario, nor be a file); refuse a
+    contain any input file of the scenario, nor be a file); remove the
+    temporary files a killed run left (`remove_temporary_files`); refuse a
     non-empty folder unless ``overwrite``; the folder must be writable
     (created, and a probe file written and deleted in it, here, before any
     analysis step); with ``overwrite``, files that a previous run listed in
@@ -83,6 +86,8 @@ def prepare_out_dir(scenario: Scenario, out_dir: str | os.PathLike | None, *,
         raise OutputError(f"Output path {out} exists and is not a folder. Choose a folder "
                           "with -o/--out.")
     try:
+        if out.is_dir():
+            remove_temporary_files(out)
         filled = out.is_dir() and any(out.iterdir())
     except OSError as exc:
         raise _unwritable(out, exc) from None
@@ -124,6 +129,19 @@ def _unwritable(out: Path, exc: OSError) -> OutputError:
         f"Output folder {out} cannot be written: {why}. Nothing was run. Choose a folder "
         "you can write to with -o/--out (or `output:` in the scenario)."
     )
+def remove_temporary_files(out: Path) -> list[Path]:
+    """Delete the temporary files a killed run left in ``out`` (`TEMP_NAME`), and nothing else.
+
+    `RunResult.write` removes its temporary file itself unless the process
+    dies (SIGKILL, a power cut); the next run into the folder cleans up.
+    Returns the files removed.
+    """
+    gone = []
+    for f in sorted(out.rglob(".tmp-*")):
+        if f.is_file() and TEMP_NAME.fullmatch(f.name):
+            f.unlink()
+            gone.append(f)
+    return gone
 
 
 def _remove_previous_outputs(out: Path) -> None:
@@ -204,7 +222,7 @@ def write_layers_and_tables(result: RunResult) -> str | None:
             if df is None or not hasattr(df, "to_csv"):
                 continue
             result.write(f"tables/{name}.csv",
-                         lambda tmp, df=df: plain_columns(df).to_csv(
+                         lambda tmp, df=df: csv_safe(plain_columns(df)).to_csv(
                              tmp, index=False, encoding="utf-8-sig"))
             written += 1
     if not written:
@@ -226,7 +244,53 @@ def plain_columns(df):
     return df
 
 
+#: First characters that make a spreadsheet read a cell as a formula (OWASP "CSV injection").
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?%?")
+
+
+def _neutralise(value: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula, with a leading ``'``."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START) \
+            and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def csv_safe(df):
+    """A copy whose text cells cannot run as spreadsheet formulas (numbers are left alone).
+
+    A text cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+    return gets a leading single quote, the usual defence against CSV
+    injection (Excel and LibreOffice show the text, run nothing); a text that
+    is a plain number (``-5``, ``+3.2``) is no formula and stays as it is,
+    and numeric columns are never touched.
+    """
+    import pandas as pd
+
+    geom = getattr(df, "_geometry_column_name", None)
+    text = [c for c in df.columns if c != geom and (df[c].dtype == object
+                                                     or isinstance(df[c].dtype, pd.StringDtype))]
+    bad = [c for c in text if df[c].map(lambda v: _neutralise(v) is not v).any()]
+    if not bad:
+        return df
+    df = df.copy()
+    for c in bad:
+        df[c] = df[c].map(_neutralise)
+    return df
+
+
+@functools.cache
+def _versions() -> tuple[tuple[str, str], ...]:
+    return tuple(_package_versions().items())
+
+
 def package_versions() -> dict[str, str]:
+    """Python, platform and the versions of the main packages (looked up once per process)."""
+    return dict(_versions())
+
+
+def _package_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version(), "platform": platform.platform()}
@@ -260,8 +324,8 @@ def write_run_json(result: RunResult, *, started: str, seconds: float, status: s
         "versions": package_versions(),
         "steps": [s.__dict__ for s in result.steps],
         "warnings": result.warnings,
-        "files": sorted(str(p.relative_to(result.out_dir)) for p in result.files)
-        + ["run.json"],
+        "files": sorted(str(p.relative_to(result.out_dir)) for p in result.files
+                        if p != result.out_dir / "run.json") + ["run.json"],
     }
     text = json.dumps(info, ensure_ascii=False, indent=2, default=str)
     result.write("run.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,7 +13,13 @@ from typing import Any
 from planner._errors import OutputError
 from planner.pipeline.settings import Scenario
 
-__all__ = ["RunResult", "StepRecord"]
+__all__ = ["TEMP_NAME", "RunResult", "StepRecord"]
+
+#: Names of the temporary files `RunResult.write` makes (``.tmp-``, ``tempfile.mkstemp``'s
+#: random characters, the suffix of an output a run writes) and their SQLite side files; a
+#: run that was killed leaves them, and the next run into the folder removes them (nothing
+#: else: a user's ``.tmp-notes.txt`` stays).
+TEMP_NAME = re.compile(r"\.tmp-[a-z0-9_]+\.(gpkg|csv|json|html|xlsx|png|svg)(-journal|-wal|-shm)?")
 
 
 @dataclass
@@ -20,7 +27,7 @@ class StepRecord:
     """What happened to one step of a run."""
 
     name: str
-    status: str  # "done" | "skipped" | "failed"
+    status: str  # "done" | "skipped" | "failed" | "interrupted"
     seconds: float = 0.0
     reason: str = ""
 

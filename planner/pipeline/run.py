@@ -54,7 +54,9 @@ def run(
     ------
     ScenarioError, OutputError, LayerError, ...
         A `PlannerError` on bad input.  When a step fails and there is an
-        output folder, ``run.json`` is still written with the failed step.
+        output folder, ``run.json`` is still written with the failed step
+        (status ``failed``; ``interrupted`` on Ctrl-C / SIGINT, and
+        ``running`` while the run goes on, so a run that was killed says so).
 
     Examples
     --------
@@ -78,6 +80,7 @@ def run(
     result.out_dir = O.prepare_out_dir(scenario, out_dir, overwrite=overwrite)
     started, t_run = time.strftime("%Y-%m-%dT%H:%M:%S%z"), time.perf_counter()
     result.inputs = O.hash_inputs(scenario, scenario_file)
+    _record(result, started, t_run, "running")
     for name, fn in order:
         if steps is not None and name not in steps:
             result.steps.append(StepRecord(name, "skipped", reason="not requested"))
@@ -89,16 +92,29 @@ def run(
             fn = _steps.step(fn)
         try:
             reason = fn(result)
+        except KeyboardInterrupt:  # Ctrl-C / SIGINT: say so in run.json, then stop
+            result.steps.append(StepRecord(name, "interrupted", time.perf_counter() - t0,
+                                           "interrupted (KeyboardInterrupt, e.g. Ctrl-C)"))
+            _record(result, started, t_run, "interrupted",
+                    error=f"KeyboardInterrupt: interrupted during step {name!r}")
+            raise
         except BaseException as exc:
             result.steps.append(StepRecord(name, "failed", time.perf_counter() - t0,
                                            f"{type(exc).__name__}: {exc}".splitlines()[0]))
-            if result.out_dir is not None and not isinstance(exc, KeyboardInterrupt):
-                O.write_run_json(result, started=started, seconds=time.perf_counter() - t_run,
-                                 status="failed", error=f"{type(exc).__name__}: {exc}")
+            _record(result, started, t_run, "failed", error=f"{type(exc).__name__}: {exc}")
             raise
         status = "skipped" if reason else "done"
         result.steps.append(StepRecord(name, status, time.perf_counter() - t0, reason or ""))
+        if status == "done":
+            _record(result, started, t_run, "running")
+    _record(result, started, t_run, "done")
+    return result
+
+
+def _record(result: RunResult, started: str, t_run: float, status: str,
+            error: str | None = None) -> None:
+    """Write ``run.json`` with ``status`` ("running" after each step: a run that is killed
+    leaves it, with the files written so far for the next ``--overwrite`` to remove)."""
     if result.out_dir is not None:
         O.write_run_json(result, started=started, seconds=time.perf_counter() - t_run,
-                         status="done")
-    return result
+                         status=status, error=error)

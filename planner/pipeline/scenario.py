@@ -15,6 +15,7 @@ import yaml
 from pydantic import ValidationError
 
 from planner._errors import ScenarioError
+from planner._yaml import first_alias
 from planner.pipeline.settings import Scenario
 
 __all__ = ["check_files", "demo_scenario_path", "input_paths", "load_scenario"]
@@ -141,8 +142,9 @@ def _format_validation_error(exc: ValidationError, index: dict, source: str,
                 m = m[len("Value error, "):] if m.startswith("Value error, ") else m
                 if m not in msgs:
                     msgs.append(m)
-            got = _describe_input(first.get("input"))
-            problems.append((line, f"{where}`{key}`: {' or '.join(msgs)} (got {got})"))
+            value = first.get("input")
+            got = "" if isinstance(value, dict) else f" (got {_describe_input(value)})"
+            problems.append((line, f"{where}`{key}`: {' or '.join(msgs)}{got}"))
     return _problems_text(source, problems)
 
 
@@ -227,6 +229,12 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
             f"Scenario {path} is not UTF-8 text. Save it as UTF-8 (most editors: "
             "'Save with encoding' → UTF-8)."
         ) from None
+    if (alias := first_alias(text)) is not None:
+        raise ScenarioError(
+            f"Scenario {path} uses a YAML alias (`*{alias[1]}` at line {alias[0]}); aliases and "
+            "anchors (`&name`) are not allowed in a scenario, since nested ones can expand to "
+            "gigabytes. Write the values out in full."
+        )
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -259,9 +267,35 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         raise ScenarioError(_format_validation_error(exc, index, str(path), extra)) from None
+    if not any("`norms.rules`" in m for _, m in extra):  # a missing rule file is named already
+        extra += _rule_problems(scenario, index)
     if extra:
         raise ScenarioError(_problems_text(str(path), extra))
     return scenario
+
+
+def _rule_problems(scenario: Scenario, index: dict) -> list[tuple[int | None, str]]:
+    """The scenario's rule set read once (cheap), so a bad one is reported with the scenario.
+
+    A rule set with no rule in force in ``norms.plan_year`` is reported at
+    ``plan_year``'s line; any other rule-file problem at ``norms.rules``.
+    """
+    s = scenario.norms
+    if s is None:
+        return []
+    from planner import norms as NR
+    from planner._errors import NormsError
+
+    name = s.rules
+    try:
+        NR.load_rules(scenario.resolve(Path(name)) if NR.is_rule_file(name) else name,
+                      plan_year=s.plan_year)
+    except NormsError as exc:
+        key = ("norms", "plan_year") if "applies in plan year" in str(exc) else ("norms", "rules")
+        line = _line_of(index, key)
+        where = f"line {line}: " if line else ""
+        return [(line, f"{where}`{'.'.join(key)}`: {exc}")]
+    return []
 
 
 def check_files(scenario: Scenario, *, index: dict | None = None, source: str = "scenario") -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from planner import defaults as D
 
@@ -124,7 +124,7 @@ class AccessSettings(_Section):
 
     thresholds_min: list[float] = Field(default_factory=lambda: list(D.THRESHOLDS_MIN))
     circle_min: float = Field(default=D.CIRCLE_MIN, gt=0)
-    cutoff_min: float = Field(default=D.CUTOFF_MIN, gt=0)
+    cutoff_min: float = Field(default=D.CUTOFF_MIN, gt=0, validate_default=True)
     service_areas: bool = True
     service_area_buffer_m: float = Field(default=D.SERVICE_AREA_BUFFER_M, gt=0)
     blind_spot_eps_m: float = Field(default=D.BLIND_SPOT_EPS_M, gt=0)
@@ -136,6 +136,23 @@ class AccessSettings(_Section):
         if not v or any(t <= 0 for t in v):
             raise ValueError("thresholds_min must be a non-empty list of positive minutes")
         return sorted(v)
+
+    @field_validator("cutoff_min")
+    @classmethod
+    def _cutoff_reaches_thresholds(cls, v: float, info: ValidationInfo) -> float:
+        """Walks are cut at ``cutoff_min``: a threshold beyond it would count too few residents."""
+        longest = [(t, f"thresholds_min ({t:g})") for t in info.data.get("thresholds_min") or []]
+        if info.data.get("circle_min") is not None:
+            longest.append((info.data["circle_min"], f"circle_min ({info.data['circle_min']:g})"))
+        over = [what for t, what in longest if t > v]
+        if over:
+            top = max(t for t, _ in longest)
+            raise ValueError(
+                f"cutoff_min ({v:g}) is below {' and '.join(dict.fromkeys(over))}: walks longer "
+                f"than the cut-off are not routed, so those residents would count as not "
+                f"covered; set cutoff_min to at least {top:g} (the default is {D.CUTOFF_MIN:g})"
+            )
+        return v
 
 
 class DemandSettings(_Section):
@@ -153,6 +170,9 @@ class DemandSettings(_Section):
 
     census: Path | None = None
     census_previous: Path | None = None
+    #: sheet of census workbooks (.xlsx): a name, a 0-based number or ``all`` (default: the one
+    #: sheet with data; several sheets with data are an error listing them)
+    sheet: str | int | None = None
     area_layer: Literal["districts", "townships"] = "districts"
     area_key: str = "name"
     table_key: str | None = None
@@ -256,6 +276,27 @@ class Scenario(_Section):
     outputs: OutputsSettings = Field(default_factory=OutputsSettings)
     osm_data: bool = False
     base_dir: Path = Field(default=Path("."), exclude=True)
+
+    @field_validator("locate")
+    @classmethod
+    def _coverage_within_cutoff(cls, v: LocateSettings | None,
+                                info: ValidationInfo) -> LocateSettings | None:
+        """A model's ``coverage_min`` beyond the access cut-off would cover too few residents."""
+        if v is None or "access" not in info.data:  # no locate, or access itself is invalid
+            return v
+        access = info.data["access"]
+        cutoff = access.cutoff_min if access is not None else D.CUTOFF_MIN
+        over = [f"{tier}.coverage_min ({ms.coverage_min:g})"
+                for tier in ("township_centre", "community_station")
+                if (ms := getattr(v, tier)) is not None and ms.coverage_min > cutoff]
+        if over:
+            raise ValueError(
+                f"{' and '.join(over)} is beyond the routing cut-off access.cutoff_min "
+                f"({cutoff:g}): walks longer than the cut-off are not routed, so residents "
+                "between the two would count as not covered; raise access.cutoff_min or lower "
+                "coverage_min"
+            )
+        return v
 
     def resolve(self, path: Path | str | None) -> Path | None:
         """Return ``path`` resolved relative to the scenario file's folder."""

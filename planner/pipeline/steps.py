@@ -30,7 +30,7 @@ from planner import layers as L
 from planner import locate as LC
 from planner import network as N
 from planner import norms as NR
-from planner._errors import DemandError, LayerError, NetworkError
+from planner._errors import DemandError, LayerError, NetworkError, text_of
 from planner.defaults import MAX_SNAP_M
 from planner.pipeline import outputs as O
 from planner.pipeline.result import RunResult
@@ -46,7 +46,8 @@ def step(fn: StepFunction) -> StepFunction:
     """Collect the warnings ``fn`` raises on ``result.warnings`` and issue them again.
 
     Every warning (deprecations aside) is recorded once per message, in the
-    order raised, the moment it is raised: what the step builds afterwards
+    order raised and in the scenario's language (`PlannerWarning.text`), the
+    moment it is raised: what the step builds afterwards
     sees it on ``result.warnings`` (the report step lists the warning its
     own print maps raised).  They are re-issued after the step so a
     notebook shows them.
@@ -61,8 +62,9 @@ def step(fn: StepFunction) -> StepFunction:
 
         def record(message, category, filename, lineno, file=None, line=None) -> None:
             caught.append(warnings.WarningMessage(message, category, filename, lineno))
-            if str(message) not in result.warnings[before:]:
-                result.warnings.append(str(message))
+            text = text_of(message, result.lang)  # in the scenario's language
+            if text not in result.warnings[before:]:
+                result.warnings.append(text)
 
         try:
             with warnings.catch_warnings():
@@ -157,11 +159,11 @@ def demand(result: RunResult) -> str | None:
         return "no census table (demand.census)"
     scen = result.scenario
     table = DM.older_groups(DM.read_census(scen.resolve(s.census), key=s.table_key,
-                                           trust=s.trust))
+                                           trust=s.trust, sheet=s.sheet))
     previous = None
     if s.census_previous is not None:
         previous = DM.read_census(scen.resolve(s.census_previous), key=s.table_key,
-                                  trust=s.trust)
+                                  trust=s.trust, sheet=s.sheet)
     life = DM.read_life_table(scen.resolve(s.life_table)) if s.life_table else None
     area_col = "district" if s.area_layer == "districts" else "township"
     areas = result.layers.get(s.area_layer)
@@ -340,7 +342,8 @@ def locate(result: RunResult) -> str | None:
     """Propose township centres and community stations (`planner.locate.propose_sites`).
 
     Stores ``layers["proposed_sites"]``, ``tables["proposed_sites"]``,
-    ``tables["coverage_before_after"]``, ``artifacts["locate_results"]`` and
+    ``tables["coverage_before_after"]``, ``tables["uncoverable_units"]`` (the
+    units no station can cover, when there are some), ``artifacts["locate_results"]`` and
     each unit's walk once the sites exist (``time_min_after`` in
     ``layers["population_after"]``, for the print maps).
     """
@@ -371,6 +374,8 @@ def locate(result: RunResult) -> str | None:
     result.layers["proposed_sites"] = plan.sites
     result.tables["proposed_sites"] = plan.table
     result.tables["coverage_before_after"] = plan.coverage
+    if plan.uncoverable is not None and len(plan.uncoverable):
+        result.tables["uncoverable_units"] = plan.uncoverable
     result.artifacts["locate_results"] = plan.results
     result.artifacts["site_plan"] = plan
     return None
