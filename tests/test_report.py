@@ -231,7 +231,9 @@ def test_report_lists_the_font_warning_its_own_print_maps_raised(tmp_path, monke
     r.scenario.outputs.map = False
     with pytest.warns(PlannerWarning, match=r"No Chinese \(CJK\) font found") as rec:
         assert ST.report(r) is None
-    font = [str(w.message) for w in rec if "CJK" in str(w.message)][0]
+    from planner._errors import text_of
+
+    font = [text_of(w.message, r.lang) for w in rec if "CJK" in str(w.message)][0]
     assert r.warnings == ["an earlier step's warning", font]  # once, after the earlier one
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
     for w in r.warnings:
