@@ -88,7 +88,12 @@ class NetworkSettings(_Section):
     ``coord_system``), ``osm`` (a .osm / .osm.pbf extract), ``graphml``,
     or an OSMnx download by ``place`` or ``bbox`` (online only).
     ``exclude_classes`` replaces the default motorway/trunk exclusion;
-    ``include_classes`` lists exactly the classes walked.
+    ``include_classes`` lists exactly the classes walked.  A unit or facility
+    whose nearest street is on a small fragment (a piece not connected to the
+    main network and holding no facility) snaps to the main network unless
+    it is within ``fragment_snap_m`` of the fragment and at most
+    ``fragment_ratio`` of its distance to the main network
+    (`planner.access.snap_points`).
     """
 
     source: Literal["lines", "osm", "graphml", "osmnx_place", "osmnx_bbox"] = "lines"
@@ -104,6 +109,10 @@ class NetworkSettings(_Section):
     avoid_steps: bool | None = None
     join_tolerance_m: float = Field(default=D.JOIN_TOLERANCE_M, ge=0.0, le=50.0)
     max_snap_m: float = Field(default=D.MAX_SNAP_M, gt=0.0)
+    #: a unit or facility stays on a small fragment only within this many metres of it ...
+    fragment_snap_m: float = Field(default=D.FRAGMENT_SNAP_M, ge=0.0)
+    #: ... and at most this share of its distance to the main network (else: main network)
+    fragment_ratio: float = Field(default=D.FRAGMENT_SNAP_RATIO, ge=0.0, le=1.0)
     min_component_share: float = Field(default=D.MIN_COMPONENT_SHARE, ge=0.0, le=1.0)
     crossing_delay_s: float = Field(default=0.0, ge=0.0)
     class_column: str | None = None  # road-class column of a line layer (default: found)

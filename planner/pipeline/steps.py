@@ -80,6 +80,15 @@ def _max_snap_m(scenario: Scenario) -> float:
     return scenario.network.max_snap_m if scenario.network is not None else MAX_SNAP_M
 
 
+def _snap_rule(scenario: Scenario) -> dict[str, float]:
+    """The snap limit and the fragment rule of the scenario's network settings."""
+    s = scenario.network
+    if s is None:
+        return {"max_snap_m": MAX_SNAP_M}
+    return {"max_snap_m": s.max_snap_m, "fragment_snap_m": s.fragment_snap_m,
+            "fragment_ratio": s.fragment_ratio}
+
+
 # --------------------------------------------------------------------------- layers
 def load_layer(settings: LayerSettings, *, kind: str, scenario: Scenario,
                target_crs: pyproj.CRS | None, name: str | None = None):
@@ -245,8 +254,10 @@ def network(result: RunResult) -> str | None:
 def access(result: RunResult) -> str | None:
     """Walking times, coverage, blind spots, service areas and 2SFCA.
 
-    Snaps population (from compound gates where a ``gates`` layer exists)
-    and facilities, and stores ``population_access``, ``blind_spots`` and
+    Snaps facilities, then population (from compound gates where a ``gates``
+    layer exists; units snap freely to every network component holding a
+    facility and off other small fragments, see `planner.access.snap_points`),
+    and stores ``population_access``, ``blind_spots`` and
     ``service_areas`` (layers), ``coverage`` and ``fca`` (tables), and the
     ``snap_population`` / ``snap_facilities`` artifacts.
     """
@@ -260,13 +271,13 @@ def access(result: RunResult) -> str | None:
     if population is None or len(population) == 0:
         return "no population layer"
     s = result.scenario.access or AccessSettings()
-    max_snap_m = _max_snap_m(result.scenario)
-    snap_pop = A.snap_units(net, population, gates=result.layers.get("gates"),
-                            max_snap_m=max_snap_m, warn=False)
-    snap_fac = A.snap_points(net, facilities, max_snap_m=max_snap_m, warn=False,
-                             what="facilities")
+    rule = _snap_rule(result.scenario)
+    snap_fac = A.snap_points(net, facilities, warn=False, what="facilities", **rule)
+    snap_pop = A.snap_units(net, population, gates=result.layers.get("gates"), warn=False,
+                            main_components=A.served_components(net, snap_fac), **rule)
     for snapped, what in ((snap_pop, "population units"), (snap_fac, "facilities")):
         snapped.warn_far(what)
+        snapped.warn_fragments(what)
     result.artifacts["snap_population"] = snap_pop
     result.artifacts["snap_facilities"] = snap_fac
     pa = A.population_access(
