@@ -12,9 +12,12 @@ __all__ = [
     "BLIND_SPOT_EPS_M", "CIRCLE_MIN", "CUTOFF_MIN", "FCA_CATCHMENT_MIN", "FRAGMENT_SNAP_M",
     "FRAGMENT_SNAP_RATIO", "JOIN_TOLERANCE_M",
     "LOCATE_TIME_LIMIT_S", "MAP_SIMPLIFY_M", "MAX_SNAP_M", "MIN_COMPONENT_SHARE", "PLAN_YEAR",
-    "PLAN_YEARS", "SERVICE_AREA_BUFFER_M", "SOLVE_TIME_LIMIT_S", "THRESHOLDS_MIN",
+    "PLAN_YEARS", "REGION", "SERVICE_AREA_BUFFER_M", "SOLVE_TIME_LIMIT_S", "THRESHOLDS_MIN",
 ]
 
+#: Where the data may lie: "china" (points outside China are an error, as a wrong coordinate
+#: column or CRS usually is) or "any" (anywhere; GCJ-02/BD-09 conversion is then refused).
+REGION: str = "china"
 #: Farthest a demand unit, facility or candidate may lie from a street (m).
 MAX_SNAP_M: float = 300.0
 #: A point stays on a small network fragment (a component that is not the main network and

@@ -63,6 +63,7 @@ from planner import coords
 from planner._errors import LayerError, PlannerWarning, collect
 from planner._schema import SYNONYMS
 from planner._validate import normalize_tier
+from planner.defaults import REGION
 
 __all__ = ["KINDS", "LAYER_KINDS", "as_crs", "normalize_tier", "read_layer"]
 
@@ -434,6 +435,7 @@ def read_layer(
     target_crs: Any = None,
     name: str | None = None,
     tiers: dict[str, str] | None = None,
+    region: Literal["china", "any"] = REGION,
 ) -> gpd.GeoDataFrame:
     """Read, check and project one layer.
 
@@ -476,6 +478,11 @@ def read_layer(
         Name of the layer in messages (default: the file name).
     tiers
         Extra facility-tier mapping of values (``{"老年食堂": "other"}``).
+    region
+        ``"china"`` (default): features outside China are an error (usually
+        a wrong coordinate column or CRS).  ``"any"``: the data may lie
+        anywhere; GCJ-02/BD-09 ``coord_system`` is then refused, since those
+        offsets exist only inside China.
 
     Returns
     -------
@@ -502,7 +509,8 @@ def read_layer(
                          "scenario, paths are relative to the scenario file).")
     columns = dict(columns or {})
     system, file_crs, target = _check_arguments(label=label, coord_system=coord_system,
-                                                encoding=encoding, crs=crs, target_crs=target_crs)
+                                                encoding=encoding, crs=crs, target_crs=target_crs,
+                                                region=region)
     gdf, is_table = _read_any(path, kind=kind, layer=layer, encoding=encoding, sheet=sheet,
                               lon_column=lon_column, lat_column=lat_column, columns=columns,
                               crs=file_crs, label=name)
@@ -513,7 +521,7 @@ def read_layer(
     gdf = _set_file_crs(gdf, file_crs=file_crs, is_table=is_table, system=system, label=label,
                         header=header)
     gdf = _rename(gdf, columns=columns, id_column=id_column, path=path, label=name)
-    gdf, problems = _check_content(gdf, kind=kind, tiers=tiers, label=label)
+    gdf, problems = _check_content(gdf, kind=kind, tiers=tiers, label=label, region=region)
     collect(problems, header=header, error=LayerError)
     return _project(gdf, system=system, target=target, path=path, kind=kind)
 
@@ -524,10 +532,11 @@ def _warn_caller(message: str) -> None:
 
 
 def _check_arguments(*, label: str, coord_system: coords.CoordSystem, encoding: str | None,
-                     crs: Any, target_crs: Any
+                     crs: Any, target_crs: Any, region: str = REGION
                      ) -> tuple[str, pyproj.CRS | None, pyproj.CRS | None]:
     """Check `read_layer`'s datum, encoding and CRS arguments: (system, file CRS, target CRS)."""
     system = coords._check_system(coord_system, "coord_system")
+    coords.check_region(region, system, what=f"Layer {label}")
     if encoding is not None:
         try:
             codecs.lookup(encoding)
@@ -570,7 +579,7 @@ def _set_file_crs(gdf: gpd.GeoDataFrame, *, file_crs: pyproj.CRS | None, is_tabl
 
 
 def _check_content(gdf: gpd.GeoDataFrame, *, kind: Kind, tiers: dict[str, str] | None,
-                   label: str) -> tuple[gpd.GeoDataFrame, list[str]]:
+                   label: str, region: str = REGION) -> tuple[gpd.GeoDataFrame, list[str]]:
     """Check (and repair) geometry and attributes: the layer and every problem found."""
     problems: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
@@ -580,7 +589,7 @@ def _check_content(gdf: gpd.GeoDataFrame, *, kind: Kind, tiers: dict[str, str] |
         _warn_caller(f"Layer {label}: {w.message}")
     problems.extend(geom_problems)
     if not geom_problems:
-        problems.extend(_check_location(gdf))
+        problems.extend(_check_location(gdf, region=region))
     if kind in V.TIER_KINDS:
         problems.extend(V.check_tiers(gdf, kind=kind, tiers=tiers))
         if kind == "facilities" and "tier" not in gdf.columns:
@@ -594,7 +603,7 @@ def _check_content(gdf: gpd.GeoDataFrame, *, kind: Kind, tiers: dict[str, str] |
     return gdf, problems
 
 
-def _check_location(gdf: gpd.GeoDataFrame) -> list[str]:
+def _check_location(gdf: gpd.GeoDataFrame, *, region: str = REGION) -> list[str]:
     """Problems of the features' locations (centres of their envelopes, in lon/lat)."""
     centres = shapely.centroid(shapely.envelope(np.asarray(gdf.geometry.values)))
     if gdf.crs.is_geographic:
@@ -603,7 +612,7 @@ def _check_location(gdf: gpd.GeoDataFrame) -> list[str]:
         x, y = pyproj.Transformer.from_crs(gdf.crs, 4326, always_xy=True).transform(
             shapely.get_x(centres), shapely.get_y(centres))
         x, y = np.asarray(x), np.asarray(y)
-    return V.check_lonlat(x, y, gdf, what="coordinates")
+    return V.check_lonlat(x, y, gdf, what="coordinates", region=region)
 
 
 def _project(gdf: gpd.GeoDataFrame, *, system: str, target: pyproj.CRS | None, path: Path,

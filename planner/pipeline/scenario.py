@@ -259,6 +259,9 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
         scenario = Scenario.model_validate(data)
     except ValidationError as exc:
         raise ScenarioError(_format_validation_error(exc, index, str(path), extra)) from None
+    for loc, message in scenario.region_conflicts():
+        line = _line_of(index, loc)
+        extra.append((line, f"{'line ' + str(line) + ': ' if line else ''}{message}"))
     if extra:
         raise ScenarioError(_problems_text(str(path), extra))
     return scenario

@@ -22,6 +22,7 @@ __all__ = ["AccessSettings", "DemandSettings", "FCASettings", "LayerSettings", "
 
 CoordSystem = Literal["wgs84", "gcj02", "bd09"]
 Lang = Literal["zh", "en"]
+Region = Literal["china", "any"]
 LayerKind = Literal["population", "facilities", "boundaries", "candidates", "points", "lines"]
 
 
@@ -250,10 +251,17 @@ class OutputsSettings(_Section):
 
 
 class Scenario(_Section):
-    """A whole scenario: study area, layers and the settings of every step."""
+    """A whole scenario: study area, layers and the settings of every step.
+
+    ``region``: ``china`` (default) stops with an error where a layer lies
+    outside China (usually a wrong coordinate column or CRS); ``any`` accepts
+    data anywhere (to test or use the toolkit elsewhere), and then refuses
+    GCJ-02/BD-09 coordinates, which exist only inside China.
+    """
 
     name: str
     lang: Lang = "zh"
+    region: Region = D.REGION  # type: ignore[assignment]
     crs: str = "auto"
     output: Path | None = None
     layers: LayersSettings
@@ -265,6 +273,23 @@ class Scenario(_Section):
     outputs: OutputsSettings = Field(default_factory=OutputsSettings)
     osm_data: bool = False
     base_dir: Path = Field(default=Path("."), exclude=True)
+
+    def region_conflicts(self) -> list[tuple[tuple, str]]:
+        """(key path, problem) for every GCJ-02/BD-09 setting refused by ``region: any``."""
+        if self.region != "any":
+            return []
+        found: list[tuple[tuple, str]] = []
+        for name, lay in self.layers:
+            if lay is not None and lay.coord_system != "wgs84":
+                found.append((("layers", name, "coord_system"), lay.coord_system))
+        if self.network is not None and self.network.coord_system != "wgs84":
+            found.append((("network", "coord_system"), self.network.coord_system))
+        if self.outputs.tiles_coord_system != "wgs84":
+            found.append((("outputs", "tiles_coord_system"), self.outputs.tiles_coord_system))
+        return [(loc, f"`{'.'.join(loc)}: {value}` is refused with `region: any`: GCJ-02 and "
+                      "BD-09 are offsets of Chinese web maps, defined inside China only; give "
+                      "WGS-84 data (coord_system: wgs84), or remove `region: any` for data in "
+                      "China") for loc, value in found]
 
     def resolve(self, path: Path | str | None) -> Path | None:
         """Return ``path`` resolved relative to the scenario file's folder."""

@@ -30,7 +30,7 @@ from planner import layers as L
 from planner import locate as LC
 from planner import network as N
 from planner import norms as NR
-from planner._errors import DemandError, LayerError, NetworkError
+from planner._errors import DemandError, LayerError, NetworkError, ScenarioError
 from planner.defaults import MAX_SNAP_M
 from planner.pipeline import outputs as O
 from planner.pipeline.result import RunResult
@@ -98,7 +98,7 @@ def load_layer(settings: LayerSettings, *, kind: str, scenario: Scenario,
         coord_system=settings.coord_system, encoding=settings.encoding, crs=settings.crs,
         layer=settings.layer, id_column=settings.id_column, lon_column=settings.lon_column,
         lat_column=settings.lat_column, sheet=settings.sheet, target_crs=target_crs, name=name,
-        tiers=settings.tiers or None,
+        tiers=settings.tiers or None, region=scenario.region,
     )
 
 
@@ -122,6 +122,10 @@ def layers(result: RunResult) -> str | None:
     is the UTM zone of the first layer's centre.
     """
     scenario = result.scenario
+    conflicts = scenario.region_conflicts()
+    if conflicts:
+        raise ScenarioError(f"Scenario {scenario.name!r}: "
+                            + "; ".join(message for _, message in conflicts) + ".")
     given = scenario.layers
     if given.population is None and not (given.residential is not None
                                          and scenario.demand is not None):
@@ -200,7 +204,7 @@ def demand(result: RunResult) -> str | None:
 
 
 # --------------------------------------------------------------------------- network
-def _build_network(s, path: Path | None, crs) -> N.WalkNetwork:
+def _build_network(s, path: Path | None, crs, region: str = "china") -> N.WalkNetwork:
     opts = N.NetworkOptions(
         speed_mps=s.speed_mps, profile=s.profile, exclude_classes=s.exclude_classes,
         include_classes=s.include_classes, avoid_steps=s.avoid_steps,
@@ -208,7 +212,7 @@ def _build_network(s, path: Path | None, crs) -> N.WalkNetwork:
     if s.source == "lines":
         return N.from_lines(path, join_tolerance_m=s.join_tolerance_m, layer=s.layer,
                             coord_system=s.coord_system, class_column=s.class_column,
-                            name_column=s.name_column, options=opts)
+                            name_column=s.name_column, options=opts, region=region)
     if s.source == "osm":
         return N.from_osm_file(path, options=opts)
     if s.source == "graphml":
@@ -240,7 +244,7 @@ def network(result: RunResult) -> str | None:
             f"`network.source` is {s.source!r} but `network.path` is not set. Give the path of "
             "the road file (relative to the scenario file)."
         )
-    net = _build_network(s, path, result.crs)
+    net = _build_network(s, path, result.crs, result.scenario.region)
     if result.crs is None:
         result.crs = net.crs
     result.artifacts["network"] = net
