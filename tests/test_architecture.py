@@ -7,8 +7,8 @@ and fails on:
   result (``planner.pipeline``, ``planner.scenario``, ``planner._settings``);
 * a private import across packages (``from planner.access._x import ...`` or
   ``from planner.access import _y`` outside ``planner.access``); the shared
-  internals ``planner._errors``, ``planner._schema``, ``planner._validate``
-  and ``planner._kml`` may be used by every package;
+  internals ``planner._errors``, ``planner._schema``, ``planner._validate``,
+  ``planner._kml`` and ``planner._where`` may be used by every package;
 * a public module without ``__all__``.
 """
 
@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent / "planner"
 #: Modules allowed to import the pipeline (it, the command line, the package entry points).
 PIPELINE_USERS = {"pipeline", "cli", "scenario", "__init__", "__main__"}
 FORBIDDEN = ("planner.pipeline", "planner.scenario", "planner._settings")
-SHARED_INTERNALS = {"planner._errors", "planner._schema", "planner._validate", "planner._kml"}
+SHARED_INTERNALS = {"planner._errors", "planner._schema", "planner._validate", "planner._kml",
+                    "planner._where"}
 
 
 def _modules() -> list[tuple[str, Path]]:

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from planner._errors import DemandError, PlannerWarning, collect
+from planner._schema import UNIT_SUFFIXES
 
 __all__ = ["BANDS", "BAND_COLUMNS", "COUNT_COLUMNS", "GROUPS", "SEXES", "older_groups",
            "read_census"]
@@ -43,10 +44,13 @@ GROUPS: dict[str, int] = {"pop_60plus": 60, "pop_65plus": 65, "pop_80plus": 80}
 COUNT_COLUMNS = ("population", "households", *GROUPS)
 
 
-_KEY_CANDIDATES = ("name", "名称", "地区", "街道", "乡镇", "镇街", "街道/乡镇", "乡镇/街道",
-                   "township", "区县", "district", "区", "area")
+_KEY_CANDIDATES = ("name", "名称", "地区", "街道", "乡镇", "镇街", "街镇", "街道/乡镇", "乡镇/街道",
+                   "街道名称", "township", "subdistrict", "sub_district", "sub-district",
+                   "street", "区县", "district", "区", "area")
 _CODE_CANDIDATES = ("区划代码", "code", "adcode", "代码")
-_TOTAL_NAMES = ("population", "合计", "人口数_合计", "人口数", "总人口", "常住人口", "人口", "pop")
+_TOTAL_NAMES = ("population", "合计", "人口数_合计", "人口数", "总人口", "常住人口", "人口",
+                "population_total", "total_population", "pop_total", "total_pop", "residents",
+                "常住人口数", "总人口数", "人口总数", "常住总人口", "常住人口总数", "人口合计", "pop")
 _HOUSEHOLD_NAMES = ("households", "家庭户户数", "家庭户数", "家庭数", "户数", "总户数")
 _GROUP_NAMES = {
     "pop_60plus": ("pop_60plus", "60岁及以上人口", "60岁以上人口", "60岁及以上"),
@@ -121,7 +125,14 @@ def _canonical_band(lo: int, hi: int | None) -> str | None:
 
 
 def _find(columns: Sequence[str], names: Iterable[str]) -> str | None:
-    norm = {re.sub(r"\s+", "", str(c)).lower(): c for c in columns}
+    """The first column named as one of ``names`` (whitespace, case and a "(人)" unit ignored)."""
+    norm = {}
+    for c in columns:
+        key = re.sub(r"\s+", "", str(c)).lower()
+        norm.setdefault(key, c)
+        for suffix in UNIT_SUFFIXES:
+            if key.endswith(suffix) and len(key) > len(suffix):
+                norm.setdefault(key[: -len(suffix)], c)
     for n in names:
         if n.lower() in norm:
             return norm[n.lower()]

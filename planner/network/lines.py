@@ -50,6 +50,7 @@ def from_lines(
     layer: str | None = None,
     coord_system: CoordSystem = "wgs84",
     region: Literal["china", "any"] = REGION,
+    where: str | None = None,
     **overrides: Unpack[NetworkOptionFields],
 ) -> WalkNetwork:
     """Build a walk network from a road centre-line layer.
@@ -80,6 +81,10 @@ def from_lines(
         Layer name, datum (``wgs84``/``gcj02``/``bd09``) and region (``china``:
         lines outside China are an error; ``any``: anywhere, WGS-84 only) when
         ``lines`` is a path (see `planner.layers.read_layer`).
+    where
+        Keep only the lines satisfying this SQL condition on the file's own
+        columns when ``lines`` is a path (``"fclass != 'track'"``; see
+        `planner.layers.read_layer`).
     **overrides
         Fields of `NetworkOptions` as keywords (``profile="frail"``); they
         override ``options``.
@@ -106,7 +111,7 @@ def from_lines(
     crs = opts.crs
     if isinstance(lines, (str, os.PathLike)):
         lines = _read_lines(Path(lines), layer=layer, coord_system=coord_system,
-                            target_crs=crs, region=region)
+                            target_crs=crs, region=region, where=where)
     if not isinstance(lines, gpd.GeoDataFrame):
         raise NetworkError(
             f"from_lines needs a GeoDataFrame of road lines or a file path, got "
@@ -194,14 +199,16 @@ def from_lines(
 
 
 def _read_lines(path: Path, *, layer: str | None, coord_system: CoordSystem = "wgs84",
-                target_crs: Any = None, region: str = REGION) -> gpd.GeoDataFrame:
+                target_crs: Any = None, region: str = REGION,
+                where: str | None = None) -> gpd.GeoDataFrame:
     """Read a road layer with `planner.layers.read_layer` (KML, GBK Shapefiles, datums)."""
     from planner.layers import read_layer
 
     if not path.exists():
         raise NetworkError(f"Road layer {path} does not exist. Check `network.path`.")
     return read_layer(path, kind="lines", layer=layer, coord_system=coord_system,
-                      target_crs=target_crs, name=f"network ({path.name})", region=region)
+                      target_crs=target_crs, name=f"network ({path.name})", region=region,
+                      where=where)
 
 
 # --------------------------------------------------------------------------- helpers

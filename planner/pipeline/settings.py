@@ -36,8 +36,11 @@ class LayerSettings(_Section):
     ``path`` is relative to the scenario file.  ``columns`` maps the file's
     column names to canonical ones (``{社区名称: name}``) on top of the
     built-in Chinese/English synonyms.  ``coord_system`` says which datum
-    the coordinates are in (AMap/Tencent = gcj02, Baidu = bd09).  A bare
-    string is short for ``{path: ...}`` (``townships: boundaries.geojson``).
+    the coordinates are in (AMap/Tencent = gcj02, Baidu = bd09).  ``where``
+    keeps the rows satisfying an SQL condition on the file's own column
+    names (``where: "landuse = 'residential'"``), applied as the file is
+    read.  A bare string is short for ``{path: ...}`` (``townships:
+    boundaries.geojson``).
     """
 
     path: Path
@@ -52,6 +55,9 @@ class LayerSettings(_Section):
     sheet: str | int | None = None
     #: extra facility-tier values → tier (``{老年食堂: other}``), tried before the built-ins
     tiers: dict[str, str] = Field(default_factory=dict)
+    #: keep only the rows satisfying this SQL condition on the file's own columns
+    #: (``"landuse = 'residential'"``; see `planner.layers.read_layer`)
+    where: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -100,6 +106,8 @@ class NetworkSettings(_Section):
     source: Literal["lines", "osm", "graphml", "osmnx_place", "osmnx_bbox"] = "lines"
     path: Path | None = None
     layer: str | None = None
+    #: ``source: lines`` only: keep the lines satisfying this SQL condition (as for layers)
+    where: str | None = None
     coord_system: CoordSystem = "wgs84"
     place: str | None = None
     bbox: tuple[float, float, float, float] | None = None

@@ -98,7 +98,7 @@ def load_layer(settings: LayerSettings, *, kind: str, scenario: Scenario,
         coord_system=settings.coord_system, encoding=settings.encoding, crs=settings.crs,
         layer=settings.layer, id_column=settings.id_column, lon_column=settings.lon_column,
         lat_column=settings.lat_column, sheet=settings.sheet, target_crs=target_crs, name=name,
-        tiers=settings.tiers or None, region=scenario.region,
+        tiers=settings.tiers or None, region=scenario.region, where=settings.where,
     )
 
 
@@ -212,7 +212,8 @@ def _build_network(s, path: Path | None, crs, region: str = "china") -> N.WalkNe
     if s.source == "lines":
         return N.from_lines(path, join_tolerance_m=s.join_tolerance_m, layer=s.layer,
                             coord_system=s.coord_system, class_column=s.class_column,
-                            name_column=s.name_column, options=opts, region=region)
+                            name_column=s.name_column, options=opts, region=region,
+                            where=s.where)
     if s.source == "osm":
         return N.from_osm_file(path, options=opts)
     if s.source == "graphml":
