@@ -47,6 +47,7 @@ from planner.demand.allocation import (
     estimate_population,
     fill_groups,
     largest_remainder,
+    parent_areas,
 )
 from planner.demand.census import (
     BAND_COLUMNS,
@@ -63,6 +64,7 @@ from planner.demand.projection import (
     project_areas,
     project_units,
     projection_columns,
+    projection_needs,
     read_life_table,
 )
 
@@ -81,9 +83,11 @@ __all__ = [
     "fill_groups",
     "largest_remainder",
     "older_groups",
+    "parent_areas",
     "project_areas",
     "project_units",
     "projection_columns",
+    "projection_needs",
     "read_census",
     "read_life_table",
 ]

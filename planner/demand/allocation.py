@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from pyproj import CRS
 
 __all__ = ["MIN_RES_M2_PER_RESIDENT", "allocate", "demand_columns", "estimate_population",
-           "fill_groups", "largest_remainder"]
+           "fill_groups", "largest_remainder", "parent_areas"]
 
 # --------------------------------------------------------------------------- allocation
 def allocate(
@@ -213,11 +213,14 @@ def allocate(
     method = (f"dasymetric: area totals spread by {by}"
               " (overlay of residential polygons with area boundaries)")
     source = str(totals.attrs.get("source", "census table"))
+    notes = {c: f"; the area's {c} = {m}"
+             for c, m in totals.attrs.get("group_methods", {}).items()}
     out.attrs["demand_columns"] = {
-        **{c: {"estimated": True, "method": method + " (floats)", "source": source}
-           for c in columns},
+        **{c: {"estimated": True, "method": method + " (floats)" + notes.get(c, ""),
+               "source": source} for c in columns},
         **{f"{c}_int": {"estimated": True,
-                        "method": method + " (integers by largest remainder per area)",
+                        "method": method + " (integers by largest remainder per area)"
+                        + notes.get(c, ""),
                         "source": source} for c in columns},
     }
     out.attrs["demand_report"] = report
@@ -371,6 +374,55 @@ def demand_columns(gdf: pd.DataFrame, *, layer: str = "population") -> pd.DataFr
         [{"layer": layer, "column": c, **v} for c, v in info.items()],
         columns=["layer", "column", "estimated", "method", "source"],
     )
+
+
+def parent_areas(
+    table: pd.DataFrame,
+    areas: gpd.GeoDataFrame | None = None,
+    *,
+    by: str = "district",
+    area_key: str = "name",
+    parents: gpd.GeoDataFrame | None = None,
+    parent_key: str = "name",
+) -> dict[str, str]:
+    """Each census area's higher-level area (its district), for `older_groups` ``parent=``.
+
+    Taken from the first that names it: the census table's ``by`` column
+    (`read_census` keeps a ``区县``/``district`` column as ``district``), the
+    area layer's ``by`` column (matched on ``area_key``), or the ``parents``
+    polygon (e.g. the districts layer, named by ``parent_key``) that holds
+    the area's representative point.
+
+    Returns
+    -------
+    dict
+        Census area name -> higher-level area name (whitespace removed); areas
+        found by none of these are left out (`older_groups` names them).
+    """
+    names = table["name"].map(_clean_name).tolist()
+    out: dict[str, str] = {}
+    if by in table.columns:
+        out.update({n: _clean_name(p) for n, p in zip(names, table[by], strict=True)
+                    if isinstance(p, str) and p.strip()})
+    if areas is not None and area_key in areas.columns:
+        keys = areas[area_key].map(_clean_name)
+        if by in areas.columns:
+            for n, p in zip(keys, areas[by], strict=True):
+                if isinstance(p, str) and p.strip():
+                    out.setdefault(n, _clean_name(p))
+        if parents is not None and parent_key in parents.columns:
+            import geopandas as gpd
+
+            rest = ~keys.isin(list(out)) & keys.isin(names)
+            if rest.any():
+                pts = gpd.GeoDataFrame({"_k": keys[rest].to_numpy()},
+                                       geometry=areas.geometry[rest].representative_point()
+                                       .to_numpy(), crs=areas.crs)
+                hit = gpd.sjoin(pts, parents[[parent_key, "geometry"]].to_crs(areas.crs),
+                                how="inner", predicate="within")
+                for k, p in zip(hit["_k"], hit[parent_key], strict=True):
+                    out.setdefault(k, _clean_name(p))
+    return {n: out[n] for n in names if n in out}
 
 
 # --------------------------------------------------------------------------- population units
@@ -528,9 +580,12 @@ def fill_groups(
         if g in pop.columns:
             est = np.where(pop[g].isna(), est, pop[g].to_numpy(float))
         pop[g] = est
+        note = table.attrs.get("group_methods", {}).get(g)
+        how = (f"unit population × its {area_col}'s census share of {g}" if note is None else
+               f"unit population × its {area_col}'s share of {g} (the {area_col}'s {g} = "
+               f"{note})")
         rows.append({"layer": "population", "column": g, "estimated": True,
-                     "method": f"unit population × its {area_col}'s census share of {g}",
-                     "source": str(source)})
+                     "method": how, "source": str(source)})
     if rows:
         warnings.warn(
             f"Population layer: {', '.join(r['column'] for r in rows)} estimated from each "

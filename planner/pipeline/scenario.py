@@ -312,7 +312,7 @@ def _raw_paths(data: dict):
         yield ("network", "path"), net["path"]
     dem = data.get("demand")
     if isinstance(dem, dict):
-        for key in ("census", "census_previous", "life_table"):
+        for key in ("census", "shares_from", "census_previous", "life_table"):
             if isinstance(dem.get(key), str):
                 yield ("demand", key), dem[key]
     norms = data.get("norms")
@@ -329,7 +329,7 @@ def _paths(scenario: Scenario):
     if scenario.network is not None and scenario.network.path is not None:
         yield ("network", "path"), scenario.network.path
     if scenario.demand is not None:
-        for key in ("census", "census_previous", "life_table"):
+        for key in ("census", "shares_from", "census_previous", "life_table"):
             p = getattr(scenario.demand, key)
             if p is not None:
                 yield ("demand", key), p

@@ -167,9 +167,26 @@ class DemandSettings(_Section):
     where age bands do not sum to the total (default: stop with an error).
     ``net_migration`` is the factor per 5-year step for ``method:
     life_table`` (one number, or area name -> number).
+
+    A census of totals only (residents per subdistrict, no age bands) is
+    accepted: the older groups then come from the table's own 60+ count or
+    share column, else from ``shares_from`` (a census table with age bands
+    at a higher level, e.g. the districts, whose area each census area lies
+    in: the census table's ``区县``/``district`` column, the area layer's
+    ``shares_by`` column, or the districts layer), else from an assumed
+    ``older_share_60plus`` (and ``older_share_65plus``, ``older_share_80plus``),
+    which is labelled as an assumption wherever the counts are shown.  The
+    projection then runs on ``shares_from`` (with ``census_previous`` at its
+    level) or, when it cannot run, is skipped with a warning saying which age
+    bands it needs; ``plan_years: []`` asks for no projection.
     """
 
     census: Path | None = None
+    shares_from: Path | None = None
+    shares_by: str = "district"
+    older_share_60plus: float | None = Field(default=None, ge=0.0, le=1.0)
+    older_share_65plus: float | None = Field(default=None, ge=0.0, le=1.0)
+    older_share_80plus: float | None = Field(default=None, ge=0.0, le=1.0)
     census_previous: Path | None = None
     area_layer: Literal["districts", "townships"] = "districts"
     area_key: str = "name"

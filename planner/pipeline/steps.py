@@ -148,6 +148,32 @@ def layers(result: RunResult) -> str | None:
 
 
 # --------------------------------------------------------------------------- demand
+def _banded(table) -> bool:
+    return all(c in table.columns for c in DM.BAND_COLUMNS)
+
+
+def _census_tables(result: RunResult):
+    """The census with its older groups, the higher-level table, and each area's parent.
+
+    A census of totals takes its older groups from ``shares_from`` (by each
+    area's ``shares_by`` area) or the assumed ``older_share_*`` values
+    (`planner.demand.older_groups`).
+    """
+    s, scen = result.scenario.demand, result.scenario
+    table = DM.read_census(scen.resolve(s.census), key=s.table_key, trust=s.trust)
+    higher = parent = None
+    if s.shares_from is not None:
+        higher = DM.read_census(scen.resolve(s.shares_from), trust=s.trust)
+    if higher is not None and not _banded(table):
+        by_location = result.layers.get("districts") if s.area_layer != "districts" else None
+        parent = DM.parent_areas(table, result.layers.get(s.area_layer), by=s.shares_by,
+                                 area_key=s.area_key, parents=by_location)
+    assumed = {g: v for g, v in (("pop_60plus", s.older_share_60plus),
+                                 ("pop_65plus", s.older_share_65plus),
+                                 ("pop_80plus", s.older_share_80plus)) if v is not None}
+    return DM.older_groups(table, higher=higher, parent=parent, assumed=assumed), higher, parent
+
+
 @step
 def demand(result: RunResult) -> str | None:
     """Census to population units, and older residents by plan year.
@@ -164,8 +190,7 @@ def demand(result: RunResult) -> str | None:
     if s.census is None:
         return "no census table (demand.census)"
     scen = result.scenario
-    table = DM.older_groups(DM.read_census(scen.resolve(s.census), key=s.table_key,
-                                           trust=s.trust))
+    table, higher, parent = _census_tables(result)
     previous = None
     if s.census_previous is not None:
         previous = DM.read_census(scen.resolve(s.census_previous), key=s.table_key,
@@ -191,12 +216,17 @@ def demand(result: RunResult) -> str | None:
                                           area_key=s.area_key, area_layer=s.area_layer,
                                           source=str(s.census))
         estimated_base = False
+    # a census of totals projects at the level of its banded higher-level table
+    proj_table, proj_col = table, area_col
+    if higher is not None and parent is not None and _banded(higher):
+        proj_table, proj_col = DM.older_groups(higher), s.shares_by
+        population = population.assign(**{proj_col: population[area_col].map(parent)})
     result.layers["population"] = population
-    proj = DM.project_areas(table, method=s.method, previous=previous, life_table=life,
+    proj = DM.project_areas(proj_table, method=s.method, previous=previous, life_table=life,
                             migration=s.net_migration, base_year=s.base_year,
-                            plan_years=list(s.plan_years))
+                            plan_years=list(s.plan_years), on_missing="skip")
     result.tables["demand_projection"] = DM.project_units(
-        population, proj, area_column=area_col, estimated_base=estimated_base)
+        population, proj, area_column=proj_col, estimated_base=estimated_base)
     result.tables["demand_areas"] = DM.area_projection_table(proj, lang=result.lang)
     result.tables["demand_columns"] = DM.projection_columns(
         info, proj, source=str(s.census_previous or s.life_table or s.census))
