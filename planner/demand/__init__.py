@@ -41,13 +41,20 @@ Examples
 from __future__ import annotations
 
 from planner.demand.allocation import (
+    CAMPUS_NAMES,
+    CAMPUS_SHARE_WARN,
+    CAMPUS_TAGS,
+    HOUSING_NAMES,
     MIN_RES_M2_PER_RESIDENT,
+    OVERLAP_WARN_SHARE,
     allocate,
+    campus_like,
     demand_columns,
     estimate_population,
     fill_groups,
     largest_remainder,
     parent_areas,
+    trim_overlaps,
 )
 from planner.demand.census import (
     BAND_COLUMNS,
@@ -71,12 +78,18 @@ from planner.demand.projection import (
 __all__ = [
     "BANDS",
     "BAND_COLUMNS",
+    "CAMPUS_NAMES",
+    "CAMPUS_SHARE_WARN",
+    "CAMPUS_TAGS",
+    "HOUSING_NAMES",
+    "OVERLAP_WARN_SHARE",
     "COUNT_COLUMNS",
     "GROUPS",
     "MIN_RES_M2_PER_RESIDENT",
     "SEXES",
     "allocate",
     "area_projection_table",
+    "campus_like",
     "cohort_change_ratios",
     "demand_columns",
     "estimate_population",
@@ -90,4 +103,5 @@ __all__ = [
     "projection_needs",
     "read_census",
     "read_life_table",
+    "trim_overlaps",
 ]
