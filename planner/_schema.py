@@ -60,6 +60,13 @@ COUNT_COLUMNS = (
     "nursing_beds", "floor_area_m2", "land_area_m2", "social_workers", "capacity",
 )
 
+#: Unit suffixes a column name may carry (``常住人口（人）``); removed before matching.
+#: Only "persons": a column in 万人 (10,000 persons) must not be read as persons.
+UNIT_SUFFIXES: tuple[str, ...] = ("(人)", "（人）", "(persons)", "(person)", "_persons")
+
+#: Synonyms not applied to road line layers: there ``street`` is a street name.
+NOT_FOR_LINES: frozenset[str] = frozenset({"street"})
+
 #: User column names (lower-cased for English) → canonical names.
 SYNONYMS: dict[str, str] = {
     # ids and names
@@ -69,7 +76,10 @@ SYNONYMS: dict[str, str] = {
     # population
     "population": "population", "pop": "population", "常住人口": "population", "人口": "population",
     "总人口": "population", "人口数": "population", "户籍人口": "population", "合计": "population",
-    "人口数_合计": "population",
+    "人口数_合计": "population", "population_total": "population", "total_population": "population",
+    "pop_total": "population", "total_pop": "population", "residents": "population",
+    "常住人口数": "population", "总人口数": "population", "人口总数": "population",
+    "常住总人口": "population", "常住人口总数": "population", "人口合计": "population",
     "pop_60plus": "pop_60plus", "60岁及以上人口": "pop_60plus", "60岁以上人口": "pop_60plus",
     "老年人口": "pop_60plus", "老年人": "pop_60plus", "60岁及以上": "pop_60plus",
     "pop_65plus": "pop_65plus", "65岁及以上人口": "pop_65plus", "65岁以上人口": "pop_65plus",
@@ -90,6 +100,9 @@ SYNONYMS: dict[str, str] = {
     # places
     "township": "township", "街道": "township", "乡镇": "township", "镇街": "township",
     "所属街道": "township", "街道/乡镇": "township", "乡镇/街道": "township",
+    "街镇": "township", "所属街镇": "township", "所属乡镇": "township", "街道办": "township",
+    "街道办事处": "township", "subdistrict": "township", "sub_district": "township",
+    "sub-district": "township", "street": "township", "jiedao": "township", "town": "township",
     "district": "district", "区县": "district", "区": "district", "所属区县": "district",
     "community": "community", "社区": "community", "所属社区": "community",
     # coordinates

@@ -460,11 +460,26 @@ def _keep_kind(geom: Any, original: str) -> Any:
     return geom
 
 
-def check_lonlat(x: np.ndarray, y: np.ndarray, df: pd.DataFrame, *, what: str) -> list[str]:
-    """Swapped longitude/latitude and points outside China (degrees, WGS-84 or near it)."""
+def check_lonlat(x: np.ndarray, y: np.ndarray, df: pd.DataFrame, *, what: str,
+                 region: str = "china") -> list[str]:
+    """Swapped longitude/latitude and points outside China (degrees, WGS-84 or near it).
+
+    With ``region="any"`` only coordinates that are no longitude/latitude
+    at all (latitude beyond ±90°, longitude beyond ±180°) are problems.
+    """
     problems = []
     ok = np.isfinite(x) & np.isfinite(y)
     if not ok.any():
+        return problems
+    if region == "any":
+        outside = ok & ((np.abs(y) > 90) | (np.abs(x) > 180))
+        if outside.any():
+            pos = np.flatnonzero(outside)
+            sample = ", ".join(f"({x[p]:.5f}, {y[p]:.5f})" for p in pos[:3])
+            problems.append(
+                f"{what}: {len(pos)} point(s) are not longitude/latitude (latitude beyond ±90° "
+                f"or longitude beyond ±180°), e.g. {sample}, in {rows_text(df, pos)}. Check the "
+                "lon/lat columns (swapped?) and the layer's `crs:`.")
         return problems
     swapped = ok & (x >= 15) & (x <= 55) & (y >= 70) & (y <= 140)
     if swapped[ok].mean() > 0.5:
@@ -481,6 +496,8 @@ def check_lonlat(x: np.ndarray, y: np.ndarray, df: pd.DataFrame, *, what: str) -
         sample = ", ".join(f"({x[p]:.5f}, {y[p]:.5f})" for p in pos[:3])
         problems.append(
             f"{what}: {len(pos)} point(s) outside China, e.g. {sample}, in {rows_text(df, pos)}. "
-            "Check the coordinates (lon/lat columns, `crs:` of the layer) or remove these rows."
+            "Check the coordinates (lon/lat columns, `crs:` of the layer) or remove these rows; "
+            "for data outside China set `region: any` in the scenario (read_layer(..., "
+            "region='any'))."
         )
     return problems

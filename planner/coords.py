@@ -39,7 +39,9 @@ from planner._errors import LayerError
 
 __all__ = [
     "COORD_SYSTEMS",
+    "REGIONS",
     "bd09_to_gcj02",
+    "check_region",
     "bd09_to_wgs84",
     "convert",
     "gcj02_to_bd09",
@@ -54,6 +56,8 @@ __all__ = [
 CoordSystem = Literal["wgs84", "gcj02", "bd09"]
 #: The coordinate systems understood by `convert` and `to_wgs84`.
 COORD_SYSTEMS: tuple[str, ...] = ("wgs84", "gcj02", "bd09")
+#: Where data may lie (`planner.layers.read_layer`'s ``region``): in China, or anywhere.
+REGIONS: tuple[str, ...] = ("china", "any")
 
 _A = 6378245.0  # Krasovsky 1940 semi-major axis (m), as in the GCJ-02 algorithm
 _EE = 0.00669342162296594323  # its first eccentricity squared
@@ -244,6 +248,29 @@ _CONVERTERS = {
     ("wgs84", "bd09"): wgs84_to_bd09,
     ("bd09", "wgs84"): bd09_to_wgs84,
 }
+
+
+def check_region(region: str, coord_system: str, *, what: str = "The layer") -> None:
+    """Refuse GCJ-02/BD-09 coordinates for data that may lie outside China.
+
+    Raises
+    ------
+    LayerError
+        When ``region`` is not one of `REGIONS`, or is ``"any"`` and
+        ``coord_system`` is not ``"wgs84"``: the GCJ-02/BD-09 offsets are
+        defined only inside China (the standard algorithm leaves points
+        outside unchanged), so converting data that may lie anywhere would be
+        silently wrong.
+    """
+    if region not in REGIONS:
+        raise LayerError(f"region={region!r} is not known: use 'china' (default) or 'any'.")
+    if region == "any" and coord_system != "wgs84":
+        raise LayerError(
+            f"{what}: coord_system {coord_system} is refused with `region: any`: GCJ-02 and "
+            "BD-09 are offsets of Chinese web maps, defined inside China only. Give the data in "
+            "WGS-84 (`coord_system: wgs84`), or, for data in China, leave `region` at its "
+            "default (china)."
+        )
 
 
 def _check_system(value: str, what: str) -> str:

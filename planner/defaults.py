@@ -9,14 +9,23 @@ without the key give the same answer.
 from __future__ import annotations
 
 __all__ = [
-    "BLIND_SPOT_EPS_M", "CIRCLE_MIN", "CUTOFF_MIN", "FCA_CATCHMENT_MIN", "JOIN_TOLERANCE_M",
-    "LOCATE_TIME_LIMIT_S", "MAP_SIMPLIFY_M", "MAX_DENSITY_PER_KM2", "MAX_SNAP_M",
-    "MIN_COMPONENT_SHARE", "PLAN_YEAR",
-    "PLAN_YEARS", "SERVICE_AREA_BUFFER_M", "SOLVE_TIME_LIMIT_S", "THRESHOLDS_MIN",
+    "BLIND_SPOT_EPS_M", "CIRCLE_MIN", "CUTOFF_MIN", "FCA_CATCHMENT_MIN", "FRAGMENT_SNAP_M",
+    "FRAGMENT_SNAP_RATIO", "JOIN_TOLERANCE_M",
+    "LOCATE_TIME_LIMIT_S", "MAP_SIMPLIFY_M", "MAX_DENSITY_PER_KM2", "MAX_SNAP_M", "MIN_COMPONENT_SHARE", "PLAN_YEAR",
+    "PLAN_YEARS", "REGION", "SERVICE_AREA_BUFFER_M", "SOLVE_TIME_LIMIT_S", "THRESHOLDS_MIN",
 ]
 
+#: Where the data may lie: "china" (points outside China are an error, as a wrong coordinate
+#: column or CRS usually is) or "any" (anywhere; GCJ-02/BD-09 conversion is then refused).
+REGION: str = "china"
 #: Farthest a demand unit, facility or candidate may lie from a street (m).
 MAX_SNAP_M: float = 300.0
+#: A point stays on a small network fragment (a component that is not the main network and
+#: holds no facility) only when it is within this many metres of it ...
+FRAGMENT_SNAP_M: float = 30.0
+#: ... and at most this share of its distance to the main network; otherwise it snaps to the
+#: main network (a fragment captures no snap it is not clearly on).
+FRAGMENT_SNAP_RATIO: float = 1.0 / 3.0
 #: Walking-time thresholds reported by the access step (min).
 THRESHOLDS_MIN: tuple[float, ...] = (5.0, 10.0, 15.0)
 #: The elderly-care circle: the threshold that counts as "covered" (min).

@@ -66,9 +66,10 @@ import shapely
 from planner import _validate as V
 from planner import coords
 from planner._errors import LayerError, PlannerWarning, collect, reworded
-from planner._schema import SYNONYMS
+from planner._schema import NOT_FOR_LINES, SYNONYMS, UNIT_SUFFIXES
 from planner._validate import normalize_tier
-from planner.defaults import MAX_DENSITY_PER_KM2
+from planner._where import WhereError, where_mask
+from planner.defaults import MAX_DENSITY_PER_KM2, REGION
 
 __all__ = ["EXCEL_SUFFIXES", "KINDS", "LAYER_KINDS", "as_crs", "normalize_tier", "read_layer",
            "read_spreadsheet"]
@@ -116,12 +117,15 @@ def _mojibake(values: list[str]) -> list[str]:
     return [v for v in values if _MOJIBAKE.search(v)]
 
 
-def _read_vector(path: Path, *, layer: str | int | None, encoding: str | None) -> gpd.GeoDataFrame:
+def _read_vector(path: Path, *, layer: str | int | None, encoding: str | None,
+                 where: str | None = None, label: str | None = None) -> gpd.GeoDataFrame:
     kwargs: dict[str, Any] = {"engine": "pyogrio"}
     if layer is not None:
         kwargs["layer"] = layer
     if encoding:
         kwargs["encoding"] = encoding
+    if where is not None:
+        kwargs["where"] = where
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -132,11 +136,49 @@ def _read_vector(path: Path, *, layer: str | int | None, encoding: str | None) -
             "`encoding: gb18030` or `encoding: utf-8`."
         ) from None
     except Exception as exc:  # pyogrio.errors.DataSourceError / DataLayerError ...
+        if where is not None and ("SQL" in str(exc) or isinstance(exc, ValueError)):
+            raise LayerError(_where_problem(path, label, where, exc, _fields(path, layer))
+                             ) from None
         raise LayerError(
             f"Layer {path} cannot be read ({type(exc).__name__}: {exc}). Check that the file is "
             "complete (a Shapefile needs its .shp, .shx and .dbf) and in a supported format "
             "(GeoPackage, Shapefile, GeoJSON, GeoParquet, KML, CSV, XLSX)."
         ) from None
+
+
+def _fields(path: Path, layer: Any) -> list[str]:
+    """The attribute columns of a vector file's layer (empty if GDAL cannot say)."""
+    import pyogrio
+
+    try:
+        return [str(f) for f in pyogrio.read_info(path, layer=layer)["fields"]]
+    except Exception:
+        return []
+
+
+def _where_problem(path: Path, label: str | None, where: str, exc: Exception,
+                   columns: list[str]) -> str:
+    """The message for a `where:` filter that cannot be applied to a layer."""
+    return (
+        f"Layer `{label or path.name}` ({path}): the filter `where: {where}` cannot be applied "
+        f"({exc}). It is an SQL condition on the file's own column names"
+        f"{' (' + ', '.join(columns) + ')' if columns else ''}, e.g. "
+        "`where: \"landuse = 'residential' AND name NOT LIKE '%大学%'\"`: text in single "
+        "quotes, column names with Chinese characters or spaces in double quotes; AND, OR, "
+        "NOT, IN, LIKE '%…%', IS NULL, BETWEEN and <, <=, =, !=, >=, > work for every format."
+    )
+
+
+def _filter_table(df: pd.DataFrame, where: str | None, *, path: Path,
+                  label: str | None) -> pd.DataFrame:
+    """Rows of a table (CSV, Excel, KML, GeoParquet) that satisfy ``where`` (`planner._where`)."""
+    if where is None:
+        return df
+    try:
+        return df[where_mask(df, where)]
+    except WhereError as exc:
+        cols = [str(c) for c in df.columns if c != "geometry"]
+        raise LayerError(_where_problem(path, label, where, exc, cols)) from None
 
 
 def _check_layers(path: Path, layer: str | int | None, label: str | None = None) -> None:
@@ -187,7 +229,8 @@ def _check_folder(path: Path, label: str) -> None:
     )
 
 
-def _read_shapefile(path: Path, *, layer: Any, encoding: str | None) -> gpd.GeoDataFrame:
+def _read_shapefile(path: Path, *, layer: Any, encoding: str | None, where: str | None = None,
+                    label: str | None = None) -> gpd.GeoDataFrame:
     """Read a Shapefile honouring .cpg / ``encoding`` and detecting mojibake.
 
     Without a .cpg (or LDID byte) GDAL decodes the .dbf as ISO-8859-1, so
@@ -196,7 +239,7 @@ def _read_shapefile(path: Path, *, layer: Any, encoding: str | None) -> gpd.GeoD
     that has Chinese text is kept, with a warning naming the encoding.
     """
     try:
-        gdf = _read_vector(path, layer=layer, encoding=encoding)
+        gdf = _read_vector(path, layer=layer, encoding=encoding, where=where, label=label)
     except LayerError as exc:
         if "Decode" not in str(exc):
             raise
@@ -215,7 +258,7 @@ def _read_shapefile(path: Path, *, layer: Any, encoding: str | None) -> gpd.GeoD
     if encoding is None:
         for enc in _FALLBACK_ENCODINGS:
             try:
-                again = _read_vector(path, layer=layer, encoding=enc)
+                again = _read_vector(path, layer=layer, encoding=enc, where=where, label=label)
             except LayerError:
                 continue
             text = _text_values(again)
@@ -374,8 +417,15 @@ def _norm_name(col: Any) -> str:
     return re.sub(r"\s+", "", str(col))
 
 
-def _synonym(col: Any) -> str | None:
+def _synonym(col: Any, kind: str | None = None) -> str | None:
+    """The canonical name of a column (whitespace and a "(人)" unit suffix ignored), or None."""
     key = _norm_name(col)
+    for suffix in UNIT_SUFFIXES:
+        if key.lower().endswith(suffix) and len(key) > len(suffix):
+            key = key[: -len(suffix)]
+            break
+    if kind == "lines" and key.lower() in NOT_FOR_LINES:
+        return None
     return SYNONYMS.get(key) or SYNONYMS.get(key.lower())
 
 
@@ -446,8 +496,13 @@ def _table_to_points(df: pd.DataFrame, *, path: Path, lon_column: str | None,
 
 def _read_any(path: Path, *, kind: str, layer: Any, encoding: str | None, sheet: Any,
               lon_column: str | None, lat_column: str | None, columns: dict[str, str],
-              crs: Any, label: str | None = None) -> tuple[gpd.GeoDataFrame, bool]:
-    """Read ``path`` into a GeoDataFrame; also say whether it was a table."""
+              crs: Any, label: str | None = None, where: str | None = None
+              ) -> tuple[gpd.GeoDataFrame, bool]:
+    """Read ``path`` into a GeoDataFrame (rows satisfying ``where``); also say if it was a table.
+
+    Vector files are filtered by GDAL as they are read; tables, KML and
+    GeoParquet by `planner._where` (the same SQL subset).
+    """
     if path.is_file() and path.stat().st_size == 0:
         raise LayerError(
             f"Layer {f'`{label}` ({path})' if label else path}: the file is empty (0 bytes), "
@@ -456,29 +511,32 @@ def _read_any(path: Path, *, kind: str, layer: Any, encoding: str | None, sheet:
         )
     suffix = path.suffix.lower()
     if suffix in _TABLE_SUFFIXES:
-        df = _read_table(path, encoding=encoding, sheet=sheet, label=label)
+        df = _filter_table(_read_table(path, encoding=encoding, sheet=sheet, label=label), where,
+                           path=path, label=label)
         return _table_to_points(df, path=path, lon_column=lon_column, lat_column=lat_column,
                                 columns=columns, crs=crs), True
     if suffix in _KML_SUFFIXES:
         from planner._kml import read_kml
 
-        return read_kml(path), False
+        return _filter_table(read_kml(path), where, path=path, label=label), False
     if suffix in _PARQUET_SUFFIXES:
         try:
-            return gpd.read_parquet(path), False
+            gdf = gpd.read_parquet(path)
         except Exception as exc:
             raise LayerError(f"GeoParquet {path} cannot be read ({exc}); re-export it with "
                              "geopandas `to_parquet`.") from None
+        return _filter_table(gdf, where, path=path, label=label), False
     if suffix in {".gpkg", ".sqlite"} or path.is_dir():
         _check_layers(path, layer, label)
     if suffix in {".shp", ".dbf", ".zip"}:
-        return _read_shapefile(path, layer=layer, encoding=encoding), False
-    return _read_vector(path, layer=layer, encoding=encoding), False
+        return _read_shapefile(path, layer=layer, encoding=encoding, where=where,
+                               label=label), False
+    return _read_vector(path, layer=layer, encoding=encoding, where=where, label=label), False
 
 
 # =============================================================================== columns
 def _rename(gdf: gpd.GeoDataFrame, *, columns: dict[str, str], id_column: str | None,
-            path: Path, label: str | None = None) -> gpd.GeoDataFrame:
+            path: Path, label: str | None = None, kind: str | None = None) -> gpd.GeoDataFrame:
     """Canonical column names: the user's map first, then the built-in synonyms."""
     geom = gdf.geometry.name
     present = [c for c in gdf.columns if c != geom]
@@ -505,14 +563,14 @@ def _rename(gdf: gpd.GeoDataFrame, *, columns: dict[str, str], id_column: str | 
     for col in present:
         if col not in mapping and col in taken:
             mapping[col] = f"{col}_source"  # displaced by the user's choice
-        elif col not in mapping and _synonym(col) == col:
+        elif col not in mapping and _synonym(col, kind) == col:
             mapping[col] = col
             taken.add(col)
     skipped = []
     for col in present:
         if col in mapping:
             continue
-        target = _synonym(col)
+        target = _synonym(col, kind)
         if target is None or target in ("lon", "lat"):
             continue  # coordinate columns keep their names (values as in the file)
         if target in taken:
@@ -563,6 +621,8 @@ def read_layer(
     target_crs: Any = None,
     name: str | None = None,
     tiers: dict[str, str] | None = None,
+    region: Literal["china", "any"] = REGION,
+    where: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Read, check and project one layer.
 
@@ -608,6 +668,21 @@ def read_layer(
         Name of the layer in messages (default: the file name).
     tiers
         Extra facility-tier mapping of values (``{"老年食堂": "other"}``).
+    region
+        ``"china"`` (default): features outside China are an error (usually
+        a wrong coordinate column or CRS).  ``"any"``: the data may lie
+        anywhere; GCJ-02/BD-09 ``coord_system`` is then refused, since those
+        offsets exist only inside China.
+    where
+        Keep only the rows satisfying this SQL condition on the file's own
+        column names (``"landuse = 'residential'"``; names with Chinese
+        characters or spaces in double quotes).  Vector files are filtered by
+        GDAL as they are read (OGR SQL, or SQLite's for a GeoPackage); CSV,
+        Excel, KML and GeoParquet by `planner._where`, which reads the common
+        subset: comparisons, IN, LIKE, IS NULL, BETWEEN, AND, OR, NOT.  Text
+        equality follows the reader: GDAL's OGR SQL (GeoJSON, Shapefile)
+        ignores case, SQLite (GeoPackage) and the table reader do not.  A
+        filter that cannot be applied is a `LayerError` naming the layer.
 
     Returns
     -------
@@ -636,18 +711,22 @@ def read_layer(
         _check_folder(path, label)
     columns = dict(columns or {})
     system, file_crs, target = _check_arguments(label=label, coord_system=coord_system,
-                                                encoding=encoding, crs=crs, target_crs=target_crs)
+                                                encoding=encoding, crs=crs, target_crs=target_crs,
+                                                region=region)
     gdf, is_table = _read_any(path, kind=kind, layer=layer, encoding=encoding, sheet=sheet,
                               lon_column=lon_column, lat_column=lat_column, columns=columns,
-                              crs=file_crs, label=name)
+                              crs=file_crs, label=name, where=where)
     header = f"Layer `{label}` ({path}{f', layer {layer}' if layer is not None else ''}) " \
              "cannot be used:"
     if len(gdf) == 0:
+        if where is not None:
+            raise LayerError(f"{header}\n  - no row satisfies `where: {where}`. Check the filter "
+                             "(the values are compared as written in the file).")
         raise LayerError(f"{header}\n  - it has no rows. Check the file, `layer:` or `sheet:`.")
     gdf = _set_file_crs(gdf, file_crs=file_crs, is_table=is_table, system=system, label=label,
                         header=header)
-    gdf = _rename(gdf, columns=columns, id_column=id_column, path=path, label=name)
-    gdf, problems = _check_content(gdf, kind=kind, tiers=tiers, label=label)
+    gdf = _rename(gdf, columns=columns, id_column=id_column, path=path, label=name, kind=kind)
+    gdf, problems = _check_content(gdf, kind=kind, tiers=tiers, label=label, region=region)
     collect(problems, header=header, error=LayerError)
     gdf = _project(gdf, system=system, target=target, path=path, kind=kind)
     if kind in ("population", "boundaries"):
@@ -669,10 +748,11 @@ def _warn_caller(message: str | PlannerWarning, zh: str | None = None, *,
 
 
 def _check_arguments(*, label: str, coord_system: coords.CoordSystem, encoding: str | None,
-                     crs: Any, target_crs: Any
+                     crs: Any, target_crs: Any, region: str = REGION
                      ) -> tuple[str, pyproj.CRS | None, pyproj.CRS | None]:
     """Check `read_layer`'s datum, encoding and CRS arguments: (system, file CRS, target CRS)."""
     system = coords._check_system(coord_system, "coord_system")
+    coords.check_region(region, system, what=f"Layer {label}")
     if encoding is not None:
         try:
             codecs.lookup(encoding)
@@ -717,7 +797,7 @@ def _set_file_crs(gdf: gpd.GeoDataFrame, *, file_crs: pyproj.CRS | None, is_tabl
 
 
 def _check_content(gdf: gpd.GeoDataFrame, *, kind: Kind, tiers: dict[str, str] | None,
-                   label: str) -> tuple[gpd.GeoDataFrame, list[str]]:
+                   label: str, region: str = REGION) -> tuple[gpd.GeoDataFrame, list[str]]:
     """Check (and repair) geometry and attributes: the layer and every problem found."""
     problems: list[str] = []
     with warnings.catch_warnings(record=True) as caught:
@@ -728,7 +808,7 @@ def _check_content(gdf: gpd.GeoDataFrame, *, kind: Kind, tiers: dict[str, str] |
                               zh=lambda t: f"图层 {label}：{t}"))
     problems.extend(geom_problems)
     if not geom_problems:
-        problems.extend(_check_location(gdf))
+        problems.extend(_check_location(gdf, region=region))
     if kind in V.TIER_KINDS:
         problems.extend(V.check_tiers(gdf, kind=kind, tiers=tiers))
         if kind == "facilities" and "tier" not in gdf.columns:
@@ -742,7 +822,7 @@ def _check_content(gdf: gpd.GeoDataFrame, *, kind: Kind, tiers: dict[str, str] |
     return gdf, problems
 
 
-def _check_location(gdf: gpd.GeoDataFrame) -> list[str]:
+def _check_location(gdf: gpd.GeoDataFrame, *, region: str = REGION) -> list[str]:
     """Problems of the features' locations (centres of their envelopes, in lon/lat)."""
     centres = shapely.centroid(shapely.envelope(np.asarray(gdf.geometry.values)))
     if gdf.crs.is_geographic:
@@ -751,7 +831,7 @@ def _check_location(gdf: gpd.GeoDataFrame) -> list[str]:
         x, y = pyproj.Transformer.from_crs(gdf.crs, 4326, always_xy=True).transform(
             shapely.get_x(centres), shapely.get_y(centres))
         x, y = np.asarray(x), np.asarray(y)
-    return V.check_lonlat(x, y, gdf, what="coordinates")
+    return V.check_lonlat(x, y, gdf, what="coordinates", region=region)
 
 
 def _project(gdf: gpd.GeoDataFrame, *, system: str, target: pyproj.CRS | None, path: Path,

@@ -8,7 +8,7 @@ and fails on:
 * a private import across packages (``from planner.access._x import ...`` or
   ``from planner.access import _y`` outside ``planner.access``); the shared
   internals ``planner._errors``, ``planner._schema``, ``planner._validate``,
-  ``planner._kml`` and ``planner._yaml`` may be used by every package;
+  ``planner._kml``, ``planner._yaml`` and ``planner._where`` may be used by every package;
 * a public module without ``__all__``.
 """
 
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent / "planner"
 PIPELINE_USERS = {"pipeline", "cli", "scenario", "__init__", "__main__"}
 FORBIDDEN = ("planner.pipeline", "planner.scenario", "planner._settings")
 SHARED_INTERNALS = {"planner._errors", "planner._schema", "planner._validate", "planner._kml",
-                    "planner._yaml"}
+                    "planner._yaml", "planner._where"}
 
 
 def _modules() -> list[tuple[str, Path]]:

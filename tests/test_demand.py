@@ -429,7 +429,7 @@ def test_hamilton_perry_5_year_steps_are_geometric_interpolation():
 
 def test_projection_input_errors():
     t20 = demand.read_census(census_2020({"A区": bands_of(60)}))
-    with pytest.raises(DemandError, match="needs the previous census"):
+    with pytest.raises(DemandError, match="no previous census is given"):
         demand.project_areas(t20)
     t10 = demand.read_census(census_2010({"A区": bands_of(61)}))
     with pytest.raises(DemandError, match=r"Plan years \[2015\] are before"):

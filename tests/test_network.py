@@ -485,9 +485,11 @@ def test_from_osm_xml(osm_xml):
     assert sorted(net.node_id.tolist()) == [1, 2, 3, 4, 5, 6, 7]
     assert net.edge_length_m.sum() == pytest.approx(utm_length(WALKED), rel=1e-9)
     assert set(net.edges.fclass) == {"residential", "footway", "steps", "service"}
-    assert net.report["excluded_classes"] == {"motorway": 1}
+    assert net.report["excluded_ways"] == {"motorway": 1}
+    assert net.report["excluded_segments"] == {"motorway": 1}
     assert net.report["excluded_no_foot_access"] == 1
-    assert net.report["non_highway_ways"] == 3
+    assert net.report["non_highway_ways"] == 1  # the building: one way of three segments
+    assert net.report["n_ways_in"] == 6
     # one-way footway walked against its direction: 5 -> 2 -> 4 and back
     i5, i4 = [int(np.flatnonzero(net.node_id == k)[0]) for k in (5, 4)]
     assert dist(net, i4, i5) == pytest.approx(utm_length([(5, 2), (2, 4)]), rel=1e-9)
@@ -512,7 +514,7 @@ def test_from_osm_pbf_equals_xml(osm_xml, tmp_path):
     b = N.from_osm_file(pbf, min_component_share=0)
     assert (b.n_nodes, b.n_edges) == (a.n_nodes, a.n_edges)
     assert sorted(b.edge_length_m) == pytest.approx(sorted(a.edge_length_m), abs=1e-6)
-    assert b.report["excluded_classes"] == {"motorway": 1}
+    assert b.report["excluded_ways"] == {"motorway": 1}
 
 
 def test_from_osmnx_graph_projected_or_not(osm_xml):
@@ -553,6 +555,107 @@ def test_download_offline_gives_a_clear_error(monkeypatch):
         N.download_osm(bbox=(108.95, 34.25, 108.93, 34.27))
 
 
+def osm_text(nodes: dict[int, tuple[float, float]], ways: list[tuple[int, list[int], str]]):
+    """An OSM XML document: nodes id -> (lon, lat); ways (id, node ids, highway)."""
+    lines = ["<?xml version='1.0' encoding='UTF-8'?>", '<osm version="0.6" generator="t">']
+    lines += [f'<node id="{k}" version="1" lat="{y:.7f}" lon="{x:.7f}"/>'
+              for k, (x, y) in nodes.items()]
+    for wid, refs, highway in ways:
+        nds = "".join(f'<nd ref="{r}"/>' for r in refs)
+        lines.append(f'<way id="{wid}" version="1">{nds}<tag k="highway" v="{highway}"/></way>')
+    return "\n".join(lines + ["</osm>"])
+
+
+def test_osm_report_counts_ways_as_ways_and_segments_as_segments(tmp_path):
+    # three trunk ways of 5, 8 and 10 nodes: 3 ways, 4 + 7 + 9 = 20 segments
+    nodes, ways, k = {}, [], 1
+    for w, n in enumerate((5, 8, 10)):
+        ids = []
+        for i in range(n):
+            nodes[k] = (108.940 + 0.0005 * i, 34.260 + 0.001 * w)
+            ids.append(k)
+            k += 1
+        ways.append((100 + w, ids, "trunk"))
+    ways.append((200, [1, 6, 14], "residential"))  # a street across their first nodes
+    path = tmp_path / "trunk.osm"
+    path.write_text(osm_text(nodes, ways), encoding="utf-8")
+    net = N.from_osm_file(path, min_component_share=0)
+    assert net.report["excluded_ways"] == {"trunk": 3}
+    assert net.report["excluded_segments"] == {"trunk": 20}
+    assert net.report["n_ways_in"] == 4
+    zh = N.report_table(net).set_index("key")
+    en = N.report_table(net, lang="en").set_index("key")
+    assert zh.loc["excluded_ways", "item"] == "排除的道路等级（OSM道路条数）"
+    assert zh.loc["excluded_ways", "value"] == "trunk: 3"
+    assert en.loc["excluded_ways", "item"] == "excluded road classes (OSM ways)"
+    assert en.loc["excluded_segments", "value"] == "trunk: 20"
+    assert "excluded_classes" not in zh.index  # that key counts lines of a line layer
+    lines = N.report_table(N.from_lines(roads([(0, 0), (100, 0)], [(0, 0), (0, 100)],
+                                              fclass=["trunk", "residential"])), lang="en")
+    assert lines.set_index("key").loc["excluded_classes", "item"] == \
+        "excluded road classes (lines)"
+
+
+def _grid_nodes():
+    """A 5 x 5 grid of nodes 0.001 degrees apart in central Xi'an; id = 10 * (i + 1) + j."""
+    return {10 * (i + 1) + j: (108.940 + 0.001 * i, 34.260 + 0.001 * j)
+            for i in range(5) for j in range(5)}
+
+
+def test_clipped_pbf_is_read_in_pieces(tmp_path):
+    import osmium
+    import osmnx as ox
+
+    nodes = _grid_nodes()
+    nodes.update({901: (108.9435, 34.2605), 902: (108.9445, 34.2610),
+                  903: (108.9435, 34.2615), 911: (108.9445, 34.2635)})
+    ways = [(100 + j, [10 * (i + 1) + j for i in range(5)], "residential") for j in range(5)]
+    ways += [(200 + i, [10 * (i + 1) + j for j in range(5)], "footway") for i in range(5)]
+    ways.append((300, [40, 901, 902, 903, 42], "service"))  # leaves the box and comes back
+    ways.append((301, [43, 911], "path"))  # one node inside
+    full = tmp_path / "full.osm"
+    full.write_text(osm_text(nodes, ways), encoding="utf-8")
+    # clip with osmium like `osmium extract --strategy simple --bbox`: the nodes inside the
+    # box, and every way with a node inside, as it is (its refs outside now point nowhere)
+    east = 108.944
+    inside = {k for k, (x, _) in nodes.items() if x < east}
+    clipped = tmp_path / "clipped.osm.pbf"
+    with osmium.SimpleWriter(str(clipped)) as writer:
+        for obj in osmium.FileProcessor(str(full)):
+            if obj.is_node() and obj.location.lon < east:
+                writer.add(obj)
+            elif obj.is_way() and any(n.ref in inside for n in obj.nodes):
+                writer.add(obj)
+    as_xml = tmp_path / "clipped.osm"
+    with osmium.SimpleWriter(str(as_xml)) as writer:
+        for obj in osmium.FileProcessor(str(clipped)):
+            writer.add(obj)
+    with pytest.raises(ValueError, match="clipping"):  # what OSMnx does with it
+        ox.graph_from_xml(as_xml, retain_all=True)
+    for source in (clipped, as_xml):
+        with pytest.warns(PlannerWarning, match=r"is clipped: 7 street way\(s\) reference 7 "
+                                                r"node\(s\).*6 way\(s\) were cut into the 7"):
+            net = N.from_osm_file(source, min_component_share=0)
+        r = net.report
+        assert (r["ways_clipped"], r["clip_pieces"], r["ways_clipped_dropped"]) == (6, 7, 1)
+        assert r["n_components"] == 1
+        # kept: rows i = 0..3 (3 segments each), columns i = 0..3 (4 each), the two pieces
+        # of the service way; nothing drawn across the part outside the box
+        pairs = [(10 * (i + 1) + j, 10 * (i + 2) + j) for j in range(5) for i in range(3)]
+        pairs += [(10 * (i + 1) + j, 10 * (i + 1) + j + 1) for i in range(4) for j in range(4)]
+        pairs += [(40, 901), (903, 42)]
+        tr = pyproj.Transformer.from_crs(4326, net.crs, always_xy=True)
+        want = sum(math.dist(tr.transform(*nodes[a]), tr.transform(*nodes[b]))
+                   for a, b in pairs)
+        assert net.edge_length_m.sum() == pytest.approx(want, rel=1e-9)
+        assert net.report["excluded_ways"] == {}
+        table = N.report_table(net).set_index("key")
+        assert table.loc["ways_clipped", "value"] == "6"
+        assert table.loc["ways_clipped", "item"] == "被数据范围裁切的道路（条，保留范围内片段）"
+    # the way ids are counted once: the service way's second piece is the same way
+    assert net.report["n_ways_in"] == 5 + 4 + 1
+
+
 # --------------------------------------------------------------------------- GraphML
 def test_graphml_round_trip(tmp_path):
     g = roads(*grid_lines(4), fclass=["primary"] + ["residential"] * 7,
@@ -583,7 +686,7 @@ def test_graphml_frail_profile_avoids_saved_steps(tmp_path):
     frail = N.from_graphml(path, profile="frail")
     direct = N.from_lines(g, profile="frail")
     assert "steps" not in set(frail.edges.fclass)
-    assert frail.report["steps_avoided"] == 1
+    assert frail.report["steps_avoided_edges"] == 1  # edges of the saved network
     a, b = node_at(frail, 0, 0), node_at(frail, 0, 60)
     assert dist(frail, a, b) == pytest.approx(260.0)  # round the ramp: 100 + 30 + 100 + 30
     assert dist(frail, a, b, weight="time") == pytest.approx(260.0 / 0.65)
@@ -592,7 +695,7 @@ def test_graphml_frail_profile_avoids_saved_steps(tmp_path):
     # explicit class lists filter a saved network too; the report names what went
     nores = N.from_graphml(path, exclude_classes=["steps", "residential"])
     assert set(nores.edges.fclass) == {"footway"}
-    assert nores.report["excluded_classes"] == {"residential": 1, "steps": 1}
+    assert nores.report["excluded_edges"] == {"residential": 1, "steps": 1}
     # a crossing delay given at load time re-times the saved network
     delayed = N.from_graphml(path, crossing_delay_s=10.0)
     assert delayed.report["crossing_delay_s"] == 10.0

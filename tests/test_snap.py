@@ -103,3 +103,122 @@ def test_many_points_match_brute_force_distances():
     # the snapped spot lies on the chosen edge at the stated fraction
     spot = shapely.line_interpolate_point(lines[s.edge], s.fraction, normalized=True)
     np.testing.assert_allclose(shapely.get_x(spot), s.x, atol=1e-9)
+
+
+# --------------------------------------------------------------------------- fragments
+def grid_with_fragment():
+    """A 6 x 6 grid of streets 100 m apart (0..500 m) and a 4-node service-road fragment.
+
+    The fragment runs north-south at x = 560 m, from y = 100 to 400 m (three 100 m edges),
+    60 m east of the grid's east street and joined to nothing.
+    """
+    from planner import network as N
+
+    lines = [[(0, i * 100.0), (500, i * 100.0)] for i in range(6)]
+    lines += [[(i * 100.0, 0), (i * 100.0, 500)] for i in range(6)]
+    lines += [[(560, y), (560, y + 100)] for y in (100, 200, 300)]
+    g = gpd.GeoDataFrame({"fclass": ["residential"] * 12 + ["service"] * 3,
+                          "name": [""] * 12 + ["a", "b", "c"]},  # names keep its 4 nodes
+                         geometry=[shapely.LineString(c) for c in lines], crs=CRS)
+    return N.from_lines(g, min_component_share=0.1)  # 4 of 36 nodes: kept by the default
+
+
+#: name -> (x, y, moved?, distance of the snap, distance to the fragment or NaN)
+FRAGMENT_UNITS = {
+    "inside": (250, 250, False, 50.0, np.nan),  # nearest street is on the grid
+    "on_piece": (580, 250, False, 20.0, 20.0),  # 20 m <= 30 m and <= 80 / 3: stays
+    "near_piece": (548, 250, False, 12.0, 12.0),  # 12 <= 48 / 3: stays
+    "between": (540, 250, True, 40.0, 20.0),  # 20 > 40 / 3: main network
+    "east": (600, 250, True, 100.0, 40.0),  # 40 > 30 m: main network
+    "far_east": (620, 150, True, 120.0, 60.0),
+    "beyond": (1000, 250, False, 440.0, 440.0),  # the main network is beyond max_snap_m
+}
+
+
+def test_units_snap_to_the_main_network_unless_clearly_on_a_fragment():
+    net = grid_with_fragment()
+    assert np.bincount(net.components()).tolist() == [32, 4]  # the grid is component 0
+    names = list(FRAGMENT_UNITS)
+    units = gpd.GeoDataFrame({"id": names}, geometry=[
+        shapely.Point(v[0], v[1]) for v in FRAGMENT_UNITS.values()], crs=CRS)
+    with pytest.warns(PlannerWarning) as caught:
+        s = snap_points(net, units, what="units")
+    moved = [n for n in names if FRAGMENT_UNITS[n][2]]
+    assert s.moved.tolist() == [v[2] for v in FRAGMENT_UNITS.values()]
+    np.testing.assert_allclose(s.dist_m, [v[3] for v in FRAGMENT_UNITS.values()])
+    np.testing.assert_allclose(s.fragment_m, [v[4] for v in FRAGMENT_UNITS.values()])
+    comp = net.components()[net.edge_u[s.edge]]
+    assert comp.tolist() == [0, 1, 1, 0, 0, 0, 1]
+    texts = [str(w.message) for w in caught]
+    msg = next(t for t in texts if "small piece of the walk network" in t)
+    assert msg.startswith(f"{len(moved)} units lie nearest to a small piece")
+    assert "east (fragment 40 m, main network 100 m)" in msg
+    assert "between (fragment 20 m, main network 40 m)" in msg
+    assert "on_piece" not in msg and "beyond (" not in msg.split("lie more")[0]
+    # the old behaviour on request: every point to its nearest street
+    plain = snap_points(net, units, main_components="all", warn=False)
+    assert not plain.moved.any() and plain.dist_m[names.index("east")] == pytest.approx(40.0)
+    # the rule's numbers are parameters
+    loose = snap_points(net, units, warn=False, fragment_snap_m=50.0, fragment_ratio=0.5)
+    assert loose.moved.tolist() == [False, False, False, False, False, True, False]
+
+
+def test_moved_units_reach_the_facility_and_a_served_fragment_keeps_its_units():
+    from planner import access
+
+    net = grid_with_fragment()
+    names = list(FRAGMENT_UNITS)
+    units = gpd.GeoDataFrame({"id": names, "pop_60plus": 10}, geometry=[
+        shapely.Point(v[0], v[1]) for v in FRAGMENT_UNITS.values()], crs=CRS)
+    fac = gpd.GeoDataFrame({"id": ["f"], "tier": ["community_station"]},
+                           geometry=[shapely.Point(0, 0)], crs=CRS)
+    with pytest.warns(PlannerWarning) as caught:
+        pa = access.population_access(net, units, fac, cutoff_min=60, warn=False)
+    assert any(str(w.message).startswith("3 population units lie nearest to a small piece")
+               for w in caught)
+    t = dict(zip(names, pa["time_min_any"], strict=True))
+    # east: 100 m straight to (500, 250), then 500 + 250 m along the grid to (0, 0)
+    assert t["east"] == pytest.approx((100 + 750) / 60)
+    assert t["between"] == pytest.approx((40 + 750) / 60)
+    assert t["inside"] == pytest.approx((50 + 450) / 60)  # to (250, 200) or (200, 250)
+    assert np.isnan(t["on_piece"]) and np.isnan(t["near_piece"])  # clearly on the piece
+    # a facility on the fragment makes it a served component: units snap to it freely
+    fac2 = gpd.GeoDataFrame({"id": ["f", "g"], "tier": ["community_station"] * 2},
+                            geometry=[shapely.Point(0, 0), shapely.Point(565, 300)], crs=CRS)
+    snapped_fac = snap_points(net, fac2, what="facilities")
+    assert access.served_components(net, snapped_fac).tolist() == [0, 1]
+    with pytest.warns(PlannerWarning, match="lie more than 300 m") as caught:  # 'beyond' only
+        pa2 = access.population_access(net, units, fac2, cutoff_min=60, warn=False,
+                                       snap_facilities=snapped_fac)
+    assert not any("small piece" in str(w.message) for w in caught)
+    t2 = dict(zip(names, pa2["time_min_any"], strict=True))
+    # east: 40 m to (560, 250), 50 m along the piece, 5 m to the facility
+    assert t2["east"] == pytest.approx((40 + 50 + 5) / 60)
+    assert t2["on_piece"] == pytest.approx((20 + 50 + 5) / 60)
+
+
+def test_access_step_reports_the_moved_units(tmp_path):
+    from planner.pipeline import RunResult, steps
+    from planner.pipeline.settings import LayersSettings, NetworkSettings, Scenario
+
+    net = grid_with_fragment()
+    sc = Scenario(name="t", layers=LayersSettings(),
+                  network=NetworkSettings(fragment_snap_m=50.0, fragment_ratio=0.5))
+    res = RunResult(scenario=sc, crs=net.crs)
+    res.artifacts["network"] = net
+    res.layers["facilities"] = gpd.GeoDataFrame(
+        {"id": ["f"], "tier": ["community_station"]}, geometry=[shapely.Point(0, 0)], crs=CRS)
+    keep = ["inside", "on_piece", "east", "far_east"]
+    res.layers["population"] = gpd.GeoDataFrame(
+        {"id": keep, "population": 100, "pop_60plus": 20},
+        geometry=[shapely.Point(*FRAGMENT_UNITS[k][:2]) for k in keep], crs=CRS)
+    with pytest.warns(PlannerWarning):
+        assert steps.access(res) is None
+    # the scenario's looser rule keeps 'east' (40 m <= 50 m and <= 100 / 2) on the piece
+    moved = [w for w in res.warnings if "small piece of the walk network" in w]
+    assert len(moved) == 1
+    assert moved[0].startswith("1 population units lie nearest")
+    assert "far_east (fragment 60 m, main network 120 m)" in moved[0]
+    assert res.artifacts["snap_population"].moved.tolist() == [False, False, False, True]
+    pa = res.layers["population_access"]
+    assert np.isnan(pa["time_min_any"].iloc[2])  # 'east' stays on the piece: unreachable

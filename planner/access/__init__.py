@@ -48,10 +48,11 @@ from planner.access.coverage import (
 )
 from planner.access.floating_catchment import fca, fca_scores
 from planner.access.routing import cost_matrix, nearest_times, node_times
-from planner.access.snap import Snapped, snap_points, snap_units
+from planner.access.snap import Snapped, served_components, snap_points, snap_units
 
 __all__ = [
     "Snapped",
+    "served_components",
     "snap_points",
     "snap_units",
     "node_times",

@@ -20,7 +20,13 @@ import shapely
 
 from planner._errors import LayerError, PlannerWarning
 from planner.access.routing import nearest_times
-from planner.access.snap import Snapped, point_geometries, snap_points, snap_units
+from planner.access.snap import (
+    Snapped,
+    point_geometries,
+    served_components,
+    snap_points,
+    snap_units,
+)
 from planner.defaults import (
     BLIND_SPOT_EPS_M,
     CIRCLE_MIN,
@@ -112,7 +118,9 @@ def population_access(
     max_snap_m
         Snap warning threshold, metres.
     snap_population, snap_facilities
-        Already snapped points (skip snapping).
+        Already snapped points (skip snapping).  Facilities are snapped
+        first; units then snap freely to every network component holding a
+        facility, and off other small fragments (`snap_points`).
     warn
         Issue a `PlannerWarning` listing the units that reach no facility
         within ``cutoff_min`` (``False`` where that is expected, e.g. when
@@ -128,10 +136,11 @@ def population_access(
         Minutes; NaN = not reachable within ``cutoff_min``.  With no
         facility at all every unit is unreached, with a `PlannerWarning`.
     """
-    if snap_population is None:
-        snap_population = snap_units(net, population, gates=gates, max_snap_m=max_snap_m)
     if snap_facilities is None:
         snap_facilities = snap_points(net, facilities, max_snap_m=max_snap_m, what="facilities")
+    if snap_population is None:
+        snap_population = snap_units(net, population, gates=gates, max_snap_m=max_snap_m,
+                                     main_components=served_components(net, snap_facilities))
     cutoff_s = float(cutoff_min) * 60.0
     tiers = tier_values(facilities)
     out = population.copy()

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from planner._errors import LayerError, PlannerWarning
 from planner.access.routing import cost_matrix
-from planner.access.snap import Snapped, snap_points, snap_units
+from planner.access.snap import Snapped, served_components, snap_points, snap_units
 from planner.defaults import FCA_CATCHMENT_MIN, MAX_SNAP_M
 
 if TYPE_CHECKING:
@@ -142,6 +142,9 @@ def fca(
         snap_population = snap_units(net, population, max_snap_m=max_snap_m)
     if snap_facilities is None:
         snap_facilities = snap_points(net, facilities, max_snap_m=max_snap_m, what="facilities")
+    if snap_population is None:
+        snap_population = snap_units(net, population, max_snap_m=max_snap_m,
+                                     main_components=served_components(net, snap_facilities))
     catchment_s = float(catchment_min) * 60.0
     cost = cost_matrix(net, snap_population, snap_facilities, cutoff_s=catchment_s)
     dem = pd.to_numeric(population[demand], errors="coerce").fillna(0).to_numpy(float)

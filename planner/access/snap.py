@@ -26,7 +26,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -34,7 +34,7 @@ import pandas as pd
 import shapely
 
 from planner._errors import LayerError, NetworkError, PlannerWarning
-from planner.defaults import MAX_SNAP_M
+from planner.defaults import FRAGMENT_SNAP_M, FRAGMENT_SNAP_RATIO, MAX_SNAP_M
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -57,6 +57,7 @@ __all__ = [
     "edge_vertices",
     "point_geometries",
     "run_offsets",
+    "served_components",
     "snap_points",
     "snap_units",
 ]
@@ -64,7 +65,8 @@ __all__ = [
 #: Gates without a ``community`` column join the population polygon within this many metres.
 GATE_MATCH_M = 50.0
 
-_FIELDS = ("edge", "fraction", "x", "y", "dist_m", "far", "point_x", "point_y", "ids")
+_FIELDS = ("edge", "fraction", "x", "y", "dist_m", "far", "point_x", "point_y", "ids", "moved",
+           "fragment_m")
 
 
 @dataclass
@@ -95,6 +97,13 @@ class Snapped:
         the position of that row; ``None`` means point ``i`` is row ``i``.
     max_snap_m
         The threshold ``far`` was computed with.
+    moved
+        True where the nearest street was on a small fragment (a network
+        component that is not among the main ones) and the point was snapped
+        to the main network instead (see `snap_points`).
+    fragment_m
+        Distance to the nearest fragment street, where the nearest street is
+        on a fragment (moved or not); NaN elsewhere.
     """
 
     edge: np.ndarray
@@ -108,6 +117,15 @@ class Snapped:
     ids: np.ndarray
     unit: np.ndarray | None = None
     max_snap_m: float = MAX_SNAP_M
+    moved: np.ndarray | None = None
+    fragment_m: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.edge)
+        if self.moved is None:
+            self.moved = np.zeros(n, dtype=bool)
+        if self.fragment_m is None:
+            self.fragment_m = np.full(n, np.nan)
 
     def __len__(self) -> int:
         return int(self.edge.shape[0])
@@ -157,6 +175,34 @@ class Snapped:
         """`far_message` in English and Chinese, as a `PlannerWarning` (None if none is far)."""
         msg = self.far_message(what)
         return PlannerWarning(msg, self.far_message(what, lang="zh")) if msg else None
+    def fragment_message(self, what: str = "points", *, limit: int = 20) -> str | None:
+        """A warning text listing the snaps moved off small network fragments, or None.
+
+        Each moved point is shown with its distance to the fragment and to
+        the main network (`snap_points` explains the rule).  Points left on
+        a fragment (clearly on it) are not listed here: when they reach no
+        facility, `planner.access.population_access` lists them.
+        """
+        moved = np.flatnonzero(self.moved)
+        if not moved.size:
+            return None
+        shown = ", ".join(f"{self.ids[i]} (fragment {self.fragment_m[i]:.0f} m, main network "
+                          f"{self.dist_m[i]:.0f} m)" for i in moved[:limit])
+        more = f" and {moved.size - limit} more" if moved.size > limit else ""
+        return (
+            f"{moved.size} {what} lie nearest to a small piece of the walk network that is not "
+            f"connected to the rest and holds no facility; they were snapped to the main "
+            f"network instead, and their straight walk to it is counted: {shown}{more}. If "
+            "people do walk out over that piece, connect it in the road data (a missing link, "
+            "gate or crossing); check the points' coordinates otherwise."
+        )
+
+    def warn_fragments(self, what: str = "points") -> None:
+        """Issue `fragment_message` as a `PlannerWarning` (for callers that snapped with
+        ``warn=False``)."""
+        msg = self.fragment_message(what)
+        if msg:
+            warnings.warn(msg, PlannerWarning, stacklevel=2)
 
     def warn_far(self, what: str = "points") -> None:
         """Issue `far_warning` when some snaps are far.
@@ -304,8 +350,22 @@ def snap_points(
     max_snap_m: float = MAX_SNAP_M,
     warn: bool = True,
     what: str = "points",
+    main_components: npt.ArrayLike | Literal["all"] | None = None,
+    fragment_snap_m: float = FRAGMENT_SNAP_M,
+    fragment_ratio: float = FRAGMENT_SNAP_RATIO,
 ) -> Snapped:
     """Snap points to the nearest point on the nearest edge of ``net``.
+
+    A small fragment of the network (a connected component that is not
+    among ``main_components``: a service-road stub, a path inside a park not
+    joined to the streets) reaches nothing outside itself, so a point that
+    snaps to it shows as unreachable.  A point whose nearest street is on
+    such a fragment therefore snaps to the nearest street of a main
+    component instead, unless it lies clearly on the fragment: within
+    ``fragment_snap_m`` of it **and** at most ``fragment_ratio`` of its
+    distance to the main network (defaults 30 m and 1/3), or the main
+    network is farther than ``max_snap_m``.  Such moves are recorded in
+    ``Snapped.moved`` and reported by `Snapped.fragment_message`.
 
     Parameters
     ----------
@@ -323,6 +383,13 @@ def snap_points(
         it, e.g. with `Snapped.warn_far`).
     what
         What the points are, for messages (e.g. ``"facilities"``).
+    main_components
+        Component labels (`planner.network.WalkNetwork.components`) points
+        snap to freely: default the largest (label 0); `served_components`
+        adds the components holding facilities; ``"all"`` snaps every point
+        to its nearest street, fragment or not.
+    fragment_snap_m, fragment_ratio
+        When a point stays on a fragment (see above).
 
     Returns
     -------
@@ -340,8 +407,15 @@ def snap_points(
     geoms, ids = point_geometries(points, crs=net.crs, what=what)
     n = len(geoms)
     lines = edge_geometries(net)
+    moved = np.zeros(n, dtype=bool)
+    fragment_m = np.full(n, np.nan)
     if n:
         edge = _nearest_edges(net, geoms, max_snap_m)
+        if not (isinstance(main_components, str) and main_components == "all"):
+            edge = _off_fragments(net, geoms, edge, moved, fragment_m,
+                                  main=_main_labels(net, main_components),
+                                  max_snap_m=max_snap_m, fragment_snap_m=fragment_snap_m,
+                                  fragment_ratio=fragment_ratio)
         frac = shapely.line_locate_point(lines[edge], geoms, normalized=True)
         frac = np.nan_to_num(frac, nan=0.0)  # zero-length edges
         spot = shapely.line_interpolate_point(lines[edge], frac, normalized=True)
@@ -362,9 +436,14 @@ def snap_points(
         point_y=py,
         ids=np.asarray(ids),
         max_snap_m=float(max_snap_m),
+        moved=moved,
+        fragment_m=fragment_m,
     )
-    if warn and (w := snapped.far_warning(what)) is not None:
-        warnings.warn(w, stacklevel=2)
+    if warn:
+        if (w := snapped.far_warning(what)) is not None:
+            warnings.warn(w, stacklevel=2)
+        if msg := snapped.fragment_message(what):
+            warnings.warn(msg, PlannerWarning, stacklevel=2)
     return snapped
 
 
@@ -384,6 +463,62 @@ def _nearest_edges(net: WalkNetwork, geoms: np.ndarray, max_snap_m: float) -> np
             break
         i, e = tree.query_nearest(geoms[rest], max_distance=radius, all_matches=False)
         edge[rest[i]] = e
+    return edge
+
+
+def _main_labels(net: WalkNetwork, main: npt.ArrayLike | None) -> np.ndarray:
+    """The sorted component labels points snap to freely (always the largest, 0)."""
+    labels = np.zeros(1, np.int64) if main is None else np.asarray(main, np.int64).ravel()
+    return np.union1d(labels, [0])
+
+
+def served_components(net: WalkNetwork, snapped: Snapped) -> np.ndarray:
+    """The largest component and every component that holds one of ``snapped``'s points.
+
+    Pass it as ``main_components`` when snapping population units after the
+    facilities: a component with a facility is one its residents can walk
+    within, so units snap to it freely.
+    """
+    comp = net.components()[net.edge_u[snapped.edge]] if len(snapped) else np.zeros(0, int)
+    return np.union1d(comp, [0]).astype(np.int64)
+
+
+def _main_tree(net: WalkNetwork, main: np.ndarray) -> tuple[shapely.STRtree, np.ndarray]:
+    """STRtree of the edges of the ``main`` components and their edge indices (cached)."""
+
+    def build() -> tuple[shapely.STRtree, np.ndarray]:
+        idx = np.flatnonzero(np.isin(net.components()[net.edge_u], main))
+        return shapely.STRtree(edge_geometries(net)[idx]), idx
+
+    return net.cached("edge_tree_main:" + ",".join(map(str, main.tolist())), build)
+
+
+def _off_fragments(net: WalkNetwork, geoms: np.ndarray, edge: np.ndarray, moved: np.ndarray,
+                   fragment_m: np.ndarray, *, main: np.ndarray, max_snap_m: float,
+                   fragment_snap_m: float, fragment_ratio: float) -> np.ndarray:
+    """Move snaps from small fragments to the main network (see `snap_points`).
+
+    ``moved`` and ``fragment_m`` are filled in place; returns the new edges.
+    """
+    comp = net.components()
+    on_fragment = ~np.isin(comp[net.edge_u[edge]], main)
+    if not on_fragment.any():
+        return edge
+    pos = np.flatnonzero(on_fragment)
+    d_frag = shapely.distance(geoms[pos], edge_geometries(net)[edge[pos]])
+    fragment_m[pos] = d_frag
+    tree, idx = _main_tree(net, main)
+    i, e = tree.query_nearest(geoms[pos], all_matches=False)
+    d_main = np.full(pos.size, np.inf)
+    main_edge = np.full(pos.size, -1, dtype=np.int64)
+    d_main[i] = shapely.distance(geoms[pos[i]], edge_geometries(net)[idx[e]])
+    main_edge[i] = idx[e]
+    stays = ((d_frag <= fragment_snap_m) & (d_frag <= fragment_ratio * d_main)) | (
+        d_main > max_snap_m)
+    move = ~stays
+    edge = edge.copy()
+    edge[pos[move]] = main_edge[move]
+    moved[pos[move]] = True
     return edge
 
 
@@ -467,6 +602,9 @@ def snap_units(
     max_snap_m: float = MAX_SNAP_M,
     warn: bool = True,
     what: str = "population units",
+    main_components: npt.ArrayLike | Literal["all"] | None = None,
+    fragment_snap_m: float = FRAGMENT_SNAP_M,
+    fragment_ratio: float = FRAGMENT_SNAP_RATIO,
 ) -> Snapped:
     """Snap population units, starting gated compounds at their gates.
 
@@ -484,15 +622,19 @@ def snap_units(
         represented by its gates only (its residents leave through them); a
         unit without gates by its representative point.  Gates matching no
         unit are ignored, with a `PlannerWarning`.
-    max_snap_m, warn
-        As in `snap_points`.
+    max_snap_m, warn, main_components, fragment_snap_m, fragment_ratio
+        As in `snap_points` (units and gates alike); pass
+        ``main_components=served_components(net, snapped_facilities)`` so that
+        units snap freely to every component holding a facility.
 
     Returns
     -------
     Snapped
         With ``unit`` set: the row of ``units`` each snapped point stands for.
     """
-    base = snap_points(net, units, max_snap_m=max_snap_m, warn=False, what=what)
+    rule = {"max_snap_m": max_snap_m, "main_components": main_components,
+            "fragment_snap_m": fragment_snap_m, "fragment_ratio": fragment_ratio}
+    base = snap_points(net, units, warn=False, what=what, **rule)
     n = len(base)
     parts, maps = [base], [np.arange(n)]
     if gates is not None and len(gates):
@@ -500,8 +642,7 @@ def snap_units(
         if unmatched:
             _warn_unmatched_gates(unmatched, "community" in gates.columns)
         if ok.size:
-            g = snap_points(net, gates.iloc[ok], max_snap_m=max_snap_m, warn=False,
-                            what="gates")
+            g = snap_points(net, gates.iloc[ok], warn=False, what="gates", **rule)
             g.ids = np.array([f"{base.ids[p]} (gate {gid})"
                               for p, gid in zip(pos[ok], g.ids, strict=True)], dtype=object)
             gated = np.zeros(n, bool)
@@ -512,6 +653,9 @@ def snap_units(
     if out.unit.size:
         order = np.argsort(out.unit, kind="stable")
         out = out.take(order)
-    if warn and (w := out.far_warning(what)) is not None:
-        warnings.warn(w, stacklevel=2)
+    if warn:
+        if (w := out.far_warning(what)) is not None:
+            warnings.warn(w, stacklevel=2)
+        if msg := out.fragment_message(what):
+            warnings.warn(msg, PlannerWarning, stacklevel=2)
     return out

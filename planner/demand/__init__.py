@@ -41,12 +41,20 @@ Examples
 from __future__ import annotations
 
 from planner.demand.allocation import (
+    CAMPUS_NAMES,
+    CAMPUS_SHARE_WARN,
+    CAMPUS_TAGS,
+    HOUSING_NAMES,
     MIN_RES_M2_PER_RESIDENT,
+    OVERLAP_WARN_SHARE,
     allocate,
+    campus_like,
     demand_columns,
     estimate_population,
     fill_groups,
     largest_remainder,
+    parent_areas,
+    trim_overlaps,
 )
 from planner.demand.census import (
     BAND_COLUMNS,
@@ -64,12 +72,18 @@ from planner.demand.projection import (
     project_areas,
     project_units,
     projection_columns,
+    projection_needs,
     read_life_table,
 )
 
 __all__ = [
     "BANDS",
     "BAND_COLUMNS",
+    "CAMPUS_NAMES",
+    "CAMPUS_SHARE_WARN",
+    "CAMPUS_TAGS",
+    "HOUSING_NAMES",
+    "OVERLAP_WARN_SHARE",
     "COUNT_COLUMNS",
     "GROUPS",
     "MIN_RES_M2_PER_RESIDENT",
@@ -77,15 +91,19 @@ __all__ = [
     "allocate",
     "area_projection_table",
     "close_names",
+    "campus_like",
     "cohort_change_ratios",
     "demand_columns",
     "estimate_population",
     "fill_groups",
     "largest_remainder",
     "older_groups",
+    "parent_areas",
     "project_areas",
     "project_units",
     "projection_columns",
+    "projection_needs",
     "read_census",
     "read_life_table",
+    "trim_overlaps",
 ]

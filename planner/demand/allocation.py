@@ -31,8 +31,38 @@ if TYPE_CHECKING:  # pragma: no cover
     import geopandas as gpd
     from pyproj import CRS
 
-__all__ = ["MIN_RES_M2_PER_RESIDENT", "allocate", "demand_columns", "estimate_population",
-           "fill_groups", "largest_remainder"]
+__all__ = ["CAMPUS_NAMES", "CAMPUS_SHARE_WARN", "CAMPUS_TAGS", "HOUSING_NAMES",
+           "MIN_RES_M2_PER_RESIDENT", "OVERLAP_WARN_SHARE", "allocate", "campus_like",
+           "demand_columns", "estimate_population", "fill_groups", "largest_remainder",
+           "parent_areas", "trim_overlaps"]
+
+#: Overlap of residential polygons (share of the land they cover) above which it is warned.
+OVERLAP_WARN_SHARE = 0.01
+
+#: Name parts of polygons that are campuses, hospitals or sports grounds, not housing
+#: (Chinese anywhere in the name, English as words) ...
+CAMPUS_NAMES: tuple[str, ...] = (
+    "大学", "学院", "学校", "中学", "小学", "幼儿园", "校区", "校园", "医院", "卫生院",
+    "体育", "运动场", "球场", "体育场", "体育馆", "university", "college", "campus",
+    "school", "hospital", "clinic", "stadium", "sports", "arena", "gymnasium",
+)
+#: ... unless the name also says it is housing (staff quarters of a university are homes).
+HOUSING_NAMES: tuple[str, ...] = (
+    "家属", "宿舍", "公寓", "住宅", "小区", "社区", "新村", "生活区", "教师村", "职工",
+    "花园", "苑", "housing", "residence", "residential", "dormitor", "apartment",
+    "quarters", "staff",
+)
+#: OSM tag values of such places, looked up in the amenity, leisure, landuse, building,
+#: fclass and type columns.
+CAMPUS_TAGS: frozenset[str] = frozenset({
+    "university", "college", "school", "kindergarten", "hospital", "clinic", "stadium",
+    "sports_centre", "pitch", "track", "education", "sports_hall",
+})
+_TAG_COLUMNS = ("amenity", "leisure", "landuse", "building", "fclass", "type")
+_NAME_COLUMNS = ("name", "name:zh", "name:en", "名称")
+#: Share of an area's residents on campus-like polygons above which allocation warns.
+CAMPUS_SHARE_WARN = 0.10
+
 
 # --------------------------------------------------------------------------- allocation
 def allocate(
@@ -44,6 +74,8 @@ def allocate(
     table_key: str = "name",
     columns: Sequence[str] | None = None,
     weight: str | None = None,
+    remove_overlaps: bool = True,
+    campus_share_warn: float = CAMPUS_SHARE_WARN,
 ) -> gpd.GeoDataFrame:
     """Spread area totals onto the residential polygons inside each area (dasymetric).
 
@@ -78,6 +110,15 @@ def allocate(
     weight
         Column of ``residential`` to spread by (non-negative numbers);
         default None spreads by residential area.
+    remove_overlaps
+        Remove the overlaps of residential polygons first (`trim_overlaps`:
+        the smaller polygon keeps the shared land; a trimmed polygon keeps
+        the share of its weight its land keeps), so no one is counted twice;
+        a `PlannerWarning` says how much when it is over 1 % of the land.
+    campus_share_warn
+        Warn when more than this share of an area's residents land on
+        polygons that look like a campus, hospital or sports ground
+        (`campus_like`).
 
     Returns
     -------
@@ -85,14 +126,16 @@ def allocate(
         In ``areas.crs``, one row per residential piece (``id``, ``source_id``,
         ``name``, ``area``, ``placement="residential"``, ``split``,
         ``res_area_m2``, ``share``), plus one row at a representative point
-        (``placement="area_point"``) per area without residential land.
+        (``placement="area_point"``) per area without residential land, and
+        ``campus_like`` (see `campus_like`).
         Each spread column ``c`` holds floats (``c``; per area they sum to the
         table's total up to float rounding) and integers (``c_int``, largest
         remainder per area: they sum to the rounded total exactly).  For age
         bands and older groups, ``pop_60plus_int`` etc. are the sums of the
         integer bands.  ``attrs["demand_columns"]`` (column -> estimated,
         method, source) and ``attrs["demand_report"]`` (counts of polygons
-        outside every area, split polygons, areas placed at points) describe it.
+        outside every area, split polygons, areas placed at points, the
+        overlap removed, each area's share on campus-like polygons) describe it.
 
     Raises
     ------
@@ -141,7 +184,8 @@ def allocate(
 
     report: dict[str, Any] = {"n_residential": 0, "n_outside": 0, "outside_area_m2": 0.0,
                               "n_split": 0, "areas_at_point": []}
-    pieces = _residential_pieces(residential, ar, work_crs, weight, report)
+    pieces = _residential_pieces(residential, ar, work_crs, weight, report,
+                                 trim=remove_overlaps)
 
     # shares per area
     table = table.set_index("_key")
@@ -174,12 +218,15 @@ def allocate(
             [pieces, gpd.GeoDataFrame({
                 "_key": pts["_key"].values, "source_id": None, "name": None,
                 "placement": "area_point", "split": False, "res_area_m2": 0.0, "_w": 0.0,
-                "share": 1.0,
+                "share": 1.0, "_campus": False,
             }, geometry=pts.representative_point().values, crs=work_crs)],
             ignore_index=True,
         )
     pieces = pieces.sort_values(["_key", "_order"], na_position="last", kind="stable")
     pieces = pieces.reset_index(drop=True)
+    pieces["_campus"] = pieces["_campus"].fillna(False).astype(bool)
+    report["campus_share"] = _warn_campus_share(pieces, campus_share_warn)
+    pieces["campus_like"] = pieces["_campus"]
 
     groups = pieces["_key"].to_numpy()
     share = pieces["share"].to_numpy()
@@ -210,18 +257,21 @@ def allocate(
          for i, a, s in zip(ids, pieces["area"], pieces["split"], strict=True)],
     )
     keep = ["id", "source_id", "name", "area"] + (["area_code"] if "area_code" in pieces else [])
-    keep += ["placement", "split", "res_area_m2", "share"]
+    keep += ["placement", "split", "res_area_m2", "share", "campus_like"]
     keep += [c for col in columns for c in (col, f"{col}_int")]
     out = gpd.GeoDataFrame(pieces[keep], geometry=pieces.geometry, crs=work_crs).to_crs(areas.crs)
     by = "residential area" if weight is None else weight
     method = (f"dasymetric: area totals spread by {by}"
               " (overlay of residential polygons with area boundaries)")
     source = str(totals.attrs.get("source", "census table"))
+    notes = {c: f"; the area's {c} = {m}"
+             for c, m in totals.attrs.get("group_methods", {}).items()}
     out.attrs["demand_columns"] = {
-        **{c: {"estimated": True, "method": method + " (floats)", "source": source}
-           for c in columns},
+        **{c: {"estimated": True, "method": method + " (floats)" + notes.get(c, ""),
+               "source": source} for c in columns},
         **{f"{c}_int": {"estimated": True,
-                        "method": method + " (integers by largest remainder per area)",
+                        "method": method + " (integers by largest remainder per area)"
+                        + notes.get(c, ""),
                         "source": source} for c in columns},
     }
     out.attrs["demand_report"] = report
@@ -246,8 +296,9 @@ def _residential_pieces(
     work_crs: CRS,
     weight: str | None,
     report: dict[str, Any],
+    trim: bool = True,
 ) -> gpd.GeoDataFrame:
-    """Residential polygons cut by the area boundaries, with their weight per piece."""
+    """Residential polygons, overlaps trimmed, cut by the area boundaries, weighted per piece."""
     import geopandas as gpd
     import shapely
 
@@ -255,7 +306,8 @@ def _residential_pieces(
         {"_key": pd.Series(dtype=object), "source_id": pd.Series(dtype=object),
          "name": pd.Series(dtype=object), "placement": pd.Series(dtype=object),
          "split": pd.Series(dtype=bool), "res_area_m2": pd.Series(dtype=float),
-         "_w": pd.Series(dtype=float), "_order": pd.Series(dtype=float)},
+         "_w": pd.Series(dtype=float), "_order": pd.Series(dtype=float),
+         "_campus": pd.Series(dtype=bool)},
         geometry=gpd.GeoSeries([], crs=work_crs), crs=work_crs,
     )
     if residential is None or len(residential) == 0:
@@ -278,6 +330,12 @@ def _residential_pieces(
             stacklevel=3)
         geom = gpd.GeoSeries(shapely.make_valid(geom.values), index=res.index, crs=work_crs)
     poly_area = geom.area.to_numpy()
+    if trim:
+        geom_values, kept = trim_overlaps(geom.values)
+        geom = gpd.GeoSeries(geom_values, index=res.index, crs=work_crs)
+        _report_overlaps(report, poly_area, kept)
+    else:
+        kept = poly_area
     if weight is not None:
         if weight not in res.columns:
             raise DemandError(
@@ -293,8 +351,11 @@ def _residential_pieces(
                 f"Weight column {weight!r} of the residential layer needs non-negative numbers; "
                 f"{len(bad)} row(s) are not: {rows}. Fill them (0 for no residents) or drop them."
             )
+        # a trimmed polygon keeps the share of its weight that its land keeps
+        w = w * np.divide(kept, poly_area, out=np.zeros(len(w)), where=poly_area > 0)
     else:
-        w = poly_area
+        w = kept
+    poly_area = kept
     ids = res["id"].to_numpy() if "id" in res.columns else res.index.to_numpy()
     names = res["name"].to_numpy() if "name" in res.columns else np.full(len(res), None)
     base = gpd.GeoDataFrame(
@@ -311,7 +372,7 @@ def _residential_pieces(
     rid = cut["_rid"].to_numpy()
     counts = np.bincount(rid, minlength=len(res))
     inside = np.bincount(rid, weights=cut["res_area_m2"].to_numpy(), minlength=len(res))
-    outside = counts == 0
+    outside = (counts == 0) & (poly_area > 0)
     report.update(
         n_residential=len(res),
         n_outside=int(outside.sum()),
@@ -324,9 +385,127 @@ def _residential_pieces(
         {"_key": cut["_key"].to_numpy(), "source_id": ids[rid], "name": names[rid],
          "placement": "residential", "split": (counts[rid] > 1) | (frac < 1 - 1e-9),
          "res_area_m2": cut["res_area_m2"].to_numpy(), "_w": w[rid] * frac,
-         "_order": rid.astype(float)},
+         "_order": rid.astype(float), "_campus": campus_like(res)[rid]},
         geometry=cut.geometry.values, crs=work_crs,
     )
+
+
+def trim_overlaps(polygons: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Polygons with their overlaps removed: where polygons overlap, the smallest keeps the land.
+
+    OpenStreetMap often maps a community's whole area and the compounds
+    inside it, or one estate twice (a way and a relation); spread over both,
+    the same residents would be counted twice.  Every point covered by
+    several polygons is given to the smallest of them (the most specific
+    outline; ties: the first in order) and cut out of the others, so the
+    result covers exactly the union of the input and no point twice.  A
+    polygon lying wholly under smaller ones becomes empty.
+
+    Parameters
+    ----------
+    polygons
+        Array, list or GeoSeries of (Multi)Polygons in a metric CRS.
+
+    Returns
+    -------
+    (geometries, areas)
+        The trimmed geometries (same order; empty where nothing is left) and
+        their areas.
+    """
+    import shapely
+
+    geoms = np.asarray(getattr(polygons, "values", polygons), dtype=object).copy()
+    area = shapely.area(geoms)
+    rank = np.empty(len(geoms), dtype=np.int64)
+    rank[np.lexsort((np.arange(len(geoms)), area))] = np.arange(len(geoms))
+    i, j = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+    smaller = rank[j] < rank[i]
+    i, j = i[smaller], j[smaller]
+    shared = shapely.area(shapely.intersection(geoms[i], geoms[j])) > 0
+    i, j = i[shared], j[shared]
+    out = geoms.copy()
+    if i.size:
+        order = np.argsort(i, kind="stable")
+        i, j = i[order], j[order]
+        starts = np.flatnonzero(np.r_[True, i[1:] != i[:-1]])
+        for s, e in zip(starts, np.r_[starts[1:], i.size], strict=True):
+            cut = shapely.difference(geoms[i[s]], shapely.union_all(geoms[j[s:e]]))
+            out[i[s]] = shapely.make_valid(cut) if not shapely.is_valid(cut) else cut
+    return out, shapely.area(out)
+
+
+def _report_overlaps(report: dict[str, Any], before: np.ndarray, after: np.ndarray) -> None:
+    """Record (and warn about, above 1 % of the land) the overlap `trim_overlaps` removed."""
+    removed = float(before.sum() - after.sum())
+    union = float(after.sum())
+    report.update(overlap_removed_m2=removed, residential_area_sum_m2=float(before.sum()),
+                  residential_union_m2=union,
+                  n_trimmed=int((after < before * (1 - 1e-9)).sum()),
+                  n_covered=int(((after <= 0) & (before > 0)).sum()))
+    if union > 0 and removed > OVERLAP_WARN_SHARE * union:
+        warnings.warn(
+            f"demand: residential polygons overlap: their areas sum to "
+            f"{before.sum() / 1e6:.2f} km², {before.sum() / union:.2f} times the "
+            f"{union / 1e6:.2f} km² they cover. The {removed / 1e6:.2f} km² counted twice "
+            f"were removed before spreading residents, so no one is counted twice: where "
+            f"polygons overlap, the smaller keeps the shared land ({report['n_trimmed']} "
+            f"polygon(s) trimmed, {report['n_covered']} lying wholly under smaller ones got no "
+            "residents of their own). Check the residential layer (a community outline over "
+            "its compounds, or one estate mapped twice).",
+            PlannerWarning, stacklevel=4)
+
+
+def campus_like(polygons: pd.DataFrame) -> np.ndarray:
+    """Which residential polygons look like a campus, hospital or sports ground.
+
+    A polygon is flagged when one of its tag columns (``amenity``,
+    ``leisure``, ``landuse``, ``building``, ``fclass``, ``type``) holds a value
+    of `CAMPUS_TAGS`, or its name (``name``, ``name:zh``, ``name:en``)
+    contains a part of `CAMPUS_NAMES` (大学, 医院, 体育, campus, hospital,
+    stadium ...) and none of `HOUSING_NAMES` (家属院, 宿舍, 公寓, 小区 ...: a
+    university's staff quarters are homes).
+    """
+    import re
+
+    flag = np.zeros(len(polygons), dtype=bool)
+    for col in _TAG_COLUMNS:
+        if col in polygons.columns:
+            values = polygons[col].astype("string").str.strip().str.lower()
+            flag |= values.isin(CAMPUS_TAGS).fillna(False).to_numpy(dtype=bool)
+    words = "|".join(re.escape(w) for w in CAMPUS_NAMES)
+    homes = "|".join(re.escape(w) for w in HOUSING_NAMES)
+    campus_rx = re.compile(rf"(?:{words})", re.IGNORECASE)
+    home_rx = re.compile(rf"(?:{homes})", re.IGNORECASE)
+    for col in _NAME_COLUMNS:
+        if col not in polygons.columns:
+            continue
+        for k, name in enumerate(polygons[col]):
+            if isinstance(name, str) and campus_rx.search(name) and not home_rx.search(name):
+                flag[k] = True
+    return flag
+
+
+def _warn_campus_share(pieces: gpd.GeoDataFrame, threshold: float) -> dict[str, float]:
+    """Per area, the share of its residents put on campus-like polygons; warn above threshold."""
+    if "_campus" not in pieces.columns or not pieces["_campus"].any():
+        return {}
+    on = pieces["share"].where(pieces["_campus"].astype(bool), 0.0)
+    share = on.groupby(pieces["_key"]).sum()
+    high = share[share > threshold].sort_values(ascending=False)
+    if len(high):
+        parts = []
+        for area, value in high.items():
+            names = pieces.loc[(pieces["_key"] == area) & pieces["_campus"].astype(bool), "name"]
+            shown = ", ".join(dict.fromkeys(str(n) for n in names.dropna()))[:200]
+            parts.append(f"{area} {value:.0%}" + (f" ({shown})" if shown else ""))
+        warnings.warn(
+            f"demand: more than {threshold:.0%} of an area's residents are put on polygons "
+            "that look like a campus, hospital or sports ground (by name or tag), where few "
+            f"people live: {'; '.join(parts)}. Leave them out of the residential layer (e.g. "
+            "`where: \"name NOT LIKE '%大学%'\"`), or spread by a weight column "
+            "(demand.weight: floor area or dwellings).",
+            PlannerWarning, stacklevel=3)
+    return {str(k): float(v) for k, v in share.items()}
 
 
 def largest_remainder(values: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
@@ -374,6 +553,55 @@ def demand_columns(gdf: pd.DataFrame, *, layer: str = "population") -> pd.DataFr
         [{"layer": layer, "column": c, **v} for c, v in info.items()],
         columns=["layer", "column", "estimated", "method", "source"],
     )
+
+
+def parent_areas(
+    table: pd.DataFrame,
+    areas: gpd.GeoDataFrame | None = None,
+    *,
+    by: str = "district",
+    area_key: str = "name",
+    parents: gpd.GeoDataFrame | None = None,
+    parent_key: str = "name",
+) -> dict[str, str]:
+    """Each census area's higher-level area (its district), for `older_groups` ``parent=``.
+
+    Taken from the first that names it: the census table's ``by`` column
+    (`read_census` keeps a ``区县``/``district`` column as ``district``), the
+    area layer's ``by`` column (matched on ``area_key``), or the ``parents``
+    polygon (e.g. the districts layer, named by ``parent_key``) that holds
+    the area's representative point.
+
+    Returns
+    -------
+    dict
+        Census area name -> higher-level area name (whitespace removed); areas
+        found by none of these are left out (`older_groups` names them).
+    """
+    names = table["name"].map(_clean_name).tolist()
+    out: dict[str, str] = {}
+    if by in table.columns:
+        out.update({n: _clean_name(p) for n, p in zip(names, table[by], strict=True)
+                    if isinstance(p, str) and p.strip()})
+    if areas is not None and area_key in areas.columns:
+        keys = areas[area_key].map(_clean_name)
+        if by in areas.columns:
+            for n, p in zip(keys, areas[by], strict=True):
+                if isinstance(p, str) and p.strip():
+                    out.setdefault(n, _clean_name(p))
+        if parents is not None and parent_key in parents.columns:
+            import geopandas as gpd
+
+            rest = ~keys.isin(list(out)) & keys.isin(names)
+            if rest.any():
+                pts = gpd.GeoDataFrame({"_k": keys[rest].to_numpy()},
+                                       geometry=areas.geometry[rest].representative_point()
+                                       .to_numpy(), crs=areas.crs)
+                hit = gpd.sjoin(pts, parents[[parent_key, "geometry"]].to_crs(areas.crs),
+                                how="inner", predicate="within")
+                for k, p in zip(hit["_k"], hit[parent_key], strict=True):
+                    out.setdefault(k, _clean_name(p))
+    return {n: out[n] for n in names if n in out}
 
 
 # --------------------------------------------------------------------------- population units
@@ -541,9 +769,12 @@ def fill_groups(
         if g in pop.columns:
             est = np.where(pop[g].isna(), est, pop[g].to_numpy(float))
         pop[g] = est
+        note = table.attrs.get("group_methods", {}).get(g)
+        how = (f"unit population × its {area_col}'s census share of {g}" if note is None else
+               f"unit population × its {area_col}'s share of {g} (the {area_col}'s {g} = "
+               f"{note})")
         rows.append({"layer": "population", "column": g, "estimated": True,
-                     "method": f"unit population × its {area_col}'s census share of {g}",
-                     "source": str(source)})
+                     "method": how, "source": str(source)})
     if rows:
         cols = ", ".join(r["column"] for r in rows)
         warnings.warn(PlannerWarning(

@@ -15,7 +15,7 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from planner._errors import DemandError, PlannerWarning, collect
+from planner._schema import UNIT_SUFFIXES
 from planner.layers import EXCEL_SUFFIXES, read_spreadsheet
 
 __all__ = ["BANDS", "BAND_COLUMNS", "COUNT_COLUMNS", "GROUPS", "SEXES", "close_names",
@@ -44,16 +45,30 @@ GROUPS: dict[str, int] = {"pop_60plus": 60, "pop_65plus": 65, "pop_80plus": 80}
 COUNT_COLUMNS = ("population", "households", *GROUPS)
 
 
-_KEY_CANDIDATES = ("name", "名称", "地区", "街道", "乡镇", "镇街", "街道/乡镇", "乡镇/街道",
-                   "township", "区县", "district", "区", "area")
+_KEY_CANDIDATES = ("name", "名称", "地区", "街道", "乡镇", "镇街", "街镇", "街道/乡镇", "乡镇/街道",
+                   "街道名称", "township", "subdistrict", "sub_district", "sub-district",
+                   "street", "区县", "district", "区", "area")
 _CODE_CANDIDATES = ("区划代码", "code", "adcode", "代码")
-_TOTAL_NAMES = ("population", "合计", "人口数_合计", "人口数", "总人口", "常住人口", "人口", "pop")
+_TOTAL_NAMES = ("population", "合计", "人口数_合计", "人口数", "总人口", "常住人口", "人口",
+                "population_total", "total_population", "pop_total", "total_pop", "residents",
+                "常住人口数", "总人口数", "人口总数", "常住总人口", "常住人口总数", "人口合计", "pop")
 _HOUSEHOLD_NAMES = ("households", "家庭户户数", "家庭户数", "家庭数", "户数", "总户数")
 _GROUP_NAMES = {
     "pop_60plus": ("pop_60plus", "60岁及以上人口", "60岁以上人口", "60岁及以上"),
     "pop_65plus": ("pop_65plus", "65岁及以上人口", "65岁以上人口", "65岁及以上"),
     "pop_80plus": ("pop_80plus", "80岁及以上人口", "80岁以上人口", "80岁及以上"),
 }
+#: Columns giving an older group's share of the residents (0-1, or percent), per census area.
+_SHARE_NAMES = {
+    f"pop_{a}plus": (f"share_{a}plus", f"older_share_{a}plus", f"pop_{a}plus_share",
+                     f"{a}岁及以上人口占比", f"{a}岁及以上占比", f"{a}岁及以上人口比重",
+                     f"{a}岁及以上人口比例", f"{a}岁以上人口占比", f"{a}岁以上人口比例",
+                     f"{a}岁及以上人口占比(%)", f"{a}岁及以上人口占比（%）",
+                     f"{a}岁及以上人口比重(%)", f"{a}岁及以上人口比重（%）")
+    for a in (60, 65, 80)
+}
+#: The column naming each area's district (kept when it is not the area key).
+_PARENT_NAMES = ("district", "区县", "所属区县", "所属区", "区", "县区")
 
 _SEX_WORDS = {"男": "m", "女": "f", "male": "m", "female": "f", "m": "m", "f": "f",
               "men": "m", "women": "f"}
@@ -122,7 +137,14 @@ def _canonical_band(lo: int, hi: int | None) -> str | None:
 
 
 def _find(columns: Sequence[str], names: Iterable[str]) -> str | None:
-    norm = {re.sub(r"\s+", "", str(c)).lower(): c for c in columns}
+    """The first column named as one of ``names`` (whitespace, case and a "(人)" unit ignored)."""
+    norm = {}
+    for c in columns:
+        key = re.sub(r"\s+", "", str(c)).lower()
+        norm.setdefault(key, c)
+        for suffix in UNIT_SUFFIXES:
+            if key.endswith(suffix) and len(key) > len(suffix):
+                norm.setdefault(key[: -len(suffix)], c)
     for n in names:
         if n.lower() in norm:
             return norm[n.lower()]
@@ -166,9 +188,14 @@ def read_census(
     -------
     DataFrame
         One row per area: ``name`` (whitespace removed), ``code`` (from
-        ``区划代码``, when present), ``population``, ``households`` (when
+        ``区划代码``, when present), ``district`` (from a ``区县``/``district``
+        column that is not the key), ``population``, ``households`` (when
         present), the canonical band columns `BAND_COLUMNS` (when the table
-        has bands), and given ``pop_60plus``... only when it has no bands.
+        has bands), given ``pop_60plus``... only when it has no bands, and
+        ``share_60plus``... from share columns (``60岁及以上人口占比``,
+        ``share_60plus``; percentages are read as such).  A table of totals
+        only (no bands, no older groups) is accepted: `older_groups` then
+        takes the older shares from a higher-level table or an assumption.
 
     Raises
     ------
@@ -186,6 +213,10 @@ def read_census(
                                 problems=problems)
     bands = _band_groups(columns, problems)
     given_values = _read_counts(out, columns, key, bands, numeric, where)
+    _read_shares(out, columns, numeric, problems)
+    parent = _find(columns, _PARENT_NAMES)
+    if parent is not None and parent != key:
+        out["district"] = raw[parent].map(_clean_name)
     collect(problems, header=f"Census table {where} cannot be used:", error=DemandError)
 
     if bands:
@@ -297,6 +328,26 @@ def _read_counts(
     return {g: numeric(c) for g, c in given.items()}
 
 
+def _read_shares(out: pd.DataFrame, columns: Sequence[str], numeric: Callable[[str], pd.Series],
+                 problems: list[str]) -> None:
+    """Add ``share_60plus``... from share columns (fractions, or percent when above 1)."""
+    for g, names in _SHARE_NAMES.items():
+        col = _find(columns, names)
+        if col is None:
+            continue
+        values = numeric(col)
+        above = (values > 1).to_numpy()
+        if above.any() and not above[values.notna().to_numpy()].all() and "%" not in str(col):
+            problems.append(f"column {col!r}: shares mix fractions (0-1) and percentages "
+                            f"({', '.join(f'{v:g}' for v in values.head(6))}); use one")
+        elif "%" in str(col) or above.any():  # 28 means 28 %
+            values = values / 100.0
+        for i in np.flatnonzero((values > 1).to_numpy()):
+            problems.append(f"column {col!r}, area {out['name'].iloc[i]!r}: share "
+                            f"{values.iloc[i] * 100:g} % is above 100 %")
+        out[f"share_{g.removeprefix('pop_')}"] = values
+
+
 def _read_table(
     source: str | os.PathLike | pd.DataFrame, *, sheet: str | int | None, encoding: str | None
 ) -> pd.DataFrame:
@@ -397,37 +448,72 @@ def _band_columns_from(age: int) -> list[str]:
     return [f"{s}_{key}" for lo, _, key in BANDS if lo >= age for s in SEXES]
 
 
-def older_groups(table: pd.DataFrame) -> pd.DataFrame:
+def older_groups(
+    table: pd.DataFrame,
+    *,
+    higher: pd.DataFrame | None = None,
+    parent: Mapping[str, str] | pd.Series | None = None,
+    assumed: Mapping[str, float] | None = None,
+) -> pd.DataFrame:
     """Add the older groups and household size to a census table.
+
+    With age bands the groups are the band sums.  A table of totals only
+    (the common case for subdistricts) takes each group, in this order, from
+    its own ``pop_60plus`` column, from a share column per area
+    (``share_60plus``), from the area's higher-level area in ``higher``
+    (e.g. the district table with bands: the township's population times its
+    district's share), or from ``assumed`` shares (an assumption, stated in
+    ``attrs["group_methods"]`` and in a `PlannerWarning`).
 
     Parameters
     ----------
     table
         From `read_census` (canonical band columns, ``population``,
         ``households``).
+    higher
+        A `read_census` table of the higher-level areas (bands or group
+        counts), used where ``table`` has no bands.
+    parent
+        Area name -> higher-level area name, for every area of ``table``
+        (e.g. from `planner.demand.parent_areas`); default the table's own
+        ``district`` column.
+    assumed
+        Shares of the residents by group, e.g. ``{"pop_60plus": 0.28}``.
 
     Returns
     -------
     DataFrame
-        A copy with ``pop_60plus``, ``pop_65plus``, ``pop_80plus`` (both
-        sexes, summed from the 5-year bands) and ``persons_per_household``
+        A copy with ``pop_60plus``, ``pop_65plus``, ``pop_80plus`` (those
+        that can be had; ``pop_60plus`` always) and ``persons_per_household``
         (``population / households``: all residents over family households,
         so a little above the published family-household size where people
         live in collective quarters; NaN where households are missing or 0).
+        ``attrs["group_methods"]`` says how each group not in the census was
+        made.
+
+    Raises
+    ------
+    DemandError
+        When ``pop_60plus`` can be had from none of these, or an area has no
+        higher-level area in ``higher``.
     """
     out = table.copy()
-    has_bands = all(c in out.columns for c in BAND_COLUMNS)
-    for g, lo in GROUPS.items():
-        if has_bands:
+    methods: dict[str, str] = dict(out.attrs.get("group_methods", {}))
+    if all(c in out.columns for c in BAND_COLUMNS):
+        for g, lo in GROUPS.items():
             out[g] = out[_band_columns_from(lo)].sum(axis=1)
-        elif g not in out.columns:
-            raise DemandError(
-                f"Cannot compute {g}: the census table has neither age bands by sex "
-                f"(m_60_64 ... / 男_60到64岁) nor a {g} column. Columns: {list(out.columns)}."
-            )
+        if higher is not None or assumed:
+            warnings.warn(
+                f"Census table {out.attrs.get('source', '')} has age bands by sex: the older "
+                "groups are counted from them, and the higher-level table / assumed shares "
+                "(demand.shares_from, demand.older_share_*) are not used.",
+                PlannerWarning, stacklevel=2)
+    else:
+        _groups_of_totals(out, methods, higher=higher, parent=parent, assumed=assumed or {})
     if "households" in out.columns:
         hh = out["households"].astype(float)
         out["persons_per_household"] = out["population"] / hh.where(hh > 0)
+    out.attrs["group_methods"] = methods
     return out
 
 
@@ -464,6 +550,96 @@ def close_names(name: str, options: Sequence[str], *, n: int = 3) -> list[str]:
         if ratio >= 0.5 or inside:
             scored.append((-(ratio + inside), opt))
     return [opt for _, opt in sorted(scored)[:n]]
+def _groups_of_totals(out: pd.DataFrame, methods: dict[str, str], *,
+                      higher: pd.DataFrame | None, parent: Mapping[str, str] | pd.Series | None,
+                      assumed: Mapping[str, float]) -> None:
+    """Fill the older groups of a table without bands in place (see `older_groups`)."""
+    where = out.attrs.get("source", "the census table")
+    shares = None
+    for g in GROUPS:
+        label = g.removeprefix("pop_").replace("plus", "+")
+        share_col = f"share_{g.removeprefix('pop_')}"
+        if g in out.columns:
+            continue
+        if share_col in out.columns:
+            out[g] = out["population"].astype(float) * out[share_col].astype(float)
+            methods[g] = (f"population × the area's share of {label} given in the census "
+                          f"table ({share_col})")
+            continue
+        if higher is not None:
+            if shares is None:
+                shares = _higher_shares(out, higher, parent)
+            if g in shares.columns:
+                out[g] = out["population"].astype(float) * shares[g].to_numpy()
+                src = higher.attrs.get("source", "the higher-level census table")
+                methods[g] = (f"population × its higher-level area's census share of {label} "
+                              f"({src})")
+                continue
+        if g in assumed:
+            value = float(assumed[g])
+            if not 0.0 <= value <= 1.0:
+                raise DemandError(f"The assumed share of {label} ({value:g}) must be between 0 "
+                                  "and 1 (e.g. demand.older_share_60plus: 0.28).")
+            out[g] = out["population"].astype(float) * value
+            methods[g] = (f"population × {value:g}: an ASSUMED share of {label} "
+                          f"(scenario demand.older_share_{g.removeprefix('pop_')}), not census "
+                          "data")
+    if "pop_60plus" not in out.columns:
+        raise DemandError(
+            f"Census table {where} has no age bands by sex and no count or share of residents "
+            "aged 60+, so older residents cannot be counted. Give one of: a census table with "
+            "5-year age bands by sex; a column of 60+ residents (60岁及以上人口) or of their "
+            "share (60岁及以上人口占比, share_60plus) per area; a higher-level census table with "
+            "age bands (scenario: demand.shares_from, e.g. the district table, with each area's "
+            "district); or an assumed share (scenario: demand.older_share_60plus: 0.28)."
+        )
+    made = [g for g in GROUPS if g in methods and g in out.columns]
+    if made:
+        warnings.warn(
+            f"Census table {where} has totals only (no age bands by sex): "
+            + "; ".join(f"{g} = {methods[g]}" for g in made)
+            + ". Every older-resident count of this run rests on this; it is listed as an "
+            "estimate in demand_columns and the report.",
+            PlannerWarning,
+            stacklevel=3,
+        )
+
+
+def _higher_shares(out: pd.DataFrame, higher: pd.DataFrame,
+                   parent: Mapping[str, str] | pd.Series | None) -> pd.DataFrame:
+    """Per area of ``out`` (in order), the older-group shares of its higher-level area."""
+    if parent is None:
+        if "district" not in out.columns:
+            raise DemandError(
+                "The census table has no column naming each area's district (区县/district), "
+                "needed to take the older shares from the higher-level table: add one, or give "
+                "the area boundaries a `district` column (or a districts layer they lie in)."
+            )
+        parent = dict(zip(out["name"], out["district"], strict=True))
+    parent = {_clean_name(k): _clean_name(v) for k, v in dict(parent).items()}
+    missing = [n for n in out["name"] if not isinstance(parent.get(n), str)]
+    if missing:
+        raise DemandError(f"No higher-level area (district) is known for census area(s) "
+                          f"{missing[:20]}; give each its district.")
+    if all(c in higher.columns for c in BAND_COLUMNS):
+        top = older_groups(higher)
+    elif any(g in higher.columns for g in GROUPS):
+        top = higher
+    else:
+        raise DemandError(
+            f"The higher-level census table {higher.attrs.get('source', '')} has neither age "
+            "bands by sex nor counts of residents aged 60+ (60岁及以上人口): it cannot give "
+            "the older shares."
+        )
+    top = top.set_index(top["name"].map(_clean_name))
+    wanted = [parent[n] for n in out["name"]]
+    _match_names(sorted(set(wanted)), top.index.tolist(), what="district", header=(
+        "Census areas' districts below are not in the higher-level census table (it lists: "
+        f"{top.index.tolist()[:20]}); make the names agree:"))
+    pop = top["population"].astype(float)
+    shares = {g: (top[g].astype(float) / pop.where(pop > 0)).reindex(wanted).to_numpy()
+              for g in GROUPS if g in top.columns}
+    return pd.DataFrame(shares, index=out.index)
 
 
 def _match_names(table_names: list[str], area_names: list[str], *, what: str,

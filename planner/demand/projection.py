@@ -36,7 +36,7 @@ from planner.demand.census import (
 )
 
 __all__ = ["area_projection_table", "cohort_change_ratios", "project_areas", "project_units",
-           "projection_columns", "read_life_table"]
+           "projection_columns", "projection_needs", "read_life_table"]
 
 # --------------------------------------------------------------------------- 5-year bands
 # 5-year projection bands (0-4 merged): index i covers ages 5i..5i+4, 17 = 85+.
@@ -256,6 +256,7 @@ def project_areas(
     plan_years: Sequence[int] = PLAN_YEARS,
     key: str = "name",
     include_bands: bool = False,
+    on_missing: Literal["raise", "skip"] = "raise",
 ) -> pd.DataFrame:
     """Project the older population of each census area to plan years.
 
@@ -296,16 +297,35 @@ def project_areas(
         Area column.
     include_bands
         Also return the 5-year band rows (group ``m_60_64`` ...).
+    on_missing
+        What to do when the projection cannot run (age bands by sex missing
+        from a census, no previous census or life table; `projection_needs`
+        says which): ``"raise"`` a `DemandError`, or ``"skip"``: a
+        `PlannerWarning` saying what is needed, and the base year only.
 
     Returns
     -------
     DataFrame
         Long: ``area, year, group, value, method, estimated``; the base year
-        rows are the census (``estimated=False``).
+        rows are the census (``estimated=False``), or, for a table of totals
+        only, its older groups (estimated where `older_groups` made them).
     """
     names = base[key].map(_clean_name).tolist()
-    p = _bands5(base)
     _year_grid(base_year, plan_years, 5)  # plan years before the census are an error
+    need = projection_needs(base, method=method, previous=previous, ratios=ratios,
+                            life_table=life_table, base_year=base_year, plan_years=plan_years)
+    if need is not None:
+        if on_missing != "skip":
+            raise DemandError(need)
+        warnings.warn(
+            need + f" The projection to {', '.join(map(str, sorted(set(plan_years))))} is "
+            f"skipped; demand_projection holds the base year ({base_year}) only. Set "
+            "demand.plan_years: [] if no projection is wanted.",
+            PlannerWarning, stacklevel=2)
+        plan_years = []
+    if not all(c in base.columns for c in BAND_COLUMNS):
+        return _group_rows(base, names, base_year=base_year)
+    p = _bands5(base)
     # the census alone (no later plan year): nothing to project, nothing else needed
     kind = "none" if all(y == base_year for y in plan_years) else method
     if kind == "none":
@@ -325,6 +345,68 @@ def project_areas(
         grid[y1] = advance(grid[y0])
     return _projection_rows(grid, names, base_year=base_year, plan_years=plan_years, step=step,
                             label=label, include_bands=include_bands)
+
+
+def projection_needs(
+    base: pd.DataFrame,
+    *,
+    method: str = "hamilton_perry",
+    previous: pd.DataFrame | None = None,
+    ratios: pd.DataFrame | None = None,
+    life_table: pd.DataFrame | None = None,
+    base_year: int = 2020,
+    plan_years: Sequence[int] = PLAN_YEARS,
+) -> str | None:
+    """What a projection to ``plan_years`` lacks, as a sentence; None when it can run.
+
+    A projection of the 60+ residents ``h`` years ahead moves cohorts in
+    steps (10 years for Hamilton-Perry, 5 for a life table), so it needs the
+    base census's 5-year age bands by sex from age ``60 - step·⌈h/step⌉`` up
+    (from 40 for 2035 from a 2020 census by Hamilton-Perry) and, for
+    Hamilton-Perry, the previous census's from ten years lower.  The tables
+    read by `read_census` have all bands or none.
+    """
+    horizon = max([base_year, *plan_years]) - base_year
+    if horizon <= 0:
+        return None
+    step = 5 if method == "life_table" else 10
+    age = max(0, 60 - step * math.ceil(horizon / step))
+    banded = all(c in base.columns for c in BAND_COLUMNS)
+    where = base.attrs.get("source", "the census table")
+    lacks = []
+    if not banded:
+        lacks.append(f"the base census ({where}) has no 5-year age bands by sex; it needs "
+                     f"them from age {age} up (m_{age}_{age + 4} ... f_85plus)")
+    if method == "life_table":
+        if life_table is None:
+            lacks.append("no life table is given (demand.life_table: sex, band, survival)")
+    elif ratios is None:
+        prev_age = max(0, age - 10)
+        if previous is None:
+            lacks.append(f"no previous census is given (demand.census_previous, ten years "
+                         f"before the base, with 5-year age bands by sex from age {prev_age} "
+                         "up)")
+        elif not all(c in previous.columns for c in BAND_COLUMNS):
+            lacks.append(f"the previous census ({previous.attrs.get('source', '')}) has no "
+                         f"5-year age bands by sex; it needs them from age {prev_age} up")
+    if not lacks:
+        return None
+    how = "by life table" if method == "life_table" else "by Hamilton-Perry cohort-change ratios"
+    return (f"Projecting the older residents {horizon} years ahead {how} cannot run: "
+            + "; ".join(lacks) + ".")
+
+
+def _group_rows(base: pd.DataFrame, names: list[str], *, base_year: int) -> pd.DataFrame:
+    """Base-year rows of a table without bands: its older groups, estimated where made up."""
+    made = base.attrs.get("group_methods", {})
+    rows = [pd.DataFrame({
+        "area": names, "year": base_year, "group": g,
+        "value": base[g].to_numpy(float), "method": made.get(g, f"census {base_year}"),
+        "estimated": g in made,
+    }) for g in GROUPS if g in base.columns]
+    if not rows:
+        return pd.DataFrame(columns=["area", "year", "group", "value", "method", "estimated"])
+    return pd.concat(rows, ignore_index=True)
 
 
 def _unchanged(x: np.ndarray) -> np.ndarray:
@@ -576,11 +658,14 @@ def projection_columns(info: pd.DataFrame, projection: pd.DataFrame, *,
     says how ``demand_projection.value`` was estimated (the projection's
     method, scaled to each unit's own count) and from which ``source``.
     """
-    est = projection["estimated"]
-    method = projection.loc[est, "method"].iloc[0] if est.any() else ""
+    est = projection["estimated"].astype(bool) & (projection["year"] != projection["year"].min())
+    if est.any():
+        method = projection.loc[est, "method"].iloc[0] + "; scaled to each unit's own count"
+    else:
+        method = "no projection: the base-year counts of each unit"
     row = pd.DataFrame([{
         "layer": "demand_projection", "column": "value", "estimated": True,
-        "method": method + "; scaled to each unit's own count", "source": source,
+        "method": method, "source": source,
     }])
     return pd.concat([info, row], ignore_index=True)
 

@@ -539,20 +539,24 @@ def propose_sites(
     -------
     SitePlan
     """
-    from planner.access import cost_matrix, snap_points, snap_units
+    from planner.access import cost_matrix, served_components, snap_points, snap_units
 
     if township_centre is None and community_station is None:
         return SitePlan(reason="no tier set under `locate:` (township_centre / community_station)")
     pop = population
     circle_s, cutoff_s = circle_min * 60.0, cutoff_min * 60.0
-    snap_pop = snap_population
-    if snap_pop is None:
-        snap_pop = snap_units(net, pop, gates=gates, max_snap_m=max_snap_m, warn=False)
+    snap_fac = None
     if facilities is not None and len(facilities):
         snap_fac = snap_facilities
         if snap_fac is None or len(snap_fac) != len(facilities):
             snap_fac = snap_points(net, facilities, max_snap_m=max_snap_m, warn=False,
                                    what="facilities")
+    main = None if snap_fac is None else served_components(net, snap_fac)
+    snap_pop = snap_population
+    if snap_pop is None:
+        snap_pop = snap_units(net, pop, gates=gates, max_snap_m=max_snap_m, warn=False,
+                              main_components=main)
+    if snap_fac is not None:
         c_fac = cost_matrix(net, snap_pop, snap_fac, cutoff_s=cutoff_s)
     else:
         c_fac = sp.csr_array((len(pop), 0))
@@ -564,7 +568,8 @@ def propose_sites(
         return SitePlan(reason="no candidate sites (add a `candidates` layer or set "
                                "generate_candidates)")
     cands = cands.reset_index(drop=True)
-    snap_c = snap_points(net, cands, max_snap_m=max_snap_m, warn=False, what="candidates")
+    snap_c = snap_points(net, cands, max_snap_m=max_snap_m, warn=False, what="candidates",
+                         main_components=main)
     pb = _Problem(pop=pop, facilities=facilities, cands=cands, c_fac=c_fac,
                   c_cand=cost_matrix(net, snap_pop, snap_c, cutoff_s=cutoff_s),
                   fac_t=_tiers(facilities), cand_t=_tiers(cands),

@@ -114,6 +114,29 @@ class WalkNetwork:
         hit = self.__dict__.get("_planner_cache", {}).get(key)
         return hit[1] if hit is not None and hit[0] == self._cache_token() else None
 
+    def components(self) -> np.ndarray:
+        """Connected-component label of every node, ``0`` for the largest (cached).
+
+        Labels are ordered by size, largest first (ties by lowest node);
+        ``components()[edge_u]`` is the component of every edge.  Snapping uses
+        them to keep units and facilities off small fragments (see
+        `planner.access.snap_points`).
+        """
+
+        def build() -> np.ndarray:
+            from scipy.sparse.csgraph import connected_components
+
+            n_comp, label = connected_components(self.csr(weight="length"), directed=False)
+            sizes = np.bincount(label, minlength=n_comp)
+            first = np.full(n_comp, self.n_nodes, dtype=np.int64)
+            np.minimum.at(first, label, np.arange(self.n_nodes))
+            order = np.lexsort((first, -sizes))
+            rank = np.empty(n_comp, dtype=np.int64)
+            rank[order] = np.arange(n_comp)
+            return rank[label]
+
+        return self.cached("components", build)
+
     def csr_arrays(
         self, *, weight: Literal["time", "length"] = "time"
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

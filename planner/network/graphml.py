@@ -191,10 +191,10 @@ def _refilter_saved(net: WalkNetwork, *, include_classes: Collection[str] | None
     if include_classes is not None or exclude_classes is not None:
         keep = class_filter(classes, net.edge_length_m, include_classes=include_classes,
                             exclude_classes=exclude_classes, avoid_steps=avoid_steps,
-                            report=report)
+                            report=report, unit="edges")
     else:  # classes chosen when the file was built: only steps may be removed now
         keep = ~((classes == "steps") & avoid_steps)
-        report["steps_avoided"] = int((~keep).sum())
+        report["steps_avoided_edges"] = int((~keep).sum())
     if keep.all() and new_delay == saved_delay:
         return None
     if not keep.any():

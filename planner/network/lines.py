@@ -11,13 +11,13 @@ import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pyproj
 
 from planner._errors import NetworkError, PlannerWarning
-from planner.defaults import JOIN_TOLERANCE_M
+from planner.defaults import JOIN_TOLERANCE_M, REGION
 from planner.network.assemble import assemble
 from planner.network.graph import WalkNetwork
 from planner.network.noding import merge_degree2, node_lines
@@ -49,6 +49,8 @@ def from_lines(
     name_column: str | None = None,
     layer: str | None = None,
     coord_system: CoordSystem = "wgs84",
+    region: Literal["china", "any"] = REGION,
+    where: str | None = None,
     **overrides: Unpack[NetworkOptionFields],
 ) -> WalkNetwork:
     """Build a walk network from a road centre-line layer.
@@ -75,8 +77,14 @@ def from_lines(
         line that is closed.
     class_column, name_column
         Column names when they are not among the usual ones.
-    layer, coord_system
-        Layer name and datum (``wgs84``/``gcj02``/``bd09``) when ``lines`` is a path.
+    layer, coord_system, region
+        Layer name, datum (``wgs84``/``gcj02``/``bd09``) and region (``china``:
+        lines outside China are an error; ``any``: anywhere, WGS-84 only) when
+        ``lines`` is a path (see `planner.layers.read_layer`).
+    where
+        Keep only the lines satisfying this SQL condition on the file's own
+        columns when ``lines`` is a path (``"fclass != 'track'"``; see
+        `planner.layers.read_layer`).
     **overrides
         Fields of `NetworkOptions` as keywords (``profile="frail"``); they
         override ``options``.
@@ -103,7 +111,7 @@ def from_lines(
     crs = opts.crs
     if isinstance(lines, (str, os.PathLike)):
         lines = _read_lines(Path(lines), layer=layer, coord_system=coord_system,
-                            target_crs=crs)
+                            target_crs=crs, region=region, where=where)
     if not isinstance(lines, gpd.GeoDataFrame):
         raise NetworkError(
             f"from_lines needs a GeoDataFrame of road lines or a file path, got "
@@ -188,14 +196,16 @@ def from_lines(
 
 
 def _read_lines(path: Path, *, layer: str | None, coord_system: CoordSystem = "wgs84",
-                target_crs: Any = None) -> gpd.GeoDataFrame:
+                target_crs: Any = None, region: str = REGION,
+                where: str | None = None) -> gpd.GeoDataFrame:
     """Read a road layer with `planner.layers.read_layer` (KML, GBK Shapefiles, datums)."""
     from planner.layers import read_layer
 
     if not path.exists():
         raise NetworkError(f"Road layer {path} does not exist. Check `network.path`.")
     return read_layer(path, kind="lines", layer=layer, coord_system=coord_system,
-                      target_crs=target_crs, name=f"network ({path.name})")
+                      target_crs=target_crs, name=f"network ({path.name})", region=region,
+                      where=where)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyproj
 
-from planner._errors import NetworkError
+from planner._errors import NetworkError, PlannerWarning
 from planner.network.assemble import assemble
 from planner.network.graph import WalkNetwork
 from planner.network.noding import drawn_from_v
@@ -37,7 +37,10 @@ if TYPE_CHECKING:
 
 __all__ = ["download_osm", "from_osm_file", "from_osmnx_graph"]
 
-_OSM_EXTRA_TAGS = ("foot", "sidewalk", "layer", "service", "access", "area", "bridge", "tunnel")
+#: Tag that pieces of a way cut by the extract's edge carry: the id of the way they come from.
+_PIECE_TAG = "planner:way"
+_OSM_EXTRA_TAGS = ("foot", "sidewalk", "layer", "service", "access", "area", "bridge", "tunnel",
+                   _PIECE_TAG)
 
 
 class _OsmTags:
@@ -61,6 +64,32 @@ def _first(value: Any) -> Any:
     return value[0] if isinstance(value, list) and value else value
 
 
+def _way_key(d: dict[str, Any]) -> str:
+    """The OSM way an edge comes from (pieces of a clipped way carry their way's id)."""
+    return str(d.get(_PIECE_TAG) or d.get("osmid"))
+
+
+def _first_of_way_and_segment(edges: list) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the first edge of each OSM way, and of each segment of a way once.
+
+    An unsimplified OSMnx graph holds one edge per segment between two nodes
+    of a way, in both directions for two-way streets: counting every edge
+    would report a 3-way trunk road as dozens of "trunk" items.
+    """
+    ways: set = set()
+    segments: set = set()
+    way = np.zeros(len(edges), dtype=bool)
+    segment = np.zeros(len(edges), dtype=bool)
+    for i, (u, v, _, d) in enumerate(edges):
+        w = _way_key(d)
+        way[i] = w not in ways
+        ways.add(w)
+        key = (w, min(u, v), max(u, v))
+        segment[i] = key not in segments
+        segments.add(key)
+    return way, segment
+
+
 def _filter_osm_graph(G: nx.MultiDiGraph, *, include_classes: Collection[str] | None,
                       exclude_classes: Collection[str] | None, avoid_steps: bool,
                       report: dict[str, Any]) -> nx.MultiDiGraph:
@@ -72,19 +101,17 @@ def _filter_osm_graph(G: nx.MultiDiGraph, *, include_classes: Collection[str] | 
     classes = normalise_classes([_first(h) if h is not None else "not_a_road" for h in hw])
     lengths = np.array([float(d.get("length", 0.0)) for _, _, _, d in edges])
     mixed = [isinstance(h, list) for h in hw]
-    # count each way's segment once, whichever directions the graph holds
-    seen: set = set()
-    count = np.zeros(len(edges), dtype=bool)
-    for i, (u, v, _, d) in enumerate(edges):
-        key = (str(d.get("osmid")), min(u, v), max(u, v))
-        count[i] = key not in seen
-        seen.add(key)
+    way, segment = _first_of_way_and_segment(edges)
     not_road = classes == "not_a_road"
-    report["non_highway_ways"] = int((not_road & count).sum())
-    count &= ~not_road
+    report["n_ways_in"] = int((way & ~not_road).sum())
+    report["non_highway_ways"] = int((not_road & way).sum())
     keep = class_filter(classes, lengths, include_classes=include_classes,
                         exclude_classes=exclude_classes, avoid_steps=avoid_steps, report=report,
-                        count=count)
+                        count=way & ~not_road, measure=segment & ~not_road, unit="ways")
+    dropped = ~keep & segment & ~not_road
+    report["excluded_segments"] = {
+        str(k): int(v) for k, v in zip(*np.unique(classes[dropped].astype(str),
+                                                   return_counts=True), strict=True)}
     walk = walkable_set(include_classes, exclude_classes, avoid_steps)
     no_access = 0
     for i, (_, _, _, d) in enumerate(edges):
@@ -99,7 +126,7 @@ def _filter_osm_graph(G: nx.MultiDiGraph, *, include_classes: Collection[str] | 
                 or (access in ("no", "private") and foot not in ("yes", "designated", "permissive"))
                 or str(_first(d.get("service", ""))).lower() == "private"):
             keep[i] = False
-            no_access += int(count[i])
+            no_access += int(way[i])
     report["excluded_no_foot_access"] = no_access
     H = G.copy()
     H.remove_edges_from([(u, v, k) for (u, v, k, _), ok in zip(edges, keep, strict=False)
@@ -195,14 +222,98 @@ def from_osmnx_graph(
                     node_id=ids)
 
 
-def _pbf_to_xml(pbf: Path, xml: Path) -> None:
-    """Write the highway ways of a .osm.pbf, with their nodes, to an .osm XML file (pyosmium)."""
+def _way_pieces(refs: list[int], present: Any) -> list[list[int]]:
+    """Runs of at least two consecutive node refs that are in the file (``present``)."""
+    pieces: list[list[int]] = []
+    run: list[int] = []
+    for r in refs:
+        if r in present:
+            run.append(r)
+            continue
+        if len(run) >= 2:
+            pieces.append(run)
+        run = []
+    if len(run) >= 2:
+        pieces.append(run)
+    return pieces
+
+
+def _write_walk_xml(src: Path, xml: Path, *, highways_only: bool) -> dict[str, int]:
+    """Write an extract's ways (only ``highway`` ones if asked) and their nodes to .osm XML.
+
+    A PBF or XML cut by a bounding box has ways that reference nodes missing
+    from the file (OSMnx then fails with "Some edges missing nodes, possibly
+    due to input data clipping issue").  Here each such way is cut at its
+    missing nodes and the runs of two or more nodes that are in the file are
+    kept as pieces (never joined across a gap: a straight line over the
+    missing part would invent a street); pieces after the first get new
+    negative ids and carry the way's id in the ``planner:way`` tag so the
+    report counts ways as ways.  Three passes with pyosmium: the ways' node
+    references, the nodes, the ways.
+
+    Returns counts of highway ways: ``ways_clipped`` (cut, pieces kept),
+    ``clip_pieces`` (pieces written for them), ``ways_clipped_dropped``
+    (fewer than two of their nodes in the file) and ``node_refs_missing``.
+    """
     import osmium
 
-    with osmium.BackReferenceWriter(str(xml), ref_src=str(pbf), overwrite=True) as writer:
-        for obj in osmium.FileProcessor(str(pbf), osmium.osm.WAY).with_filter(
-                osmium.filter.KeyFilter("highway")):
-            writer.add(obj)
+    def ways():
+        fp = osmium.FileProcessor(str(src), osmium.osm.WAY)
+        return fp.with_filter(osmium.filter.KeyFilter("highway")) if highways_only else fp
+
+    needed = osmium.index.IdSet()
+    for w in ways():
+        for n in w.nodes:
+            needed.set(n.ref)
+    present = osmium.index.IdSet()
+    stats = {"ways_clipped": 0, "clip_pieces": 0, "ways_clipped_dropped": 0,
+             "node_refs_missing": 0}
+    new_id = 0
+    with osmium.SimpleWriter(str(xml), overwrite=True) as writer:
+        for node in osmium.FileProcessor(str(src), osmium.osm.NODE):
+            if node.id in needed:
+                present.set(node.id)
+                writer.add(node)
+        for w in ways():
+            refs = [n.ref for n in w.nodes]
+            missing = sum(r not in present for r in refs)
+            if not missing:
+                writer.add(w)
+                continue
+            pieces = _way_pieces(refs, present)
+            highway = "highway" in w.tags
+            if highway:
+                stats["node_refs_missing"] += missing
+                stats["ways_clipped" if pieces else "ways_clipped_dropped"] += 1
+                stats["clip_pieces"] += len(pieces)
+            tags = dict(w.tags)
+            for k, piece in enumerate(pieces):
+                if k == 0:
+                    writer.add(w.replace(nodes=piece))
+                else:
+                    new_id -= 1
+                    writer.add(w.replace(id=new_id, nodes=piece,
+                                         tags={**tags, _PIECE_TAG: str(w.id)}))
+    return stats
+
+
+def _warn_clipped(path: Path, stats: dict[str, int]) -> None:
+    """Say that an extract was cut by a bounding box, and what was kept."""
+    if not stats["ways_clipped"] and not stats["ways_clipped_dropped"]:
+        return
+    n = stats["ways_clipped"] + stats["ways_clipped_dropped"]
+    warnings.warn(
+        f"OSM file {path.name} is clipped: {n} street way(s) reference "
+        f"{stats['node_refs_missing']} node(s) that are not in the file (cut at the edge of "
+        f"the extract). {stats['ways_clipped']} way(s) were cut into the {stats['clip_pieces']} "
+        f"piece(s) inside the file, which are kept; {stats['ways_clipped_dropped']} way(s) with "
+        "fewer than two nodes inside were dropped. Streets stop at the extract's edge, so walks "
+        "near it may be longer than on the ground: use an extract that covers the study area "
+        "plus a margin of at least the walking cut-off (e.g. `osmium extract --strategy "
+        "complete_ways`, or a larger Geofabrik/BBBike extract).",
+        PlannerWarning,
+        stacklevel=3,
+    )
 
 
 def from_osm_file(
@@ -213,8 +324,12 @@ def from_osm_file(
 ) -> WalkNetwork:
     """Build a walk network from an OSM extract (.osm XML or .osm.pbf), offline.
 
-    XML is read with OSMnx (``graph_from_xml``); a PBF is first reduced with
-    pyosmium to its ``highway`` ways and their nodes.  Ways are filtered by
+    The file is rewritten with pyosmium (a PBF reduced to its ``highway``
+    ways and their nodes) and read with OSMnx (``graph_from_xml``).  An
+    extract cut by a bounding box (ways that reference nodes missing from
+    the file) is read too: such ways are cut at their missing nodes and the
+    pieces inside are kept, with a `PlannerWarning` and the counts in the
+    report (``ways_clipped``, ``clip_pieces``, ``ways_clipped_dropped``).  Ways are filtered by
     class and foot access before OSMnx simplifies the graph (so a simplified
     edge never mixes a walkable and an excluded way).
 
@@ -236,19 +351,23 @@ def from_osm_file(
     name = path.name.lower()
     resolve_profile(opts.profile, opts.speed_mps, opts.avoid_steps)  # fail early if bad
     report: dict[str, Any] = {"source": "osm_file", "path": str(path)}
+    pbf = name.endswith(".pbf")
+    if not pbf and not name.endswith((".osm", ".xml", ".osm.xml")):
+        raise NetworkError(
+            f"{path.name} is not an OSM extract. Give a .osm (XML) or .osm.pbf file, or use "
+            "`source: lines` for a road centre-line layer."
+        )
     with tempfile.TemporaryDirectory() as tmp:
-        xml = path
-        if name.endswith(".pbf"):
-            xml = Path(tmp) / "highways.osm"
-            try:
-                _pbf_to_xml(path, xml)
-            except RuntimeError as exc:
-                raise NetworkError(f"Cannot read OSM PBF file {path}: {exc}") from None
-        elif not name.endswith((".osm", ".xml", ".osm.xml")):
-            raise NetworkError(
-                f"{path.name} is not an OSM extract. Give a .osm (XML) or .osm.pbf file, or use "
-                "`source: lines` for a road centre-line layer."
-            )
+        xml = Path(tmp) / "ways.osm"
+        try:
+            # a PBF is reduced to its highways; XML keeps every way, as OSMnx reads it
+            stats = _write_walk_xml(path, xml, highways_only=pbf)
+        except RuntimeError as exc:
+            raise NetworkError(f"Cannot read OSM file {path}: {exc}") from None
+        if stats["ways_clipped"] or stats["ways_clipped_dropped"]:
+            report.update(ways_clipped=stats["ways_clipped"], clip_pieces=stats["clip_pieces"],
+                          ways_clipped_dropped=stats["ways_clipped_dropped"])
+            _warn_clipped(path, stats)
         try:
             with _OsmTags(), warnings.catch_warnings():
                 warnings.filterwarnings("ignore", category=UserWarning, module="osmnx")

@@ -155,31 +155,48 @@ def normalise_classes(values: Iterable[Any]) -> np.ndarray:
     return s.to_numpy(dtype=object)
 
 
+#: Report keys of `class_filter` per counting unit: (classes dropped, steps avoided).
+_UNIT_KEYS: dict[str, tuple[str, str]] = {
+    "lines": ("excluded_classes", "steps_avoided"),
+    "ways": ("excluded_ways", "steps_avoided_ways"),
+    "edges": ("excluded_edges", "steps_avoided_edges"),
+}
+
+
 def class_filter(classes: np.ndarray, lengths_m: np.ndarray, *,
                  include_classes: Collection[str] | None,
                  exclude_classes: Collection[str] | None, avoid_steps: bool,
-                 report: dict[str, Any], count: np.ndarray | None = None) -> np.ndarray:
+                 report: dict[str, Any], count: np.ndarray | None = None,
+                 measure: np.ndarray | None = None, unit: str = "lines") -> np.ndarray:
     """Mask of walkable rows; counts of what was dropped go into ``report``.
 
-    ``count`` (bool mask) says which rows are counted in the report (for OSM
-    graphs: one row per way and direction-free segment).  The warning about
-    unknown classes points at the caller of the builder that calls this.
+    ``count`` (bool mask, default all rows) says which rows are counted and
+    ``unit`` what a counted row is, so that every count in the build report
+    says what it counts: ``"lines"`` of a line layer (report keys
+    ``excluded_classes``, ``steps_avoided``), OSM ``"ways"`` (the first
+    segment of each way is counted; ``excluded_ways``, ``steps_avoided_ways``)
+    or ``"edges"`` of a saved network (``excluded_edges``,
+    ``steps_avoided_edges``).  ``measure`` (bool mask, default ``count``) says
+    which rows' lengths make ``excluded_km`` (for OSM graphs: each segment
+    once, whichever directions the graph holds).  The warning about unknown
+    classes points at the caller of the builder that calls this.
     """
     import pandas as pd
 
+    key, steps_key = _UNIT_KEYS[unit]
     walk = walkable_set(include_classes, exclude_classes, avoid_steps)
     keep = np.isin(classes.astype(str), sorted(walk))
     c = np.ones(len(keep), dtype=bool) if count is None else count
-    dropped = pd.Series(lengths_m[~keep & c]).groupby(classes[~keep & c].astype(str)).agg(
-        ["size", "sum"])
-    report["excluded_classes"] = {str(k): int(v) for k, v in dropped["size"].items()}
-    report["excluded_km"] = float(dropped["sum"].sum() / 1000.0)
-    report["steps_avoided"] = int(avoid_steps and ((classes == "steps") & c).sum())
+    dropped = pd.Series(c[~keep].astype(int)).groupby(classes[~keep].astype(str)).sum()
+    report[key] = {str(k): int(v) for k, v in dropped.items() if v > 0}
+    m = c if measure is None else measure
+    report["excluded_km"] = float(lengths_m[~keep & m].sum() / 1000.0)
+    report[steps_key] = int(avoid_steps and ((classes == "steps") & c).sum())
     if include_classes is None:
         known = set(WALKABLE_CLASSES) | set(DEFAULT_EXCLUDE) | set(_NOT_ROADS)
-        unknown = sorted(set(dropped.index) - known)
+        unknown = sorted(set(report[key]) - known)
         if unknown:
-            counts = ", ".join(f"{c} ({report['excluded_classes'][c]})" for c in unknown)
+            counts = ", ".join(f"{c} ({report[key][c]} {unit})" for c in unknown)
             warnings.warn(PlannerWarning(
                 f"Road classes not recognised as walkable were dropped: {counts}. If people "
                 "walk on them, list them in `network.include_classes` (with the walkable "

@@ -269,6 +269,9 @@ def load_scenario(path: str | os.PathLike) -> Scenario:
         raise ScenarioError(_format_validation_error(exc, index, str(path), extra)) from None
     if not any("`norms.rules`" in m for _, m in extra):  # a missing rule file is named already
         extra += _rule_problems(scenario, index)
+    for loc, message in scenario.region_conflicts():
+        line = _line_of(index, loc)
+        extra.append((line, f"{'line ' + str(line) + ': ' if line else ''}{message}"))
     if extra:
         raise ScenarioError(_problems_text(str(path), extra))
     return scenario
@@ -343,7 +346,7 @@ def _raw_paths(data: dict):
         yield ("network", "path"), net["path"]
     dem = data.get("demand")
     if isinstance(dem, dict):
-        for key in ("census", "census_previous", "life_table"):
+        for key in ("census", "shares_from", "census_previous", "life_table"):
             if isinstance(dem.get(key), str):
                 yield ("demand", key), dem[key]
     norms = data.get("norms")
@@ -360,7 +363,7 @@ def _paths(scenario: Scenario):
     if scenario.network is not None and scenario.network.path is not None:
         yield ("network", "path"), scenario.network.path
     if scenario.demand is not None:
-        for key in ("census", "census_previous", "life_table"):
+        for key in ("census", "shares_from", "census_previous", "life_table"):
             p = getattr(scenario.demand, key)
             if p is not None:
                 yield ("demand", key), p

@@ -22,6 +22,7 @@ __all__ = ["AccessSettings", "DemandSettings", "FCASettings", "LayerSettings", "
 
 CoordSystem = Literal["wgs84", "gcj02", "bd09"]
 Lang = Literal["zh", "en"]
+Region = Literal["china", "any"]
 LayerKind = Literal["population", "facilities", "boundaries", "candidates", "points", "lines"]
 
 
@@ -35,8 +36,11 @@ class LayerSettings(_Section):
     ``path`` is relative to the scenario file.  ``columns`` maps the file's
     column names to canonical ones (``{社区名称: name}``) on top of the
     built-in Chinese/English synonyms.  ``coord_system`` says which datum
-    the coordinates are in (AMap/Tencent = gcj02, Baidu = bd09).  A bare
-    string is short for ``{path: ...}`` (``townships: boundaries.geojson``).
+    the coordinates are in (AMap/Tencent = gcj02, Baidu = bd09).  ``where``
+    keeps the rows satisfying an SQL condition on the file's own column
+    names (``where: "landuse = 'residential'"``), applied as the file is
+    read.  A bare string is short for ``{path: ...}`` (``townships:
+    boundaries.geojson``).
     """
 
     path: Path
@@ -51,6 +55,9 @@ class LayerSettings(_Section):
     sheet: str | int | None = None
     #: extra facility-tier values → tier (``{老年食堂: other}``), tried before the built-ins
     tiers: dict[str, str] = Field(default_factory=dict)
+    #: keep only the rows satisfying this SQL condition on the file's own columns
+    #: (``"landuse = 'residential'"``; see `planner.layers.read_layer`)
+    where: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -88,12 +95,19 @@ class NetworkSettings(_Section):
     ``coord_system``), ``osm`` (a .osm / .osm.pbf extract), ``graphml``,
     or an OSMnx download by ``place`` or ``bbox`` (online only).
     ``exclude_classes`` replaces the default motorway/trunk exclusion;
-    ``include_classes`` lists exactly the classes walked.
+    ``include_classes`` lists exactly the classes walked.  A unit or facility
+    whose nearest street is on a small fragment (a piece not connected to the
+    main network and holding no facility) snaps to the main network unless
+    it is within ``fragment_snap_m`` of the fragment and at most
+    ``fragment_ratio`` of its distance to the main network
+    (`planner.access.snap_points`).
     """
 
     source: Literal["lines", "osm", "graphml", "osmnx_place", "osmnx_bbox"] = "lines"
     path: Path | None = None
     layer: str | None = None
+    #: ``source: lines`` only: keep the lines satisfying this SQL condition (as for layers)
+    where: str | None = None
     coord_system: CoordSystem = "wgs84"
     place: str | None = None
     bbox: tuple[float, float, float, float] | None = None
@@ -104,6 +118,10 @@ class NetworkSettings(_Section):
     avoid_steps: bool | None = None
     join_tolerance_m: float = Field(default=D.JOIN_TOLERANCE_M, ge=0.0, le=50.0)
     max_snap_m: float = Field(default=D.MAX_SNAP_M, gt=0.0)
+    #: a unit or facility stays on a small fragment only within this many metres of it ...
+    fragment_snap_m: float = Field(default=D.FRAGMENT_SNAP_M, ge=0.0)
+    #: ... and at most this share of its distance to the main network (else: main network)
+    fragment_ratio: float = Field(default=D.FRAGMENT_SNAP_RATIO, ge=0.0, le=1.0)
     min_component_share: float = Field(default=D.MIN_COMPONENT_SHARE, ge=0.0, le=1.0)
     crossing_delay_s: float = Field(default=0.0, ge=0.0)
     class_column: str | None = None  # road-class column of a line layer (default: found)
@@ -166,9 +184,26 @@ class DemandSettings(_Section):
     where age bands do not sum to the total (default: stop with an error).
     ``net_migration`` is the factor per 5-year step for ``method:
     life_table`` (one number, or area name -> number).
+
+    A census of totals only (residents per subdistrict, no age bands) is
+    accepted: the older groups then come from the table's own 60+ count or
+    share column, else from ``shares_from`` (a census table with age bands
+    at a higher level, e.g. the districts, whose area each census area lies
+    in: the census table's ``区县``/``district`` column, the area layer's
+    ``shares_by`` column, or the districts layer), else from an assumed
+    ``older_share_60plus`` (and ``older_share_65plus``, ``older_share_80plus``),
+    which is labelled as an assumption wherever the counts are shown.  The
+    projection then runs on ``shares_from`` (with ``census_previous`` at its
+    level) or, when it cannot run, is skipped with a warning saying which age
+    bands it needs; ``plan_years: []`` asks for no projection.
     """
 
     census: Path | None = None
+    shares_from: Path | None = None
+    shares_by: str = "district"
+    older_share_60plus: float | None = Field(default=None, ge=0.0, le=1.0)
+    older_share_65plus: float | None = Field(default=None, ge=0.0, le=1.0)
+    older_share_80plus: float | None = Field(default=None, ge=0.0, le=1.0)
     census_previous: Path | None = None
     #: sheet of census workbooks (.xlsx): a name, a 0-based number or ``all`` (default: the one
     #: sheet with data; several sheets with data are an error listing them)
@@ -261,10 +296,17 @@ class OutputsSettings(_Section):
 
 
 class Scenario(_Section):
-    """A whole scenario: study area, layers and the settings of every step."""
+    """A whole scenario: study area, layers and the settings of every step.
+
+    ``region``: ``china`` (default) stops with an error where a layer lies
+    outside China (usually a wrong coordinate column or CRS); ``any`` accepts
+    data anywhere (to test or use the toolkit elsewhere), and then refuses
+    GCJ-02/BD-09 coordinates, which exist only inside China.
+    """
 
     name: str
     lang: Lang = "zh"
+    region: Region = D.REGION  # type: ignore[assignment]
     crs: str = "auto"
     output: Path | None = None
     layers: LayersSettings
@@ -297,6 +339,22 @@ class Scenario(_Section):
                 "coverage_min"
             )
         return v
+    def region_conflicts(self) -> list[tuple[tuple, str]]:
+        """(key path, problem) for every GCJ-02/BD-09 setting refused by ``region: any``."""
+        if self.region != "any":
+            return []
+        found: list[tuple[tuple, str]] = []
+        for name, lay in self.layers:
+            if lay is not None and lay.coord_system != "wgs84":
+                found.append((("layers", name, "coord_system"), lay.coord_system))
+        if self.network is not None and self.network.coord_system != "wgs84":
+            found.append((("network", "coord_system"), self.network.coord_system))
+        if self.outputs.tiles_coord_system != "wgs84":
+            found.append((("outputs", "tiles_coord_system"), self.outputs.tiles_coord_system))
+        return [(loc, f"`{'.'.join(loc)}: {value}` is refused with `region: any`: GCJ-02 and "
+                      "BD-09 are offsets of Chinese web maps, defined inside China only; give "
+                      "WGS-84 data (coord_system: wgs84), or remove `region: any` for data in "
+                      "China") for loc, value in found]
 
     def resolve(self, path: Path | str | None) -> Path | None:
         """Return ``path`` resolved relative to the scenario file's folder."""

@@ -30,7 +30,7 @@ from planner import layers as L
 from planner import locate as LC
 from planner import network as N
 from planner import norms as NR
-from planner._errors import DemandError, LayerError, NetworkError, text_of
+from planner._errors import DemandError, LayerError, NetworkError, ScenarioError, text_of
 from planner.defaults import MAX_SNAP_M
 from planner.pipeline import outputs as O
 from planner.pipeline.result import RunResult
@@ -87,6 +87,15 @@ def _max_snap_m(scenario: Scenario) -> float:
     return scenario.network.max_snap_m if scenario.network is not None else MAX_SNAP_M
 
 
+def _snap_rule(scenario: Scenario) -> dict[str, float]:
+    """The snap limit and the fragment rule of the scenario's network settings."""
+    s = scenario.network
+    if s is None:
+        return {"max_snap_m": MAX_SNAP_M}
+    return {"max_snap_m": s.max_snap_m, "fragment_snap_m": s.fragment_snap_m,
+            "fragment_ratio": s.fragment_ratio}
+
+
 # --------------------------------------------------------------------------- layers
 def load_layer(settings: LayerSettings, *, kind: str, scenario: Scenario,
                target_crs: pyproj.CRS | None, name: str | None = None):
@@ -96,7 +105,7 @@ def load_layer(settings: LayerSettings, *, kind: str, scenario: Scenario,
         coord_system=settings.coord_system, encoding=settings.encoding, crs=settings.crs,
         layer=settings.layer, id_column=settings.id_column, lon_column=settings.lon_column,
         lat_column=settings.lat_column, sheet=settings.sheet, target_crs=target_crs, name=name,
-        tiers=settings.tiers or None,
+        tiers=settings.tiers or None, region=scenario.region, where=settings.where,
     )
 
 
@@ -120,6 +129,10 @@ def layers(result: RunResult) -> str | None:
     is the UTM zone of the first layer's centre.
     """
     scenario = result.scenario
+    conflicts = scenario.region_conflicts()
+    if conflicts:
+        raise ScenarioError(f"Scenario {scenario.name!r}: "
+                            + "; ".join(message for _, message in conflicts) + ".")
     given = scenario.layers
     if given.population is None and not (given.residential is not None
                                          and scenario.demand is not None):
@@ -142,6 +155,33 @@ def layers(result: RunResult) -> str | None:
 
 
 # --------------------------------------------------------------------------- demand
+def _banded(table) -> bool:
+    return all(c in table.columns for c in DM.BAND_COLUMNS)
+
+
+def _census_tables(result: RunResult):
+    """The census with its older groups, the higher-level table, and each area's parent.
+
+    A census of totals takes its older groups from ``shares_from`` (by each
+    area's ``shares_by`` area) or the assumed ``older_share_*`` values
+    (`planner.demand.older_groups`).
+    """
+    s, scen = result.scenario.demand, result.scenario
+    table = DM.read_census(scen.resolve(s.census), key=s.table_key, trust=s.trust,
+                           sheet=s.sheet)
+    higher = parent = None
+    if s.shares_from is not None:
+        higher = DM.read_census(scen.resolve(s.shares_from), trust=s.trust)
+    if higher is not None and not _banded(table):
+        by_location = result.layers.get("districts") if s.area_layer != "districts" else None
+        parent = DM.parent_areas(table, result.layers.get(s.area_layer), by=s.shares_by,
+                                 area_key=s.area_key, parents=by_location)
+    assumed = {g: v for g, v in (("pop_60plus", s.older_share_60plus),
+                                 ("pop_65plus", s.older_share_65plus),
+                                 ("pop_80plus", s.older_share_80plus)) if v is not None}
+    return DM.older_groups(table, higher=higher, parent=parent, assumed=assumed), higher, parent
+
+
 @step
 def demand(result: RunResult) -> str | None:
     """Census to population units, and older residents by plan year.
@@ -158,8 +198,7 @@ def demand(result: RunResult) -> str | None:
     if s.census is None:
         return "no census table (demand.census)"
     scen = result.scenario
-    table = DM.older_groups(DM.read_census(scen.resolve(s.census), key=s.table_key,
-                                           trust=s.trust, sheet=s.sheet))
+    table, higher, parent = _census_tables(result)
     previous = None
     if s.census_previous is not None:
         previous = DM.read_census(scen.resolve(s.census_previous), key=s.table_key,
@@ -185,12 +224,17 @@ def demand(result: RunResult) -> str | None:
                                           area_key=s.area_key, area_layer=s.area_layer,
                                           source=str(s.census))
         estimated_base = False
+    # a census of totals projects at the level of its banded higher-level table
+    proj_table, proj_col = table, area_col
+    if higher is not None and parent is not None and _banded(higher):
+        proj_table, proj_col = DM.older_groups(higher), s.shares_by
+        population = population.assign(**{proj_col: population[area_col].map(parent)})
     result.layers["population"] = population
-    proj = DM.project_areas(table, method=s.method, previous=previous, life_table=life,
+    proj = DM.project_areas(proj_table, method=s.method, previous=previous, life_table=life,
                             migration=s.net_migration, base_year=s.base_year,
-                            plan_years=list(s.plan_years))
+                            plan_years=list(s.plan_years), on_missing="skip")
     result.tables["demand_projection"] = DM.project_units(
-        population, proj, area_column=area_col, estimated_base=estimated_base)
+        population, proj, area_column=proj_col, estimated_base=estimated_base)
     result.tables["demand_areas"] = DM.area_projection_table(proj, lang=result.lang)
     result.tables["demand_columns"] = DM.projection_columns(
         info, proj, source=str(s.census_previous or s.life_table or s.census))
@@ -198,7 +242,7 @@ def demand(result: RunResult) -> str | None:
 
 
 # --------------------------------------------------------------------------- network
-def _build_network(s, path: Path | None, crs) -> N.WalkNetwork:
+def _build_network(s, path: Path | None, crs, region: str = "china") -> N.WalkNetwork:
     opts = N.NetworkOptions(
         speed_mps=s.speed_mps, profile=s.profile, exclude_classes=s.exclude_classes,
         include_classes=s.include_classes, avoid_steps=s.avoid_steps,
@@ -206,7 +250,8 @@ def _build_network(s, path: Path | None, crs) -> N.WalkNetwork:
     if s.source == "lines":
         return N.from_lines(path, join_tolerance_m=s.join_tolerance_m, layer=s.layer,
                             coord_system=s.coord_system, class_column=s.class_column,
-                            name_column=s.name_column, options=opts)
+                            name_column=s.name_column, options=opts, region=region,
+                            where=s.where)
     if s.source == "osm":
         return N.from_osm_file(path, options=opts)
     if s.source == "graphml":
@@ -238,7 +283,7 @@ def network(result: RunResult) -> str | None:
             f"`network.source` is {s.source!r} but `network.path` is not set. Give the path of "
             "the road file (relative to the scenario file)."
         )
-    net = _build_network(s, path, result.crs)
+    net = _build_network(s, path, result.crs, result.scenario.region)
     if result.crs is None:
         result.crs = net.crs
     result.artifacts["network"] = net
@@ -252,8 +297,10 @@ def network(result: RunResult) -> str | None:
 def access(result: RunResult) -> str | None:
     """Walking times, coverage, blind spots, service areas and 2SFCA.
 
-    Snaps population (from compound gates where a ``gates`` layer exists)
-    and facilities, and stores ``population_access``, ``blind_spots`` and
+    Snaps facilities, then population (from compound gates where a ``gates``
+    layer exists; units snap freely to every network component holding a
+    facility and off other small fragments, see `planner.access.snap_points`),
+    and stores ``population_access``, ``blind_spots`` and
     ``service_areas`` (layers), ``coverage`` and ``fca`` (tables), and the
     ``snap_population`` / ``snap_facilities`` artifacts.
     """
@@ -267,13 +314,13 @@ def access(result: RunResult) -> str | None:
     if population is None or len(population) == 0:
         return "no population layer"
     s = result.scenario.access or AccessSettings()
-    max_snap_m = _max_snap_m(result.scenario)
-    snap_pop = A.snap_units(net, population, gates=result.layers.get("gates"),
-                            max_snap_m=max_snap_m, warn=False)
-    snap_fac = A.snap_points(net, facilities, max_snap_m=max_snap_m, warn=False,
-                             what="facilities")
+    rule = _snap_rule(result.scenario)
+    snap_fac = A.snap_points(net, facilities, warn=False, what="facilities", **rule)
+    snap_pop = A.snap_units(net, population, gates=result.layers.get("gates"), warn=False,
+                            main_components=A.served_components(net, snap_fac), **rule)
     for snapped, what in ((snap_pop, "population units"), (snap_fac, "facilities")):
         snapped.warn_far(what)
+        snapped.warn_fragments(what)
     result.artifacts["snap_population"] = snap_pop
     result.artifacts["snap_facilities"] = snap_fac
     pa = A.population_access(
