@@ -11,7 +11,8 @@ from __future__ import annotations
 __all__ = [
     "BLIND_SPOT_EPS_M", "CIRCLE_MIN", "CUTOFF_MIN", "FCA_CATCHMENT_MIN", "JOIN_TOLERANCE_M",
     "LOCATE_TIME_LIMIT_S", "MAP_SIMPLIFY_M", "MAX_SNAP_M", "MIN_COMPONENT_SHARE", "PLAN_YEAR",
-    "PLAN_YEARS", "SERVICE_AREA_BUFFER_M", "SOLVE_TIME_LIMIT_S", "THRESHOLDS_MIN",
+    "PLAN_YEARS", "SERVICE_AREA_BUFFER_M", "SOLVE_TIME_LIMIT_S", "STACK_TOLERANCE_M",
+    "STUDY_AREA_BUFFER_M", "THRESHOLDS_MIN", "TOWNSHIP_MISMATCH_M",
 ]
 
 #: Farthest a demand unit, facility or candidate may lie from a street (m).
@@ -42,3 +43,9 @@ PLAN_YEAR: int = 2025
 PLAN_YEARS: tuple[int, ...] = (2025, 2030, 2035)
 #: Simplification tolerance of polygons and lines on the web map (m).
 MAP_SIMPLIFY_M: float = 5.0
+#: Without boundary layers, the study area is the network's extent plus this much (m).
+STUDY_AREA_BUFFER_M: float = MAX_SNAP_M
+#: Rows of a point layer closer than this share one (stacked) coordinate (m).
+STACK_TOLERANCE_M: float = 5.0
+#: A point farther than this outside the township its township column names is a mismatch (m).
+TOWNSHIP_MISMATCH_M: float = 100.0

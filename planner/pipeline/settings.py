@@ -51,6 +51,9 @@ class LayerSettings(_Section):
     sheet: str | int | None = None
     #: extra facility-tier values → tier (``{老年食堂: other}``), tried before the built-ins
     tiers: dict[str, str] = Field(default_factory=dict)
+    #: keep rows that share a coordinate even where they look like failed geocodes
+    #: (`planner.checks.check_stacked`; a true ``accept_stacked`` column accepts single rows)
+    accept_stacked: bool = False
 
     @model_validator(mode="before")
     @classmethod
