@@ -79,6 +79,8 @@ class StudyArea:
             return pick(lang, {"zh": "路网范围外扩 {b:g} 米", "en": "the walk network's extent "
                                "plus {b:g} m"}, b=self.buffer_m)
         if lang == "en":
+            if len(self.source) == 1:
+                return f"the {self.source[0]} layer"
             return "the union of the " + " and ".join(self.source) + " layers"
         return "、".join(_LAYER_ZH.get(s, s) for s in self.source) + "边界的合并范围"
 
@@ -262,8 +264,9 @@ def flag_study_area(
     dist = shapely.distance(area.geometry_in(out.crs),
                             np.asarray(out.geometry.values, dtype=object)[outside])
     order = np.argsort(-dist, kind="stable")
-    named = [f"{label(out, p)} ({_km(d, lang)})" for p, d in
-             zip(outside[order], dist[order], strict=True)]
+    named = [(f"{label(out, p)} ({_km(d, lang)})" if lang == "en" else
+              f"{label(out, p)}（{_km(d, lang)}）")
+             for p, d in zip(outside[order], dist[order], strict=True)]
     values = {"what": what, "area": area.describe(lang), "cut": cutoff_min}
     if network is None or residents is None or len(residents) == 0:
         warn(pick(lang, _UNKNOWN, n=outside.size, rows=join(named, lang), **values))
@@ -296,6 +299,11 @@ _NO_AREA = {
     "en": "Layer `{layer}` does not overlap the study area ({area}): its nearest feature lies "
           "{d} from it. Check the file (and `crs:` / `coord_system:` for this layer).",
 }
+_NET_NO_LAYER = {
+    "zh": "步行路网与所有图层（{layers}）都没有重叠：最近的图层距路网 {d}。是否是其他地区的路网？请检查 network.path。",
+    "en": "The walk network overlaps none of the layers ({layers}): the nearest lies {d} from "
+          "it (a network of another region?). Check `network.path`.",
+}
 _NET_NO_AREA = {
     "zh": "步行路网与研究范围（{area}）没有重叠：路网距其 {d}。是否是其他地区的路网？请检查 network.path。",
     "en": "The walk network does not overlap the study area ({area}): it lies {d} from it "
@@ -324,9 +332,11 @@ def check_overlap(layers: Mapping[str, gpd.GeoDataFrame | None], *,
 
     A layer overlaps the network when one of its features lies within
     ``max_snap_m`` of the network's extent (convex hull of its nodes), and
-    the study area when one intersects it.  Boundary layers that make the
-    area are only compared with the network; the network is compared with
-    a study area made of boundaries.  Each finding is a `PlannerWarning`.
+    the study area when one intersects it.  When the network misses a
+    study area made of boundaries, or misses every layer, the network is
+    named (once) instead of every layer; boundary layers that make the
+    area are only compared with the network.  Each finding is a
+    `PlannerWarning`.
 
     Returns
     -------
@@ -334,27 +344,32 @@ def check_overlap(layers: Mapping[str, gpd.GeoDataFrame | None], *,
         The warning texts (empty when every layer overlaps).
     """
     found: list[str] = []
+    given = {k: g for k, g in layers.items()
+             if g is not None and len(g) and k not in ("network_edges", "study_area")}
+    by_area = area is not None and not area.from_network
     hull = None
     if network is not None and network.n_nodes:
-        hull = shapely.buffer(network_extent(network), float(max_snap_m))
-    for key, gdf in layers.items():
-        if gdf is None or not len(gdf) or key in ("network_edges", "study_area"):
+        extent = network_extent(network)
+        hull = shapely.buffer(extent, float(max_snap_m))
+        gaps = {k: _gap_m(hull, g, network.crs) for k, g in given.items()}
+        if by_area and not shapely.intersects(area.geometry_in(network.crs), extent):
+            found.append(pick(lang, _NET_NO_AREA, area=area.describe(lang),
+                              d=_km(shapely.distance(area.geometry_in(network.crs), extent),
+                                    lang)))
+            hull = None
+        elif len(given) > 1 and all(g > 0 for g in gaps.values()):
+            found.append(pick(lang, _NET_NO_LAYER, layers=", ".join(given),
+                              d=_km(min(gaps.values()) + max_snap_m, lang)))
+            hull = None
+    for key, gdf in given.items():
+        if hull is not None and gaps[key] > 0:
+            found.append(pick(lang, _NO_NETWORK, layer=key, d=_km(gaps[key] + max_snap_m, lang)))
             continue
-        if hull is not None:
-            gap = _gap_m(hull, gdf, network.crs)
-            if gap > 0:
-                found.append(pick(lang, _NO_NETWORK, layer=key, d=_km(gap + max_snap_m, lang)))
-                continue
-        if area is not None and not area.from_network and key not in area.source:
+        if by_area and key not in area.source:
             gap = _gap_m(area.geometry, gdf, area.crs)
             if gap > 0:
                 found.append(pick(lang, _NO_AREA, layer=key, area=area.describe(lang),
                                   d=_km(gap, lang)))
-    if hull is not None and area is not None and not area.from_network:
-        geom = area.geometry_in(network.crs)
-        if not shapely.intersects(geom, network_extent(network)):
-            found.append(pick(lang, _NET_NO_AREA, area=area.describe(lang),
-                              d=_km(shapely.distance(geom, network_extent(network)), lang)))
     for msg in found:
         warn(msg)
     return found

@@ -183,13 +183,14 @@ _KEPT = {
 
 def _group_text(gdf: gpd.GeoDataFrame, rows: np.ndarray, reasons: list[str], lonlat: np.ndarray,
                 lang: str) -> str:
-    names = join([label(gdf, int(r)) for r in rows], lang, limit=6)
+    names = join([label(gdf, int(r)) for r in rows], lang)
     why = ("；" if lang != "en" else "; ").join(
         pick(lang, _REASONS[r], n=rows.size) for r in reasons)
     x, y = lonlat[rows[0]]
     where = f"{x:.5f}, {y:.5f}"
     if lang == "en":
-        return f"[{rows.size} rows at {where}: {names}" + (f"; {why}]" if why else "]")
+        rows_en = "1 row" if rows.size == 1 else f"{rows.size} rows"
+        return f"[{rows_en} at {where}: {names}" + (f"; {why}]" if why else "]")
     return f"【{where} 处 {rows.size} 条：{names}" + (f"；{why}】" if why else "】")
 
 
