@@ -328,6 +328,28 @@ def test_facility_just_outside_the_border_still_serves(tmp_path):
     assert ind["Existing facilities"] == 21  # but not counted
 
 
+def test_candidates_outside_the_area_are_flagged(demo_run):
+    from planner.access import snap_units
+
+    lay, net = demo_run.layers, demo_run.artifacts["network"]
+    cands = lay["candidates"]
+    far = cands.copy()
+    far["id"] = "far-" + far["id"].astype(str)
+    far["geometry"] = far.geometry.translate(0.0, -20_000.0)  # 20 km south
+    both = pd.concat([cands, far], ignore_index=True)
+    area = demo_run.artifacts["study_area"]
+    residents = snap_units(net, lay["population"], gates=lay["gates"], warn=False)
+    with pytest.warns(PlannerWarning) as rec:
+        out = CK.flag_study_area(both, area, network=net, residents=residents,
+                                 what="candidates", lang="en")
+    n = len(cands)
+    assert list(out["in_study_area"]) == [True] * n + [False] * n
+    assert list(out["excluded"]) == [""] * n + ["outside_study_area"] * n
+    assert [str(r.message)[:60] for r in rec] == [
+        f"candidates: {n} row(s) lie outside the study area (the union"]
+    assert list(CK.in_use(out)) == [True] * n + [False] * n
+
+
 def test_study_area_without_boundaries_is_the_network_extent_plus_buffer():
     net, _ = _comb()
     area = CK.study_area({"townships": None}, network=net, buffer_m=300.0)

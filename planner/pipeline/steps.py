@@ -31,7 +31,7 @@ from planner import layers as L
 from planner import locate as LC
 from planner import network as N
 from planner import norms as NR
-from planner._errors import DemandError, LayerError, NetworkError
+from planner._errors import DemandError, LayerError, NetworkError, PlannerWarning
 from planner.defaults import MAX_SNAP_M, STUDY_AREA_BUFFER_M
 from planner.pipeline import outputs as O
 from planner.pipeline.result import RunResult
@@ -273,8 +273,10 @@ def _residents(result: RunResult, net):
     pop = result.layers.get("population")
     if net is None or pop is None or not len(pop):
         return None
-    return A.snap_units(net, pop, gates=result.layers.get("gates"),
-                        max_snap_m=_max_snap_m(result.scenario), warn=False)
+    with warnings.catch_warnings():  # unmatched gates: the access step reports them
+        warnings.simplefilter("ignore", PlannerWarning)
+        return A.snap_units(net, pop, gates=result.layers.get("gates"),
+                            max_snap_m=_max_snap_m(result.scenario), warn=False)
 
 
 def _flag_outside(result: RunResult, area: CK.StudyArea, net) -> None:
