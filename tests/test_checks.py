@@ -345,7 +345,7 @@ def test_candidates_outside_the_area_are_flagged(demo_run):
     n = len(cands)
     assert list(out["in_study_area"]) == [True] * n + [False] * n
     assert list(out["excluded"]) == [""] * n + ["outside_study_area"] * n
-    assert [str(r.message)[:60] for r in rec] == [
+    assert [str(r.message)[:59] for r in rec] == [
         f"candidates: {n} row(s) lie outside the study area (the union"]
     assert list(CK.in_use(out)) == [True] * n + [False] * n
 
