@@ -161,10 +161,12 @@ def demo_cmd(ctx: click.Context, out: Path, overwrite: bool) -> None:
 def validate_cmd(ctx: click.Context, scenario: Path, no_network: bool) -> None:
     """Load and check every layer of SCENARIO; print a table of layers and problems.
 
-    Nothing is written.  Exit code 0 when everything loads (repairs are
+    The checks on the data (datum, study area, layers that miss the network,
+    stacked geocodes, township names) run too; without the network only
+    those that need none.  Nothing is written.  Exit code 0 when everything loads (repairs are
     listed as problems to look at), 2 when something cannot be used.
     """
-    steps = ["layers", "demand"] + ([] if no_network else ["network"])
+    steps = ["layers", "demand"] + ([] if no_network else ["network"]) + ["checks"]
     result = _run_quietly(scenario, debug=ctx.obj["debug"], out_dir=None, steps=steps,
                           progress=_progress)
     click.echo(f"Scenario {scenario}: {result.scenario.name}")
@@ -215,7 +217,8 @@ def check_cmd(ctx: click.Context, scenario: Path, out: Path | None, overwrite: b
     The layers, demand, network and access steps run first (the checks
     need them); no location model runs.  With -o the tables are written.
     """
-    steps = ["layers", "demand", "network", "access", "norms"] + (["outputs"] if out else [])
+    steps = ["layers", "demand", "network", "checks", "access", "norms"] + (
+        ["outputs"] if out else [])
     result = _run_quietly(scenario, debug=ctx.obj["debug"], out_dir=out, overwrite=overwrite,
                           steps=steps, progress=_progress)
     table = result.tables.get("norm_checks")

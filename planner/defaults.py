@@ -10,9 +10,10 @@ from __future__ import annotations
 
 __all__ = [
     "BLIND_SPOT_EPS_M", "CIRCLE_MIN", "CUTOFF_MIN", "FCA_CATCHMENT_MIN", "FRAGMENT_SNAP_M",
-    "FRAGMENT_SNAP_RATIO", "JOIN_TOLERANCE_M",
-    "LOCATE_TIME_LIMIT_S", "MAP_SIMPLIFY_M", "MAX_DENSITY_PER_KM2", "MAX_SNAP_M", "MIN_COMPONENT_SHARE", "PLAN_YEAR",
-    "PLAN_YEARS", "REGION", "SERVICE_AREA_BUFFER_M", "SOLVE_TIME_LIMIT_S", "THRESHOLDS_MIN",
+    "FRAGMENT_SNAP_RATIO", "JOIN_TOLERANCE_M", "LOCATE_TIME_LIMIT_S", "MAP_SIMPLIFY_M",
+    "MAX_DENSITY_PER_KM2", "MAX_SNAP_M", "MIN_COMPONENT_SHARE", "PLAN_YEAR", "PLAN_YEARS",
+    "REGION", "SERVICE_AREA_BUFFER_M", "SOLVE_TIME_LIMIT_S", "STACK_TOLERANCE_M",
+    "STUDY_AREA_BUFFER_M", "THRESHOLDS_MIN", "TOWNSHIP_MISMATCH_M",
 ]
 
 #: Where the data may lie: "china" (points outside China are an error, as a wrong coordinate
@@ -55,3 +56,9 @@ MAP_SIMPLIFY_M: float = 5.0
 #: Residents per km² of a unit's polygon above which a layer check warns: denser than any
 #: whole city district (Hong Kong's densest, Kwun Tong, about 57,000 in 2021).
 MAX_DENSITY_PER_KM2: float = 100_000.0
+#: Without boundary layers, the study area is the network's extent plus this much (m).
+STUDY_AREA_BUFFER_M: float = MAX_SNAP_M
+#: Rows of a point layer closer than this share one (stacked) coordinate (m).
+STACK_TOLERANCE_M: float = 5.0
+#: A point farther than this outside the township its township column names is a mismatch (m).
+TOWNSHIP_MISMATCH_M: float = 100.0

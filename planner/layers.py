@@ -688,7 +688,8 @@ def read_layer(
     -------
     geopandas.GeoDataFrame
         Canonical columns (``id`` and ``name`` first), in ``target_crs``;
-        ``attrs`` holds ``source``, ``kind`` and ``coord_system``.
+        ``attrs`` holds ``source``, ``kind``, ``coord_system`` and ``source_crs``
+        (the file's CRS before projecting).
 
     Raises
     ------
@@ -837,6 +838,7 @@ def _check_location(gdf: gpd.GeoDataFrame, *, region: str = REGION) -> list[str]
 def _project(gdf: gpd.GeoDataFrame, *, system: str, target: pyproj.CRS | None, path: Path,
              kind: Kind) -> gpd.GeoDataFrame:
     """WGS-84 datum, the metric CRS, ``id`` and ``name`` first, and the ``attrs``."""
+    source_crs = gdf.crs.to_string()
     if system != "wgs84":
         gdf = coords.to_wgs84(gdf, coord_system=system)
     if target is None:
@@ -849,5 +851,6 @@ def _project(gdf: gpd.GeoDataFrame, *, system: str, target: pyproj.CRS | None, p
     order = [c for c in ("id", "name") if c in gdf.columns]
     gdf = gdf[order + [c for c in gdf.columns if c not in order]]
     gdf = gdf.reset_index(drop=True)
-    gdf.attrs.update({"source": str(path), "kind": kind, "coord_system": system})
+    gdf.attrs.update({"source": str(path), "kind": kind, "coord_system": system,
+                      "source_crs": source_crs})
     return gdf

@@ -29,6 +29,7 @@ import numpy as np
 
 from planner._errors import PlannerWarning
 from planner._schema import TIER_LABELS, TIERS
+from planner.checks import in_use
 from planner.study import Study
 
 __all__ = ["BAND_COLORS", "NO_CJK_FONT_ENV", "STATUS_COLORS", "TEXT", "add_credit", "add_north_arrow",
@@ -330,6 +331,9 @@ def _draw_facilities(ax: Any, fac: Any, crs: Any, lang: str) -> list:
 
     fac = _metric(fac, crs)
     if fac is None:
+        return []
+    fac = fac[in_use(fac)]  # excluded rows (far outside, doubtful geocodes) would stretch the map
+    if not len(fac):
         return []
     pts = fac.geometry.representative_point()
     tiers = fac["tier"].astype(str).to_numpy() if "tier" in fac else np.full(len(fac), "other")

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from planner._schema import TIER_LABELS
+from planner.checks import counted
 from planner.study import ReportMeta, Study
 
 __all__ = ["HEADERS", "SHEETS", "STATUS", "TEXT", "assumption_rows", "compact_norm_checks",
@@ -152,6 +153,7 @@ TEXT = {
         "tiles": "底图", "no_tiles": "无在线底图（离线）", "all_pass": "全部达标",
         "tier_count": "{tier}数量", "step": "步骤", "result": "结果", "reason": "说明",
         "seconds": "用时(秒)", "lang_note": "",
+        "not_counted": "未计入的登记设施（研究范围外或疑似地理编码失败，见提示）",
     },
     "en": {
         "population": "Resident population", "pop_60plus": "Residents aged 60+",
@@ -159,6 +161,8 @@ TEXT = {
         "blind_spots": "Blind spots", "blind_pop": "Residents 60+ in blind spots",
         "proposed": "Proposed sites", "newly": "Older residents newly covered",
         "checks": "Norm checks (pass/fail/not assessable)", "persons": "persons", "count": "",
+        "not_counted": "Register rows not counted (outside the study area or doubtful "
+                       "geocodes; see the warnings)",
         "share": "%", "report": "Elderly-care facility planning report",
         "assumptions": "Assumptions", "provenance": "Inputs and software versions",
         "map": "Interactive map", "print_maps": "Print maps", "indicators": "Key indicators",
@@ -262,7 +266,9 @@ def _overall_share(study: Study) -> float | None:
 def indicators(study: Study, *, lang: Lang | None = None) -> pd.DataFrame:
     """Key indicators of a run: ``indicator``, ``value``, ``unit`` (a row per indicator).
 
-    Only indicators whose inputs exist are listed.  Shares are 0..1.
+    Only indicators whose inputs exist are listed.  Shares are 0..1.  Facilities
+    are counted where `planner.checks.counted` says so (inside the study area,
+    not excluded); the rows left out are counted on a line of their own.
     """
     lang = lang or study.lang
     rows: list[tuple[str, float, str]] = []
@@ -275,12 +281,17 @@ def indicators(study: Study, *, lang: Lang | None = None) -> pd.DataFrame:
         rows.append((_t(lang, "pop_60plus"), total, _t(lang, "persons")))
     fac = study.layers.get("facilities")
     if fac is not None:
+        left_out = len(fac)
+        fac = fac[counted(fac)]  # inside the study area, not a doubtful geocode
+        left_out -= len(fac)
         rows.append((_t(lang, "facilities"), float(len(fac)), _t(lang, "count")))
         if "tier" in fac:
             for tier, n in fac["tier"].value_counts(sort=False).items():
                 label = TIER_LABELS.get(tier, {}).get(lang, str(tier))
                 rows.append(("  " + _t(lang, "tier_count", tier=label), float(n),
                              _t(lang, "count")))
+        if left_out:
+            rows.append(("  " + _t(lang, "not_counted"), float(left_out), _t(lang, "count")))
     share = _overall_share(study)
     if share is not None:
         rows.append((_t(lang, "coverage", m=_circle_min(study)), share, "share"))

@@ -131,7 +131,7 @@ def test_run_prints_progress_and_steps(study, monkeypatch):
     assert "nothing written" in res.output
 
 
-CHAIN = {name: (lambda r: None) for name in ("layers", "demand", "network", "access")}
+CHAIN = {name: (lambda r: None) for name in ("layers", "demand", "network", "checks", "access")}
 
 
 def test_check_without_norms_exits_2(study, monkeypatch):

@@ -302,8 +302,8 @@ def test_step_not_built_is_reported_skipped(study, monkeypatch):
 
 def test_real_steps_are_functions_in_run_order():
     # the chain is plain function references: a renamed function fails at import, not at run
-    assert [name for name, _ in ST.STEPS] == ["layers", "demand", "network", "access", "norms",
-                                             "locate", "outputs", "maps", "report"]
+    assert [name for name, _ in ST.STEPS] == ["layers", "demand", "network", "checks", "access",
+                                             "norms", "locate", "outputs", "maps", "report"]
     for name, fn in ST.STEPS:
         assert callable(fn) and fn.__name__ == name, name
 

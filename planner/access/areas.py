@@ -208,6 +208,7 @@ def service_areas(
     tiers: Sequence[str] | None = None,
     quad_segs: int = 4,
     workers: int | None = None,
+    lang: str = "zh",
 ) -> gpd.GeoDataFrame:
     """Service-area polygons: the streets reachable within each threshold, buffered.
 
@@ -240,13 +241,18 @@ def service_areas(
         Threads that build polygons at once (GEOS runs without Python's
         lock); ``None`` = one per CPU core, at most 4.  Use 1 inside a
         process pool that already fills the cores (a Dask batch).
+    lang
+        Language of the warning (``"zh"`` default, or ``"en"``).
 
     Returns
     -------
     GeoDataFrame
         One row per facility and threshold: ``facility_id``, ``tier``,
-        ``minutes``, geometry (network CRS).  A facility whose straight walk
-        to its street takes longer than a threshold reaches no street in it:
+        ``minutes``, geometry (network CRS).  A facility farther than its
+        snap limit from every street (``facilities.far``) gets no rows: its
+        straight walk to the street is no service area.  A `PlannerWarning`
+        lists those facilities.  A facility (within the snap limit) whose
+        straight walk to its street takes longer than a threshold reaches no street in it:
         its geometry there is missing (``None``), and a `PlannerWarning`
         names it with its distance and those thresholds.
 
@@ -270,6 +276,11 @@ def service_areas(
     """
     import geopandas as gpd
 
+    if facilities.far.any():
+        _warn_far(facilities, lang)
+        keep = ~facilities.far
+        tiers = None if tiers is None else np.asarray(tiers, dtype=object)[keep]
+        facilities = facilities.take(keep)
     minutes = sorted(float(m) for m in minutes)
     k, n_lim = len(facilities), len(minutes)
     factor = 1.0 if speed_mps is None else float(speed_mps) / net.speed_mps
@@ -371,6 +382,31 @@ def _warn_no_street(facilities: Snapped, none: np.ndarray, minutes: Sequence[flo
         f"polygon for it (no geometry): {shown}{more}. Check their coordinates "
         "(GCJ-02/BD-09 offsets?) or add the missing streets.",
         PlannerWarning, stacklevel=3)
+_FAR = {
+    "zh": "{n} 个设施距最近的可步行道路超过 {m:g} 米，不生成服务范围（到道路的一条直线不是服务范围）：{rows}。"
+          "请检查其坐标（坐标系偏移？）或补充缺失的道路。",
+    "en": "{n} facilities lie more than {m:g} m from the nearest walkable street and get no "
+          "service-area polygon (a straight line to the street is no service area): {rows}. "
+          "Check their coordinates (a datum offset?) or add the missing streets.",
+}
+
+
+def _warn_far(facilities: Snapped, lang: str) -> None:
+    import warnings
+
+    from planner._errors import PlannerWarning
+
+    far = np.flatnonzero(facilities.far)
+    far = far[np.argsort(-facilities.dist_m[far], kind="stable")]
+    unit = " m" if lang == "en" else " 米"
+    rows = [f"{facilities.ids[i]} ({facilities.dist_m[i]:.0f}{unit})" for i in far[:20]]
+    more = far.size - len(rows)
+    text = (", " if lang == "en" else "、").join(rows)
+    if more > 0:
+        text += f" … and {more} more" if lang == "en" else f" 等，另有 {more} 个"
+    msg = _FAR["en" if lang == "en" else "zh"].format(n=far.size, m=facilities.max_snap_m,
+                                                      rows=text)
+    warnings.warn(msg, PlannerWarning, stacklevel=3)
 
 
 def _workers(workers: int | None, n_facilities: int) -> int:

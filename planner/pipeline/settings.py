@@ -58,6 +58,9 @@ class LayerSettings(_Section):
     #: keep only the rows satisfying this SQL condition on the file's own columns
     #: (``"landuse = 'residential'"``; see `planner.layers.read_layer`)
     where: str | None = None
+    #: keep rows that share a coordinate even where they look like failed geocodes
+    #: (`planner.checks.check_stacked`; a true ``accept_stacked`` column accepts single rows)
+    accept_stacked: bool = False
 
     @model_validator(mode="before")
     @classmethod

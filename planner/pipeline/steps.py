@@ -25,19 +25,27 @@ from pathlib import Path
 import pyproj
 
 from planner import access as A
+from planner import checks as CK
 from planner import demand as DM
 from planner import layers as L
 from planner import locate as LC
 from planner import network as N
 from planner import norms as NR
-from planner._errors import DemandError, LayerError, NetworkError, ScenarioError, text_of
-from planner.defaults import MAX_SNAP_M
+from planner._errors import (
+    DemandError,
+    LayerError,
+    NetworkError,
+    PlannerWarning,
+    ScenarioError,
+    text_of,
+)
+from planner.defaults import MAX_SNAP_M, STUDY_AREA_BUFFER_M
 from planner.pipeline import outputs as O
 from planner.pipeline.result import RunResult
 from planner.pipeline.settings import AccessSettings, LayerSettings, ModelSettings, Scenario
 
-__all__ = ["STEPS", "StepFunction", "access", "demand", "layers", "load_layer", "locate", "maps",
-           "network", "norms", "outputs", "report", "step"]
+__all__ = ["STEPS", "StepFunction", "access", "checks", "demand", "layers", "load_layer", "locate",
+           "maps", "network", "norms", "outputs", "report", "step"]
 
 StepFunction = Callable[[RunResult], "str | None"]
 
@@ -292,6 +300,115 @@ def network(result: RunResult) -> str | None:
     return None
 
 
+# --------------------------------------------------------------------------- checks
+#: Layers whose datum is checked: references (boundaries, population) first, then points.
+_DATUM_LAYERS = ("townships", "districts", "population", "facilities", "candidates", "gates")
+
+
+def _lonlat_source(gdf) -> bool:
+    """Whether a layer came from longitude/latitude (only then can its datum be another)."""
+    src = gdf.attrs.get("source_crs")
+    return src is None or pyproj.CRS.from_user_input(src).is_geographic
+
+
+def _check_datums(result: RunResult, net) -> None:
+    """`planner.checks.check_datum` on every loaded layer; a layer found off is no reference."""
+    lay, given = result.layers, result.scenario.layers
+    refs = {"townships": lay.get("townships"), "population": lay.get("population")}
+    fits = {}
+    for key in _DATUM_LAYERS:
+        settings, gdf = getattr(given, key, None), lay.get(key)
+        if settings is None or gdf is None or not len(gdf) or not _lonlat_source(gdf):
+            continue
+        usable = {k: (None if k in fits and fits[k].suggested else v) for k, v in refs.items()}
+        fits[key] = CK.check_datum(gdf, layer=key, declared=settings.coord_system, network=net,
+                                   townships=usable["townships"],
+                                   population=usable["population"], lang=result.lang)
+    result.artifacts["datum_fits"] = fits
+
+
+def _residents(result: RunResult, net):
+    """The population units snapped (compound gates included), or None without them."""
+    pop = result.layers.get("population")
+    if net is None or pop is None or not len(pop):
+        return None
+    with warnings.catch_warnings():  # unmatched gates: the access step reports them
+        warnings.simplefilter("ignore", PlannerWarning)
+        return A.snap_units(net, pop, gates=result.layers.get("gates"),
+                            max_snap_m=_max_snap_m(result.scenario), warn=False)
+
+
+def _flag_outside(result: RunResult, area: CK.StudyArea, net) -> None:
+    """``in_study_area`` / ``excluded`` on facilities and candidates (reach only when needed)."""
+    acc = result.scenario.access or AccessSettings()
+    residents = None
+    for key in ("facilities", "candidates"):
+        gdf = result.layers.get(key)
+        if gdf is None or not len(gdf):
+            continue
+        if residents is None and not area.holds(gdf).all():
+            residents = _residents(result, net)
+        result.layers[key] = CK.flag_study_area(
+            gdf, area, network=net, residents=residents, cutoff_min=acc.cutoff_min,
+            max_snap_m=_max_snap_m(result.scenario), what=key, lang=result.lang)
+
+
+@step
+def checks(result: RunResult) -> str | None:
+    """Checks on the data before the long steps (`planner.checks`); nothing is moved.
+
+    The datum of every layer against the network and the named townships /
+    communities; the study area (``layers["study_area"]``, the union of the
+    boundary layers, else the network's extent plus a buffer) and the
+    layers that miss it or the network; stacked geocodes and township names
+    that disagree with the township polygons.  Facilities and candidates get
+    ``in_study_area`` and ``excluded`` (and facilities ``stack_group`` and
+    ``geocode_fallback``); later steps use `planner.checks.in_use` rows for
+    walking access and `planner.checks.counted` rows for counts and norms.
+    """
+    lay, lang = result.layers, result.lang
+    if not lay:
+        return "no layers"
+    net = result.artifacts.get("network")
+    _check_datums(result, net)
+    area = CK.study_area({k: lay.get(k) for k in ("townships", "districts")}, network=net,
+                         buffer_m=STUDY_AREA_BUFFER_M)
+    inputs = {k: lay[k] for k in L.LAYER_KINDS if k in lay}
+    CK.check_overlap(inputs, network=net, area=area, max_snap_m=_max_snap_m(result.scenario),
+                     lang=lang)
+    towns = lay.get("townships")
+    fac = lay.get("facilities")
+    if fac is not None and len(fac):
+        lay["facilities"] = CK.check_stacked(
+            fac, townships=towns, accept=result.scenario.layers.facilities.accept_stacked,
+            what="facilities", lang=lang)
+    for key in ("facilities", "population"):
+        if towns is not None and lay.get(key) is not None:
+            CK.township_mismatch(lay[key], towns, what=key, lang=lang)
+    if area is None:
+        return None
+    lay["study_area"] = area.to_frame()
+    result.artifacts["study_area"] = area
+    _flag_outside(result, area, net)
+    return None
+
+
+def _in_use(gdf):
+    """The rows later steps use (`planner.checks.in_use`): the layer itself when all are."""
+    if gdf is None:
+        return None
+    keep = CK.in_use(gdf)
+    return gdf if keep.all() else gdf[keep].reset_index(drop=True)
+
+
+def _counted(gdf):
+    """The rows counts and norms count (`planner.checks.counted`)."""
+    if gdf is None:
+        return None
+    keep = CK.counted(gdf)
+    return gdf if keep.all() else gdf[keep].reset_index(drop=True)
+
+
 # --------------------------------------------------------------------------- access
 @step
 def access(result: RunResult) -> str | None:
@@ -307,9 +424,11 @@ def access(result: RunResult) -> str | None:
     net = result.artifacts.get("network")
     if net is None:
         return "no walk network (the network step did not build one)"
-    facilities = result.layers.get("facilities")
-    if facilities is None or len(facilities) == 0:
+    facilities = _in_use(result.layers.get("facilities"))
+    if facilities is None:
         return "no facilities layer"
+    if len(facilities) == 0:
+        return "no facility left in the analysis (see the warnings of the checks step)"
     population = result.layers.get("population")
     if population is None or len(population) == 0:
         return "no population layer"
@@ -335,7 +454,7 @@ def access(result: RunResult) -> str | None:
     if s.service_areas:
         result.layers["service_areas"] = A.service_areas(
             net, snap_fac, minutes=s.thresholds_min, buffer_m=s.service_area_buffer_m,
-            tiers=A.tier_values(facilities))
+            tiers=A.tier_values(facilities), lang=result.lang)
     if s.fca is not None:
         f = s.fca
         result.tables["fca"] = A.fca(
@@ -363,7 +482,7 @@ def norms(result: RunResult) -> str | None:
     rules = NR.load_rules(result.scenario.resolve(Path(name)) if NR.is_rule_file(name) else name,
                           plan_year=s.plan_year)
     table, towns = NR.check_study(
-        rules, population=lay.get("population"), facilities=lay.get("facilities"),
+        rules, population=lay.get("population"), facilities=_counted(lay.get("facilities")),
         townships=lay.get("townships"), districts=lay.get("districts"),
         access=lay.get("population_access"), lang=result.lang)
     result.tables["norm_checks"] = table
@@ -406,7 +525,8 @@ def locate(result: RunResult) -> str | None:
     acc = result.scenario.access or AccessSettings()
     lay = result.layers
     plan = LC.propose_sites(
-        net, pop, facilities=lay.get("facilities"), candidates=lay.get("candidates"),
+        net, pop, facilities=_in_use(lay.get("facilities")),
+        candidates=_in_use(lay.get("candidates")),
         townships=lay.get("townships"), gates=lay.get("gates"),
         forbidden=[lay.get("water"), lay.get("parks")],
         township_centre=tier_model(s.township_centre),
@@ -456,6 +576,7 @@ STEPS: list[tuple[str, StepFunction]] = [
     ("layers", layers),
     ("demand", demand),
     ("network", network),
+    ("checks", checks),
     ("access", access),
     ("norms", norms),
     ("locate", locate),
