@@ -385,7 +385,8 @@ def test_service_areas_of_facilities_that_reach_no_street_are_empty_and_named():
     # one street (a single line), 300 m at 1 m/s; b is 400 m off it (6.7 min walk),
     # c 2 km off (33 min): neither reaches a street in 5 min, c not in 10 min either
     net = WalkNetwork.from_edges([0.0, 300.0], [0.0, 0.0], [0], [1], crs=CRS, speed_mps=1.0)
-    fac = snap_points(net, pts([[150, 400], [150, 2000]]), warn=False)
+    # within a raised snap limit (beyond it a facility gets no rows at all, tested elsewhere)
+    fac = snap_points(net, pts([[150, 400], [150, 2000]]), warn=False, max_snap_m=5000)
     fac.ids = np.array(["b", "c"], dtype=object)
     with pytest.warns(PlannerWarning) as rec:
         sa = access.service_areas(net, fac, minutes=(5, 10), buffer_m=10, quad_segs=16)
@@ -399,7 +400,7 @@ def test_service_areas_of_facilities_that_reach_no_street_are_empty_and_named():
                                shapely.LineString([(150, 400), (150, 0)])]).buffer(10, 16)
     assert sa.geometry.iloc[1].symmetric_difference(truth).area < 1e-6 * truth.area
     # a facility on the street beside them gets the polygon it gets alone
-    both = snap_points(net, pts([[150, 0], [150, 2000]]), warn=False)
+    both = snap_points(net, pts([[150, 0], [150, 2000]]), warn=False, max_snap_m=5000)
     with pytest.warns(PlannerWarning, match="1 of 2 facilities"):
         mixed = access.service_areas(net, both, minutes=(5,), buffer_m=10)
     alone = access.service_areas(net, both.take([0]), minutes=(5,), buffer_m=10)
