@@ -9,9 +9,11 @@ without the key give the same answer.
 from __future__ import annotations
 
 __all__ = [
-    "BLIND_SPOT_EPS_M", "CIRCLE_MIN", "CUTOFF_MIN", "FCA_CATCHMENT_MIN", "JOIN_TOLERANCE_M",
+    "BLIND_SPOT_EPS_M", "CIRCLE_MIN", "CUTOFF_MIN", "DEFAULT_FLOORS", "FCA_CATCHMENT_MIN",
+    "GRID_POINT_M", "JOIN_TOLERANCE_M",
     "LOCATE_TIME_LIMIT_S", "MAP_SIMPLIFY_M", "MAX_SNAP_M", "MIN_COMPONENT_SHARE", "PLAN_YEAR",
-    "PLAN_YEARS", "SERVICE_AREA_BUFFER_M", "SOLVE_TIME_LIMIT_S", "THRESHOLDS_MIN",
+    "PLAN_YEARS", "SERVICE_AREA_BUFFER_M", "SOLVE_TIME_LIMIT_S", "STOREY_HEIGHT_M",
+    "THRESHOLDS_MIN",
 ]
 
 #: Farthest a demand unit, facility or candidate may lie from a street (m).
@@ -42,3 +44,9 @@ PLAN_YEAR: int = 2025
 PLAN_YEARS: tuple[int, ...] = (2025, 2030, 2035)
 #: Simplification tolerance of polygons and lines on the web map (m).
 MAP_SIMPLIFY_M: float = 5.0
+#: Height of one storey when a building's floors come from its height (m).
+STOREY_HEIGHT_M: float = 3.0
+#: Floors of a residential building with neither floors nor height.
+DEFAULT_FLOORS: float = 1.0
+#: Size of the demand points made of population-grid cells (m; blocks of cells).
+GRID_POINT_M: float = 200.0
