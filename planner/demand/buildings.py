@@ -68,7 +68,7 @@ def _positive(gdf: pd.DataFrame, col: str | None, problems: list[str]) -> np.nda
     if col is None:
         return np.full(len(gdf), np.nan)
     raw = gdf[col]
-    v = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+    v = np.array(pd.to_numeric(raw, errors="coerce"), dtype=float)
     text = np.flatnonzero(np.isnan(v) & raw.notna().to_numpy()
                           & (raw.astype(str).str.strip() != "").to_numpy())
     neg = np.flatnonzero(v < 0)

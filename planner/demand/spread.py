@@ -12,7 +12,10 @@ rounding each group on its own could give a target more residents aged 65+
 than aged 60+.  `spread_counts` rounds the disjoint parts instead (under
 60, 60-64, 65-79, 80+; by largest remainder per area, `largest_remainder`)
 and adds them up, so every target's groups stay nested and every area's
-totals stay exact.  Households are rounded on their own.
+totals stay exact; a target's integer then differs from its float by less
+than the number of parts added (at most 4, for ``population``), as with
+`planner.demand.allocate`, whose groups are sums of rounded age bands.
+Households are rounded on their own.
 """
 
 from __future__ import annotations
