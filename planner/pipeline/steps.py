@@ -237,7 +237,7 @@ def _read_buildings(result: RunResult):
         height_column=b.height_column, storey_height_m=b.storey_height_m,
         function_column=b.function_column, residential_values=values,
         default_floors=b.default_floors)
-    out.attrs["source"] = str(b.path)
+    out.attrs["source"] = str(result.scenario.resolve(b.path))
     return out
 
 
