@@ -237,3 +237,17 @@ def test_coverage_summary_is_one_row_per_area():
     assert out["share_5min"].tolist() == pytest.approx([0.2, 1 / 3, 0.0])
     assert out["pop_60plus"].tolist() == [500.0, 300.0, 200.0]
     assert report.header("share_15min") == "15分钟覆盖率"
+
+
+def test_demand_by_unit_sheet_with_source_headers(tmp_path):
+    r = make_result()
+    r.tables["demand_by_unit"] = pd.DataFrame({
+        "id": ["c1", "c2"], "name": ["甲社区", "乙社区"], "pop_60plus": [870, 584],
+        "pop_60plus_grid": [833.1, 670.5], "pop_60plus_census_buildings": [930.9, 731.4]})
+    assert report.header("pop_60plus_census_grid", "en") == "Residents 60+ (census spread by grid)"
+    wb = load_workbook(report.excel_report(presenting.study_of(r), tmp_path / "p.xlsx"))
+    ws = wb["需求来源对比"]
+    assert [c.value for c in ws[1]] == ["编号", "名称", "60岁及以上人口", "60岁及以上人口（人口格网）",
+                                        "60岁及以上人口（普查按住宅建筑面积分配）"]
+    assert ws.cell(row=3, column=4).value == 670.5
+    assert "Demand by source" in report.html_report(presenting.study_of(r), lang="en")
