@@ -134,7 +134,7 @@ def residential_buildings(
 
     if not isinstance(buildings, gpd.GeoDataFrame) or buildings.crs is None:
         raise DemandError("The buildings layer must be a GeoDataFrame with a CRS.")
-    kinds = set(buildings.geom_type.dropna())
+    kinds = set(buildings.geom_type.dropna().unique())
     if not kinds <= {"Polygon", "MultiPolygon"}:
         raise DemandError(f"The buildings layer must hold footprints (polygons); it has "
                           f"{sorted(kinds)}.")
@@ -163,7 +163,7 @@ def residential_buildings(
     out["footprint_m2"] = footprint
     out["floors_used"] = np.where(~np.isnan(fa), np.nan, used)
     out["floor_area_m2"] = np.where(~np.isnan(fa), fa, footprint * used)
-    out["floors_from"] = source
+    out["floors_from"] = pd.Categorical(source)
     counts = pd.Series(source).value_counts()
     report.update({f"n_from_{k}": int(counts.get(k, 0))
                    for k in ("floor_area", "floors", "height", "default")})
@@ -284,14 +284,18 @@ def allocate_to_buildings(
                           f"{list(bl.index[bad[:10]])} are not.")
     bi, ai, frac, geom = _pieces(bgeoms, np.asarray(ar_w.geometry.values, dtype=object))
     report = _outside_report(bi, frac, w, len(bl), weight)
-    ids = (bl["id"] if "id" in bl.columns else pd.Series(bl.index)).astype(str).to_numpy()
+    ids = bl["id"] if "id" in bl.columns else pd.Series(bl.index)
+    ids = ids.to_numpy(dtype=object) if pd.api.types.is_string_dtype(ids) else \
+        ids.astype(str).to_numpy(dtype=object)
     names = bl["name"].to_numpy() if "name" in bl.columns else np.full(len(bl), None)
     n_parts = np.bincount(bi, minlength=len(bl))
     split = (n_parts[bi] > 1) | (frac < 1 - 1e-9)
     keys = ar_w["_key"].to_numpy()[ai]
+    piece_ids = ids[bi]
+    cut = np.flatnonzero(split)
+    piece_ids[cut] = [f"{i}-{k}" for i, k in zip(ids[bi[cut]], keys[cut])]
     frame = gpd.GeoDataFrame({
-        "id": np.where(split, np.char.add(np.char.add(ids[bi].astype(str), "-"),
-                                          keys.astype(str)), ids[bi]),
+        "id": piece_ids,
         "source_id": ids[bi], "name": names[bi], "area": keys, "placement": "building",
         "split": split, "footprint_m2": shapely.area(geom), "weight": w[bi] * frac,
     }, geometry=geom, crs=work)

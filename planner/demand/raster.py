@@ -590,13 +590,19 @@ def _points(raster: PopulationRaster, x: np.ndarray, y: np.ndarray, crs) -> Any:
         raster.crs else pts
 
 
-def _block_ids(blocks: pd.DataFrame, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _block_ids(blocks: pd.DataFrame, keys: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per row: block id ``G<row>_<col>``, unit id (``-<area>`` added where a block is split
     between areas) and whether it is split."""
-    base = ("G" + blocks["block_row"].astype(str) + "_" + blocks["block_col"].astype(str))
-    split = base.duplicated(keep=False).to_numpy()
-    ids = np.where(split, base + "-" + pd.Series(keys, dtype=str).to_numpy(), base)
-    return base.to_numpy(), ids, split
+    rows, cols = blocks["block_row"].to_numpy(), blocks["block_col"].to_numpy()
+    _, inv, count = np.unique(rows * (cols.max(initial=0) + 1) + cols, return_inverse=True,
+                              return_counts=True)
+    split = count[inv] > 1
+    base = np.array([f"G{r}_{c}" for r, c in zip(rows.tolist(), cols.tolist())], dtype=object)
+    ids = base.copy()
+    cut = np.flatnonzero(split)
+    ids[cut] = [f"{b}-{k}" for b, k in zip(base[cut], keys[cut])]
+    return base, ids, split
 
 
 # --------------------------------------------------------------------------- census over cells
@@ -671,7 +677,8 @@ def allocate_to_grid(
         "id": ids, "source_id": base, "name": None, "area": keys, "placement": "grid",
         "split": split, "cells": blocks["cells"].to_numpy(),
         "grid_weight": blocks["_w"].to_numpy()}, geometry=pts.values, crs=areas.crs)
-    empty = [a for a in table.index if a not in set(keys)]
+    present = set(np.unique(keys).tolist())
+    empty = [a for a in table.index if a not in present]
     if empty:
         ap = area_points(ar.to_crs(areas.crs), empty, f"people in the grid's {group!r} band")
         frame = pd.concat([frame, gpd.GeoDataFrame({
