@@ -25,7 +25,9 @@ in one run:
 
 Memory is the process's peak resident set size (psutil, sampled every 5 ms)
 while the allocation runs, in GB, absolute (the generated city included).
-The machine is shared: the load average is printed at the start and end.
+The machine is shared: the load average is printed at the start and end,
+and the allocation and zonal lines give the process's CPU time beside the
+wall-clock time (on a busy machine the difference is time spent waiting).
 
 Usage::
 
@@ -183,16 +185,17 @@ def bench_allocation(subs, census, buildings) -> dict:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PlannerWarning)
         with PeakRSS() as mem:
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), time.process_time()
             res = demand.residential_buildings(buildings)
             out = demand.allocate_to_buildings(subs, census, res, columns=["pop_60plus"])
-            secs = time.perf_counter() - t
+            secs, cpu = time.perf_counter() - t, time.process_time() - cpu
     got = out.groupby("area")["pop_60plus_int"].sum()
     want = census.set_index("name")["pop_60plus"]
     exact = bool((got.reindex(want.index).fillna(-1).astype(np.int64) == want).all())
     rep = out.attrs["demand_report"]
     print(f"allocate: {len(buildings):,} buildings -> {len(out):,} pieces "
-          f"({rep['n_split']:,} split, {rep['n_outside']} outside) in {secs:.2f} s; "
+          f"({rep['n_split']:,} split, {rep['n_outside']} outside) in {secs:.2f} s "
+          f"({cpu:.2f} s CPU); "
           f"peak RSS {mem.peak_gb:.2f} GB (+{mem.added_gb:.2f} GB); totals exact: {exact}")
     for w in caught:
         print(f"  warning: {str(w.message)[:160]}")
@@ -228,17 +231,17 @@ def bench_allocation_peer(subs, census, res, out, n_buildings: int) -> None:
 
 
 def bench_zonal(raster, compounds) -> dict:
-    t = time.perf_counter()
+    t, cpu = time.perf_counter(), time.process_time()
     exact = demand.zonal_sums(raster, compounds, groups=["pop_60plus"])
-    secs = time.perf_counter() - t
+    secs, cpu = time.perf_counter() - t, time.process_time() - cpu
     t = time.perf_counter()
     naive = demand.zonal_sums(raster, compounds, groups=["pop_60plus"], method="centroid")
     t_naive = time.perf_counter() - t
     e, c = exact["pop_60plus"].to_numpy(), naive["pop_60plus"].to_numpy()
     rel = np.abs(c - e) / np.maximum(e, 1e-9)
     total = float(np.nansum(raster.values["pop_60plus"]))
-    print(f"zonal: {len(compounds):,} polygons exact in {secs:.2f} s "
-          f"({1e6 * secs / len(compounds):.0f} µs each); sum {e.sum():,.1f} of the grid's "
+    print(f"zonal: {len(compounds):,} polygons exact in {secs:.2f} s ({cpu:.2f} s CPU, "
+          f"{1e6 * secs / len(compounds):.0f} µs each); sum {e.sum():,.1f} of the grid's "
           f"{total:,.1f} (the tessellation covers it)")
     print(f"zonal, cell-centroid method on the same polygons: {t_naive:.2f} s; per polygon it "
           f"is off the exact count by {np.median(rel):.1%} (median), {np.percentile(rel, 95):.1%} "

@@ -485,3 +485,24 @@ def test_scenario_checks_the_spread_source_and_files(tmp_path):
     text = str(err.value)
     assert "spread_by: grid needs `grid:`" in text
     assert "`demand.buildings.path`: file" in text and "nope.gpkg does not exist" in text
+
+
+def test_scenario_grid_files_are_checked_and_hashed(tmp_path):
+    from planner import load_scenario
+    from planner._errors import ScenarioError
+    from planner.pipeline.scenario import input_paths
+
+    write_tif(tmp_path / "m60.tif", [[[1.0]]])
+    text = ("name: t\nlayers: {}\ndemand:\n  grid:\n    files:\n      pop_60plus: [m60.tif, "
+            "f60.tif]\n")
+    (tmp_path / "s.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(ScenarioError, match=r"line 6: `demand.grid.files.pop_60plus.1`: file "
+                                            r".*f60.tif does not exist; did you mean `m60.tif`"):
+        load_scenario(tmp_path / "s.yaml")
+    write_tif(tmp_path / "f60.tif", [[[2.0]]])
+    scen = load_scenario(tmp_path / "s.yaml")
+    assert [".".join(map(str, k)) for k, _ in input_paths(scen)] == [
+        "demand.grid.files.pop_60plus.0", "demand.grid.files.pop_60plus.1"]
+    (tmp_path / "s.yaml").write_text(text + "    path: m60.tif\n", encoding="utf-8")
+    with pytest.raises(ScenarioError, match="either `path`"):
+        load_scenario(tmp_path / "s.yaml")
