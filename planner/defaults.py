@@ -9,7 +9,8 @@ without the key give the same answer.
 from __future__ import annotations
 
 __all__ = [
-    "BLIND_SPOT_EPS_M", "CIRCLE_MIN", "CUTOFF_MIN", "FCA_CATCHMENT_MIN", "FRAGMENT_SNAP_M",
+    "BLIND_SPOT_EPS_M", "CIRCLE_MIN", "CUTOFF_MIN", "DEFAULT_FLOORS", "FCA_CATCHMENT_MIN",
+    "FRAGMENT_SNAP_M", "GRID_POINT_M", "STOREY_HEIGHT_M",
     "FRAGMENT_SNAP_RATIO", "JOIN_TOLERANCE_M", "LOCATE_TIME_LIMIT_S", "MAP_SIMPLIFY_M",
     "MAX_DENSITY_PER_KM2", "MAX_SNAP_M", "MIN_COMPONENT_SHARE", "PLAN_YEAR", "PLAN_YEARS",
     "REGION", "SERVICE_AREA_BUFFER_M", "SOLVE_TIME_LIMIT_S", "STACK_TOLERANCE_M",
@@ -62,3 +63,9 @@ STUDY_AREA_BUFFER_M: float = MAX_SNAP_M
 STACK_TOLERANCE_M: float = 5.0
 #: A point farther than this outside the township its township column names is a mismatch (m).
 TOWNSHIP_MISMATCH_M: float = 100.0
+#: Height of one storey when a building's floors come from its height (m).
+STOREY_HEIGHT_M: float = 3.0
+#: Floors of a residential building with neither floors nor height.
+DEFAULT_FLOORS: float = 1.0
+#: Size of the demand points made of population-grid cells (m; blocks of cells).
+GRID_POINT_M: float = 200.0

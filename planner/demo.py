@@ -42,6 +42,22 @@ bureau keeps it (Chinese headers, GCJ-02 coordinates as from AMap);
 tables in the column format of the 6th/7th census county tables (bands
 sum exactly to totals; 2020 township totals equal the community sums).
 
+``demo_buildings.parquet`` (GeoParquet, EPSG:4326) holds 2,393 building
+footprints: east-west residential slabs (``function`` 住宅) in every
+compound, 2-6 floors in 南山街道 and 5-33 elsewhere, with ``floors`` only
+(60 %), ``height_m`` only (25 %, 3.0 m +- 0.6 m per storey in total, so
+round(height / 3.0) gives the floors back) or both; plus shops, offices
+and schools (商业, 办公, 教育) that a function filter must drop.
+``demo_grid_100m.tif`` is a 100 m population grid in UTM 49N (EPSG:32649,
+bands ``population``, ``pop_60plus``, ``pop_65plus``, ``pop_80plus``, named
+in the band descriptions): each community's counts are spread over its
+residential buildings by floor area, and each building's residents over
+the cells under its footprint by footprint share, so the grid holds every
+resident (band totals equal the district's counts) and cells that are
+mostly river and hold nobody are no data (-99999, as WorldPop does).
+Buildings and grid draw from their own generator (``[seed, 16]``), so the
+other layers are unchanged by them.
+
 Norms the demo fails by construction (seed 0)
 ---------------------------------------------
 The figures are recomputed from the data in ``tests/test_demo.py``.
@@ -83,7 +99,8 @@ The district has 253,750 residents in 46 communities (南山街道 26 % aged
 60+, the others 14-17 %).
 
 Regenerate the committed files with ``python -m planner.demo planner/data``
-(from the repository root; it also rewrites ``scenarios/demo.yaml``).
+(from the repository root; it also rewrites ``scenarios/demo.yaml`` and
+``scenarios/demo_grid.yaml``).
 """
 
 from __future__ import annotations
@@ -98,8 +115,9 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
-    "BAND_NAMES", "DISTRICT", "GPKG_LAYERS", "TOWNSHIPS", "TOWNSHIP_CODES", "demo_yaml",
-    "generate_demo", "rail_y", "river_y", "to_lonlat", "to_real", "write_demo",
+    "BAND_NAMES", "DISTRICT", "GPKG_LAYERS", "GRID_BANDS", "GRID_CELL_M", "GRID_CRS",
+    "GRID_NODATA", "TOWNSHIPS", "TOWNSHIP_CODES", "demo_grid_yaml", "demo_yaml",
+    "generate_demo", "rail_y", "river_y", "to_lonlat", "to_real", "write_demo", "write_grid",
 ]
 
 # --------------------------------------------------------------------------- constants
@@ -333,7 +351,10 @@ def generate_demo(*, seed: int = 0) -> dict[str, pd.DataFrame]:
         (GeoDataFrames in EPSG:4326, WGS-84), ``facilities`` (the register
         as a DataFrame with Chinese headers and GCJ-02 ``经度``/``纬度``),
         ``census_2010`` and ``census_2020`` (DataFrames, one row per
-        township).
+        township), ``buildings`` (footprints: id, function, floors,
+        height_m; EPSG:4326) and ``grid`` (the 100 m population grid:
+        ``values`` of shape (4, rows, cols) for `GRID_BANDS`, ``transform``,
+        ``crs``, ``nodata``).
 
     Examples
     --------
@@ -358,11 +379,15 @@ def generate_demo(*, seed: int = 0) -> dict[str, pd.DataFrame]:
     candidates = _candidates(lay, used_cells, iso_cell, rng)
     census_2020 = _census_2020(comms.frame)
     census_2010 = _census_2010(census_2020, rng)
+    water = _water()
+    # buildings and the grid draw from their own generator: the phases above are unchanged
+    buildings, residents = _buildings(lay, comms, seed=seed)
     return {
-        "roads": roads, "rail": _rail(), "water": _water(), "district": district,
+        "roads": roads, "rail": _rail(), "water": water, "district": district,
         "townships": townships, "communities": comms.frame, "residential": residential,
         "parks": parks, "gates": gates, "candidates": candidates,
         "facilities": facilities, "census_2010": census_2010, "census_2020": census_2020,
+        "buildings": buildings, "grid": _population_grid(buildings, residents, water, district),
     }
 
 
@@ -1105,6 +1130,184 @@ def _census_2010(c2020: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     return _census_table(rows)
 
 
+# --------------------------------------------------------------------------- buildings, grid
+#: The demo's population grid: 100 m cells in UTM 49N, one band per group (WorldPop-like
+#: no-data value on cells that are mostly river and hold nobody).
+GRID_CRS = "EPSG:32649"
+GRID_CELL_M = 100.0
+GRID_BANDS = ("population", "pop_60plus", "pop_65plus", "pop_80plus")
+GRID_NODATA = -99999.0
+#: Housing per township: (share, floors low, floors high, slab length low, high, depth) per
+#: kind; 南山街道 is older and lower.
+_HOUSING = {
+    "南山街道": [(0.75, 2, 6, 30, 55, 11.0), (0.25, 6, 11, 40, 70, 12.0)],
+    "default": [(0.30, 5, 7, 40, 70, 12.0), (0.40, 8, 18, 40, 70, 13.0),
+                (0.30, 18, 33, 30, 55, 15.0)],
+}
+_OTHER_FUNCTIONS = ("商业", "办公", "教育")
+
+
+def _housing_kind(town: str, rng: np.random.Generator) -> tuple:
+    kinds = _HOUSING.get(town, _HOUSING["default"])
+    u, acc = rng.random(), 0.0
+    for k in kinds:
+        acc += k[0]
+        if u < acc:
+            return k
+    return kinds[-1]
+
+
+def _slabs(poly, length: float, depth: float, rng: np.random.Generator,
+           limit: int = 8) -> list[np.ndarray]:
+    """East-west slab rectangles (local frame) inside ``poly``, rows spaced for daylight."""
+    from shapely.geometry import Polygon
+
+    minx, miny, maxx, maxy = poly.bounds
+    out = []
+    y = miny + rng.uniform(0.0, 10.0)
+    while y + depth <= maxy and len(out) < limit:
+        x = minx + rng.uniform(0.0, 15.0)
+        while x + length <= maxx and len(out) < limit:
+            rect = np.array([[x, y], [x + length, y], [x + length, y + depth], [x, y + depth],
+                             [x, y]])
+            if poly.contains(Polygon(rect)):
+                out.append(rect)
+            x += length + rng.uniform(10.0, 18.0)
+        y += depth + rng.uniform(22.0, 32.0)
+    return out
+
+
+def _building_record(floors: int, rng: np.random.Generator) -> tuple[float, float]:
+    """(floors column, height_m column) as a building data set gives them: floors only
+    (60 %), height only (25 %, storeys of 3.0 m +- 0.6 m in total) or both."""
+    u = rng.random()
+    height = round(floors * 3.0 + rng.uniform(-0.6, 0.6), 1)
+    if u < 0.60:
+        return float(floors), np.nan
+    if u < 0.85:
+        return np.nan, height
+    return float(floors), height
+
+
+def _buildings(lay: _Layout, comms: _Communities, *, seed: int):
+    """Building footprints (residential slabs in every compound, a few shops and offices)
+    and each residential building's residents by group (consistent with its community).
+
+    A community's residents are spread over its residential buildings by floor area
+    (footprint in UTM 49N x floors), so the buildings hold exactly the community counts.
+    """
+    import geopandas as gpd
+    from shapely.geometry import Polygon
+
+    rng = np.random.default_rng([seed, 16])
+    rows: list[dict] = []
+    rings: list[np.ndarray] = []
+    for c in lay.res_cells:
+        poly = Polygon(lay.res_polys[c]).buffer(-6.0)
+        _share, lo, hi, llo, lhi, depth = _housing_kind(lay.cells[c]["town"], rng)
+        for rect in _slabs(poly, float(rng.uniform(llo, lhi)), depth, rng):
+            floors = int(rng.integers(lo, hi + 1))
+            fl, h = _building_record(floors, rng)
+            rows.append({"function": "住宅", "floors": fl, "height_m": h, "_floors": floors,
+                         "_cid": comms.comm_of[c]})
+            rings.append(rect)
+        if rng.random() < 0.15:  # a shop block at the compound's south edge
+            for rect in _slabs(poly, 24.0, 10.0, rng, limit=1):
+                rows.append({"function": "商业", "floors": 2.0, "height_m": np.nan,
+                             "_floors": 2, "_cid": comms.comm_of[c]})
+                rings.append(rect)
+    for c in lay.cells_where(lambda r: r["use"] == "other"):
+        poly = Polygon(_shrunk(lay.grid.cell_ring(*c), 0.8))
+        for rect in _slabs(poly, 36.0, 20.0, rng, limit=2):
+            rows.append({"function": str(rng.choice(_OTHER_FUNCTIONS)),
+                         "floors": float(rng.integers(3, 12)), "height_m": np.nan,
+                         "_floors": 0, "_cid": 0})
+            rings.append(rect)
+    frame = pd.DataFrame(rows)
+    frame.insert(0, "id", [f"B{k + 1:05d}" for k in range(len(frame))])
+    gdf = gpd.GeoDataFrame(frame, geometry=[Polygon(to_lonlat(r)) for r in rings],
+                           crs="EPSG:4326")
+    residents = _building_residents(gdf, comms)
+    return gdf.drop(columns=["_floors", "_cid"]), residents
+
+
+def _building_residents(gdf, comms: _Communities) -> np.ndarray:
+    """Residents per building and group (len x 4, `GRID_BANDS` order): each community's
+    counts spread over its residential buildings by floor area."""
+    res = (gdf["function"] == "住宅").to_numpy()
+    fa = gdf.to_crs(GRID_CRS).area.to_numpy() * gdf["_floors"].to_numpy() * res
+    cid = gdf["_cid"].to_numpy()
+    total = np.bincount(cid, weights=fa, minlength=len(comms.rows) + 1)
+    out = np.zeros((len(gdf), len(GRID_BANDS)))
+    for k, row in enumerate(comms.rows):
+        rec = comms.records[k]
+        if total[row["cid"]] <= 0:
+            raise RuntimeError(f"community {rec['name']} has no residential building")
+        sel = cid == row["cid"]
+        out[sel] = np.outer(fa[sel] / total[row["cid"]], [rec[g] for g in GRID_BANDS])
+    return out
+
+
+def _population_grid(buildings, residents: np.ndarray, water, district) -> dict:
+    """The 100 m grid: each building's residents spread over the cells under its footprint
+    by the share of the footprint in each cell; no data on cells that are at least half
+    river and hold nobody."""
+    import shapely
+    from rasterio.transform import from_origin
+
+    utm = buildings.to_crs(GRID_CRS)
+    minx, miny, maxx, maxy = district.to_crs(GRID_CRS).total_bounds
+    x0 = math.floor(minx / GRID_CELL_M) * GRID_CELL_M - GRID_CELL_M
+    y1 = math.ceil(maxy / GRID_CELL_M) * GRID_CELL_M + GRID_CELL_M
+    ncol = int(math.ceil((maxx - x0) / GRID_CELL_M)) + 1
+    nrow = int(math.ceil((y1 - miny) / GRID_CELL_M)) + 1
+    values = np.zeros((len(GRID_BANDS), nrow, ncol))
+    geoms = np.asarray(utm.geometry.values)
+    bx0, by0, bx1, by1 = shapely.bounds(geoms).T
+    bi, rr, cc = [], [], []
+    for b in np.flatnonzero(residents[:, 0] > 0):
+        cols = range(int((bx0[b] - x0) // GRID_CELL_M), int((bx1[b] - x0) // GRID_CELL_M) + 1)
+        rws = range(int((y1 - by1[b]) // GRID_CELL_M), int((y1 - by0[b]) // GRID_CELL_M) + 1)
+        for r in rws:
+            for c in cols:
+                bi.append(b)
+                rr.append(r)
+                cc.append(c)
+    bi, rr, cc = np.array(bi), np.array(rr), np.array(cc)
+    cells = shapely.box(x0 + cc * GRID_CELL_M, y1 - (rr + 1) * GRID_CELL_M,
+                        x0 + (cc + 1) * GRID_CELL_M, y1 - rr * GRID_CELL_M)
+    share = shapely.area(shapely.intersection(geoms[bi], cells)) / shapely.area(geoms[bi])
+    for g in range(len(GRID_BANDS)):
+        np.add.at(values[g], (rr, cc), residents[bi, g] * share)
+    r_all, c_all = np.divmod(np.arange(nrow * ncol), ncol)
+    all_cells = shapely.box(x0 + c_all * GRID_CELL_M, y1 - (r_all + 1) * GRID_CELL_M,
+                            x0 + (c_all + 1) * GRID_CELL_M, y1 - r_all * GRID_CELL_M)
+    river = water.to_crs(GRID_CRS).geometry.iloc[0]
+    wet = shapely.area(shapely.intersection(all_cells, river)) / GRID_CELL_M ** 2
+    dry_nobody = (wet.reshape(nrow, ncol) >= 0.5) & (values[0] == 0)
+    out = values.astype(np.float32)
+    out[:, dry_nobody] = GRID_NODATA
+    return {"values": out, "transform": from_origin(x0, y1, GRID_CELL_M, GRID_CELL_M),
+            "crs": GRID_CRS, "nodata": GRID_NODATA, "bands": GRID_BANDS}
+
+
+def write_grid(grid: dict, path: str | os.PathLike) -> Path:
+    """Write the demo grid (`generate_demo`'s ``grid``) as a GeoTIFF, bands described
+    (deflate-compressed, about 30 KB)."""
+    import rasterio
+
+    path = Path(path)
+    v = grid["values"]
+    with rasterio.open(path, "w", driver="GTiff", width=v.shape[2], height=v.shape[1],
+                       count=v.shape[0], dtype="float32", crs=grid["crs"],
+                       transform=grid["transform"], nodata=grid["nodata"],
+                       compress="deflate", predictor=3) as ds:
+        ds.write(v)
+        for i, name in enumerate(grid["bands"]):
+            ds.set_band_description(i + 1, name)
+    return path
+
+
 # --------------------------------------------------------------------------- writing
 #: Layer order inside demo.gpkg.
 GPKG_LAYERS = ("district", "townships", "communities", "residential", "parks", "water",
@@ -1112,7 +1315,8 @@ GPKG_LAYERS = ("district", "townships", "communities", "residential", "parks", "
 
 
 def write_demo(folder: str | os.PathLike, *, seed: int = 0) -> dict[str, Path]:
-    """Generate the demo and write ``demo.gpkg``, the CSVs and ``demo.yaml`` into ``folder``.
+    """Generate the demo and write ``demo.gpkg``, ``demo_buildings.parquet``,
+    ``demo_grid_100m.tif``, the CSVs and ``demo.yaml`` into ``folder``.
 
     Parameters
     ----------
@@ -1135,6 +1339,10 @@ def write_demo(folder: str | os.PathLike, *, seed: int = 0) -> dict[str, Path]:
     for name in GPKG_LAYERS:
         demo[name].to_file(gpkg, layer=name, driver="GPKG", engine="pyogrio")
     out = {"demo.gpkg": gpkg}
+    bld = folder / "demo_buildings.parquet"  # GeoParquet: a fifth of a GeoPackage's size
+    demo["buildings"].to_parquet(bld, compression="zstd", index=False)
+    out["demo_buildings.parquet"] = bld
+    out["demo_grid_100m.tif"] = write_grid(demo["grid"], folder / "demo_grid_100m.tif")
     for key, fname in (("facilities", "demo_facilities.csv"),
                        ("census_2010", "demo_census_2010.csv"),
                        ("census_2020", "demo_census_2020.csv")):
@@ -1191,6 +1399,24 @@ outputs:
 """
 
 
+def demo_grid_yaml(prefix: str = "") -> str:
+    """The demo with its population grid and buildings beside the community counts."""
+    base = demo_yaml(prefix)
+    base = base.replace(
+        "# (planner/demo.py writes every demo file; no real place, no download).\n"
+        "name: 示范区 (Demo District)\n",
+        "# (planner/demo.py writes every demo file; no real place, no download).\n"
+        "# The communities keep their own counts; the demand step puts beside them the\n"
+        "# 100 m population grid's count and the township census spread by the grid and\n"
+        "# by residential floor area (tables/demand_by_unit.csv, report sheet).\n"
+        "name: 示范区 (Demo District, grid and buildings)\n")
+    return base.replace(
+        "  use_for_population: false\n",
+        "  use_for_population: false\n"
+        f"  grid: {{path: {prefix}demo_grid_100m.tif}}   # band descriptions name the groups\n"
+        f"  buildings: {{path: {prefix}demo_buildings.parquet, function_column: function}}\n")
+
+
 if __name__ == "__main__":  # pragma: no cover - regeneration helper
     import sys
 
@@ -1201,3 +1427,6 @@ if __name__ == "__main__":  # pragma: no cover - regeneration helper
     if target.resolve() == (Path(__file__).parent / "data").resolve() and scenarios.is_dir():
         (scenarios / "demo.yaml").write_text(demo_yaml("../planner/data/"), encoding="utf-8")
         print(f"wrote {scenarios / 'demo.yaml'}")
+        (scenarios / "demo_grid.yaml").write_text(demo_grid_yaml("../planner/data/"),
+                                                   encoding="utf-8")
+        print(f"wrote {scenarios / 'demo_grid.yaml'}")

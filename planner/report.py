@@ -32,8 +32,8 @@ from planner._schema import TIER_LABELS
 from planner.checks import counted
 from planner.study import ReportMeta, Study
 
-__all__ = ["HEADERS", "SHEETS", "STATUS", "TEXT", "assumption_rows", "compact_norm_checks",
-           "coverage_summary", "excel_report", "header", "html_report", "indicators",
+__all__ = ["HEADERS", "SHEETS", "SOURCE_SUFFIXES", "STATUS", "TEXT", "assumption_rows",
+           "compact_norm_checks", "coverage_summary", "excel_report", "header", "html_report", "indicators",
            "input_rows", "report_tables"]
 
 Lang = Literal["zh", "en"]
@@ -126,6 +126,14 @@ SHEETS = {
     "demand_areas": {"zh": "老年人口预测", "en": "Older population projection"},
     "fca": {"zh": "设施供需比（2SFCA）", "en": "Supply-demand ratio (2SFCA)"},
     "uncoverable": {"zh": "无法覆盖的单元", "en": "Units no site can cover"},
+    "demand_by_unit": {"zh": "需求来源对比", "en": "Demand by source"},
+}
+#: Suffixes of `planner.demand.demand_by_unit`'s columns: which source estimated them.
+SOURCE_SUFFIXES = {
+    "grid": {"zh": "（人口格网）", "en": " (population grid)"},
+    "census_grid": {"zh": "（普查按格网分配）", "en": " (census spread by grid)"},
+    "census_buildings": {"zh": "（普查按住宅建筑面积分配）",
+                         "en": " (census spread by floor area)"},
 }
 
 STATUS = {"zh": {"pass": "达标", "fail": "未达标", "not_assessable": "无法评估"},
@@ -188,7 +196,9 @@ def header(column: str, lang: Lang = "zh") -> str:
     """The display header of a canonical column name in ``lang``.
 
     Patterns: ``time_min_<tier>`` → walking time to the nearest ``<tier>``,
-    ``within_<T>min`` → within T minutes.  Unknown columns are returned as is.
+    ``within_<T>min`` → within T minutes, ``<count>_grid`` /
+    ``<count>_census_grid`` / ``<count>_census_buildings`` → the count from
+    that source.  Unknown columns are returned as is.
     """
     en = lang == "en"
     table = HEADERS["en" if en else "zh"]
@@ -204,6 +214,9 @@ def header(column: str, lang: Lang = "zh") -> str:
     m = re.fullmatch(r"share_([\d.]+)min", column)
     if m:
         return f"Covered within {m.group(1)} min" if en else f"{m.group(1)}分钟覆盖率"
+    m = re.fullmatch(r"(population|pop_\w+?)_(grid|census_grid|census_buildings)", column)
+    if m and m.group(1) in table:
+        return table[m.group(1)] + SOURCE_SUFFIXES[m.group(2)]["en" if en else "zh"]
     return column
 
 
@@ -329,7 +342,8 @@ def report_tables(study: Study, *, lang: Lang | None = None) -> dict[str, pd.Dat
     for sheet, key in (("norm_checks", "norm_checks"), ("proposed_sites", "proposed_sites"),
                        ("before_after", "coverage_before_after"),
                        ("demand_areas", "demand_areas"), ("fca", "fca"),
-                       ("uncoverable", "uncoverable_units")):
+                       ("uncoverable", "uncoverable_units"),
+                       ("demand_by_unit", "demand_by_unit")):
         tab = study.tables.get(key)
         if tab is None and key == "proposed_sites":
             tab = study.layers.get("proposed_sites")

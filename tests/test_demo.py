@@ -372,3 +372,98 @@ def test_some_communities_have_no_candidate_in_reach(layers, facilities):
     walk_m = np.array([dist.get(tuple(nodes[i]), np.inf) for i in i_c]) + d_c
     far = layers["communities"]["name"][walk_m > 900]
     assert sorted(far) == sorted(["和平社区", "团结社区", "长春社区", "春晖社区", "桃源社区"])
+
+
+# --------------------------------------------------------------------------- buildings and grid
+def test_regenerated_buildings_equal_committed(regenerated):
+    new = gpd.read_parquet(regenerated / "demo_buildings.parquet")
+    old = gpd.read_parquet(DATA / "demo_buildings.parquet")
+    assert len(new) == len(old)
+    assert bool(shapely.equals_exact(new.geometry.values, old.geometry.values, 0.0).all())
+    pd.testing.assert_frame_equal(pd.DataFrame(new.drop(columns="geometry")),
+                                  pd.DataFrame(old.drop(columns="geometry")))
+
+
+def test_regenerated_grid_equals_committed(regenerated):
+    import rasterio
+
+    with rasterio.open(regenerated / "demo_grid_100m.tif") as a, \
+            rasterio.open(DATA / "demo_grid_100m.tif") as b:
+        assert (a.crs, a.transform, a.nodatavals, a.descriptions) == \
+            (b.crs, b.transform, b.nodatavals, b.descriptions)
+        # footprint-cell intersections are GEOS areas: equal up to float32 rounding
+        np.testing.assert_allclose(a.read(), b.read(), rtol=1e-6, atol=1e-4)
+
+
+def test_scenarios_demo_grid_yaml_matches_generator():
+    assert (ROOT / "scenarios" / "demo_grid.yaml").read_text(encoding="utf-8") == \
+        D.demo_grid_yaml("../planner/data/")
+
+
+def test_grid_holds_every_resident_and_river_cells_are_no_data(layers):
+    import rasterio
+
+    with rasterio.open(DATA / "demo_grid_100m.tif") as ds:
+        v = ds.read(masked=True)
+        assert ds.descriptions == D.GRID_BANDS and ds.res == (100.0, 100.0)
+        assert ds.crs.to_epsg() == 32649 and ds.nodata == D.GRID_NODATA
+        transform, shape = ds.transform, ds.shape
+    comms = layers["communities"]
+    for k, g in enumerate(D.GRID_BANDS):
+        assert float(v[k].sum()) == pytest.approx(comms[g].sum(), abs=0.5)
+    # no data: at least half river, nobody there
+    rows, cols = np.nonzero(v.mask[0])
+    assert len(rows) > 20
+    x0, y0 = transform.c, transform.f
+    cells = shapely.box(x0 + cols * 100, y0 - (rows + 1) * 100, x0 + (cols + 1) * 100,
+                        y0 - rows * 100)
+    river = layers["water"].to_crs(UTM).geometry.iloc[0]
+    assert (shapely.area(shapely.intersection(cells, river)) >= 5000 - 1e-6).all()
+    assert shape == v.shape[1:]
+
+
+def test_buildings_floors_height_and_functions(layers):
+    from planner import demand
+
+    b = gpd.read_parquet(DATA / "demo_buildings.parquet")
+    assert set(b["function"]) == {"住宅", "商业", "办公", "教育"}
+    res = b[b["function"] == "住宅"]
+    only_h = res["floors"].isna()
+    assert 0.2 < only_h.mean() < 0.3 and res["height_m"].notna()[only_h].all()
+    both = res["floors"].notna() & res["height_m"].notna()
+    # height / 3.0 m rounds back to the floors where both are given
+    assert (np.floor(res.loc[both, "height_m"] / 3.0 + 0.5) == res.loc[both, "floors"]).all()
+    kept = demand.residential_buildings(b.to_crs(UTM), function_column="function")
+    assert len(kept) == len(res)
+    # every community has residential floor area; the buildings lie inside compounds
+    comp = layers["residential"].to_crs(UTM)
+    hit = gpd.sjoin(kept[["geometry"]], comp[["geometry"]], predicate="within")
+    assert hit.index.nunique() == len(kept)
+    comms = layers["communities"].to_crs(UTM)
+    per = gpd.sjoin(kept[["floor_area_m2", "geometry"]], comms[["id", "geometry"]],
+                    predicate="within").groupby("id")["floor_area_m2"].sum()
+    assert set(per.index) == set(comms["id"]) and (per > 0).all()
+
+
+def test_demo_grid_scenario_puts_grid_and_buildings_beside_communities():
+    from planner import demand
+    from planner.pipeline import run
+
+    res = run(ROOT / "scenarios" / "demo_grid.yaml", steps=["layers", "demand"])
+    t = res.tables["demand_by_unit"]
+    pop = res.layers["population"]
+    assert len(t) == len(pop) == 46
+    assert t["pop_60plus"].tolist() == pop["pop_60plus"].tolist()  # the given counts, kept
+    # census by buildings: the communities tile the townships and hold every building, so
+    # each township's census count comes back whole
+    town = t.assign(township=pop["township"].to_numpy()).groupby("township")
+    census = pd.read_csv(DATA / "demo_census_2020.csv").set_index("区县")["pop_60plus"]
+    assert town["pop_60plus_census_buildings"].sum().to_dict() == pytest.approx(
+        census.to_dict())
+    # the grid's exact count per community, recomputed through the library
+    grid = demand.read_population_raster(DATA / "demo_grid_100m.tif")
+    z = demand.zonal_sums(grid, pop)
+    assert t["pop_60plus_grid"].to_numpy() == pytest.approx(z["pop_60plus"].to_numpy())
+    cols = res.tables["demand_columns"]
+    assert set(cols.loc[cols["layer"] == "demand_by_unit", "column"]) >= {
+        "pop_60plus_grid", "pop_60plus_census_grid", "pop_60plus_census_buildings"}

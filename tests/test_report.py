@@ -315,3 +315,15 @@ outputs: {{map: false, print_maps: false}}
     heads = [c.value for c in cov[1]]
     share = heads.index("老年人口覆盖率") + 1
     assert all(cov.cell(row=i, column=share).value is None for i in range(2, cov.max_row + 1))
+def test_demand_by_unit_sheet_with_source_headers(tmp_path):
+    r = make_result()
+    r.tables["demand_by_unit"] = pd.DataFrame({
+        "id": ["c1", "c2"], "name": ["甲社区", "乙社区"], "pop_60plus": [870, 584],
+        "pop_60plus_grid": [833.1, 670.5], "pop_60plus_census_buildings": [930.9, 731.4]})
+    assert report.header("pop_60plus_census_grid", "en") == "Residents 60+ (census spread by grid)"
+    wb = load_workbook(report.excel_report(presenting.study_of(r), tmp_path / "p.xlsx"))
+    ws = wb["需求来源对比"]
+    assert [c.value for c in ws[1]] == ["编号", "名称", "60岁及以上人口", "60岁及以上人口（人口格网）",
+                                        "60岁及以上人口（普查按住宅建筑面积分配）"]
+    assert ws.cell(row=3, column=4).value == 670.5
+    assert "Demand by source" in report.html_report(presenting.study_of(r), lang="en")

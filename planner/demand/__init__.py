@@ -20,10 +20,27 @@ labelled as estimates:
    estimates: the pipeline's ``demand`` step (`planner.pipeline.steps.demand`)
    calls these functions with the scenario's settings.
 
+Population grids and buildings say where inside each area people live
+when residential land is incomplete or missing:
+
+6. `read_population_raster` reads a population GeoTIFF (any CRS, nodata
+   honoured, one band per group); `zonal_sums` counts it inside polygons
+   with exact partial-cell weights (exactextract); `allocate_to_grid`
+   spreads census totals over cells by a band; `grid_points` makes demand
+   points of the grid's own counts where no units exist.
+7. `residential_buildings` gives residential buildings their floor area
+   (footprint x floors, or height / storey height); `allocate_to_buildings`
+   spreads census totals over them.
+8. `demand_by_unit` puts each unit's own count beside the grid's and the
+   census spread by the grid or by buildings.
+
 The modules, by concern: `planner.demand.census` (band vocabulary, reading
 census tables, older groups, area-name matching), `planner.demand.allocation`
-(dasymetric allocation and the population layer) and
-`planner.demand.projection` (cohort projections).  Everything public is
+(dasymetric allocation and the population layer),
+`planner.demand.projection` (cohort projections), `planner.demand.raster`
+(population grids), `planner.demand.buildings` (building floor area),
+`planner.demand.spread` (census totals over weighted targets, integers
+exact per area) and `planner.demand.compare` (sources side by side).  Everything public is
 available from ``planner.demand`` itself.
 
 No fertility assumption is needed: only the 60+, 65+ and 80+ groups are
@@ -56,6 +73,13 @@ from planner.demand.allocation import (
     parent_areas,
     trim_overlaps,
 )
+from planner.demand.buildings import (
+    FLOORS_COLUMNS,
+    HEIGHT_COLUMNS,
+    RESIDENTIAL_VALUES,
+    allocate_to_buildings,
+    residential_buildings,
+)
 from planner.demand.census import (
     BAND_COLUMNS,
     BANDS,
@@ -66,6 +90,7 @@ from planner.demand.census import (
     older_groups,
     read_census,
 )
+from planner.demand.compare import demand_by_unit
 from planner.demand.projection import (
     area_projection_table,
     cohort_change_ratios,
@@ -74,6 +99,21 @@ from planner.demand.projection import (
     projection_columns,
     projection_needs,
     read_life_table,
+)
+from planner.demand.raster import (
+    RASTER_GROUPS,
+    PopulationRaster,
+    allocate_to_grid,
+    grid_points,
+    read_population_raster,
+    zonal_sums,
+)
+from planner.demand.spread import (
+    NESTED_COLUMNS,
+    SPREAD_COLUMNS,
+    population_units,
+    prepare_areas,
+    spread_counts,
 )
 
 __all__ = [
@@ -85,17 +125,28 @@ __all__ = [
     "HOUSING_NAMES",
     "OVERLAP_WARN_SHARE",
     "COUNT_COLUMNS",
+    "FLOORS_COLUMNS",
     "GROUPS",
+    "HEIGHT_COLUMNS",
     "MIN_RES_M2_PER_RESIDENT",
+    "NESTED_COLUMNS",
+    "RASTER_GROUPS",
+    "RESIDENTIAL_VALUES",
     "SEXES",
+    "SPREAD_COLUMNS",
+    "PopulationRaster",
     "allocate",
+    "allocate_to_buildings",
+    "allocate_to_grid",
     "area_projection_table",
     "close_names",
     "campus_like",
     "cohort_change_ratios",
+    "demand_by_unit",
     "demand_columns",
     "estimate_population",
     "fill_groups",
+    "grid_points",
     "largest_remainder",
     "older_groups",
     "parent_areas",
@@ -106,4 +157,15 @@ __all__ = [
     "read_census",
     "read_life_table",
     "trim_overlaps",
+    "population_units",
+    "project_areas",
+    "project_units",
+    "projection_columns",
+    "prepare_areas",
+    "read_census",
+    "read_life_table",
+    "read_population_raster",
+    "residential_buildings",
+    "spread_counts",
+    "zonal_sums",
 ]

@@ -349,10 +349,43 @@ def _raw_paths(data: dict):
         for key in ("census", "shares_from", "census_previous", "life_table"):
             if isinstance(dem.get(key), str):
                 yield ("demand", key), dem[key]
+        yield from _raw_demand_sources(dem)
     norms = data.get("norms")
     if isinstance(norms, dict) and isinstance(norms.get("rules"), str):
         if norms["rules"].endswith((".yaml", ".yml")):
             yield ("norms", "rules"), norms["rules"]
+
+
+def _raw_demand_sources(dem: dict):
+    """(key path, value) of the grid and buildings files of a raw ``demand:`` mapping."""
+    for key in ("grid", "buildings"):
+        sub = dem.get(key)
+        if isinstance(sub, str):
+            yield ("demand", key), sub
+        elif isinstance(sub, dict) and isinstance(sub.get("path"), str):
+            yield ("demand", key, "path"), sub["path"]
+    files = dem.get("grid", {}).get("files") if isinstance(dem.get("grid"), dict) else None
+    if isinstance(files, dict):
+        for group, value in files.items():
+            for i, p in enumerate(value if isinstance(value, list) else [value]):
+                if isinstance(p, str):
+                    loc = ("demand", "grid", "files", group) + ((i,) if isinstance(value, list)
+                                                                else ())
+                    yield loc, p
+
+
+def _demand_sources(demand):
+    """(key path, path) of the grid and buildings files of a validated ``demand``."""
+    grid, bld = demand.grid, demand.buildings
+    if grid is not None and grid.path is not None:
+        yield ("demand", "grid", "path"), grid.path
+    if grid is not None and grid.files:
+        for group, value in grid.files.items():
+            for i, p in enumerate(value if isinstance(value, list) else [value]):
+                yield ("demand", "grid", "files", group) + ((i,) if isinstance(value, list)
+                                                             else ()), p
+    if bld is not None:
+        yield ("demand", "buildings", "path"), bld.path
 
 
 def _paths(scenario: Scenario):
@@ -367,6 +400,7 @@ def _paths(scenario: Scenario):
             p = getattr(scenario.demand, key)
             if p is not None:
                 yield ("demand", key), p
+        yield from _demand_sources(scenario.demand)
     if scenario.norms is not None and scenario.norms.rules.endswith((".yaml", ".yml")):
         yield ("norms", "rules"), Path(scenario.norms.rules)
 

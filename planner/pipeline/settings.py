@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from planner import defaults as D
 
-__all__ = ["AccessSettings", "DemandSettings", "FCASettings", "LayerSettings", "LayersSettings",
-           "LocateSettings", "ModelSettings", "NetworkSettings", "NormsSettings",
-           "OutputsSettings", "Scenario"]
+__all__ = ["AccessSettings", "BuildingSettings", "DemandSettings", "FCASettings", "GridSettings",
+           "LayerSettings", "LayersSettings", "LocateSettings", "ModelSettings",
+           "NetworkSettings", "NormsSettings", "OutputsSettings", "Scenario"]
 
 CoordSystem = Literal["wgs84", "gcj02", "bd09"]
 Lang = Literal["zh", "en"]
@@ -176,6 +176,63 @@ class AccessSettings(_Section):
         return v
 
 
+class GridSettings(_Section):
+    """A population grid (GeoTIFF, any CRS): `planner.demand.read_population_raster`.
+
+    ``path`` is one file whose ``bands`` map groups to band numbers
+    (``{population: 1, pop_60plus: 2}``), or whose single band holds
+    ``group``; without either the band descriptions must name the groups.
+    ``files`` instead maps each group to files summed into it (WorldPop's
+    one file per age and sex).  ``crs``: the grid's CRS when the file has
+    none; ``nodata``: the no-data value when the file declares none.
+    ``weight_group``: the band that spreads census totals over cells
+    (default ``pop_60plus``, else ``population``).  ``cell_m``: size of the
+    demand points made of cells (blocks of cells, default 200 m).
+    """
+
+    path: Path | None = None
+    files: dict[str, Path | list[Path]] | None = None
+    bands: dict[str, int | list[int]] | None = None
+    group: str | None = None
+    crs: str | None = None
+    nodata: float | None = None
+    weight_group: str | None = None
+    cell_m: float = Field(default=D.GRID_POINT_M, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _path_shorthand(cls, data: object) -> object:
+        return {"path": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _one_source(self) -> GridSettings:
+        if (self.path is None) == (self.files is None):
+            raise ValueError("give either `path` (one GeoTIFF) or `files` (group -> files)")
+        return self
+
+
+class BuildingSettings(LayerSettings):
+    """A building-footprint layer whose residential floor area spreads the census.
+
+    Read like any layer (``path``, ``layer``, ``columns``, ``coord_system``
+    ...).  Floor area per building: ``floor_area_column`` where the data has
+    it, else footprint x ``floors_column``, else footprint x round(height /
+    ``storey_height_m``) (3.0 m), else footprint x ``default_floors`` (1);
+    floors and height columns are found by name when not given
+    (`planner.demand.FLOORS_COLUMNS`, `HEIGHT_COLUMNS`).
+    ``function_column`` with ``residential_values`` keeps residential
+    buildings only (default values: `planner.demand.RESIDENTIAL_VALUES`).
+    """
+
+    floor_area_column: str | None = None
+    floors_column: str | None = None
+    height_column: str | None = None
+    storey_height_m: float = Field(default=D.STOREY_HEIGHT_M, gt=0)
+    function_column: str | None = None
+    residential_values: list[str] | None = None
+    default_floors: float = Field(default=D.DEFAULT_FLOORS, gt=0)
+
+
 class DemandSettings(_Section):
     """Census tables spread onto small areas, and plan-year projections.
 
@@ -199,6 +256,15 @@ class DemandSettings(_Section):
     projection then runs on ``shares_from`` (with ``census_previous`` at its
     level) or, when it cannot run, is skipped with a warning saying which age
     bands it needs; ``plan_years: []`` asks for no projection.
+    ``grid`` (a population raster) and ``buildings`` (footprints with
+    floors or height) say where inside each area people live:
+    ``spread_by`` chooses what the census is spread over when the step
+    makes the population layer (``residential`` polygons, residential
+    ``buildings`` by floor area, or ``grid`` cells by a band, as points of
+    ``grid.cell_m``).  Without a census, a grid alone makes the population
+    layer from its own counts.  With a given population layer, the step
+    adds ``tables["demand_by_unit"]``: each unit's own count beside the
+    grid's and the census spread by grid and buildings.
     """
 
     census: Path | None = None
@@ -222,6 +288,17 @@ class DemandSettings(_Section):
     base_year: int = 2020
     plan_years: list[int] = Field(default_factory=lambda: list(D.PLAN_YEARS))
     use_for_population: bool = True
+    grid: GridSettings | None = None
+    buildings: BuildingSettings | None = None
+    spread_by: Literal["residential", "buildings", "grid"] = "residential"
+
+    @model_validator(mode="after")
+    def _spread_source_given(self) -> DemandSettings:
+        if self.spread_by == "grid" and self.grid is None:
+            raise ValueError("spread_by: grid needs `grid:` (a population GeoTIFF)")
+        if self.spread_by == "buildings" and self.buildings is None:
+            raise ValueError("spread_by: buildings needs `buildings:` (a footprint layer)")
+        return self
 
 
 class ModelSettings(_Section):

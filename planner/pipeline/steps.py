@@ -22,6 +22,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import pandas as pd
 import pyproj
 
 from planner import access as A
@@ -195,35 +196,44 @@ def demand(result: RunResult) -> str | None:
     """Census to population units, and older residents by plan year.
 
     Without a ``population`` layer (and ``use_for_population``) the census is
-    spread over ``layers["residential"]`` (`planner.demand.estimate_population`);
-    with one, its missing older groups come from its area's shares
-    (`planner.demand.fill_groups`).  Stores ``tables["demand_projection"]``,
-    ``tables["demand_areas"]`` and ``tables["demand_columns"]``.
+    spread over what ``demand.spread_by`` names: ``layers["residential"]``
+    (`planner.demand.estimate_population`), residential buildings by floor
+    area (`planner.demand.allocate_to_buildings`) or population-grid cells
+    (`planner.demand.allocate_to_grid`); with one, its missing older groups
+    come from its area's shares (`planner.demand.fill_groups`) and, with a
+    grid or buildings, ``tables["demand_by_unit"]`` puts its counts beside
+    theirs.  A grid without a census makes the population layer from its
+    own counts (`planner.demand.grid_points`).  Stores
+    ``tables["demand_projection"]``, ``tables["demand_areas"]`` and
+    ``tables["demand_columns"]``.
     """
     s = result.scenario.demand
     if s is None:
         return "no `demand:` section in the scenario"
-    if s.census is None:
+    if s.census is None and s.grid is None:
         return "no census table (demand.census)"
     scen = result.scenario
+    raster = _read_grid(result) if s.grid is not None else None
+    buildings = _read_buildings(result) if s.buildings is not None else None
+    area_col = "district" if s.area_layer == "districts" else "township"
+    areas = result.layers.get(s.area_layer)
+    population = result.layers.get("population")
+    if s.census is None:
+        return _demand_from_grid(result, raster, areas, area_col)
     table, higher, parent = _census_tables(result)
     previous = None
     if s.census_previous is not None:
         previous = DM.read_census(scen.resolve(s.census_previous), key=s.table_key,
                                   trust=s.trust, sheet=s.sheet)
     life = DM.read_life_table(scen.resolve(s.life_table)) if s.life_table else None
-    area_col = "district" if s.area_layer == "districts" else "township"
-    areas = result.layers.get(s.area_layer)
-    population = result.layers.get("population")
     if population is None and s.use_for_population:
         if areas is None:
             raise DemandError(
                 f"demand.area_layer is {s.area_layer!r} but no such layer was given: add "
                 f"layers.{s.area_layer} (boundaries whose names match the census table)."
             )
-        population, info = DM.estimate_population(
-            areas, table, result.layers.get("residential"), area_key=s.area_key,
-            area_column=area_col, weight=s.weight, source=str(s.census), lang=result.lang)
+        population, info = _estimate_population(result, table, areas, raster, buildings,
+                                                area_col)
         estimated_base = True
     elif population is None:
         return "no population layer and demand.use_for_population is false"
@@ -232,6 +242,7 @@ def demand(result: RunResult) -> str | None:
                                           area_key=s.area_key, area_layer=s.area_layer,
                                           source=str(s.census))
         estimated_base = False
+        info = _compare_sources(result, population, info, raster, buildings, areas, table)
     # a census of totals projects at the level of its banded higher-level table
     proj_table, proj_col = table, area_col
     if higher is not None and parent is not None and _banded(higher):
@@ -247,6 +258,118 @@ def demand(result: RunResult) -> str | None:
     result.tables["demand_columns"] = DM.projection_columns(
         info, proj, source=str(s.census_previous or s.life_table or s.census))
     return None
+
+
+def _study_extent(result: RunResult):
+    """One box around every loaded layer (in the study CRS), to read only that part of a grid."""
+    import geopandas as gpd
+    import shapely
+
+    boxes = [shapely.box(*g.total_bounds) for g in result.layers.values()
+             if isinstance(g, gpd.GeoDataFrame) and len(g) and g.crs is not None]
+    if not boxes or result.crs is None:
+        return None
+    return gpd.GeoDataFrame(geometry=[shapely.envelope(shapely.union_all(boxes))],
+                            crs=result.crs)
+
+
+def _read_grid(result: RunResult) -> DM.PopulationRaster:
+    g = result.scenario.demand.grid
+    scen = result.scenario
+    if g.files is not None:
+        source = {k: [scen.resolve(p) for p in (v if isinstance(v, list) else [v])]
+                  for k, v in g.files.items()}
+    else:
+        source = scen.resolve(g.path)
+    return DM.read_population_raster(source, bands=g.bands, group=g.group, crs=g.crs,
+                                     nodata=g.nodata, within=_study_extent(result))
+
+
+def _read_buildings(result: RunResult):
+    b = result.scenario.demand.buildings
+    layer = load_layer(b, kind="residential", scenario=result.scenario, target_crs=result.crs,
+                       name="demand.buildings")
+    values = b.residential_values if b.residential_values is not None else \
+        DM.RESIDENTIAL_VALUES
+    out = DM.residential_buildings(
+        layer, floor_area_column=b.floor_area_column, floors_column=b.floors_column,
+        height_column=b.height_column, storey_height_m=b.storey_height_m,
+        function_column=b.function_column, residential_values=values,
+        default_floors=b.default_floors)
+    out.attrs["source"] = str(result.scenario.resolve(b.path))
+    return out
+
+
+def _estimate_population(result: RunResult, table, areas, raster, buildings, area_col: str):
+    """The population layer from the census spread by ``demand.spread_by``."""
+    s = result.scenario.demand
+    if s.spread_by == "residential":
+        return DM.estimate_population(
+            areas, table, result.layers.get("residential"), area_key=s.area_key,
+            area_column=area_col, weight=s.weight, source=str(s.census), lang=result.lang)
+    if s.spread_by == "buildings":
+        est = DM.allocate_to_buildings(areas, table, buildings, area_key=s.area_key)
+        keep = ("floor_area_m2",)
+        est = est.rename(columns={"weight": "floor_area_m2"})
+    else:
+        est = DM.allocate_to_grid(areas, table, raster, area_key=s.area_key,
+                                  weight_group=s.grid.weight_group, cell_m=s.grid.cell_m)
+        keep = ("cells",)
+    pop, info = DM.population_units(est.to_crs(result.crs), area_column=area_col, areas=areas,
+                                    area_key=s.area_key, lang=result.lang, keep=keep)
+    return pop, info
+
+
+def _demand_from_grid(result: RunResult, raster, areas, area_col: str) -> str | None:
+    """No census: a given population layer is compared with the grid; else the grid's
+    own counts become the population layer."""
+    s = result.scenario.demand
+    population = result.layers.get("population")
+    if population is not None:
+        info = _compare_sources(result, population, _no_columns(), raster, None, None, None)
+        result.tables["demand_columns"] = info
+        return None
+    if not s.use_for_population:
+        return "no census table and demand.use_for_population is false"
+    pts = DM.grid_points(raster, cell_m=s.grid.cell_m, areas=areas, area_key=s.area_key,
+                         crs=result.crs)
+    label = "格网" if result.lang == "zh" else "grid"
+    pts["name"] = [f"{a} {label} {b}".strip() for a, b in
+                   zip(pts["area"] if "area" in pts else [""] * len(pts), pts["source_id"],
+                       strict=True)]
+    if "area" in pts:
+        pts = pts.rename(columns={"area": area_col})
+    result.layers["population"] = pts
+    result.tables["demand_columns"] = pd.DataFrame(
+        [{"layer": "population", "column": c, **v}
+         for c, v in pts.attrs["demand_columns"].items()],
+        columns=["layer", "column", "estimated", "method", "source"])
+    return None
+
+
+def _no_columns() -> pd.DataFrame:
+    return pd.DataFrame(columns=["layer", "column", "estimated", "method", "source"])
+
+
+def _compare_sources(result: RunResult, population, info, raster, buildings, areas, table):
+    """``tables["demand_by_unit"]`` for a given population layer (polygons); the estimated
+    columns it adds are appended to ``info``."""
+    if raster is None and buildings is None:
+        return info
+    if not population.geom_type.isin(["Polygon", "MultiPolygon"]).all():
+        warnings.warn("demand: the population layer is not polygons, so the grid and "
+                      "buildings cannot be summed per unit (no demand_by_unit table).",
+                      PlannerWarning, stacklevel=3)
+        return info
+    s = result.scenario.demand
+    by_unit = DM.demand_by_unit(
+        population, raster=raster, areas=areas, table=table, buildings=buildings,
+        area_key=s.area_key, weight_group=s.grid.weight_group if s.grid else None)
+    result.tables["demand_by_unit"] = by_unit
+    rows = pd.DataFrame([{"layer": "demand_by_unit", "column": c, **v}
+                         for c, v in by_unit.attrs["demand_columns"].items()],
+                        columns=["layer", "column", "estimated", "method", "source"])
+    return pd.concat([info, rows], ignore_index=True) if len(info) else rows
 
 
 # --------------------------------------------------------------------------- network
