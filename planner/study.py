@@ -78,6 +78,10 @@ class Study:
         `planner.locate.propose_sites` returns it; ``None`` when unknown.
     map_style
         How the web map looks.
+    coordinates
+        The datum of longitudes/latitudes written into tables and reports:
+        ``"wgs84"`` (default), ``"gcj02"`` (as AMap/Tencent show them) or
+        ``"cgcs2000"`` (EPSG:4490); every such column names its datum.
     """
 
     layers: dict[str, Any] = field(default_factory=dict)
@@ -89,6 +93,7 @@ class Study:
     osm_data: bool = False
     time_min_after: np.ndarray | None = None
     map_style: MapStyle = field(default_factory=MapStyle)
+    coordinates: Literal["wgs84", "gcj02", "cgcs2000"] = "wgs84"
 
     def estimated(self, layer: str) -> bool:
         """Whether ``tables["demand_columns"]`` marks columns of ``layer`` as estimates."""

@@ -3,7 +3,8 @@
 `study_of` turns a `RunResult` into the `planner.study.Study` that
 `planner.maps`, `planner.plots` and `planner.report` draw from (the
 settings they need become plain values); `write_map` and `write_report`
-write ``map.html``, ``print_maps/*``, ``planner.xlsx`` and ``report.html``.
+write ``map.html``, ``print_maps/*``, ``planner.xlsx``, ``report.html``
+and ``report.docx``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from planner import report as R
 from planner.network import PROFILES
 from planner.pipeline.outputs import package_versions
 from planner.pipeline.result import RunResult
+from planner.pipeline.texts import step_rows
 from planner.study import MapStyle, ReportMeta, Study
 
 __all__ = ["html_report", "report_meta", "study_of", "write_map", "write_print_maps",
@@ -49,6 +51,7 @@ def study_of(result: RunResult) -> Study:
         map_style=MapStyle(tiles=out.tiles, tiles_coord_system=out.tiles_coord_system,
                            tiles_attribution=out.tiles_attribution,
                            simplify_m=out.map_simplify_m),
+        coordinates=out.coordinates,
     )
 
 
@@ -75,11 +78,10 @@ def report_meta(result: RunResult, *, lang: str | None = None) -> ReportMeta:
         demand_columns=result.tables.get("demand_columns"),
         rules=sc.norms.rules if sc.norms is not None else None,
         plan_year=sc.norms.plan_year if sc.norms is not None else None,
-        tiles=sc.outputs.tiles)
+        tiles=sc.outputs.tiles, coordinates=sc.outputs.coordinates)
     return ReportMeta(
         assumptions=assumptions, inputs=R.input_rows(result.inputs),
-        versions=package_versions(),
-        steps=[(s.name, s.status, f"{s.seconds:.2f}", s.reason) for s in result.steps],
+        versions=package_versions(), steps=step_rows(result.steps, lang),
         warnings=list(result.warnings))
 
 
@@ -109,28 +111,44 @@ def write_print_maps(result: RunResult) -> dict[str, Path]:
 
 
 def html_report(result: RunResult, *, print_maps: dict[str, Path] | None = None,
-                include_map: bool = True) -> str:
-    """The run's ``report.html`` page (`planner.report.html_report` with the run's meta)."""
+                include_map: bool = True, static_map: bytes | None = None) -> str:
+    """The run's ``report.html`` page (`planner.report.html_report` with the run's meta).
+
+    Without print maps, the page's print version shows ``static_map`` (the
+    coverage map drawn here when not given) in place of the interactive map.
+    """
     study = study_of(result)
     page_map = None
     if include_map and result.layers:
         page_map = result.artifacts.get("map_html") or M.to_html(M.web_map(study))
+    if not print_maps and static_map is None:
+        static_map = R.coverage_figure_png(study, dpi=150)
     return R.html_report(study, meta=report_meta(result), print_maps=print_maps,
-                         map_html=page_map)
+                         map_html=page_map, static_map=static_map)
 
 
 def write_report(result: RunResult) -> str | None:
-    """Write print maps, ``planner.xlsx`` and ``report.html``, each when switched on."""
+    """Write print maps, ``planner.xlsx``, ``report.html`` and ``report.docx`` (when on)."""
     if result.out_dir is None:
         return "no output folder (pass out_dir= or set `output:` in the scenario)"
     opts = result.scenario.outputs
-    if not (opts.report or opts.excel or opts.print_maps):
-        return "outputs.report, outputs.excel and outputs.print_maps are all false"
+    if not (opts.report or opts.excel or opts.print_maps or opts.docx):
+        return "outputs.report, outputs.excel, outputs.docx and outputs.print_maps are all false"
     study = study_of(result)
+    meta = report_meta(result)
     pngs = write_print_maps(result) if opts.print_maps else {}
     if opts.excel:
-        result.write("planner.xlsx", lambda tmp: R.excel_report(study, tmp))
+        result.write("planner.xlsx", lambda tmp: R.excel_report(study, tmp, meta=meta))
+    # without print maps, the coverage map is drawn once, at print resolution, for both
+    figure = None
+    if not pngs and (opts.docx or opts.report):
+        figure = R.coverage_figure_png(study, dpi=300 if opts.docx else 150)
     if opts.report:
-        page = html_report(result, print_maps=pngs, include_map=opts.map)
+        page = html_report(result, print_maps=pngs, include_map=opts.map, static_map=figure)
         result.write("report.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
+    if opts.docx:
+        figures = dict(pngs) if pngs else (
+            {R.TEXT[study.lang]["map"]: figure} if figure is not None else {})
+        result.write("report.docx",
+                     lambda tmp: R.word_report(study, tmp, meta=meta, figures=figures))
     return None

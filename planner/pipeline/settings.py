@@ -218,9 +218,12 @@ class OutputsSettings(_Section):
     """Which outputs a run writes, and how the web map looks.
 
     ``map`` writes ``map.html`` (one offline file, `planner.maps`);
-    ``report`` writes ``report.html`` and ``excel`` ``planner.xlsx``
+    ``report`` writes ``report.html``, ``docx`` ``report.docx`` (Word, to
+    paste into a plan text) and ``excel`` ``planner.xlsx``
     (`planner.report`); ``print_maps`` writes PNG (300 dpi) and SVG maps
-    into ``print_maps/`` (`planner.plots`).  ``tiles`` is empty for a map
+    into ``print_maps/`` (`planner.plots`).  ``coordinates`` is the datum of
+    the longitudes/latitudes in the report and workbook (``wgs84``,
+    ``gcj02`` as AMap shows them, or ``cgcs2000``).  ``tiles`` is empty for a map
     without base tiles (works offline), or an XYZ URL template / xyzservices
     name (``GaoDe.Normal``); ``tiles_coord_system: gcj02`` for AMap or
     Tianditu-in-GCJ tiles shifts the data into GCJ-02 so both line up.
@@ -233,7 +236,9 @@ class OutputsSettings(_Section):
     excel: bool = True
     map: bool = True
     report: bool = True
+    docx: bool = True
     print_maps: bool = False
+    coordinates: Literal["wgs84", "gcj02", "cgcs2000"] = "wgs84"
     tiles: str | None = None
     tiles_coord_system: CoordSystem = "wgs84"
     tiles_attribution: str | None = None
