@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from planner._errors import PlannerWarning
 from planner._schema import TIER_LABELS, TIERS
 from planner.study import Study
 
-__all__ = ["BAND_COLORS", "STATUS_COLORS", "TEXT", "add_credit", "add_north_arrow",
+__all__ = ["BAND_COLORS", "STATUS_COLORS", "TEXT", "MapFigure", "add_credit", "add_north_arrow",
            "add_scale_bar", "after_times", "before_after_map", "cjk_font", "coverage_map",
            "font_path", "norm_status_map", "population_map", "print_maps", "save_figure"]
 
@@ -79,6 +80,23 @@ TIER_MARKERS = {"district_home": ("s", "#6a3d9a"), "township_centre": ("^", "#e3
                 "community_station": ("o", "#1f78b4"), "rural_point": ("D", "#33a02c"),
                 "other": ("o", "#777777")}
 PROPOSED = ("*", "#ff9900")
+
+
+class MapFigure(Figure):
+    """A matplotlib `Figure` that shows itself in Jupyter as a PNG.
+
+    The maps are made without pyplot (no global state, no GUI backend), so
+    IPython only shows ``<Figure size ...>`` for a plain `Figure` unless
+    ``%matplotlib inline`` is on; this one has ``_repr_png_`` (100 dpi, so
+    notebooks stay small) and displays inline either way.
+    """
+
+    def _repr_png_(self) -> bytes:
+        import io
+
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", dpi=100, bbox_inches="tight", pad_inches=0.1)
+        return buf.getvalue()
 
 
 # ---------------------------------------------------------------- fonts
@@ -363,9 +381,7 @@ def _layers_of(study: Study) -> tuple[dict[str, Any], Any, float]:
 
 
 def _figure(ncols: int = 1) -> tuple[Any, Any]:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(8.27 * (1.0 if ncols == 1 else 1.6), 8.27 if ncols == 1 else 6.0),
+    fig = MapFigure(figsize=(8.27 * (1.0 if ncols == 1 else 1.6), 8.27 if ncols == 1 else 6.0),
                  layout="constrained")
     axes = fig.subplots(1, ncols)
     return fig, axes

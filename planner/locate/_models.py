@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from planner import defaults as D
 from planner._errors import LocateError, PlannerWarning
 from planner.locate._data import CostData, _as_index_mask, build_cost_data
-from planner.locate._exact import solve_pmedian_exact
+from planner.locate._exact import reporter, solve_pmedian_exact
 from planner.locate._heuristic import interchange
 
 Method = Literal["auto", "exact", "heuristic"]
@@ -284,7 +284,8 @@ class PMedian(_Model):
         return cls(cd, p, allowed=allow, capacity=cap, labels=labels)
 
     def solve(self, *, time_limit_s: float = D.SOLVE_TIME_LIMIT_S, method: Method = "auto",
-              seed: int = 0, threads: int = 1, time_limit: float | None = None) -> LocateResult:
+              seed: int = 0, threads: int = 1, time_limit: float | None = None,
+              progress: Any = False) -> LocateResult:
         """Solve the model.
 
         Parameters
@@ -298,10 +299,22 @@ class PMedian(_Model):
             the best solution found with its proven gap when time runs out).
         seed, threads
             Same seed and threads, same answer.
+        progress
+            ``True`` prints the incumbent, bound and gap as the solve goes (a
+            string: with that label); a callable receives each
+            `planner.progress.SolveProgress`; ``False`` (default): silent.
         """
         time_limit = _time_limit(time_limit_s, time_limit)
         _check_method(method, time_limit, seed, threads)
         t0 = time.perf_counter()
+        rep = reporter(progress, t0)
+        res = self._solve(time_limit=time_limit, method=method, seed=seed, threads=threads,
+                          t0=t0, rep=rep)
+        if rep is not None:
+            rep.final(res.objective, res.bound, res.gap)
+        return res
+
+    def _solve(self, *, time_limit, method, seed, threads, t0, rep) -> LocateResult:
         cd, p = self.cd, self.p
         if self.capacity is not None:
             return self._solve_capacitated(time_limit=time_limit, method=method, seed=seed,
@@ -318,11 +331,13 @@ class PMedian(_Model):
         if not (cd.weights[cd.reachable_any()] > 0).any():
             # nothing to serve (zero weights or nothing reachable): every choice costs 0
             return self._result(open_mask, lb, True, used, method, t0)
+        if rep is not None:
+            rep("heuristic", cd.penalized(open_mask), lb)
         if method != "heuristic":
             remaining = time_limit - (time.perf_counter() - t0)
             out = solve_pmedian_exact(cd, p, incumbent=open_mask, time_limit=max(0.05, remaining),
                                       seed=seed, threads=threads, allowed=self.allowed,
-                                      pool=pool[-20:])
+                                      pool=pool[-20:], report=rep)
             open_mask, lb, proven = out.open_mask, max(lb, out.lower_bound), out.proven
             used = "heuristic+exact"
         return self._result(open_mask, lb, proven, used, method, t0)
@@ -342,7 +357,7 @@ class PMedian(_Model):
                 f"{extra_unreach.size} demand rows are reachable by some candidate but by none "
                 f"of the {self.p} chosen sites (raise p or the cut-off); they are listed in "
                 "`unreachable`, and the bound/gap refer to the objective with them penalised.",
-                PlannerWarning, stacklevel=3)
+                PlannerWarning, stacklevel=4)
             obj_for_gap = cd.penalized(open_mask) - base
         else:
             obj_for_gap = obj
@@ -396,7 +411,7 @@ class PMedian(_Model):
                 f"{lost.size} demand rows (weight {float(np.dot(cd.weights, unserved)):g} "
                 "unserved) reach a site only if it has room: the open sites within the cut-off "
                 "are full. They are listed in `unreachable`; raise capacities, p or the cut-off.",
-                PlannerWarning, stacklevel=3)
+                PlannerWarning, stacklevel=4)
         if proven:
             res.bound, res.gap = res.objective, 0.0
         return res
@@ -467,10 +482,21 @@ class MCLP(_Model):
         return cls(cd, p, coverage_min * 60.0, allowed=allow, capacity=cap, labels=labels)
 
     def solve(self, *, time_limit_s: float = D.SOLVE_TIME_LIMIT_S, method: Method = "auto",
-              seed: int = 0, threads: int = 1, time_limit: float | None = None) -> LocateResult:
+              seed: int = 0, threads: int = 1, time_limit: float | None = None,
+              progress: Any = False) -> LocateResult:
+        """Solve the model (options as `PMedian.solve`; progress in covered weight)."""
         time_limit = _time_limit(time_limit_s, time_limit)
         _check_method(method, time_limit, seed, threads)
         t0 = time.perf_counter()
+        W = float(self.cd.weights.sum())
+        rep = reporter(progress, t0, transform=lambda inc, bnd: (W - inc, W - bnd))
+        res = self._solve(time_limit=time_limit, method=method, seed=seed, threads=threads,
+                          t0=t0, rep=rep)
+        if rep is not None:
+            rep.final(res.objective, res.bound, res.gap)
+        return res
+
+    def _solve(self, *, time_limit, method, seed, threads, t0, rep) -> LocateResult:
         cd = self.cd
         cov = _coverage(cd, self.coverage)
         cov.sort_indices()
@@ -490,9 +516,12 @@ class MCLP(_Model):
         if not (cd.weights[zero.reachable_any()] > 0).any():
             proven = True  # no weight can be covered: every choice covers 0
         elif method != "heuristic":
+            if rep is not None:
+                rep("heuristic", zero.penalized(open_mask), -np.inf)
             out = solve_pmedian_exact(zero, self.p, incumbent=open_mask,
                                       time_limit=max(0.05, time_limit - (time.perf_counter() - t0)),
-                                      seed=seed, threads=threads, allowed=self.allowed)
+                                      seed=seed, threads=threads, allowed=self.allowed,
+                                      report=rep)
             open_mask, proven, used = out.open_mask, out.proven, "heuristic+exact"
             ub_cov = min(ub_cov, W - out.lower_bound)
         return _coverage_result(self, cov, open_mask, objective=None, bound=ub_cov,
@@ -598,12 +627,22 @@ class LSCP(_Model):
                    capacity=cap, labels=labels)
 
     def solve(self, *, time_limit_s: float = D.SOLVE_TIME_LIMIT_S, method: Method = "auto",
-              seed: int = 0, threads: int = 1, time_limit: float | None = None) -> LocateResult:
-        from planner.locate._cover import greedy_cover, solve_lscp
-
+              seed: int = 0, threads: int = 1, time_limit: float | None = None,
+              progress: Any = False) -> LocateResult:
+        """Solve the model (options as `PMedian.solve`; progress in number of sites)."""
         time_limit = _time_limit(time_limit_s, time_limit)
         _check_method(method, time_limit, seed, threads)
         t0 = time.perf_counter()
+        rep = reporter(progress, t0)
+        res = self._solve(time_limit=time_limit, method=method, seed=seed, threads=threads,
+                          t0=t0, rep=rep)
+        if rep is not None:
+            rep.final(res.objective, res.bound, res.gap)
+        return res
+
+    def _solve(self, *, time_limit, method, seed, threads, t0, rep) -> LocateResult:
+        from planner.locate._cover import greedy_cover, solve_lscp
+
         cd = self.cd
         cov = _coverage(cd, self.coverage)
         w = cd.weights
@@ -621,7 +660,7 @@ class LSCP(_Model):
                     f"existing site within the coverage ({self.coverage:g} in the cost's unit) "
                     "and cannot be covered; see `result.uncoverable`. Add candidate sites near "
                     "them.",
-                    PlannerWarning, stacklevel=2)
+                    PlannerWarning, stacklevel=3)
         else:
             need = self.target_share * W
             if need > max_w + 1e-9:
@@ -644,7 +683,7 @@ class LSCP(_Model):
             start, lb, proven = solve_lscp(
                 sub, wt, need_rest, self.allowed, start=start,
                 time_limit=max(0.05, time_limit - (time.perf_counter() - t0)), seed=seed,
-                threads=threads)
+                threads=threads, report=rep)
             used = "greedy+exact"
         elif need_rest <= 0:
             proven = True

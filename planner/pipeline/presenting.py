@@ -20,6 +20,7 @@ from planner.network import PROFILES
 from planner.pipeline.outputs import package_versions
 from planner.pipeline.result import RunResult
 from planner.pipeline.texts import step_rows
+from planner.progress import bar
 from planner.study import MapStyle, ReportMeta, Study
 
 __all__ = ["html_report", "report_meta", "study_of", "write_map", "write_print_maps",
@@ -136,19 +137,25 @@ def write_report(result: RunResult) -> str | None:
         return "outputs.report, outputs.excel, outputs.docx and outputs.print_maps are all false"
     study = study_of(result)
     meta = report_meta(result)
-    pngs = write_print_maps(result) if opts.print_maps else {}
-    if opts.excel:
-        result.write("planner.xlsx", lambda tmp: R.excel_report(study, tmp, meta=meta))
-    # without print maps, the coverage map is drawn once, at print resolution, for both
-    figure = None
-    if not pngs and (opts.docx or opts.report):
-        figure = R.coverage_figure_png(study, dpi=300 if opts.docx else 150)
-    if opts.report:
-        page = html_report(result, print_maps=pngs, include_map=opts.map, static_map=figure)
-        result.write("report.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
-    if opts.docx:
-        figures = dict(pngs) if pngs else (
-            {R.TEXT[study.lang]["map"]: figure} if figure is not None else {})
-        result.write("report.docx",
-                     lambda tmp: R.word_report(study, tmp, meta=meta, figures=figures))
+    n = sum([opts.print_maps, opts.excel, opts.report, opts.docx])
+    with bar(n, progress=result.bar_label("report"), label="report", unit="file") as shown:
+        pngs = write_print_maps(result) if opts.print_maps else {}
+        shown.update(opts.print_maps)
+        if opts.excel:
+            result.write("planner.xlsx", lambda tmp: R.excel_report(study, tmp, meta=meta))
+            shown.update()
+        # without print maps, the coverage map is drawn once, at print resolution, for both
+        figure = None
+        if not pngs and (opts.docx or opts.report):
+            figure = R.coverage_figure_png(study, dpi=300 if opts.docx else 150)
+        if opts.report:
+            page = html_report(result, print_maps=pngs, include_map=opts.map, static_map=figure)
+            result.write("report.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
+            shown.update()
+        if opts.docx:
+            figures = dict(pngs) if pngs else (
+                {R.TEXT[study.lang]["map"]: figure} if figure is not None else {})
+            result.write("report.docx",
+                         lambda tmp: R.word_report(study, tmp, meta=meta, figures=figures))
+            shown.update()
     return None

@@ -49,11 +49,21 @@ class RunResult:
     out_dir: Path | None = None
     files: list[Path] = field(default_factory=list)
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    progress: bool = False
     _collecting: bool = field(default=False, repr=False)
 
     @property
     def lang(self) -> str:
         return self.scenario.lang
+
+    def bar_label(self, key: str) -> bool | str:
+        """What a library's ``progress=`` option gets: ``False`` when the run shows no
+        progress, else the label of the bar in the run's language."""
+        if not self.progress:
+            return False
+        from planner.pipeline.texts import BAR_LABELS
+
+        return BAR_LABELS.get(self.lang, BAR_LABELS["en"]).get(key, key)
 
     def warn(self, message: str) -> None:
         """Record a warning for the run and issue it as a `PlannerWarning`."""

@@ -8,7 +8,8 @@ does not know (an error message, a library's reason) is shown as it is.
 
 from __future__ import annotations
 
-__all__ = ["REASONS", "STEP_NAMES", "STEP_STATUS", "reason_text", "step_rows", "step_text"]
+__all__ = ["BAR_LABELS", "REASONS", "STEP_NAMES", "STEP_STATUS", "reason_text", "step_line",
+           "step_rows", "step_text"]
 
 #: Step names as a reader sees them.
 STEP_NAMES: dict[str, dict[str, str]] = {
@@ -75,3 +76,24 @@ def step_rows(steps: list, lang: str) -> list[tuple[str, str, str, str]]:
         name, status, reason = step_text(s.name, s.status, s.reason, lang)
         out.append((name, status, f"{s.seconds:.2f}", reason))
     return out
+
+
+#: Labels of the progress bars of long steps.
+BAR_LABELS: dict[str, dict[str, str]] = {
+    "zh": {"service_areas": "步行服务范围", "report": "写出报告", "locate": "设施选址"},
+    "en": {"service_areas": "service areas", "report": "writing the report",
+           "locate": "site selection"},
+}
+
+_SECONDS = {"zh": "秒", "en": "s"}
+_MARK = {"done": "✓", "skipped": "–", "failed": "✗"}
+
+
+def step_line(record, lang: str) -> str:
+    """The line printed when a step ends: mark, name, status, time and reason."""
+    name, status, reason = step_text(record.name, record.status, record.reason, lang)
+    width = sum(2 if ord(ch) > 0x2E80 else 1 for ch in name)
+    pad = " " * max(0, 12 - width)
+    note = f"  ({reason})" if reason else ""
+    return (f"  {_MARK.get(record.status, '·')} {name}{pad} {status} "
+            f"{record.seconds:6.2f} {_SECONDS.get(lang, 's')}{note}")
