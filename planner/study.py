@@ -24,14 +24,20 @@ class MapStyle:
     """How the web map looks.
 
     ``tiles`` is ``None`` for a map without base tiles (works offline), or
-    an XYZ URL template / xyzservices name; ``tiles_coord_system`` the datum
-    of those tiles (the data is shifted to match); ``simplify_m`` the
-    simplification tolerance of drawn polygons and lines (m).
+    a named base map (``amap``, ``tianditu``), an XYZ URL template (a
+    relative one for tiles beside the page) or an xyzservices name;
+    ``tiles_coord_system`` the datum of those tiles (``None``: the source's
+    own; the data is shifted to match); ``tiles_key`` the key a named base
+    map needs (Tianditu's ``tk``); ``tiles_max_zoom`` the deepest zoom of
+    local tiles; ``simplify_m`` the simplification tolerance of drawn
+    polygons and lines (m).
     """
 
     tiles: str | None = None
-    tiles_coord_system: Literal["wgs84", "gcj02", "bd09"] = "wgs84"
+    tiles_coord_system: Literal["wgs84", "gcj02", "bd09"] | None = None
     tiles_attribution: str | None = None
+    tiles_key: str | None = None
+    tiles_max_zoom: int | None = None
     simplify_m: float = D.MAP_SIMPLIFY_M
 
 

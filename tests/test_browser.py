@@ -107,9 +107,10 @@ def test_map_runs_offline_in_chromium(tmp_path):
     assert probe["errors"] == []
     assert _console_problems(log) == []
     _no_remote(probe["resources"])
-    # 3 facilities + 1 proposed site as markers; polygons, lines and demand circles as paths
-    assert probe["markers"] == 4
-    assert probe["paths"] >= 10
+    # 3 facilities + 1 proposed site + 2 township labels as markers; at start only the
+    # coverage (4 demand circles) among the paths: the other layers wait in the control
+    assert probe["markers"] == 6
+    assert probe["paths"] == 4
     assert probe["overlays"] >= 8 and probe["legend"] == 1 and probe["scale"] == 1
     # the hostile community name is shown as text in the layer's legend/tooltips, never run
     assert "alert(1)" not in json.dumps(probe["errors"])
@@ -154,7 +155,7 @@ def test_report_runs_offline_in_chromium(tmp_path):
     assert _console_problems(log) == []
     _no_remote(probe["resources"])
     assert probe["iframes"] == 1
-    assert probe["frame_paths"][0] >= 14  # the embedded map drew its layers
+    assert probe["frame_paths"][0] >= 10  # the embedded map drew its layers
     assert len(probe["images"]) == 3 and min(probe["images"]) > 100  # decoded, not broken
     assert "新城街道" in probe["text"] and EVIL in probe["text"]
     assert _screenshot_variance(out / "report.html", tmp_path) > 0.02
@@ -168,3 +169,58 @@ def test_probe_catches_remote_requests_and_errors(tmp_path):
     assert "https://cdn.example.com/x.js" in probe["errors"]
     assert any("undefinedFn" in e for e in probe["errors"])
     assert any("undefinedFn" in ln for ln in _console_problems(log))
+
+
+LEGEND_PROBE = """<script>
+window.addEventListener('load', function () { setTimeout(function () {
+  function legend() {
+    return Array.prototype.filter.call(document.querySelectorAll('.planner-legend div'),
+      function (d) { return d.offsetParent !== null; }).map(function (d) {
+        return d.textContent; });
+  }
+  function toggle(name) {
+    var labels = document.querySelectorAll('.leaflet-control-layers-overlays label');
+    for (var i = 0; i < labels.length; i++) {
+      if (labels[i].textContent.trim() === name) { labels[i].querySelector('input').click(); }
+    }
+  }
+  var out = {start: legend(), title: document.title,
+             titlebox: (document.querySelector('.planner-title') || {}).textContent,
+             collapsed: document.querySelectorAll('.leaflet-control-layers-expanded').length,
+             checked: Array.prototype.filter.call(
+               document.querySelectorAll('.leaflet-control-layers-overlays label'),
+               function (l) { return l.querySelector('input').checked; }).map(
+               function (l) { return l.textContent.trim(); }),
+             labels: Array.prototype.map.call(document.querySelectorAll('.planner-label span'),
+               function (s) { return s.textContent; })};
+  toggle('服务盲区');
+  out.blind_on = legend();
+  toggle('居住单元（按步行时间）');
+  out.demand_off = legend();
+  var pre = document.createElement('pre'); pre.id = '__legend';
+  pre.textContent = JSON.stringify(out); document.body.appendChild(pre);
+}, 300); });
+</script>"""
+
+
+def test_map_start_state_title_labels_and_legend_follow_the_layers(tmp_path):
+    page = maps.to_html(maps.web_map(presenting.study_of(make_result())))
+    path = tmp_path / "legend.html"
+    path.write_text(page.replace("</body>", LEGEND_PROBE + "</body>"), encoding="utf-8")
+    proc = _chromium(path, tmp_path, "--virtual-time-budget=8000", "--dump-dom")
+    import html as _html
+
+    found = re.search(r'<pre id="__legend">(.*?)</pre>', proc.stdout, re.S)
+    assert found, proc.stderr[-2000:]
+    out = json.loads(_html.unescape(found.group(1)))
+    assert out["title"] == "t · 15分钟养老服务圈" == out["titlebox"]
+    assert out["collapsed"] == 0  # the layer control starts as a button
+    assert sorted(out["checked"]) == sorted([
+        "居住单元（按步行时间）", "现有养老设施: 区县养老院", "现有养老设施: 街镇综合养老服务中心",
+        "现有养老设施: 社区养老服务站", "规划新增设施"])
+    assert sorted(out["labels"]) == sorted(["新城街道", EVIL])  # the name as text, not a script
+    # the legend lists what is on the map: bands, tiers and proposals; not blind spots yet
+    assert "≤ 5 分钟" in out["start"] and "★规划新增设施" in out["start"]
+    assert "服务盲区" not in out["start"] and "步行道路" not in out["start"]
+    assert "服务盲区" in out["blind_on"]  # switched on: its legend entry appears
+    assert "≤ 5 分钟" not in out["demand_off"] and "服务盲区" in out["demand_off"]

@@ -23,8 +23,8 @@ from planner.pipeline.texts import step_rows
 from planner.progress import bar
 from planner.study import MapStyle, ReportMeta, Study
 
-__all__ = ["html_report", "report_meta", "study_of", "write_map", "write_print_maps",
-           "write_report"]
+__all__ = ["html_report", "local_base_map", "report_meta", "study_of", "write_map",
+           "write_print_maps", "write_report"]
 
 
 def _uses_osm(result: RunResult) -> bool:
@@ -49,9 +49,10 @@ def study_of(result: RunResult) -> Study:
         layers=result.layers, tables=result.tables, name=sc.name, lang=sc.lang, crs=result.crs,
         circle_min=sc.access.circle_min if sc.access is not None else Study.circle_min,
         osm_data=_uses_osm(result), time_min_after=_time_min_after(result),
-        map_style=MapStyle(tiles=out.tiles, tiles_coord_system=out.tiles_coord_system,
-                           tiles_attribution=out.tiles_attribution,
-                           simplify_m=out.map_simplify_m),
+        map_style=result.artifacts.get("map_style") or MapStyle(
+            tiles=out.tiles, tiles_coord_system=out.tiles_coord_system,
+            tiles_attribution=out.tiles_attribution, tiles_key=out.tiles_key,
+            simplify_m=out.map_simplify_m),
         coordinates=out.coordinates,
     )
 
@@ -86,12 +87,60 @@ def report_meta(result: RunResult, *, lang: str | None = None) -> ReportMeta:
         warnings=list(result.warnings))
 
 
+def _local_tiles(result: RunResult) -> Path | None:
+    """The scenario's ``tiles`` when it names a local tile folder or .mbtiles file."""
+    tiles = result.scenario.outputs.tiles
+    if not tiles or "{" in tiles or "://" in tiles or tiles.lower() in M.TILE_PRESETS:
+        return None
+    path = result.scenario.resolve(tiles)
+    if path is not None and (path.is_dir() or path.suffix.lower() == ".mbtiles"):
+        return path
+    return None
+
+
+def local_base_map(result: RunResult) -> MapStyle | None:
+    """Copy a local tile source's tiles over the study into ``tiles/`` beside ``map.html``.
+
+    Stores (and returns) the map style that points at them, relative to the
+    output folder, so ``map.html`` and ``report.html`` load them from
+    ``file://`` with no server.  Without an output folder a tile folder is
+    linked where it lies; an MBTiles file then gives no base map (a warning).
+    """
+    source = _local_tiles(result)
+    if source is None:
+        return None
+    out = result.scenario.outputs
+    datum = out.tiles_coord_system or "wgs84"
+    if result.out_dir is None:
+        if not source.is_dir():
+            result.warn(f"outputs.tiles {source.name}: an MBTiles file is unpacked into the "
+                        "output folder; this run has none, so the map has no base tiles.")
+            style = MapStyle(simplify_m=out.map_simplify_m)
+        else:
+            ext = next((e for e in ("png", "jpg", "jpeg", "webp")
+                        if any(source.glob(f"*/*/*.{e}"))), "png")
+            style = MapStyle(tiles=source.as_uri() + f"/{{z}}/{{x}}/{{y}}.{ext}",
+                             tiles_coord_system=datum, tiles_attribution=out.tiles_attribution,
+                             simplify_m=out.map_simplify_m)
+    else:
+        dest = result.out_dir / "tiles"
+        info = M.export_tiles(source, dest, bounds=M.total_bounds(result.layers),
+                              coord_system=datum)
+        result.files.extend(sorted(p for p in dest.rglob("*") if p.is_file()))
+        style = MapStyle(tiles=info["template"], tiles_coord_system=datum,
+                         tiles_attribution=out.tiles_attribution or f"Tiles: {source.name}",
+                         tiles_max_zoom=info["max_zoom"], simplify_m=out.map_simplify_m)
+    result.artifacts["map_style"] = style
+    return style
+
+
 def write_map(result: RunResult) -> str | None:
     """Build the web map into ``result.artifacts["map"]`` and write ``map.html``."""
     if not result.scenario.outputs.map:
         return "outputs.map is false"
     if not result.layers:
         return "no layers to draw"
+    local_base_map(result)
     m = M.web_map(study_of(result))
     result.artifacts["map"] = m
     page = M.to_html(m)

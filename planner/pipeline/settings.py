@@ -223,10 +223,18 @@ class OutputsSettings(_Section):
     (`planner.report`); ``print_maps`` writes PNG (300 dpi) and SVG maps
     into ``print_maps/`` (`planner.plots`).  ``coordinates`` is the datum of
     the longitudes/latitudes in the report and workbook (``wgs84``,
-    ``gcj02`` as AMap shows them, or ``cgcs2000``).  ``tiles`` is empty for a map
-    without base tiles (works offline), or an XYZ URL template / xyzservices
-    name (``GaoDe.Normal``); ``tiles_coord_system: gcj02`` for AMap or
-    Tianditu-in-GCJ tiles shifts the data into GCJ-02 so both line up.
+    ``gcj02`` as AMap shows them, or ``cgcs2000``).
+    ``tiles`` is empty for a map without base tiles (works offline); a named
+    base map: ``amap`` (AMap, GCJ-02: the data is shifted to match),
+    ``tianditu`` (Tianditu, CGCS2000 = WGS-84 within centimetres, no shift;
+    needs ``tiles_key``, its ``tk``); an XYZ URL template or xyzservices
+    name; or a local tile folder (``{z}/{x}/{y}.png``) or ``.mbtiles`` file
+    (relative to the scenario), whose tiles over the study area are copied
+    to ``tiles/`` beside ``map.html`` so the map works offline.
+    ``tiles_coord_system`` is the tiles' datum, by default the source's own
+    (AMap/Tencent ``gcj02``, others ``wgs84``; local tiles saved from AMap
+    need ``gcj02``); Baidu tiles (``bd09``) are refused: Leaflet cannot show
+    their tile grid.
     ``map_simplify_m`` is the simplification tolerance of polygons and lines
     on the web map, in metres.
     """
@@ -240,8 +248,9 @@ class OutputsSettings(_Section):
     print_maps: bool = False
     coordinates: Literal["wgs84", "gcj02", "cgcs2000"] = "wgs84"
     tiles: str | None = None
-    tiles_coord_system: CoordSystem = "wgs84"
+    tiles_coord_system: CoordSystem | None = None
     tiles_attribution: str | None = None
+    tiles_key: str | None = None
     map_simplify_m: float = Field(default=D.MAP_SIMPLIFY_M, ge=0.0, le=100.0)
 
 
