@@ -224,3 +224,74 @@ def test_map_start_state_title_labels_and_legend_follow_the_layers(tmp_path):
     assert "服务盲区" not in out["start"] and "步行道路" not in out["start"]
     assert "服务盲区" in out["blind_on"]  # switched on: its legend entry appears
     assert "≤ 5 分钟" not in out["demand_off"] and "服务盲区" in out["demand_off"]
+
+
+# A published WGS-84 / GCJ-02 pair (eviltransform's Beijing test vector, as in test_coords).
+WGS_POINT = (116.377817, 39.911954)
+GCJ_POINT = (116.38404722455657, 39.91334545536069)
+MAGENTA = (255, 0, 255)
+
+
+def _world_px(lon: float, lat: float, z: int) -> tuple[float, float]:
+    """Web Mercator pixel of a lon/lat at zoom z (256-pixel tiles): the tiles' own grid."""
+    n = 256 * 2 ** z
+    phi = np.radians(lat)
+    return (lon + 180) / 360 * n, (1 - np.log(np.tan(phi) + 1 / np.cos(phi)) / np.pi) / 2 * n
+
+
+def _tiles_with_a_cross(folder: Path, lon: float, lat: float, z: int, around: int = 4) -> None:
+    """Grey tiles with a magenta cross centred on (lon, lat), drawn in the tiles' pixels."""
+    from PIL import Image
+
+    cx, cy = _world_px(lon, lat, z)
+    tx, ty = int(cx // 256), int(cy // 256)
+    for x in range(tx - around, tx + around + 1):
+        for y in range(ty - around, ty + around + 1):
+            img = np.full((256, 256, 3), 235, dtype=np.uint8)
+            px, py = np.meshgrid(np.arange(256) + x * 256 + 0.5, np.arange(256) + y * 256 + 0.5)
+            arm = ((np.abs(px - cx) <= 1.5) & (np.abs(py - cy) <= 30)) | (
+                (np.abs(py - cy) <= 1.5) & (np.abs(px - cx) <= 30))
+            img[arm] = MAGENTA
+            (folder / str(z) / str(x)).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img).save(folder / str(z) / str(x) / f"{y}.png")
+
+
+def _centroid(shot: np.ndarray, rgb: tuple[int, int, int], tol: int = 3) -> np.ndarray:
+    mask = (np.abs(shot[..., :3].astype(int) - np.array(rgb)) <= tol).all(axis=-1)
+    assert mask.sum() > 20, f"colour {rgb} not found on the screenshot"
+    ys, xs = np.nonzero(mask)
+    return np.array([xs.mean(), ys.mean()])
+
+
+@pytest.mark.parametrize("datum", ["gcj02", "wgs84"])
+def test_gcj02_base_map_and_wgs84_data_line_up(tmp_path, datum):
+    """A GCJ-02 base map (tiles with a mark at a point's published GCJ-02 location) and
+    WGS-84 data (a facility at the point's WGS-84 location) meet on screen after the shift;
+    telling the map the tiles are WGS-84 leaves them ~550 m (~300 px at zoom 16) apart."""
+    import geopandas as gpd
+    from PIL import Image
+    from shapely.geometry import Point
+
+    z = 16
+    _tiles_with_a_cross(tmp_path / "tiles", *GCJ_POINT, z)
+    fac = gpd.GeoDataFrame({"name": ["P"], "tier": ["district_home"]},
+                           geometry=[Point(*WGS_POINT)], crs=4326)
+    lon, lat = WGS_POINT
+    m = maps.base_map(bounds=(lon - 1e-4, lat - 1e-4, lon + 1e-4, lat + 1e-4),
+                      tiles="tiles/{z}/{x}/{y}.png", tiles_coord_system=datum, tiles_max_zoom=z)
+    maps.add_facilities(m, fac)
+    path = tmp_path / "map.html"
+    maps.save(m, path)
+    shot = tmp_path / "shot.png"
+    proc = _chromium(path, tmp_path, "--virtual-time-budget=8000", f"--screenshot={shot}",
+                     "--force-device-scale-factor=1", "--hide-scrollbars")
+    assert shot.is_file(), proc.stderr[-2000:]
+    pixels = np.asarray(Image.open(shot).convert("RGB"))
+    cross = _centroid(pixels, MAGENTA)
+    icon = _centroid(pixels, (0x33, 0x22, 0x88))  # the facility's square, drawn at the data
+    gap = float(np.hypot(*(cross - icon)))
+    if datum == "gcj02":
+        assert gap < 1.5  # within a metre or two (coordinates are kept to 1e-5 degrees)
+    else:  # exactly the offset between the two published locations
+        shift = np.subtract(_world_px(*GCJ_POINT, z), _world_px(*WGS_POINT, z))
+        assert gap == pytest.approx(float(np.hypot(*shift)), abs=1.5)
