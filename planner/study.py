@@ -88,6 +88,12 @@ class Study:
         The datum of longitudes/latitudes written into tables and reports:
         ``"wgs84"`` (default), ``"gcj02"`` (as AMap/Tencent show them) or
         ``"cgcs2000"`` (EPSG:4490); every such column names its datum.
+    mapping_unit
+        Who made the maps (编制单位), printed in each print map's margin
+        with the date, the coordinate system and ``data_sources``.
+    data_sources
+        The data the maps are drawn from (file names, "© OpenStreetMap
+        contributors (ODbL)" ...), for the margin.
     """
 
     layers: dict[str, Any] = field(default_factory=dict)
@@ -100,6 +106,8 @@ class Study:
     time_min_after: np.ndarray | None = None
     map_style: MapStyle = field(default_factory=MapStyle)
     coordinates: Literal["wgs84", "gcj02", "cgcs2000"] = "wgs84"
+    mapping_unit: str = ""
+    data_sources: list[str] = field(default_factory=list)
 
     def estimated(self, layer: str) -> bool:
         """Whether ``tables["demand_columns"]`` marks columns of ``layer`` as estimates."""

@@ -53,8 +53,22 @@ def study_of(result: RunResult) -> Study:
             tiles=out.tiles, tiles_coord_system=out.tiles_coord_system,
             tiles_attribution=out.tiles_attribution, tiles_key=out.tiles_key,
             simplify_m=out.map_simplify_m),
-        coordinates=out.coordinates,
+        coordinates=out.coordinates, mapping_unit=out.mapping_unit or "",
+        data_sources=_data_sources(result),
     )
+
+
+def _data_sources(result: RunResult) -> list[str]:
+    """The input files' names (each once, scenario file aside) and the OSM credit."""
+    names = []
+    for key, rec in result.inputs.items():
+        path = rec.get("path") if isinstance(rec, dict) else None
+        if key != "scenario" and path:
+            names.append(Path(path).name)
+    out = list(dict.fromkeys(names))
+    if _uses_osm(result):
+        out.append("© OpenStreetMap contributors (ODbL)")
+    return out
 
 
 def _speed(result: RunResult) -> float | None:

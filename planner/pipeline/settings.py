@@ -236,7 +236,8 @@ class OutputsSettings(_Section):
     need ``gcj02``); Baidu tiles (``bd09``) are refused: Leaflet cannot show
     their tile grid.
     ``map_simplify_m`` is the simplification tolerance of polygons and lines
-    on the web map, in metres.
+    on the web map, in metres.  ``mapping_unit`` (编制单位) is printed in the
+    print maps' margin with the date, coordinate system and data sources.
     """
 
     gpkg: bool = True
@@ -251,6 +252,7 @@ class OutputsSettings(_Section):
     tiles_coord_system: CoordSystem | None = None
     tiles_attribution: str | None = None
     tiles_key: str | None = None
+    mapping_unit: str | None = None
     map_simplify_m: float = Field(default=D.MAP_SIMPLIFY_M, ge=0.0, le=100.0)
 
 
