@@ -128,7 +128,8 @@ def _read_vector(path: Path, *, layer: str | int | None, encoding: str | None) -
         raise LayerError(
             f"Layer {path} cannot be read ({type(exc).__name__}: {exc}). Check that the file is "
             "complete (a Shapefile needs its .shp, .shx and .dbf) and in a supported format "
-            "(GeoPackage, Shapefile, GeoJSON, GeoParquet, KML, CSV, XLSX)."
+            "(GeoPackage, Shapefile, ArcGIS file geodatabase .gdb, GeoJSON, GeoParquet, KML, "
+            "CSV, XLSX)."
         ) from None
 
 
@@ -344,7 +345,7 @@ def _read_any(path: Path, *, kind: str, layer: Any, encoding: str | None, sheet:
         except Exception as exc:
             raise LayerError(f"GeoParquet {path} cannot be read ({exc}); re-export it with "
                              "geopandas `to_parquet`.") from None
-    if suffix in {".gpkg", ".sqlite"}:
+    if suffix in {".gpkg", ".sqlite", ".gdb"}:  # .gdb: an ArcGIS file geodatabase (folder)
         _check_layers(path, layer, label)
     if suffix in {".shp", ".dbf", ".zip"}:
         return _read_shapefile(path, layer=layer, encoding=encoding), False

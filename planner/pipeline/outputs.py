@@ -16,6 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from planner import gis
 from planner._errors import OutputError
 from planner.pipeline.result import RunResult
 from planner.pipeline.scenario import input_paths
@@ -150,16 +153,25 @@ def write_layers_and_tables(result: RunResult) -> str | None:
         return "no output folder (pass out_dir= or set `output:` in the scenario)"
     opts = result.scenario.outputs
     written = 0
-    if opts.gpkg:
-        layers = {k: v for k, v in result.layers.items()
-                  if v is not None and len(v) and hasattr(v, "geometry")}
-        if layers:
-            def write_gpkg(tmp: Path) -> None:
-                for name, gdf in layers.items():
-                    plain_columns(gdf).to_file(tmp, layer=name, driver="GPKG",
-                                                engine="pyogrio")
+    layers = _output_layers(result)
+    if opts.gpkg and layers:
+        circle = result.scenario.access.circle_min if result.scenario.access else 15.0
 
-            result.write("layers.gpkg", write_gpkg)
+        def write_gpkg(tmp: Path) -> None:
+            for name, gdf in layers.items():
+                plain_columns(gdf).to_file(tmp, layer=name, driver="GPKG", engine="pyogrio")
+            if opts.gpkg_styles:
+                gis.add_layer_styles(tmp, {name: gis.qgis_style(name, gdf, lang=result.lang,
+                                                                circle_min=circle)
+                                           for name, gdf in layers.items()})
+
+        result.write("layers.gpkg", write_gpkg)
+        written += 1
+    if opts.shapefile and layers:
+        for name, gdf in layers.items():
+            files = gis.write_shapefile(gdf, result.out_dir / "shapefile", name,
+                                        encoding=opts.shapefile_encoding, lang=result.lang)
+            result.files.extend(f for f in files if f not in result.files)
             written += 1
     if opts.csv:
         for name, df in result.tables.items():
@@ -172,6 +184,21 @@ def write_layers_and_tables(result: RunResult) -> str | None:
     if not written:
         return "nothing to write (no layers or tables, or gpkg/csv switched off)"
     return None
+
+
+def _output_layers(result: RunResult) -> dict:
+    """The run's layers with rows, in the output CRS (``outputs.crs``; default the study's)."""
+    layers = {k: v for k, v in result.layers.items()
+              if v is not None and len(v) and hasattr(v, "geometry")}
+    value = result.scenario.outputs.crs
+    if not layers or value is None or str(value).lower() in ("utm", "study"):
+        return layers
+    lon = None
+    if str(value).lower().startswith("cgcs2000_gk3"):
+        first = next(iter(layers.values()))
+        lon = float(np.mean(first.to_crs(4326).total_bounds[[0, 2]]))
+    crs = gis.output_crs(value, lon=lon)
+    return {k: v.to_crs(crs) for k, v in layers.items()}
 
 
 def plain_columns(df):

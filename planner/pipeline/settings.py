@@ -238,6 +238,13 @@ class OutputsSettings(_Section):
     ``map_simplify_m`` is the simplification tolerance of polygons and lines
     on the web map, in metres.  ``mapping_unit`` (编制单位) is printed in the
     print maps' margin with the date, coordinate system and data sources.
+    ``gpkg`` writes ``layers.gpkg`` with QGIS styles (``gpkg_styles``: the
+    web map's symbols and Chinese field aliases); ``shapefile`` also writes
+    ``shapefile/<layer>.shp`` for ArcGIS (``shapefile_encoding`` utf-8 or
+    gbk, a ``.cpg`` and a field-name map); ``crs`` is the coordinate system
+    of those files: empty (the study's metric CRS, UTM by default),
+    ``cgcs2000`` (EPSG:4490), ``cgcs2000_gk3`` (the study's 3-degree
+    Gauss-Krüger zone) or an EPSG code.
     """
 
     gpkg: bool = True
@@ -253,6 +260,10 @@ class OutputsSettings(_Section):
     tiles_attribution: str | None = None
     tiles_key: str | None = None
     mapping_unit: str | None = None
+    shapefile: bool = False
+    shapefile_encoding: Literal["utf-8", "gbk"] = "utf-8"
+    gpkg_styles: bool = True
+    crs: str | None = None
     map_simplify_m: float = Field(default=D.MAP_SIMPLIFY_M, ge=0.0, le=100.0)
 
 
