@@ -435,13 +435,17 @@ def read_layer(
     target_crs: Any = None,
     name: str | None = None,
     tiers: dict[str, str] | None = None,
+    sql: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Read, check and project one layer.
 
     Parameters
     ----------
     path
-        GeoPackage, Shapefile, GeoJSON, GeoParquet, KML/KMZ, CSV or XLSX file.
+        GeoPackage, Shapefile, ArcGIS file geodatabase (``.gdb`` folder, with
+        ``layer``), GeoJSON, GeoParquet, KML/KMZ, CSV or XLSX file; or a
+        ``postgresql://`` URL of a PostGIS database (``layer`` names the
+        table, or ``sql`` gives a query), checked the same way.
     kind
         What the layer holds, which fixes the geometry it must have:
         ``population``, ``facilities``, ``boundaries``, ``candidates``,
@@ -477,6 +481,9 @@ def read_layer(
         Name of the layer in messages (default: the file name).
     tiers
         Extra facility-tier mapping of values (``{"老年食堂": "other"}``).
+    sql
+        With a PostGIS ``path``: a ``SELECT`` to read instead of a table (it
+        may filter in space, so a batch reads only its part).
 
     Returns
     -------
@@ -494,19 +501,26 @@ def read_layer(
     >>> fac = read_layer("fac.xlsx", kind="facilities", coord_system="gcj02")  # doctest: +SKIP
     >>> fac[["id", "name", "tier", "beds"]].head()  # doctest: +SKIP
     """
-    path = Path(path)
-    label = name or path.name
+    from planner.postgis import is_database_url, read_postgis, redact
+
+    database = is_database_url(path)
+    url = str(path)
+    path = Path(redact(url)) if database else Path(path)
+    label = name or (str(layer or "sql") if database else path.name)
     if kind not in V.KIND_GEOMETRY:
         raise LayerError(f"Unknown layer kind {kind!r} for {label}; use one of {', '.join(KINDS)}.")
-    if not path.exists():
+    if not database and not path.exists():
         raise LayerError(f"Layer {label}: file {path} does not exist. Check the path (in a "
                          "scenario, paths are relative to the scenario file).")
     columns = dict(columns or {})
     system, file_crs, target = _check_arguments(label=label, coord_system=coord_system,
                                                 encoding=encoding, crs=crs, target_crs=target_crs)
-    gdf, is_table = _read_any(path, kind=kind, layer=layer, encoding=encoding, sheet=sheet,
-                              lon_column=lon_column, lat_column=lat_column, columns=columns,
-                              crs=file_crs, label=name)
+    if database:  # the same checks follow as for a file
+        gdf, is_table = read_postgis(url, table=None if sql else str(layer), sql=sql), False
+    else:
+        gdf, is_table = _read_any(path, kind=kind, layer=layer, encoding=encoding, sheet=sheet,
+                                  lon_column=lon_column, lat_column=lat_column, columns=columns,
+                                  crs=file_crs, label=name)
     header = f"Layer `{label}` ({path}{f', layer {layer}' if layer is not None else ''}) " \
              "cannot be used:"
     if len(gdf) == 0:

@@ -31,7 +31,7 @@ __all__ = ["hash_inputs", "package_versions", "plain_columns", "prepare_out_dir"
 # --------------------------------------------------------------------------- output folder
 def _input_files(scenario: Scenario) -> list[Path]:
     files = [scenario.resolve(p) for _, p in input_paths(scenario)]
-    return [f for f in files if f is not None]
+    return [f for f in files if isinstance(f, Path)]  # not None, not a database URL
 
 
 def prepare_out_dir(scenario: Scenario, out_dir: str | os.PathLike | None, *,
@@ -122,11 +122,18 @@ def hash_inputs(scenario: Scenario, scenario_file: Path | None) -> dict[str, dic
     pairs = list(input_paths(scenario))
     if scenario_file is not None:
         pairs.insert(0, (("scenario",), scenario_file))
+    from planner.postgis import is_database_url, redact
+
     for loc, p in pairs:
+        key = ".".join(map(str, loc))
+        if is_database_url(p):  # a database: where and what was read (no password)
+            lay = getattr(scenario.layers, loc[1], None) if loc[0] == "layers" else None
+            out[key] = {"database": redact(str(p)), "layer": getattr(lay, "layer", None),
+                        "sql": getattr(lay, "sql", None)}
+            continue
         resolved = scenario.resolve(p) if loc != ("scenario",) else Path(p).resolve()
         if resolved is None:
             continue
-        key = ".".join(map(str, loc))
         if resolved.is_file():
             if resolved not in cache:
                 cache[resolved] = sha256_of(resolved)
@@ -167,6 +174,8 @@ def write_layers_and_tables(result: RunResult) -> str | None:
 
         result.write("layers.gpkg", write_gpkg)
         written += 1
+    if opts.postgis:
+        written += _write_postgis(result, layers)
     if opts.shapefile and layers:
         for name, gdf in layers.items():
             files = gis.write_shapefile(gdf, result.out_dir / "shapefile", name,
@@ -184,6 +193,22 @@ def write_layers_and_tables(result: RunResult) -> str | None:
     if not written:
         return "nothing to write (no layers or tables, or gpkg/csv switched off)"
     return None
+
+
+def _write_postgis(result: RunResult, layers: dict) -> int:
+    """Every layer and table into ``outputs.postgis``, schema ``outputs.postgis_schema``."""
+    from planner.postgis import write_postgis
+
+    opts = result.scenario.outputs
+    n = 0
+    for name, gdf in layers.items():
+        write_postgis(gdf, opts.postgis, f"{opts.postgis_schema}.{name}")
+        n += 1
+    for name, df in result.tables.items():
+        if df is not None and hasattr(df, "columns") and len(df.columns):
+            write_postgis(plain_columns(df), opts.postgis, f"{opts.postgis_schema}.{name}")
+            n += 1
+    return n
 
 
 def _output_layers(result: RunResult) -> dict:
@@ -234,6 +259,17 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def _redacted(value: Any) -> Any:
+    """Settings with every database URL's password hidden (run.json is shared)."""
+    from planner.postgis import is_database_url, redact
+
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return redact(value) if is_database_url(value) else value
+
+
 def write_run_json(result: RunResult, *, started: str, seconds: float, status: str,
                     error: str | None = None) -> None:
     info = {
@@ -245,7 +281,7 @@ def write_run_json(result: RunResult, *, started: str, seconds: float, status: s
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "seconds": round(seconds, 3),
         "inputs": result.inputs,
-        "settings": json.loads(result.scenario.model_dump_json()),
+        "settings": _redacted(json.loads(result.scenario.model_dump_json())),
         "versions": package_versions(),
         "steps": [s.__dict__ for s in result.steps],
         "warnings": result.warnings,

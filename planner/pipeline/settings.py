@@ -32,15 +32,18 @@ class _Section(BaseModel):
 class LayerSettings(_Section):
     """One input layer of the scenario.
 
-    ``path`` is relative to the scenario file.  ``columns`` maps the file's
+    ``path`` is relative to the scenario file, or a ``postgresql://`` URL of
+    a PostGIS database (``layer`` then names the table, ``schema.table``, or
+    ``sql`` gives a query, which may filter in space).  ``columns`` maps the file's
     column names to canonical ones (``{社区名称: name}``) on top of the
     built-in Chinese/English synonyms.  ``coord_system`` says which datum
     the coordinates are in (AMap/Tencent = gcj02, Baidu = bd09).  A bare
     string is short for ``{path: ...}`` (``townships: boundaries.geojson``).
     """
 
-    path: Path
+    path: Path | str
     layer: str | None = None
+    sql: str | None = None
     columns: dict[str, str] = Field(default_factory=dict)
     coord_system: CoordSystem = "wgs84"
     encoding: str | None = None
@@ -56,6 +59,14 @@ class LayerSettings(_Section):
     @classmethod
     def _path_shorthand(cls, data: object) -> object:
         return {"path": data} if isinstance(data, str) else data
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _path_or_database(cls, value: object) -> object:
+        # a PostGIS URL stays text (a Path would fold its "//"); anything else is a path
+        from planner.postgis import is_database_url
+
+        return value if is_database_url(value) or not isinstance(value, str) else Path(value)
 
 
 class LayersSettings(_Section):
@@ -244,7 +255,9 @@ class OutputsSettings(_Section):
     gbk, a ``.cpg`` and a field-name map); ``crs`` is the coordinate system
     of those files: empty (the study's metric CRS, UTM by default),
     ``cgcs2000`` (EPSG:4490), ``cgcs2000_gk3`` (the study's 3-degree
-    Gauss-Krüger zone) or an EPSG code.
+    Gauss-Krüger zone) or an EPSG code.  ``postgis`` (a ``postgresql://``
+    URL) also writes every layer and table into that database, in schema
+    ``postgis_schema`` (tables replaced on each run).
     """
 
     gpkg: bool = True
@@ -260,6 +273,8 @@ class OutputsSettings(_Section):
     tiles_attribution: str | None = None
     tiles_key: str | None = None
     mapping_unit: str | None = None
+    postgis: str | None = None
+    postgis_schema: str = "planner"
     shapefile: bool = False
     shapefile_encoding: Literal["utf-8", "gbk"] = "utf-8"
     gpkg_styles: bool = True
@@ -285,8 +300,11 @@ class Scenario(_Section):
     base_dir: Path = Field(default=Path("."), exclude=True)
 
     def resolve(self, path: Path | str | None) -> Path | None:
-        """Return ``path`` resolved relative to the scenario file's folder."""
-        if path is None:
-            return None
+        """Return ``path`` resolved relative to the scenario file's folder (a database URL
+        is returned as it is)."""
+        from planner.postgis import is_database_url
+
+        if path is None or is_database_url(path):
+            return path
         p = Path(path).expanduser()
         return p if p.is_absolute() else (self.base_dir / p).resolve()

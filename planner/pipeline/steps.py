@@ -89,7 +89,7 @@ def load_layer(settings: LayerSettings, *, kind: str, scenario: Scenario,
         coord_system=settings.coord_system, encoding=settings.encoding, crs=settings.crs,
         layer=settings.layer, id_column=settings.id_column, lon_column=settings.lon_column,
         lat_column=settings.lat_column, sheet=settings.sheet, target_crs=target_crs, name=name,
-        tiers=settings.tiers or None,
+        tiers=settings.tiers or None, sql=settings.sql,
     )
 
 

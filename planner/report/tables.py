@@ -716,7 +716,10 @@ def input_rows(inputs: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(key, path, SHA-256) rows of the inputs' record (``run.json``'s ``inputs``)."""
     rows = []
     for key, rec in inputs.items():
-        if isinstance(rec, dict):  # run.json's form: {path, sha256, bytes} or {path, files}
+        if isinstance(rec, dict) and "database" in rec:  # a PostGIS table or query
+            path = str(rec["database"])
+            digest = str(rec.get("sql") or rec.get("layer") or "")
+        elif isinstance(rec, dict):  # run.json's form: {path, sha256, bytes} or {path, files}
             path = str(rec.get("path", ""))
             if "sha256" in rec:
                 digest = str(rec["sha256"])
