@@ -581,6 +581,8 @@ def base_map(
         prefer_canvas=False,
         height=height,
         zoom_start=13,
+        zoom_snap=0.25,  # fit the study area closely, not to the next whole zoom level
+        zoom_delta=0.5,
         location=None if bounds is None else [(bounds[1] + bounds[3]) / 2,
                                               (bounds[0] + bounds[2]) / 2],
     )
