@@ -8,6 +8,9 @@ folder that may not be written), 130 interrupted (Ctrl-C).  ``--debug`` shows th
 Heavy imports happen inside the commands so ``planner --help`` is instant.
 
 Commands: ``run``, ``demo``, ``validate``, ``check`` (and ``--version``).
+While a scenario runs, each step prints a line when it ends (``done`` and
+its time, in the scenario's language) and long steps show progress bars
+on stderr.  ``planner check --fail-exit`` exits 3 when a norm check fails.
 """
 
 from __future__ import annotations
@@ -20,12 +23,25 @@ import click
 
 from planner import __version__
 
-__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "cli", "main"]
+__all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_NORMS_FAILED", "EXIT_OK", "cli",
+           "main"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
+#: ``planner check --fail-exit``: the run worked and at least one norm check failed.
+EXIT_NORMS_FAILED = 3
+
+_SAY = {
+    "zh": {"no_out": "未指定输出文件夹（-o/--out 或方案中的 `output:`）：照常计算，但不写出任何文件。",
+           "rules": "规范核查汇总（按规则）", "failures": "未达标项",
+           "all_pass": "全部达标。"},
+    "en": {"no_out": "No output folder (-o/--out or `output:` in the scenario): the run "
+                     "computes everything but writes nothing.",
+           "rules": "Norm checks by rule", "failures": "Failing checks",
+           "all_pass": "All checks pass."},
+}
 
 
 
@@ -45,10 +61,6 @@ def _fail(exc: BaseException, debug: bool) -> NoReturn:
         err=True,
     )
     sys.exit(EXIT_FAILED)
-
-
-def _progress(name: str) -> None:
-    click.echo(f"  · {name} …", err=True)
 
 
 def _run_quietly(scenario, *, debug: bool, **kwargs):
@@ -73,12 +85,6 @@ def _run_quietly(scenario, *, debug: bool, **kwargs):
         sys.exit(EXIT_INTERRUPTED)
     except Exception as exc:  # noqa: BLE001 - turned into one message + exit code
         _fail(exc, debug)
-
-
-def _print_steps(result) -> None:
-    for s in result.steps:
-        note = f"  ({s.reason})" if s.reason else ""
-        click.echo(f"  {s.name:<9} {s.status:<8} {s.seconds:7.2f} s{note}")
 
 
 def _print_warnings(result, *, limit: int = 10) -> None:
@@ -108,15 +114,27 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
+def _load(scenario_path: Path, debug: bool):
+    """The validated scenario, or one error message and exit code 2."""
+    from planner.pipeline import load_scenario
+
+    try:
+        return load_scenario(scenario_path)
+    except Exception as exc:  # noqa: BLE001 - turned into one message + exit code
+        _fail(exc, debug)
+
+
 def _run_and_report(scenario_path: Path, out: Path | None, overwrite: bool, debug: bool) -> None:
     click.echo(f"planner {__version__}: running {scenario_path}", err=True)
+    scenario = _load(scenario_path, debug)
+    if out is None and scenario.output is None:  # said before the work, not after it
+        click.echo(_SAY[scenario.lang]["no_out"], err=True)
     result = _run_quietly(scenario_path, debug=debug, out_dir=out, overwrite=overwrite,
-                          progress=_progress)
-    _print_steps(result)
+                          progress=True)
     _print_warnings(result)
     if result.out_dir is not None:
         click.echo(f"Outputs written to {result.out_dir}")
-        for name in ("report.html", "map.html", "planner.xlsx"):
+        for name in ("report.docx", "report.html", "map.html", "planner.xlsx"):
             if (result.out_dir / name).is_file():
                 click.echo(f"  {result.out_dir / name}")
     else:
@@ -168,7 +186,7 @@ def validate_cmd(ctx: click.Context, scenario: Path, no_network: bool) -> None:
     """
     steps = ["layers", "demand"] + ([] if no_network else ["network"]) + ["checks"]
     result = _run_quietly(scenario, debug=ctx.obj["debug"], out_dir=None, steps=steps,
-                          progress=_progress)
+                          progress=True)
     click.echo(f"Scenario {scenario}: {result.scenario.name}")
     click.echo(f"  {'layer':<24} {'rows':>7}  {'geometry':<24} crs")
     cols = result.tables.get("demand_columns")
@@ -209,18 +227,21 @@ def validate_cmd(ctx: click.Context, scenario: Path, no_network: bool) -> None:
 @_out_option
 @_overwrite_option
 @click.option("--all", "show_all", is_flag=True, help="Show passing checks too.")
+@click.option("--fail-exit", is_flag=True,
+              help=f"Exit {EXIT_NORMS_FAILED} when any check fails (for scripts and CI).")
 @click.pass_context
 def check_cmd(ctx: click.Context, scenario: Path, out: Path | None, overwrite: bool,
-              show_all: bool) -> None:
-    """Run only the planning-norm checks of SCENARIO and print the failures.
+              show_all: bool, fail_exit: bool) -> None:
+    """Run only the planning-norm checks of SCENARIO; print a summary per rule and the failures.
 
     The layers, demand, network and access steps run first (the checks
     need them); no location model runs.  With -o the tables are written.
+    Exit code 0 (also when checks fail, unless --fail-exit: then 3).
     """
     steps = ["layers", "demand", "network", "checks", "access", "norms"] + (
         ["outputs"] if out else [])
     result = _run_quietly(scenario, debug=ctx.obj["debug"], out_dir=out, overwrite=overwrite,
-                          steps=steps, progress=_progress)
+                          steps=steps, progress=True)
     table = result.tables.get("norm_checks")
     if table is None:
         rec = result.step("norms")
@@ -235,22 +256,73 @@ def check_cmd(ctx: click.Context, scenario: Path, out: Path | None, overwrite: b
                    "Add rules to it, or set `norms.rules` to a shipped rule set (e.g. "
                    "xian_2021, national).", err=True)
         sys.exit(EXIT_BAD_INPUT)
-    import pandas as pd
-
-    shown = table if show_all or "status" not in table else table[table["status"] != "pass"]
-    cols = [c for c in ("title", "unit_name", "value", "threshold", "unit", "status",
-                        "shortfall_text", "clause") if c in shown.columns]
-    shown = shown.assign(value=pd.to_numeric(shown["value"], errors="coerce").round(3)) \
-        if "value" in shown else shown
+    say = _SAY.get(result.lang, _SAY["en"])
+    if "rule_id" in table and "status" in table:
+        click.echo(f"{say['rules']}:")
+        click.echo(_rule_summary(table, result.lang))
     if "status" in table:
         counts = table["status"].value_counts()
         click.echo(" ".join(f"{k}: {int(v)}" for k, v in counts.items()))
-    with pd.option_context("display.max_rows", 500, "display.max_columns", 20,
-                           "display.width", 250, "display.max_colwidth", 48,
-                           "display.unicode.east_asian_width", True):
-        click.echo(shown[cols].to_string(index=False) if len(shown) else "All checks pass.")
+    shown = table if show_all or "status" not in table else table[table["status"] != "pass"]
+    cols = [c for c in ("title", "unit_name", "value", "threshold", "unit", "status",
+                        "shortfall_text", "clause") if c in shown.columns]
+    if len(shown):
+        click.echo(f"{say['failures']}:" if not show_all else "")
+        click.echo(_aligned(shown[cols], result.lang))
+    else:
+        click.echo(say["all_pass"])
     if result.out_dir is not None:
         click.echo(f"Tables written to {result.out_dir}")
+    if fail_exit and "status" in table and (table["status"] == "fail").any():
+        sys.exit(EXIT_NORMS_FAILED)
+
+
+def _display_width(text: str) -> int:
+    """Columns a text takes in a terminal (East Asian wide and full-width characters: 2)."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
+
+
+def _aligned(df, lang: str, *, max_width: int = 40) -> str:
+    """A table as text, its columns aligned by display width (CJK counts double);
+    numbers right-aligned in the house format, long texts cut at ``max_width``."""
+    from planner import report
+
+    shown = report.translate_values(df, lang)
+    fmts = report.number_formats(df)
+    heads = [report.header(c, lang) for c in df.columns]
+    numeric = [df[c].dtype.kind in "if" for c in df.columns]
+    rows = []
+    for vals, fr in zip(shown.itertuples(index=False), fmts.itertuples(index=False)):
+        cells = []
+        for v, f in zip(vals, fr):
+            text = report.cell_text(v, f).replace("\n", " ")
+            while _display_width(text) > max_width:
+                text = text[:-2] + "…"
+            cells.append(text)
+        rows.append(cells)
+    widths = [max([_display_width(h)] + [_display_width(r[j]) for r in rows])
+              for j, h in enumerate(heads)]
+
+    def line(cells: list[str]) -> str:
+        out = []
+        for j, text in enumerate(cells):
+            pad = " " * (widths[j] - _display_width(text))
+            out.append(pad + text if numeric[j] else text + pad)
+        return "  " + "  ".join(out).rstrip()
+
+    return "\n".join([line(heads)] + [line(r) for r in rows])
+
+
+def _rule_summary(table, lang: str) -> str:
+    """The norm checks per rule (`planner.report.norm_summary`), aligned."""
+    from planner import report
+
+    rules = report.norm_summary(table)
+    cols = [c for c in ("title", "scope", "threshold", "unit", "n_checked", "units_fail",
+                        "units_not_assessable", "total_shortfall") if c in rules.columns]
+    return _aligned(rules[cols], lang)
 
 
 def main() -> None:

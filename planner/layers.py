@@ -142,7 +142,8 @@ def _read_vector(path: Path, *, layer: str | int | None, encoding: str | None,
         raise LayerError(
             f"Layer {path} cannot be read ({type(exc).__name__}: {exc}). Check that the file is "
             "complete (a Shapefile needs its .shp, .shx and .dbf) and in a supported format "
-            "(GeoPackage, Shapefile, GeoJSON, GeoParquet, KML, CSV, XLSX)."
+            "(GeoPackage, Shapefile, ArcGIS file geodatabase .gdb, GeoJSON, GeoParquet, KML, "
+            "CSV, XLSX)."
         ) from None
 
 
@@ -215,8 +216,9 @@ LAYER_SUFFIXES = (".gpkg", ".sqlite", ".shp", ".zip", ".geojson", ".json", ".par
 
 
 def _check_folder(path: Path, label: str) -> None:
-    """A folder is a layer only as a folder of Shapefiles (GDAL reads those); else name its files."""
-    if any(p.suffix.lower() == ".shp" for p in path.iterdir()):
+    """A folder is a layer only as a folder of Shapefiles (GDAL reads those) or an ArcGIS file
+    geodatabase (``.gdb``); else name its files."""
+    if path.suffix.lower() == ".gdb" or any(p.suffix.lower() == ".shp" for p in path.iterdir()):
         return
     files = sorted(p.name for p in path.iterdir()
                    if p.is_file() and p.suffix.lower() in LAYER_SUFFIXES)
@@ -526,7 +528,7 @@ def _read_any(path: Path, *, kind: str, layer: Any, encoding: str | None, sheet:
             raise LayerError(f"GeoParquet {path} cannot be read ({exc}); re-export it with "
                              "geopandas `to_parquet`.") from None
         return _filter_table(gdf, where, path=path, label=label), False
-    if suffix in {".gpkg", ".sqlite"} or path.is_dir():
+    if suffix in {".gpkg", ".sqlite", ".gdb"} or path.is_dir():  # .gdb: ArcGIS file geodatabase
         _check_layers(path, layer, label)
     if suffix in {".shp", ".dbf", ".zip"}:
         return _read_shapefile(path, layer=layer, encoding=encoding, where=where,
@@ -623,13 +625,17 @@ def read_layer(
     tiers: dict[str, str] | None = None,
     region: Literal["china", "any"] = REGION,
     where: str | None = None,
+    sql: str | None = None,
 ) -> gpd.GeoDataFrame:
     """Read, check and project one layer.
 
     Parameters
     ----------
     path
-        GeoPackage, Shapefile, GeoJSON, GeoParquet, KML/KMZ, CSV or XLSX file.
+        GeoPackage, Shapefile, ArcGIS file geodatabase (``.gdb`` folder, with
+        ``layer``), GeoJSON, GeoParquet, KML/KMZ, CSV or XLSX file; or a
+        ``postgresql://`` URL of a PostGIS database (``layer`` names the
+        table, or ``sql`` gives a query), checked the same way.
     kind
         What the layer holds, which fixes the geometry it must have:
         ``population``, ``facilities``, ``boundaries``, ``candidates``,
@@ -683,6 +689,9 @@ def read_layer(
         equality follows the reader: GDAL's OGR SQL (GeoJSON, Shapefile)
         ignores case, SQLite (GeoPackage) and the table reader do not.  A
         filter that cannot be applied is a `LayerError` naming the layer.
+    sql
+        With a PostGIS ``path``: a ``SELECT`` to read instead of a table (it
+        may filter in space, so a batch reads only its part).
 
     Returns
     -------
@@ -701,11 +710,15 @@ def read_layer(
     >>> fac = read_layer("fac.xlsx", kind="facilities", coord_system="gcj02")  # doctest: +SKIP
     >>> fac[["id", "name", "tier", "beds"]].head()  # doctest: +SKIP
     """
-    path = Path(path)
-    label = name or path.name
+    from planner.postgis import is_database_url, read_postgis, redact
+
+    database = is_database_url(path)
+    url = str(path)
+    path = Path(redact(url)) if database else Path(path)
+    label = name or (str(layer or "sql") if database else path.name)
     if kind not in V.KIND_GEOMETRY:
         raise LayerError(f"Unknown layer kind {kind!r} for {label}; use one of {', '.join(KINDS)}.")
-    if not path.exists():
+    if not database and not path.exists():
         raise LayerError(f"Layer {label}: file {path} does not exist. Check the path (in a "
                          "scenario, paths are relative to the scenario file).")
     if path.is_dir():
@@ -714,9 +727,12 @@ def read_layer(
     system, file_crs, target = _check_arguments(label=label, coord_system=coord_system,
                                                 encoding=encoding, crs=crs, target_crs=target_crs,
                                                 region=region)
-    gdf, is_table = _read_any(path, kind=kind, layer=layer, encoding=encoding, sheet=sheet,
-                              lon_column=lon_column, lat_column=lat_column, columns=columns,
-                              crs=file_crs, label=name, where=where)
+    if database:  # the same checks follow as for a file
+        gdf, is_table = read_postgis(url, table=None if sql else str(layer), sql=sql), False
+    else:
+        gdf, is_table = _read_any(path, kind=kind, layer=layer, encoding=encoding, sheet=sheet,
+                                  lon_column=lon_column, lat_column=lat_column, columns=columns,
+                                  crs=file_crs, label=name, where=where)
     header = f"Layer `{label}` ({path}{f', layer {layer}' if layer is not None else ''}) " \
              "cannot be used:"
     if len(gdf) == 0:

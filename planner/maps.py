@@ -47,6 +47,8 @@ __all__ = ["COORD_DECIMALS", "OSM_CREDIT", "TEXT", "add_blind_spots", "add_bound
            "add_credit", "add_facilities", "add_legend", "add_parks", "add_population",
            "add_population_access", "add_proposed_sites", "add_roads", "add_service_areas",
            "add_township_norms", "add_water", "base_map", "finish", "make_offline", "save", "time_bands",
+           "add_labels", "add_title", "map_title", "TILE_PRESETS", "export_tiles", "tiles_datum",
+           "total_bounds",
            "iframe_of", "to_html", "to_iframe", "township_status", "web_map"]
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -101,6 +103,7 @@ TEXT: dict[str, dict[str, str]] = {
         "clause": "依据",
         "pp": "个百分点",
         "estimated": "估算",
+        "title": "{m:g}分钟养老服务圈",
     },
     "en": {
         "facilities": "Existing facilities",
@@ -140,23 +143,30 @@ TEXT: dict[str, dict[str, str]] = {
         "clause": "Clause",
         "pp": "percentage points",
         "estimated": "estimated",
+        "title": "{m:g}-minute elderly-care circle",
     },
 }
 
-#: Symbol (CSS shape) and colour per facility tier.
+# Colours are told apart with colour-blind vision too (tests/test_maps.py simulates
+# deuteranopia, protanopia and tritanopia): walking times are one hue of blue getting
+# lighter (5, 10, 15 minutes: service areas use the same three), beyond the circle is
+# orange, unreachable dark grey; the three warnings of old maps that were all red are
+# now orange (> 15 min), magenta (blind spot, dashed) and wine red (norm failure, on
+# township outlines; passing townships green).
+#: Symbol (CSS shape) and colour per facility tier (Paul Tol's muted colours).
 TIER_STYLE: dict[str, tuple[str, str]] = {
-    "district_home": ("square", "#6a3d9a"),
-    "township_centre": ("triangle", "#e31a1c"),
-    "community_station": ("circle", "#1f78b4"),
-    "rural_point": ("diamond", "#33a02c"),
+    "district_home": ("square", "#332288"),
+    "township_centre": ("triangle", "#882255"),
+    "community_station": ("circle", "#117733"),
+    "rural_point": ("diamond", "#999933"),
     "other": ("circle", "#777777"),
 }
-PROPOSED_COLOR = "#ff9900"
-BAND_COLORS = {"5": "#1a9850", "10": "#91cf60", "15": "#fee08b", "over": "#fc8d59",
-               "unreachable": "#b2182b"}
-STATUS_COLORS = {"pass": "#4daf4a", "fail": "#e41a1c", "not_assessable": "#9e9e9e"}
-MINUTE_COLORS = ["#08519c", "#3182bd", "#6baed6", "#9ecae1", "#c6dbef"]
-BLIND_SPOT_COLOR = "#b2182b"
+PROPOSED_COLOR = "#f0e442"
+BAND_COLORS = {"5": "#08519c", "10": "#4292c6", "15": "#9ecae1", "over": "#e69f00",
+               "unreachable": "#4d4d4d"}
+STATUS_COLORS = {"pass": "#4daf4a", "fail": "#67001f", "not_assessable": "#999999"}
+MINUTE_COLORS = [BAND_COLORS["5"], BAND_COLORS["10"], BAND_COLORS["15"], "#c6dbef", "#deebf7"]
+BLIND_SPOT_COLOR = "#e7298a"
 BACKGROUND = "#f5f4ef"
 
 
@@ -253,7 +263,13 @@ _PAGE_CSS = f"""
   border-right: 7px solid transparent; border-bottom: 13px solid var(--c);
   filter: drop-shadow(0 0 1px #222); }}
 .planner-sym.star {{ background: none !important; color: var(--c); font-size: 22px;
-  line-height: 20px; text-align: center; text-shadow: 0 0 2px #000; }}
+  line-height: 20px; text-align: center; text-shadow: 0 0 2px #000, 0 0 1px #000; }}
+.planner-title {{ background: rgba(255,255,255,.92); padding: 4px 12px; border-radius: 4px;
+  box-shadow: 0 1px 4px rgba(0,0,0,.3); font-size: 16px; font-weight: 600; }}
+.planner-label {{ background: none; border: none; }}
+.planner-label span {{ display: block; transform: translate(-50%, -50%); white-space: nowrap;
+  font-size: 13px; font-weight: 600; color: #333; text-shadow: 0 0 3px #fff, 0 0 2px #fff,
+  0 0 1px #fff; pointer-events: none; }}
 """
 
 
@@ -417,9 +433,18 @@ def _group(m: folium.Map, name: str, *, show: bool = True) -> Any:
     return group
 
 
-def _legend_add(m: folium.Map, section: str, items: list[tuple[str, str]]) -> None:
-    """Register legend entries: (swatch HTML, label) under a section title."""
-    _opts(m)["legend"][section] = items
+def _legend_add(m: folium.Map, section: str, items: list[tuple[str, str]],
+                groups: Any = None) -> None:
+    """Register legend entries: (swatch HTML, label) under a section title.
+
+    ``groups``: the layer group each entry describes (one group for all, or
+    a list, one per entry); the legend shows an entry only while one of its
+    groups is on the map.
+    """
+    if groups is None or not isinstance(groups, (list, tuple)):
+        groups = [groups] * len(items)
+    names = [g.get_name() if g is not None else None for g in groups]
+    _opts(m)["legend"][section] = [(sw, label, name) for (sw, label), name in zip(items, names)]
 
 
 def _swatch(color: str, *, kind: str = "fill", opacity: float = 0.6) -> str:
@@ -446,12 +471,67 @@ def _cols(gdf: Any, *names: str) -> str | None:
 
 
 # ---------------------------------------------------------------- the base map
+#: Named base maps: URL template(s), datum, attribution, subdomains, maximum zoom.
+#: AMap (高德) and Tencent tiles are in GCJ-02; Tianditu (天地图) is CGCS2000, which
+#: agrees with WGS-84 to a few centimetres, so its tiles need no shift (but a ``tk`` key,
+#: free from https://console.tianditu.gov.cn); Baidu uses its own projection and tile
+#: grid (BD-09 on a custom Mercator), which Leaflet cannot show without a plugin.
+TILE_PRESETS: dict[str, dict[str, Any]] = {
+    "amap": {"urls": ["https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1"
+                      "&style=8&x={x}&y={y}&z={z}"],
+             "datum": "gcj02", "attribution": "© 高德地图 AutoNavi", "subdomains": "1234",
+             "max_zoom": 18},
+    "amap.satellite": {"urls": ["https://webst0{s}.is.autonavi.com/appmaptile?style=6&x={x}"
+                                "&y={y}&z={z}",
+                                "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1"
+                                "&scale=1&style=8&x={x}&y={y}&z={z}&ltype=4"],
+                       "datum": "gcj02", "attribution": "© 高德地图 AutoNavi",
+                       "subdomains": "1234", "max_zoom": 18},
+    "tianditu": {"urls": ["https://t{s}.tianditu.gov.cn/DataServer?T=vec_w&x={x}&y={y}&l={z}"
+                          "&tk={tk}",
+                          "https://t{s}.tianditu.gov.cn/DataServer?T=cva_w&x={x}&y={y}&l={z}"
+                          "&tk={tk}"],
+                 "datum": "wgs84", "attribution": "© 天地图 Tianditu", "subdomains": "01234567",
+                 "max_zoom": 18, "key": True},
+    "tianditu.satellite": {"urls": ["https://t{s}.tianditu.gov.cn/DataServer?T=img_w&x={x}"
+                                    "&y={y}&l={z}&tk={tk}",
+                                    "https://t{s}.tianditu.gov.cn/DataServer?T=cia_w&x={x}"
+                                    "&y={y}&l={z}&tk={tk}"],
+                           "datum": "wgs84", "attribution": "© 天地图 Tianditu",
+                           "subdomains": "01234567", "max_zoom": 18, "key": True},
+}
+_GCJ_PROVIDERS = ("gaode", "amap", "autonavi", "tencent", "gtimg", "map.qq")
+
+
+def tiles_datum(tiles: str | None) -> str:
+    """The datum a tile source is drawn in: ``"gcj02"`` for AMap/Gaode and Tencent,
+    ``"bd09"`` for Baidu, else ``"wgs84"`` (OSM, Esri, Tianditu's CGCS2000, local tiles)."""
+    if not tiles:
+        return "wgs84"
+    key = tiles.strip().lower()
+    if key in TILE_PRESETS:
+        return TILE_PRESETS[key]["datum"]
+    if "://" in key:
+        host = re.sub(r"^\w+://", "", key).split("/")[0]
+    elif "/" in key or "\\" in key:  # a local folder or a relative template: as stated
+        return "wgs84"
+    else:  # an xyzservices name: Gaode.Normal
+        host = key.split(".")[0]
+    if "baidu" in host or "bdimg" in host:
+        return "bd09"
+    if any(p in host for p in _GCJ_PROVIDERS):
+        return "gcj02"
+    return "wgs84"
+
+
 def base_map(
     *,
     bounds: tuple[float, float, float, float] | None = None,
     tiles: str | None = None,
-    tiles_coord_system: Literal["wgs84", "gcj02", "bd09"] = "wgs84",
+    tiles_coord_system: Literal["wgs84", "gcj02", "bd09"] | None = None,
     tiles_attribution: str | None = None,
+    tiles_key: str | None = None,
+    tiles_max_zoom: int | None = None,
     lang: Lang = "zh",
     height: str = "100%",
 ) -> folium.Map:
@@ -462,16 +542,27 @@ def base_map(
     bounds
         (minx, miny, maxx, maxy) in WGS-84 degrees (lon/lat) to fit the view to.
     tiles
-        ``None`` (default): no base tiles, a plain background.  Otherwise an
-        XYZ URL template (``https://.../{z}/{x}/{y}.png``) or an
-        ``xyzservices`` provider name (``"OpenStreetMap.Mapnik"``,
-        ``"GaoDe.Normal"``); those need the internet when the map is opened.
+        ``None`` (default): no base tiles, a plain background.  Otherwise a
+        named base map (``"amap"``, ``"amap.satellite"``, ``"tianditu"``,
+        ``"tianditu.satellite"``: `TILE_PRESETS`), an XYZ URL template
+        (``https://.../{z}/{x}/{y}.png``; a relative one such as
+        ``tiles/{z}/{x}/{y}.png`` for tiles beside the page, see
+        `export_tiles`), or an ``xyzservices`` provider name
+        (``"OpenStreetMap.Mapnik"``, ``"Gaode.Normal"``).  Online sources need
+        the internet when the map is opened.
     tiles_coord_system
-        Datum of the tiles.  ``"gcj02"`` (AMap, Tianditu-in-GCJ) shifts every
-        layer drawn on this map into GCJ-02 so data and tiles line up.
-        ``"bd09"`` (Baidu) uses a non-standard tiling that Leaflet cannot show.
+        Datum of the tiles; ``None`` (default) takes it from the source
+        (`tiles_datum`: AMap/Gaode and Tencent are GCJ-02, Tianditu and OSM
+        WGS-84).  With ``"gcj02"`` every layer drawn on this map is shifted
+        into GCJ-02 so data and tiles line up.  ``"bd09"`` (Baidu) is refused:
+        Baidu tiles use their own projection and tile grid.
     tiles_attribution
         Credit shown for the tiles (default: the provider's or the host name).
+    tiles_key
+        The key a named base map needs (Tianditu's ``tk``).
+    tiles_max_zoom
+        The deepest zoom the tiles exist at (local tiles); Leaflet zooms no
+        further than this.
     lang
         ``"zh"`` (default) or ``"en"`` for every label that the layer
         functions add to this map.
@@ -484,30 +575,48 @@ def base_map(
     """
     import folium
 
-    if tiles_coord_system == "bd09" and tiles:
-        raise OutputError(
-            "tiles_coord_system 'bd09' (Baidu) is not supported: Baidu tiles use their own "
-            "projection and tile grid, which Leaflet cannot show. Use AMap/Tianditu tiles "
-            "(tiles_coord_system: gcj02) or WGS-84 tiles instead."
-        )
+    datum = _check_datum(tiles, tiles_coord_system)
     m = folium.Map(
         tiles=None,
         control_scale=False,
         prefer_canvas=False,
         height=height,
         zoom_start=13,
+        zoom_snap=0.25,  # fit the study area closely, not to the next whole zoom level
+        zoom_delta=0.5,
         location=None if bounds is None else [(bounds[1] + bounds[3]) / 2,
                                               (bounds[0] + bounds[2]) / 2],
     )
-    _opts(m).update(lang=lang, coord_system=tiles_coord_system if tiles else "wgs84")
+    _opts(m).update(lang=lang, coord_system=datum)
     make_offline(m)
     m.add_child(_Scale())
     if tiles:
-        _add_tiles(m, tiles, attribution=tiles_attribution)
+        _add_tiles(m, tiles, attribution=tiles_attribution, key=tiles_key,
+                   max_zoom=tiles_max_zoom)
     if bounds is not None:
         sw_ne = _display_bounds(bounds, m.planner_opts["coord_system"])
-        m.fit_bounds(sw_ne)
+        m.fit_bounds(sw_ne, max_zoom=tiles_max_zoom)
     return m
+
+
+def _check_datum(tiles: str | None, given: str | None) -> str:
+    """The datum data is drawn in: the tiles' own; an explicit mismatch is an error."""
+    if not tiles:
+        return "wgs84"
+    own = tiles_datum(tiles)
+    datum = given or own
+    if datum == "bd09" or own == "bd09":
+        raise OutputError(
+            "Baidu tiles (BD-09) are not supported: Baidu draws its tiles in its own "
+            "projection and tile grid, which Leaflet cannot show. Use AMap (`tiles: amap`, "
+            "GCJ-02, shifted for you), Tianditu (`tiles: tianditu` with `tiles_key`, no shift) "
+            "or OpenStreetMap tiles instead.")
+    if given is not None and own == "gcj02" and given != "gcj02":
+        raise OutputError(
+            f"tiles {tiles!r} are drawn in GCJ-02, but tiles_coord_system is {given!r}: the "
+            "data would sit 100-700 m off the streets. Leave tiles_coord_system empty (it "
+            "follows the tiles) or set it to gcj02.")
+    return datum
 
 
 def _display_bounds(bounds: tuple[float, float, float, float], coord_system: str) -> list:
@@ -521,15 +630,37 @@ def _display_bounds(bounds: tuple[float, float, float, float], coord_system: str
     return [[miny, minx], [maxy, maxx]]
 
 
-def _add_tiles(m: folium.Map, tiles: str, *, attribution: str | None) -> None:
+#: A transparent 1×1 PNG for tiles that do not exist (no broken-image icons).
+_EMPTY_TILE = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQV"
+               "R42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=")
+
+
+def _add_tiles(m: folium.Map, tiles: str, *, attribution: str | None, key: str | None = None,
+               max_zoom: int | None = None) -> None:
     import folium
 
+    preset = TILE_PRESETS.get(tiles.strip().lower())
+    if preset is not None:
+        if preset.get("key") and not key:
+            raise OutputError(
+                f"Base map {tiles!r} needs its key: set `tiles_key` (Tianditu's `tk`, free "
+                "from https://console.tianditu.gov.cn after registering).")
+        for i, url in enumerate(preset["urls"]):
+            url = url.replace("{tk}", key or "")
+            folium.TileLayer(tiles=url, attr=attribution or preset["attribution"],
+                             name=f"tiles{i}", control=False, subdomains=preset["subdomains"],
+                             max_zoom=max_zoom or preset["max_zoom"]).add_to(m)
+        return
     if "{" in tiles:
+        local = "://" not in tiles
         if attribution is None:
             host = re.sub(r"^\w+://", "", tiles).split("/")[0]
-            attribution = f"Tiles: {host}"
+            attribution = "Tiles: local copy" if local else f"Tiles: {host}"
+        kw: dict[str, Any] = {"max_zoom": 18}
+        if max_zoom is not None:
+            kw = {"max_zoom": max_zoom, "max_native_zoom": max_zoom}
         folium.TileLayer(tiles=tiles, attr=html.escape(attribution), name="tiles",
-                         control=False).add_to(m)
+                         control=False, errorTileUrl=_EMPTY_TILE, **kw).add_to(m)
         return
     try:
         import xyzservices
@@ -537,19 +668,149 @@ def _add_tiles(m: folium.Map, tiles: str, *, attribution: str | None) -> None:
         provider = xyzservices.providers.query_name(tiles)
     except (ValueError, ImportError):
         raise OutputError(
-            f"Unknown tile source {tiles!r}. Give an XYZ URL template with {{z}}/{{x}}/{{y}} "
-            "(outputs.tiles in the scenario) or an xyzservices provider name such as "
-            "'OpenStreetMap.Mapnik' or 'GaoDe.Normal'; leave it empty for an offline map."
+            f"Unknown tile source {tiles!r}. Give a named base map ({', '.join(TILE_PRESETS)}), "
+            "an XYZ URL template with {z}/{x}/{y} (outputs.tiles in the scenario), a local "
+            "tile folder or .mbtiles file (scenario runs), or an xyzservices provider name such "
+            "as 'OpenStreetMap.Mapnik'; leave it empty for an offline map without tiles."
         ) from None
     folium.TileLayer(tiles=provider.build_url(), attr=attribution or provider.html_attribution,
                      name=provider.name, control=False,
                      max_zoom=provider.get("max_zoom", 18)).add_to(m)
 
 
+# ---------------------------------------------------------------- local tiles
+def _tile_range(bounds: tuple[float, float, float, float], z: int) -> tuple[int, int, int, int]:
+    """(x0, x1, y0, y1) of the XYZ (Web Mercator, y down) tiles covering a lon/lat box."""
+    minx, miny, maxx, maxy = bounds
+    n = 2 ** z
+
+    def tx(lon: float) -> int:
+        return int(np.clip(np.floor((lon + 180.0) / 360.0 * n), 0, n - 1))
+
+    def ty(lat: float) -> int:
+        lat = np.radians(np.clip(lat, -85.0511, 85.0511))
+        return int(np.clip(np.floor((1 - np.log(np.tan(lat) + 1 / np.cos(lat)) / np.pi) / 2 * n),
+                           0, n - 1))
+
+    return tx(minx), tx(maxx), ty(maxy), ty(miny)
+
+
+def export_tiles(
+    source: str | Path,
+    dest: str | Path,
+    *,
+    bounds: tuple[float, float, float, float],
+    coord_system: str = "wgs84",
+    margin: float = 0.5,
+) -> dict[str, Any]:
+    """Copy the tiles of a local tile folder or MBTiles file that cover ``bounds`` into ``dest``.
+
+    A map opened from ``file://`` loads tiles from a folder beside it
+    (``dest/{z}/{x}/{y}.png``) with no server; an MBTiles file is a SQLite
+    database the browser cannot read, so its tiles are written out (only
+    those over the study area, ``bounds`` widened by ``margin`` of its size
+    on each side, at every zoom the source has).  A folder must hold
+    ``{z}/{x}/{y}.png|jpg|jpeg|webp`` (XYZ numbering, y down).
+
+    Parameters
+    ----------
+    source
+        The tile folder or ``.mbtiles`` file (raster tiles; vector ``pbf``
+        tiles are refused).
+    dest
+        The folder to write (created).
+    bounds
+        (minx, miny, maxx, maxy) of the study in WGS-84 lon/lat.
+    coord_system
+        The tiles' datum (``"gcj02"`` for tiles saved from AMap): the box is
+        shifted the same way before tiles are chosen.
+
+    Returns
+    -------
+    dict
+        ``template`` (``"<dest name>/{z}/{x}/{y}.<ext>"``, relative to
+        ``dest``'s parent), ``min_zoom``, ``max_zoom``, ``n_tiles``.
+    """
+    source, dest = Path(source), Path(dest)
+    if not source.exists():
+        raise OutputError(f"Tile source {source} does not exist. Give a tile folder "
+                          "({z}/{x}/{y}.png) or an .mbtiles file.")
+    minx, miny, maxx, maxy = bounds
+    if coord_system == "gcj02":
+        from planner import coords
+
+        xs, ys = coords.wgs84_to_gcj02(np.array([minx, maxx]), np.array([miny, maxy]))
+        minx, maxx, miny, maxy = float(xs[0]), float(xs[1]), float(ys[0]), float(ys[1])
+    w, h = maxx - minx, maxy - miny
+    box = (minx - margin * w, miny - margin * h, maxx + margin * w, maxy + margin * h)
+    if source.is_file():
+        tiles, ext = _mbtiles(source, box)
+    else:
+        tiles, ext = _tile_folder(source, box)
+    if not tiles:
+        raise OutputError(
+            f"Tile source {source} has no tile over the study area {tuple(round(v, 4) for v in box)}"
+            " (lon/lat). Check that it covers the study and uses XYZ numbering (an MBTiles file "
+            "is read as TMS, as the format says).")
+    for (z, x, y), data in tiles.items():
+        path = dest / str(z) / str(x) / f"{y}.{ext}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data() if callable(data) else data)
+    zooms = sorted({z for z, _, _ in tiles})
+    return {"template": f"{dest.name}/{{z}}/{{x}}/{{y}}.{ext}", "min_zoom": zooms[0],
+            "max_zoom": zooms[-1], "n_tiles": len(tiles)}
+
+
+def _mbtiles(path: Path, box: tuple[float, float, float, float]) -> tuple[dict, str]:
+    import sqlite3
+
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        meta = dict(con.execute("SELECT name, value FROM metadata").fetchall())
+        zooms = [r[0] for r in con.execute("SELECT DISTINCT zoom_level FROM tiles")]
+    except sqlite3.DatabaseError as exc:
+        raise OutputError(f"{path} is not an MBTiles file ({exc}).") from None
+    ext = str(meta.get("format", "png")).lower()
+    if ext in ("pbf", "mvt"):
+        raise OutputError(f"{path} holds vector tiles ({ext}); the web map needs raster tiles "
+                          "(png/jpg/webp). Render them to raster tiles first.")
+    out = {}
+    with con:
+        for z in zooms:
+            x0, x1, y0, y1 = _tile_range(box, int(z))
+            n = 2 ** int(z)
+            # MBTiles rows are TMS (y up): row = 2^z - 1 - y
+            rows = con.execute(
+                "SELECT tile_column, tile_row, tile_data FROM tiles WHERE zoom_level = ? AND "
+                "tile_column BETWEEN ? AND ? AND tile_row BETWEEN ? AND ?",
+                (z, x0, x1, n - 1 - y1, n - 1 - y0)).fetchall()
+            for x, row, data in rows:
+                out[(int(z), int(x), n - 1 - int(row))] = bytes(data)
+    con.close()
+    return out, "jpg" if ext == "jpeg" else ext
+
+
+def _tile_folder(folder: Path, box: tuple[float, float, float, float]) -> tuple[dict, str]:
+    out: dict = {}
+    ext = None
+    for zdir in sorted(p for p in folder.iterdir() if p.is_dir() and p.name.isdigit()):
+        z = int(zdir.name)
+        x0, x1, y0, y1 = _tile_range(box, z)
+        for x in range(x0, x1 + 1):
+            for y in range(y0, y1 + 1):
+                for e in ("png", "jpg", "jpeg", "webp"):
+                    f = zdir / str(x) / f"{y}.{e}"
+                    if f.is_file():
+                        ext = ext or e
+                        out[(z, x, y)] = f.read_bytes
+                        break
+    return out, ext or "png"
+
+
 # ---------------------------------------------------------------- background layers
 def add_roads(
     m: folium.Map, edges: gpd.GeoDataFrame, *, lang: Lang | None = None,
-    tolerance_m: float = 3.0, color: str = "#b0b0b0",
+    tolerance_m: float = 3.0, color: str = "#b0b0b0", show: bool = True,
 ) -> folium.Map:
     """Draw the walkable network as thin grey lines (merged into one feature).
 
@@ -565,43 +826,44 @@ def add_roads(
     disp = _to_display(edges, coord_system=_opts(m)["coord_system"], tolerance_m=tolerance_m)
     lines = shapely.get_parts(disp.geometry.values)
     merged = gpd.GeoDataFrame(geometry=[shapely.multilinestrings(lines)], crs=4326)
-    group = _group(m, _t(lang, "roads"))
+    group = _group(m, _t(lang, "roads"), show=show)
     _geojson(group, merged, style={"color": color, "weight": 1, "opacity": 0.9},
              interactive=False)
-    _legend_add(m, "roads", [(_swatch(color, kind="line"), _t(lang, "roads"))])
+    _legend_add(m, "roads", [(_swatch(color, kind="line"), _t(lang, "roads"))], group)
     return m
 
 
 def _add_plain_polygons(m: folium.Map, gdf: Any, *, key: str, color: str, lang: Lang | None,
-                        tolerance_m: float, fill_opacity: float = 0.5) -> folium.Map:
+                        tolerance_m: float, fill_opacity: float = 0.5,
+                        show: bool = True) -> folium.Map:
     if gdf is None or len(gdf) == 0:
         return m
     lang = _lang(m, lang)
     disp = _to_display(gdf, coord_system=_opts(m)["coord_system"], tolerance_m=tolerance_m)
-    group = _group(m, _t(lang, key))
+    group = _group(m, _t(lang, key), show=show)
     _geojson(group, disp, style={"color": color, "weight": 0.5, "fillColor": color,
                                  "fillOpacity": fill_opacity}, interactive=False)
-    _legend_add(m, key, [(_swatch(color), _t(lang, key))])
+    _legend_add(m, key, [(_swatch(color), _t(lang, key))], group)
     return m
 
 
 def add_water(m: folium.Map, water: gpd.GeoDataFrame, *, lang: Lang | None = None,
-              tolerance_m: float = 5.0) -> folium.Map:
+              tolerance_m: float = 5.0, show: bool = True) -> folium.Map:
     """Draw rivers and lakes (polygons or lines) in light blue."""
-    return _add_plain_polygons(m, water, key="water", color="#9ecae1", lang=lang,
-                               tolerance_m=tolerance_m, fill_opacity=0.7)
+    return _add_plain_polygons(m, water, key="water", color="#a6cee3", lang=lang,
+                               tolerance_m=tolerance_m, fill_opacity=0.7, show=show)
 
 
 def add_parks(m: folium.Map, parks: gpd.GeoDataFrame, *, lang: Lang | None = None,
-              tolerance_m: float = 5.0) -> folium.Map:
+              tolerance_m: float = 5.0, show: bool = True) -> folium.Map:
     """Draw parks and green space in light green."""
     return _add_plain_polygons(m, parks, key="parks", color="#c7e9c0", lang=lang,
-                               tolerance_m=tolerance_m, fill_opacity=0.7)
+                               tolerance_m=tolerance_m, fill_opacity=0.7, show=show)
 
 
 def add_boundaries(
     m: folium.Map, boundaries: gpd.GeoDataFrame, *, kind: Literal["townships", "districts"] =
-    "townships", lang: Lang | None = None, tolerance_m: float = 5.0,
+    "townships", lang: Lang | None = None, tolerance_m: float = 5.0, show: bool = True,
 ) -> folium.Map:
     """Draw township or district outlines with their names on hover."""
     if boundaries is None or len(boundaries) == 0:
@@ -612,18 +874,18 @@ def add_boundaries(
     tips = [_esc(v) for v in disp[name]] if name else None
     color = "#555555" if kind == "townships" else "#222222"
     weight = 1.2 if kind == "townships" else 2.5
-    group = _group(m, _t(lang, kind))
+    group = _group(m, _t(lang, kind), show=show)
     _geojson(group, disp, style={"color": color, "weight": weight, "fill": False,
                                  "dashArray": "4 3" if kind == "townships" else None},
              tips=tips)
-    _legend_add(m, kind, [(_swatch(color, kind="line"), _t(lang, kind))])
+    _legend_add(m, kind, [(_swatch(color, kind="line"), _t(lang, kind))], group)
     return m
 
 
 # ---------------------------------------------------------------- analysis layers
 def add_service_areas(
     m: folium.Map, service_areas: gpd.GeoDataFrame, *, lang: Lang | None = None,
-    tolerance_m: float = 10.0, dissolve: bool = True,
+    tolerance_m: float = 10.0, dissolve: bool = True, show: bool = True,
 ) -> folium.Map:
     """Draw the walking service areas, one toggleable group per threshold.
 
@@ -644,7 +906,7 @@ def add_service_areas(
     lang = _lang(m, lang)
     disp = _to_display(service_areas, coord_system=_opts(m)["coord_system"],
                        tolerance_m=tolerance_m)
-    items = []
+    items, groups = [], []
     minutes = sorted(disp["minutes"].dropna().unique())
     for i, minute in enumerate(reversed(minutes)):
         part = disp[disp["minutes"] == minute]
@@ -653,11 +915,12 @@ def add_service_areas(
             part = gpd.GeoDataFrame(geometry=[geom], crs=4326)
         color = MINUTE_COLORS[min(len(minutes) - 1 - i, len(MINUTE_COLORS) - 1)]
         label = _t(lang, "minutes_area", m=float(minute))
-        group = _group(m, f"{_t(lang, 'service_areas')}: {label}", show=True)
+        group = _group(m, f"{_t(lang, 'service_areas')}: {label}", show=show)
         _geojson(group, part, style={"color": color, "weight": 1, "fillColor": color,
                                      "fillOpacity": 0.18}, interactive=False)
         items.append((_swatch(color, opacity=0.35), label))
-    _legend_add(m, "service_areas", list(reversed(items)))
+        groups.append(group)
+    _legend_add(m, "service_areas", list(reversed(items)), list(reversed(groups)))
     return m
 
 
@@ -675,6 +938,7 @@ def time_bands(times: Any, circle_min: float) -> np.ndarray:
 def add_population_access(
     m: folium.Map, population_access: gpd.GeoDataFrame, *, time_column: str = "time_min_any",
     circle_min: float = 15.0, lang: Lang | None = None, tolerance_m: float = 5.0,
+    show: bool = True,
 ) -> folium.Map:
     """Draw demand units coloured by walking time to the nearest facility.
 
@@ -709,7 +973,7 @@ def add_population_access(
     def tips(idx: np.ndarray) -> dict[str, list[str]]:
         return {label: [values[i] for i in idx] for label, values in columns.items()}
 
-    group = _group(m, _t(lang, "demand"))
+    group = _group(m, _t(lang, "demand"), show=show)
     points = (disp.geom_type == "Point").to_numpy()
     labels = {"5": _t(lang, "band_5"), "10": _t(lang, "band_10"),
               "15": _t(lang, "band_15", m=circle_min),
@@ -728,13 +992,14 @@ def add_population_access(
                                                 "fillColor": color, "fillOpacity": 0.9},
                  fields=tips(idx), marker=folium.CircleMarker(radius=4))
         items.append((_swatch(color, opacity=0.8), labels[band]))
-    _legend_add(m, "demand", items)
+    _legend_add(m, "demand", items, group)
     return m
 
 
 def add_population(
     m: folium.Map, population: gpd.GeoDataFrame, *, column: str = "pop_60plus",
     estimated: bool = False, lang: Lang | None = None, tolerance_m: float = 5.0,
+    show: bool = True,
 ) -> folium.Map:
     """Draw population units shaded by ``column`` (five quantile classes).
 
@@ -759,7 +1024,7 @@ def add_population(
     label = _t(lang, "pop_60plus") if column == "pop_60plus" else column
     tips = [_rows(([(_t(lang, "name"), _esc(disp[name].iloc[k]))] if name else [])
                   + [(label + flag, _num(values[k]))]) for k in range(len(disp))]
-    group = _group(m, label + flag)
+    group = _group(m, label + flag, show=show)
     items = []
     bounds = [float(finite.min())] + [float(e) for e in edges] + [float(finite.max())]
     for c in range(len(edges) + 1):
@@ -772,13 +1037,13 @@ def add_population(
                  tips=[tips[i] for i in idx])
         items.append((_swatch(color, opacity=0.9),
                       f"{_num(bounds[c])}–{_num(bounds[min(c + 1, len(bounds) - 1)])}"))
-    _legend_add(m, "population", [("", label + flag)] + items)
+    _legend_add(m, "population", [("", label + flag)] + items, group)
     return m
 
 
 def add_blind_spots(
     m: folium.Map, blind_spots: gpd.GeoDataFrame, *, lang: Lang | None = None,
-    tolerance_m: float = 5.0,
+    tolerance_m: float = 5.0, show: bool = True,
 ) -> folium.Map:
     """Draw the gap areas of uncovered older residents (``pop_60plus``, ``n_units``)."""
     if blind_spots is None or len(blind_spots) == 0:
@@ -793,11 +1058,11 @@ def add_blind_spots(
         if "n_units" in disp:
             pairs.append((_t(lang, "units"), _num(row["n_units"])))
         tips.append(_rows(pairs))
-    group = _group(m, _t(lang, "blind_spots"))
-    _geojson(group, disp, style={"color": BLIND_SPOT_COLOR, "weight": 2, "dashArray": "5 4",
-                                 "fillColor": BLIND_SPOT_COLOR, "fillOpacity": 0.25}, tips=tips)
-    _legend_add(m, "blind_spots", [(_swatch(BLIND_SPOT_COLOR, opacity=0.4),
-                                    _t(lang, "blind_spots"))])
+    group = _group(m, _t(lang, "blind_spots"), show=show)
+    _geojson(group, disp, style={"color": BLIND_SPOT_COLOR, "weight": 2.5, "dashArray": "6 4",
+                                 "fillColor": BLIND_SPOT_COLOR, "fillOpacity": 0.3}, tips=tips)
+    _legend_add(m, "blind_spots", [(_swatch(BLIND_SPOT_COLOR, opacity=0.5),
+                                    _t(lang, "blind_spots"))], group)
     return m
 
 
@@ -810,6 +1075,7 @@ def _point_layer(disp: Any) -> Any:
 
 def add_facilities(
     m: folium.Map, facilities: gpd.GeoDataFrame, *, lang: Lang | None = None,
+    show: bool = True,
 ) -> folium.Map:
     """Draw existing facilities, one group and one symbol per tier."""
     import folium
@@ -820,7 +1086,7 @@ def add_facilities(
     disp = _point_layer(_to_display(facilities, coord_system=_opts(m)["coord_system"],
                                     tolerance_m=0))
     tiers = disp["tier"].astype(str) if "tier" in disp else None
-    items = []
+    items, groups = [], []
     order = list(TIERS) + sorted(set(tiers) - set(TIERS)) if tiers is not None else ["other"]
     for tier in order:
         part = disp if tiers is None else disp[tiers == tier]
@@ -837,16 +1103,17 @@ def add_facilities(
         size = 12 if tier != "community_station" else 10
         icon = folium.DivIcon(html=_symbol(shape, color, size), icon_size=(size, size),
                               icon_anchor=(size // 2, size // 2), class_name="planner-icon")
-        group = _group(m, f"{_t(lang, 'facilities')}: {label}")
+        group = _group(m, f"{_t(lang, 'facilities')}: {label}", show=show)
         _geojson(group, part, style={}, tips=tips, marker=folium.Marker(icon=icon))
         items.append((_symbol(shape, color, 12), label))
-    _legend_add(m, "facilities", items)
+        groups.append(group)
+    _legend_add(m, "facilities", items, groups)
     return m
 
 
 def add_proposed_sites(
     m: folium.Map, proposed_sites: gpd.GeoDataFrame, *, total_pop_60plus: float | None = None,
-    lang: Lang | None = None,
+    lang: Lang | None = None, show: bool = True,
 ) -> folium.Map:
     """Draw proposed sites as stars with a popup.
 
@@ -883,10 +1150,11 @@ def add_proposed_sites(
     icon = folium.DivIcon(html=f'<span class="planner-sym star" style="--c:{PROPOSED_COLOR}">'
                                "★</span>", icon_size=(22, 22), icon_anchor=(11, 11),
                           class_name="planner-icon")
-    group = _group(m, _t(lang, "proposed"))
+    group = _group(m, _t(lang, "proposed"), show=show)
     _geojson(group, disp, style={}, tips=tips, popups=popups, marker=folium.Marker(icon=icon))
     _legend_add(m, "proposed", [(f'<span class="sw" style="color:{PROPOSED_COLOR};'
-                                 'text-shadow:0 0 2px #000">★</span>', _t(lang, "proposed"))])
+                                 'text-shadow:0 0 2px #000">★</span>', _t(lang, "proposed"))],
+                group)
     return m
 
 
@@ -937,7 +1205,7 @@ def township_status(
 
 def add_township_norms(
     m: folium.Map, township_norms: gpd.GeoDataFrame, *, norm_checks: pd.DataFrame | None = None,
-    lang: Lang | None = None, tolerance_m: float = 5.0,
+    lang: Lang | None = None, tolerance_m: float = 5.0, show: bool = True,
 ) -> folium.Map:
     """Colour township boundaries by norm status, with failing clauses on hover."""
     if township_norms is None or len(township_norms) == 0:
@@ -963,18 +1231,18 @@ def add_township_norms(
         if statuses[k] == "pass":
             lines.append(_esc(_t(lang, "all_pass")))
         tips.append("<br>".join(lines))
-    group = _group(m, _t(lang, "norms"))
+    group = _group(m, _t(lang, "norms"), show=show)
     items = []
     for status in ("pass", "fail", "not_assessable"):
         idx = [i for i, s in enumerate(statuses) if s == status]
         if not idx:
             continue
         color = STATUS_COLORS[status]
-        _geojson(group, disp.iloc[idx], style={"color": color, "weight": 2, "fillColor": color,
-                                                "fillOpacity": 0.15},
+        _geojson(group, disp.iloc[idx], style={"color": color, "weight": 3, "fillColor": color,
+                                                "fillOpacity": 0.12},
                  tips=[tips[i] for i in idx])
-        items.append((_swatch(color, opacity=0.35), _t(lang, status)))
-    _legend_add(m, "norms", items)
+        items.append((_swatch(color, kind="outline"), _t(lang, status)))
+    _legend_add(m, "norms", items, group)
     return m
 
 
@@ -1009,14 +1277,28 @@ class _Scale(MacroElement):
 
 
 class _Legend(MacroElement):
-    """A Leaflet control holding the legend's (already escaped) HTML."""
+    """A Leaflet control holding the legend's (already escaped) HTML.
+
+    Entries with ``data-layers`` (the JS names of their layer groups) are
+    shown only while one of those groups is on the map: the legend follows
+    the layer control.
+    """
 
     _template = Template(
         "{% macro script(this, kwargs) %}"
-        "(function(){var c = L.control({position: {{ this.position|tojson }}});"
+        "(function(){var map = {{ this._parent.get_name() }};"
+        "var c = L.control({position: {{ this.position|tojson }}});"
         "c.onAdd = function(){var d = L.DomUtil.create('div', 'planner-legend');"
         "d.innerHTML = {{ this.html|tojson }}; L.DomEvent.disableScrollPropagation(d);"
-        "return d;}; c.addTo({{ this._parent.get_name() }});})();"
+        "return d;}; c.addTo(map);"
+        "var d = c.getContainer();"
+        "function sync(){var any = false;"
+        "d.querySelectorAll('[data-layers]').forEach(function(e){"
+        "var on = e.getAttribute('data-layers').split(' ').some(function(n){"
+        "return window[n] && map.hasLayer(window[n]);});"
+        "e.style.display = on ? '' : 'none'; any = any || on;});"
+        "d.style.display = any ? '' : 'none';}"
+        "map.on('overlayadd overlayremove layeradd layerremove', sync); sync();})();"
         "{% endmacro %}")
 
     def __init__(self, html_text: str, position: str) -> None:
@@ -1049,18 +1331,69 @@ def add_legend(m: folium.Map, *, lang: Lang | None = None,
              "townships", "districts", "roads", "water", "parks"]
     parts = [f"<h4>{_esc(_t(lang, 'legend'))}</h4>"]
     for key in sorted(sections, key=lambda k: order.index(k) if k in order else 99):
-        for swatch, label in sections[key]:
-            parts.append(f"<div>{swatch}{_esc(label)}</div>")
+        entries = sections[key]
+        # an entry without a swatch heads its section: it shows with the section's layers
+        names = " ".join(sorted({n for _, _, n in entries if n}))
+        for swatch, label, name in entries:
+            layers = name or names
+            attr = f' data-layers="{_esc(layers)}"' if layers else ""
+            parts.append(f"<div{attr}>{swatch}{_esc(label)}</div>")
     el = _Legend("".join(parts), position)
     m.add_child(el)
     return m
 
 
-def finish(m: folium.Map, *, lang: Lang | None = None, osm_credit: bool = False) -> folium.Map:
-    """Add the layer control, the legend and (when OSM data is used) the ODbL credit."""
+class _Title(MacroElement):
+    """The map's title in a box at the top centre."""
+
+    _template = Template(
+        "{% macro script(this, kwargs) %}"
+        "(function(){var c = L.control({position: 'topright'});"
+        "c.onAdd = function(){var d = L.DomUtil.create('div', 'planner-title');"
+        "d.textContent = {{ this.text|tojson }}; return d;};"
+        "c.addTo({{ this._parent.get_name() }});})();"
+        "{% endmacro %}")
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self._name = "PlannerTitle"
+        self.text = text
+
+
+def add_title(m: folium.Map, title: str) -> folium.Map:
+    """A title on the map (top right, above the layer control) and as the page's ``<title>``."""
+    m.get_root().title = html.escape(title)
+    m.add_child(_Title(title))  # set as textContent: never parsed as HTML
+    return m
+
+
+def add_labels(m: folium.Map, areas: gpd.GeoDataFrame, *, column: str = "name",
+               tolerance_m: float = 5.0) -> folium.Map:
+    """Names of areas (townships) at a point inside each, always shown (not a layer to
+    switch off: they are what a reader finds the map by)."""
     import folium
 
-    folium.LayerControl(collapsed=False).add_to(m)
+    if areas is None or len(areas) == 0 or column not in areas:
+        return m
+    disp = _to_display(areas, coord_system=_opts(m)["coord_system"], tolerance_m=tolerance_m)
+    pts = disp.geometry.representative_point()
+    for (x, y), name in zip(zip(pts.x, pts.y), disp[column]):
+        text = _text_or_empty(name)
+        if not text:
+            continue
+        icon = folium.DivIcon(html=f"<span>{_esc(text)}</span>", icon_size=(0, 0),
+                              class_name="planner-label")
+        folium.Marker([y, x], icon=icon, interactive=False).add_to(m)
+    return m
+
+
+def finish(m: folium.Map, *, lang: Lang | None = None, osm_credit: bool = False,
+           collapsed: bool = True) -> folium.Map:
+    """Add the layer control (collapsed: a button, opened on hover), the legend (it
+    follows the layers switched on) and (when OSM data is used) the ODbL credit."""
+    import folium
+
+    folium.LayerControl(collapsed=collapsed).add_to(m)
     add_legend(m, lang=lang)
     if osm_credit:
         add_credit(m, OSM_CREDIT)
@@ -1111,7 +1444,9 @@ def iframe_of(page: str, *, height_px: int = 600, title: str = "map") -> str:
 
 
 # ---------------------------------------------------------------- from a run
-def _total_bounds(layers: dict[str, Any]) -> tuple[float, float, float, float] | None:
+def total_bounds(layers: dict[str, Any]) -> tuple[float, float, float, float] | None:
+    """The WGS-84 (lon/lat) box of the analysed area (population first, then roads,
+    townships, facilities, districts): what the web map opens on."""
     # the analysed area first: boundary layers often cover a whole city around it
     for key in ("population_access", "population", "network_edges", "townships", "facilities",
                 "districts"):
@@ -1146,32 +1481,45 @@ def web_map(study: Study, *, lang: Lang | None = None) -> folium.Map:
     style = study.map_style
     layers = study.layers
     tables = study.tables
-    m = base_map(bounds=_total_bounds(layers), tiles=style.tiles,
+    m = base_map(bounds=total_bounds(layers), tiles=style.tiles,
                  tiles_coord_system=style.tiles_coord_system,
-                 tiles_attribution=style.tiles_attribution, lang=lang)
+                 tiles_attribution=style.tiles_attribution, tiles_key=style.tiles_key,
+                 tiles_max_zoom=style.tiles_max_zoom, lang=lang)
     tol = float(style.simplify_m)
-    add_water(m, layers.get("water"), tolerance_m=tol)
-    add_parks(m, layers.get("parks"), tolerance_m=tol)
-    add_roads(m, layers.get("network_edges"), tolerance_m=tol)
-    add_service_areas(m, layers.get("service_areas"), tolerance_m=tol)
+    # at start: coverage, facilities and proposed sites; the rest in the layer control
+    add_water(m, layers.get("water"), tolerance_m=tol, show=False)
+    add_parks(m, layers.get("parks"), tolerance_m=tol, show=False)
+    add_roads(m, layers.get("network_edges"), tolerance_m=tol, show=False)
+    add_service_areas(m, layers.get("service_areas"), tolerance_m=tol, show=False)
+    towns = layers.get("township_norms", layers.get("townships"))
     if layers.get("township_norms") is not None:
         add_township_norms(m, layers["township_norms"], norm_checks=tables.get("norm_checks"),
-                           tolerance_m=tol)
+                           tolerance_m=tol, show=False)
     else:
-        add_boundaries(m, layers.get("townships"), kind="townships", tolerance_m=tol)
-    add_boundaries(m, layers.get("districts"), kind="districts", tolerance_m=tol)
+        add_boundaries(m, layers.get("townships"), kind="townships", tolerance_m=tol,
+                       show=False)
+    add_boundaries(m, layers.get("districts"), kind="districts", tolerance_m=tol, show=False)
     pa = layers.get("population_access")
     if pa is not None and "time_min_any" in pa:
         add_population_access(m, pa, circle_min=study.circle_min, tolerance_m=tol)
     elif layers.get("population") is not None:
         add_population(m, layers["population"], estimated=study.estimated("population"),
                        tolerance_m=tol)
-    add_blind_spots(m, layers.get("blind_spots"), tolerance_m=tol)
+    add_blind_spots(m, layers.get("blind_spots"), tolerance_m=tol, show=False)
     add_facilities(m, _used(layers.get("facilities")))
     total = None
     pop = layers.get("population_access", layers.get("population"))
     if pop is not None and "pop_60plus" in pop:
         total = float(pop["pop_60plus"].sum())
     add_proposed_sites(m, layers.get("proposed_sites"), total_pop_60plus=total)
+    add_labels(m, towns, tolerance_m=tol)
+    add_title(m, map_title(study, lang=lang))
     finish(m, osm_credit=study.osm_data)
     return m
+
+
+def map_title(study: Study, *, lang: Lang | None = None) -> str:
+    """The web map's title: the study's name and its care circle."""
+    lang = lang or study.lang
+    circle = _t(lang, "title", m=float(study.circle_min))
+    return f"{study.name} · {circle}" if study.name else circle

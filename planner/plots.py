@@ -26,13 +26,18 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from planner._errors import PlannerWarning
 from planner._schema import TIER_LABELS, TIERS
 from planner.checks import in_use
+from planner.maps import BAND_COLORS as _M_BANDS
+from planner.maps import BLIND_SPOT_COLOR as _M_BLIND
+from planner.maps import STATUS_COLORS as _M_STATUS
 from planner.study import Study
 
-__all__ = ["BAND_COLORS", "NO_CJK_FONT_ENV", "STATUS_COLORS", "TEXT", "add_credit", "add_north_arrow",
+__all__ = ["BAND_COLORS", "NO_CJK_FONT_ENV", "STATUS_COLORS", "TEXT", "MapFigure", "add_credit", "add_margin",
+           "crs_text", "margin_lines", "add_north_arrow",
            "add_scale_bar", "after_times", "before_after_map", "cjk_font", "coverage_map",
            "font_path", "norm_status_map", "population_map", "print_maps", "save_figure"]
 
@@ -59,6 +64,9 @@ TEXT = {
         "credit": "制图：planner", "osm": "道路数据 © OpenStreetMap contributors (ODbL)",
         "population": "60岁及以上人口分布", "estimated": "估算",
         "before_colours": "（居住单元仍按规划前步行时间着色）",
+        "unit": "编制单位：{v}", "date": "制图日期：{v}", "crs": "坐标系：{v}",
+        "source": "数据来源：{v}", "failed": "未达标规则", "water": "水系",
+        "none": "无相关规则",
     },
     "en": {
         "coverage": "15-minute care-circle coverage",
@@ -72,16 +80,39 @@ TEXT = {
         "credit": "Map: planner", "osm": "Roads © OpenStreetMap contributors (ODbL)",
         "population": "Residents aged 60+", "estimated": "estimated",
         "before_colours": "(units still coloured by their walk before the proposals)",
+        "unit": "Mapped by: {v}", "date": "Date: {v}", "crs": "Coordinate system: {v}",
+        "source": "Data: {v}", "failed": "Rules failed", "water": "Water",
+        "none": "no rule applies",
     },
 }
 
-BAND_COLORS = {"5": "#1a9850", "10": "#91cf60", "15": "#fee08b", "over": "#fc8d59",
-               "unreachable": "#b2182b"}
-STATUS_COLORS = {"pass": "#4daf4a", "fail": "#e41a1c", "not_assessable": "#bdbdbd"}
-TIER_MARKERS = {"district_home": ("s", "#6a3d9a"), "township_centre": ("^", "#e31a1c"),
-                "community_station": ("o", "#1f78b4"), "rural_point": ("D", "#33a02c"),
+# The web map's colours (planner.maps: colour-blind safe), so both read alike.
+BAND_COLORS = dict(_M_BANDS)
+STATUS_COLORS = dict(_M_STATUS)
+BLIND_SPOT_COLOR = _M_BLIND
+TIER_MARKERS = {"district_home": ("s", "#332288"), "township_centre": ("^", "#882255"),
+                "community_station": ("o", "#117733"), "rural_point": ("D", "#999933"),
                 "other": ("o", "#777777")}
-PROPOSED = ("*", "#ff9900")
+PROPOSED = ("*", "#f0e442")
+ROAD_COLOR = "#8c8c8c"
+WATER_COLOR = "#a6cee3"
+
+
+class MapFigure(Figure):
+    """A matplotlib `Figure` that shows itself in Jupyter as a PNG.
+
+    The maps are made without pyplot (no global state, no GUI backend), so
+    IPython only shows ``<Figure size ...>`` for a plain `Figure` unless
+    ``%matplotlib inline`` is on; this one has ``_repr_png_`` (100 dpi, so
+    notebooks stay small) and displays inline either way.
+    """
+
+    def _repr_png_(self) -> bytes:
+        import io
+
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", dpi=100, bbox_inches="tight", pad_inches=0.1)
+        return buf.getvalue()
 
 
 # ---------------------------------------------------------------- fonts
@@ -163,7 +194,8 @@ def font_path(family: str) -> str:
 
 def _resolve_lang(lang: Lang) -> tuple[str, dict[str, Any]]:
     """Language actually usable and the rcParams for it (English if no CJK font)."""
-    rc: dict[str, Any] = {"axes.unicode_minus": False, "svg.fonttype": "path"}
+    # SVG text stays text (editable in Illustrator/Inkscape, searchable), not glyph paths
+    rc: dict[str, Any] = {"axes.unicode_minus": False, "svg.fonttype": "none"}
     if lang != "zh":
         return "en", rc
     family = cjk_font()
@@ -246,6 +278,40 @@ def _credit_text(study: Study | None, lang: str) -> str:
     return " · ".join(parts)
 
 
+def crs_text(crs: Any) -> str:
+    """A coordinate system as a map's margin names it: its name and EPSG code."""
+    import pyproj
+
+    if crs is None:
+        return "?"
+    crs = pyproj.CRS.from_user_input(crs)
+    code = crs.to_epsg()
+    return f"{crs.name} (EPSG:{code})" if code else crs.name
+
+
+def margin_lines(study: Study, lang: str, *, crs: Any = None) -> list[str]:
+    """The margin note of a print map: mapping unit and date, coordinate system, data sources."""
+    import time
+
+    unit = study.mapping_unit if _label_ok(study.mapping_unit, lang) else ""
+    unit = unit or "planner"
+    sources = [s for s in study.data_sources if _label_ok(s, lang)]
+    if study.osm_data and not any("OpenStreetMap" in s for s in sources):
+        sources.append("© OpenStreetMap contributors (ODbL)")
+    first = " · ".join([_t(lang, "unit", v=unit), _t(lang, "date", v=time.strftime("%Y-%m-%d"))])
+    second = _t(lang, "crs", v=crs_text(crs if crs is not None else study.crs))
+    lines = [f"{first} · {second}"]
+    if sources:
+        lines.append(_t(lang, "source", v="; ".join(sources)))
+    return lines
+
+
+def add_margin(fig: Any, study: Study, lang: str, *, crs: Any = None) -> None:
+    """Write the margin note under the map(s), across the figure's width."""
+    fig.text(0.01, 0.002, "\n".join(margin_lines(study, lang, crs=crs)), ha="left",
+             va="bottom", fontsize=6.5, color="#333333", parse_math=False, wrap=True)
+
+
 # ---------------------------------------------------------------- drawing helpers
 def _metric(gdf: Any, crs: Any) -> Any:
     if gdf is None or len(gdf) == 0 or gdf.crs is None:
@@ -260,17 +326,24 @@ def _frame_crs(layers: dict[str, Any]) -> Any:
     return None
 
 
-def _draw_base(ax: Any, layers: dict[str, Any], crs: Any, lang: str) -> list:
+def _draw_base(ax: Any, layers: dict[str, Any], crs: Any, lang: str, *,
+               over_fills: bool = False) -> list:
+    """Water and roads; ``over_fills`` draws them above area fills (the norm map) so
+    they stay visible through the colours."""
     from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     handles = []
+    z = 4 if over_fills else 1
     water = _metric(layers.get("water"), crs)
     if water is not None:
-        water.plot(ax=ax, color="#c6dbef", edgecolor="#9ecae1", linewidth=0.3, zorder=1)
+        water.plot(ax=ax, color=WATER_COLOR, edgecolor="#6baed6", linewidth=0.3, zorder=z,
+                   alpha=0.9)
+        handles.append(Patch(facecolor=WATER_COLOR, edgecolor="#6baed6", label=_t(lang, "water")))
     edges = _metric(layers.get("network_edges"), crs)
     if edges is not None:
-        edges.plot(ax=ax, color="#bdbdbd", linewidth=0.4, zorder=2)
-        handles.append(Line2D([], [], color="#bdbdbd", lw=1, label=_t(lang, "roads")))
+        edges.plot(ax=ax, color=ROAD_COLOR, linewidth=0.4, zorder=z + 1)
+        handles.append(Line2D([], [], color=ROAD_COLOR, lw=1, label=_t(lang, "roads")))
     return handles
 
 
@@ -281,7 +354,25 @@ def _draw_townships(ax: Any, layers: dict[str, Any], crs: Any, lang: str) -> lis
     if towns is None:
         return []
     towns.boundary.plot(ax=ax, color="#555555", linewidth=0.8, linestyle="--", zorder=6)
+    _draw_labels(ax, towns, lang)
     return [Line2D([], [], color="#555555", lw=0.8, ls="--", label=_t(lang, "townships"))]
+
+
+def _draw_labels(ax: Any, towns: Any, lang: str, *, extra: list[str] | None = None) -> None:
+    """Township names at a point inside each (with a white halo), ``extra`` lines below."""
+    from matplotlib import patheffects
+
+    if towns is None or "name" not in towns:
+        return
+    halo = patheffects.withStroke(linewidth=2.2, foreground="white")
+    pts = towns.geometry.representative_point()
+    for k, (x, y, name) in enumerate(zip(pts.x, pts.y, towns["name"].astype(str))):
+        if not _label_ok(name, lang):
+            continue
+        text = name + (f"\n{extra[k]}" if extra and extra[k] else "")
+        # parse_math=False: a "$" in a user's name is text, not TeX
+        ax.text(x, y, text, ha="center", va="center", fontsize=7.5, fontweight="bold",
+                zorder=12, parse_math=False, path_effects=[halo], color="#222222")
 
 
 def _draw_demand(ax: Any, pa: Any, crs: Any, lang: str, circle: float,
@@ -320,9 +411,9 @@ def _draw_blind(ax: Any, blind: Any, crs: Any, lang: str) -> list:
     blind = _metric(blind, crs)
     if blind is None:
         return []
-    blind.plot(ax=ax, facecolor="none", edgecolor="#b2182b", hatch="///", linewidth=1.0,
-               zorder=5)
-    return [Patch(facecolor="none", edgecolor="#b2182b", hatch="///",
+    blind.plot(ax=ax, facecolor="none", edgecolor=BLIND_SPOT_COLOR, hatch="///", linewidth=1.0,
+               linestyle="--", zorder=5)
+    return [Patch(facecolor="none", edgecolor=BLIND_SPOT_COLOR, hatch="///",
                   label=_t(lang, "blind_spots"))]
 
 
@@ -382,9 +473,7 @@ def _layers_of(study: Study) -> tuple[dict[str, Any], Any, float]:
 
 
 def _figure(ncols: int = 1) -> tuple[Any, Any]:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(8.27 * (1.0 if ncols == 1 else 1.6), 8.27 if ncols == 1 else 6.0),
+    fig = MapFigure(figsize=(8.27 * (1.0 if ncols == 1 else 1.6), 8.27 if ncols == 1 else 6.0),
                  layout="constrained")
     axes = fig.subplots(1, ncols)
     return fig, axes
@@ -420,6 +509,7 @@ def coverage_map(study: Study, *, lang: Lang | None = None) -> Any:
         handles += _draw_facilities(ax, layers.get("facilities"), crs, lang)
         ax.set_title(_t(lang, "coverage_m", m=circle), fontsize=13)
         _finish_axes(ax, handles, lang, _credit_text(study, lang))
+        add_margin(fig, study, lang, crs=crs)
     return fig
 
 
@@ -503,11 +593,36 @@ def before_after_map(study: Study, *, lang: Lang | None = None) -> Any:
             ax1.text(0.5, -0.02, " · ".join(notes), transform=ax1.transAxes, ha="center",
                      va="top", fontsize=9)
         fig.suptitle(_t(lang, "coverage_m", m=circle), fontsize=13)
+        add_margin(fig, study, lang, crs=crs)
     return fig
 
 
+def _failed_rules(towns: Any, checks: Any, lang: str) -> list[list[str]]:
+    """Per township: the titles of the rules that fail there (each once)."""
+    import re
+
+    from planner.maps import township_status
+
+    if "failed_rules" in towns:  # the norms step's township layer: sub-units included
+        return [[t for t in re.split(r"；|; ", str(v)) if t] if isinstance(v, str) else []
+                for v in towns["failed_rules"]]
+    _, failing = township_status(towns, checks)
+    return [list(dict.fromkeys(str(r.get("title", r.get("rule_id"))) for r in rows
+                               if r.get("status") == "fail")) for rows in failing]
+
+
+def _circled(k: int, lang: str = "zh") -> str:
+    """1 → ①, ... 20 → ⑳, then (21); "(1)" in the English fallback (fonts without ①)."""
+    return chr(0x2460 + k - 1) if 1 <= k <= 20 and lang == "zh" else f"({k})"
+
+
 def norm_status_map(study: Study, *, lang: Lang | None = None) -> Any:
-    """Townships coloured by norm status (pass / fail / not assessable), named."""
+    """Townships by norm status, each labelled with the numbers of the rules it fails.
+
+    The fills are light and the water and roads are drawn over them, so the
+    map still reads as a map; the status is also the outline's colour.  A
+    panel beside the map lists the failing rules by number.
+    """
     import matplotlib
     from matplotlib.patches import Patch
 
@@ -518,29 +633,40 @@ def norm_status_map(study: Study, *, lang: Lang | None = None) -> Any:
     towns = _metric(layers.get("township_norms", layers.get("townships")), crs)
     with matplotlib.rc_context(rc):
         fig, ax = _figure()
-        handles = _draw_base(ax, layers, crs, lang)
+        handles = []
+        failed: list[list[str]] = []
         if towns is not None:
-            status, _ = township_status(towns, study.tables.get("norm_checks"))
-            colors = [STATUS_COLORS.get(s, "#bdbdbd") for s in status]
-            towns.plot(ax=ax, color=colors, edgecolor="#333333", linewidth=0.8, alpha=0.75,
-                       zorder=3)
-            if "name" in towns:
-                from matplotlib import patheffects
-
-                halo = patheffects.withStroke(linewidth=2, foreground="white")
-                pts = towns.geometry.representative_point()
-                for x, y, name in zip(pts.x, pts.y, towns["name"].astype(str)):
-                    if _label_ok(name, lang):
-                        # parse_math=False: a "$" in a user's name is text, not TeX
-                        ax.text(x, y, name, ha="center", va="center", fontsize=7, zorder=12,
-                                parse_math=False, path_effects=[halo])
-            for s in ("pass", "fail", "not_assessable"):
-                if s in status:
-                    handles.append(Patch(facecolor=STATUS_COLORS[s], edgecolor="#333333",
-                                         label=_t(lang, s)))
+            checks = study.tables.get("norm_checks")
+            status = (list(towns["norm_status"]) if "norm_status" in towns
+                      else township_status(towns, checks)[0])
+            colors = [STATUS_COLORS.get(st, "#dddddd") for st in status]
+            towns.plot(ax=ax, color=colors, alpha=0.35, edgecolor="none", zorder=0.5)
+            towns.boundary.plot(ax=ax, color=colors, linewidth=2.2, zorder=3)
+            failed = _failed_rules(towns, checks, lang)
+            for st in ("pass", "fail", "not_assessable"):
+                if st in status:
+                    handles.append(Patch(facecolor=STATUS_COLORS[st], alpha=0.6,
+                                         edgecolor=STATUS_COLORS[st], lw=2, label=_t(lang, st)))
+        handles = _draw_base(ax, layers, crs, lang, over_fills=True) + handles
+        numbers: dict[str, int] = {}
+        for titles in failed:
+            for t in titles:
+                numbers.setdefault(t, len(numbers) + 1)
+        marks = ["".join(_circled(k, lang) for k in sorted(numbers[t] for t in titles))
+                 for titles in failed]
+        if towns is not None:
+            _draw_labels(ax, towns, lang, extra=marks)
         handles += _draw_facilities(ax, layers.get("facilities"), crs, lang)
         ax.set_title(_t(lang, "norms"), fontsize=13)
         _finish_axes(ax, handles, lang, _credit_text(study, lang))
+        if numbers:
+            lines = [_t(lang, "failed")] + [
+                f"{_circled(k, lang)} {t if _label_ok(t, lang) else '(see the report)'}"
+                for t, k in numbers.items()]
+            ax.text(1.02, 0.0, "\n".join(lines), transform=ax.transAxes, ha="left",
+                    va="bottom", fontsize=6.5, parse_math=False, linespacing=1.4,
+                    bbox={"facecolor": "white", "edgecolor": "#999999", "pad": 3})
+        add_margin(fig, study, lang, crs=crs)
     return fig
 
 
@@ -578,15 +704,21 @@ def population_map(study: Study, *, column: str = "pop_60plus", lang: Lang | Non
         handles += _draw_facilities(ax, layers.get("facilities"), crs, lang)
         ax.set_title(_t(lang, "population") + flag, fontsize=13)
         _finish_axes(ax, handles, lang, _credit_text(study, lang))
+        add_margin(fig, study, lang, crs=crs)
     return fig
 
 
 # ---------------------------------------------------------------- saving
 def save_figure(fig: Any, path: str | Path, *, dpi: int = 300) -> Path:
-    """Save a figure; the format follows the suffix (.png at ``dpi``, .svg vector)."""
+    """Save a figure; the format follows the suffix (.png at ``dpi``, .svg vector with its
+    text kept as text: the fonts must be installed where the SVG is opened)."""
+    import matplotlib
+
     path = Path(path)
-    fig.savefig(path, dpi=dpi, format=path.suffix.lstrip(".") or "png", bbox_inches="tight",
-                pad_inches=0.15, metadata=None)
+    # SVG text as <text> (editable; fonts named, not outlined): rc at save time counts
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        fig.savefig(path, dpi=dpi, format=path.suffix.lstrip(".") or "png",
+                    bbox_inches="tight", pad_inches=0.15, metadata=None)
     return path
 
 

@@ -24,14 +24,20 @@ class MapStyle:
     """How the web map looks.
 
     ``tiles`` is ``None`` for a map without base tiles (works offline), or
-    an XYZ URL template / xyzservices name; ``tiles_coord_system`` the datum
-    of those tiles (the data is shifted to match); ``simplify_m`` the
-    simplification tolerance of drawn polygons and lines (m).
+    a named base map (``amap``, ``tianditu``), an XYZ URL template (a
+    relative one for tiles beside the page) or an xyzservices name;
+    ``tiles_coord_system`` the datum of those tiles (``None``: the source's
+    own; the data is shifted to match); ``tiles_key`` the key a named base
+    map needs (Tianditu's ``tk``); ``tiles_max_zoom`` the deepest zoom of
+    local tiles; ``simplify_m`` the simplification tolerance of drawn
+    polygons and lines (m).
     """
 
     tiles: str | None = None
-    tiles_coord_system: Literal["wgs84", "gcj02", "bd09"] = "wgs84"
+    tiles_coord_system: Literal["wgs84", "gcj02", "bd09"] | None = None
     tiles_attribution: str | None = None
+    tiles_key: str | None = None
+    tiles_max_zoom: int | None = None
     simplify_m: float = D.MAP_SIMPLIFY_M
 
 
@@ -78,6 +84,16 @@ class Study:
         `planner.locate.propose_sites` returns it; ``None`` when unknown.
     map_style
         How the web map looks.
+    coordinates
+        The datum of longitudes/latitudes written into tables and reports:
+        ``"wgs84"`` (default), ``"gcj02"`` (as AMap/Tencent show them) or
+        ``"cgcs2000"`` (EPSG:4490); every such column names its datum.
+    mapping_unit
+        Who made the maps (编制单位), printed in each print map's margin
+        with the date, the coordinate system and ``data_sources``.
+    data_sources
+        The data the maps are drawn from (file names, "© OpenStreetMap
+        contributors (ODbL)" ...), for the margin.
     """
 
     layers: dict[str, Any] = field(default_factory=dict)
@@ -89,6 +105,9 @@ class Study:
     osm_data: bool = False
     time_min_after: np.ndarray | None = None
     map_style: MapStyle = field(default_factory=MapStyle)
+    coordinates: Literal["wgs84", "gcj02", "cgcs2000"] = "wgs84"
+    mapping_unit: str = ""
+    data_sources: list[str] = field(default_factory=list)
 
     def estimated(self, layer: str) -> bool:
         """Whether ``tables["demand_columns"]`` marks columns of ``layer`` as estimates."""

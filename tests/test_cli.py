@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -126,8 +127,8 @@ def test_run_prints_progress_and_steps(study, monkeypatch):
     fake_steps(monkeypatch, a=lambda r: None, b=lambda r: "no `b:` section")
     res = invoke("run", study / "scenarios" / "s.yaml")
     assert res.exit_code == 0
-    assert "  · a …" in res.output and "  · b …" in res.output
-    assert "skipped" in res.output and "no `b:` section" in res.output
+    assert re.search(r"  ✓ a +完成 +\d+\.\d\d 秒", res.output)  # a line as each step ends
+    assert re.search(r"  – b +跳过 +\d+\.\d\d 秒  \(no `b:` section\)", res.output)
     assert "nothing written" in res.output
 
 

@@ -162,7 +162,7 @@ def test_demand_units_split_into_time_bands():
                     for g in _geojsons(m))
     expected = sorted((maps.BAND_COLORS[b], 1) for b in ("5", "10", "over", "unreachable"))
     assert colors == expected
-    labels = [label for _, label in m.planner_opts["legend"]["demand"]]
+    labels = [label for _, label, _ in m.planner_opts["legend"]["demand"]]
     assert labels == ["≤ 5 min", "5–10 min", "> 15 min", "Unreachable"]
 
 
@@ -221,8 +221,14 @@ def test_gcj02_tiles_shift_our_data():
 
 
 def test_tile_errors_say_how_to_fix():
-    with pytest.raises(OutputError, match="bd09"):
+    with pytest.raises(OutputError, match="Baidu tiles"):
         maps.base_map(tiles="https://a/{z}/{x}/{y}", tiles_coord_system="bd09")
+    with pytest.raises(OutputError, match="Baidu tiles"):  # known by its host
+        maps.base_map(tiles="https://maponline0.bdimg.com/tile/?x={x}&y={y}&z={z}")
+    with pytest.raises(OutputError, match="tiles_key"):
+        maps.base_map(tiles="tianditu")
+    with pytest.raises(OutputError, match="GCJ-02, but tiles_coord_system is 'wgs84'"):
+        maps.base_map(tiles="amap", tiles_coord_system="wgs84")
     with pytest.raises(OutputError, match="XYZ URL template"):
         maps.base_map(tiles="NoSuchProvider.Anything")
     m = maps.base_map(tiles="OpenStreetMap.Mapnik")
@@ -288,7 +294,7 @@ def test_facility_tiers_get_distinct_symbols():
     maps.add_facilities(m, make_result().layers["facilities"])
     icons = [g.marker.icon.options["html"] for g in _geojsons(m)]
     assert len(icons) == 3 and len(set(icons)) == 3
-    assert [label for _, label in m.planner_opts["legend"]["facilities"]] == [
+    assert [label for _, label, _ in m.planner_opts["legend"]["facilities"]] == [
         "区县养老院", "街镇综合养老服务中心", "社区养老服务站"]
 
 
@@ -358,7 +364,7 @@ def test_population_choropleth_quantile_classes_and_estimate_flag():
     assert [len(g.data["features"]) for g in layers] == [1] * 5
     assert len({g.style_function({})["fillColor"] for g in layers}) == 5
     assert "60岁及以上人口 (估算)" in layers[0].data["features"][0]["properties"]["tip"]
-    labels = [label for _, label in m.planner_opts["legend"]["population"]]
+    labels = [label for _, label, _ in m.planner_opts["legend"]["population"]]
     assert labels[0] == "60岁及以上人口 (估算)" and labels[1] == "10–18"
 
 
@@ -385,3 +391,189 @@ def test_online_plugin_is_reported_and_user_maps_can_be_made_offline():
     assert "cdn.jsdelivr.net" in own.get_root().render()
     page = maps.to_html(maps.make_offline(folium.Map(tiles=None)))
     assert not re.search(r"<(?:script|link)[^>]+(?:src|href)=", page)
+
+
+# --------------------------------------------------------------------------- start state
+def _groups(m):
+    return [el for el in m._children.values() if isinstance(el, folium.FeatureGroup)]
+
+
+def test_web_map_starts_with_coverage_facilities_and_proposals_only():
+    r = make_result()
+    m = maps.web_map(presenting.study_of(r))
+    shown = {html.unescape(g.layer_name) for g in _groups(m) if g.show}
+    hidden = {html.unescape(g.layer_name) for g in _groups(m) if not g.show}
+    assert shown == {"居住单元（按步行时间）", "现有养老设施: 区县养老院",
+                     "现有养老设施: 街镇综合养老服务中心", "现有养老设施: 社区养老服务站",
+                     "规划新增设施"}
+    assert {"服务盲区", "步行道路", "街镇达标情况"} <= hidden
+    assert any(n.startswith("步行服务范围") for n in hidden)
+    control = next(el for el in m._children.values() if isinstance(el, folium.LayerControl))
+    assert control.options["collapsed"] is True
+    page = maps.to_html(m)
+    assert "<title>t · 15分钟养老服务圈</title>" in page
+    # township names as labels, always on (not in the layer control)
+    labels = re.findall(r'"html": "<span>([^<]*)</span>",\s*"iconSize": \[0, 0\],\s*'
+                        r'"className": "planner-label"', _text(page))
+    assert sorted(labels) == sorted(["新城街道", html.escape(EVIL)])
+
+
+def test_legend_entries_name_their_layers():
+    m = maps.web_map(presenting.study_of(make_result()))
+    legend = m.planner_opts["legend"]
+    names = {g.get_name() for g in _groups(m)}
+    for section, entries in legend.items():
+        for _, _, name in entries:
+            assert name in names, section
+    blind = next(g for g in _groups(m) if html.unescape(g.layer_name) == "服务盲区")
+    assert [n for _, _, n in legend["blind_spots"]] == [blind.get_name()]
+
+
+# --------------------------------------------------------------------------- colours
+_CVD = {  # Machado, Oliveira & Fernandes (2009), severity 1, on linear RGB
+    "normal": np.eye(3),
+    "protanopia": np.array([[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216],
+                            [-0.003882, -0.048116, 1.051998]]),
+    "deuteranopia": np.array([[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
+                              [-0.011820, 0.042940, 0.968881]]),
+    "tritanopia": np.array([[1.255528, -0.076749, -0.178779], [-0.078411, 0.930809, 0.147602],
+                            [0.004733, 0.691367, 0.303900]]),
+}
+
+
+def _lab(hex_color: str, vision: str) -> np.ndarray:
+    c = np.array([int(hex_color[i:i + 2], 16) / 255 for i in (1, 3, 5)])
+    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    lin = np.clip(_CVD[vision] @ lin, 0, 1)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722],
+                    [0.0193, 0.1192, 0.9505]]) @ lin / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def _min_difference(colors: list[str]) -> float:
+    """The smallest CIE76 colour difference of any two colours, under any vision."""
+    import itertools
+
+    return min(float(np.linalg.norm(_lab(a, v) - _lab(b, v)))
+               for v in _CVD for a, b in itertools.combinations(colors, 2))
+
+
+def test_colours_stay_apart_for_colour_blind_readers():
+    bands = [maps.BAND_COLORS[k] for k in ("5", "10", "15", "over", "unreachable")]
+    reds = [maps.BAND_COLORS["over"], maps.BLIND_SPOT_COLOR, maps.STATUS_COLORS["fail"]]
+    status = list(maps.STATUS_COLORS.values())
+    assert _min_difference(bands) > 20
+    assert _min_difference(reds) > 30  # > 15 min, blind spot, norm failure
+    assert _min_difference(status) > 30
+    assert min(_min_difference([maps.BLIND_SPOT_COLOR, b]) for b in bands) > 15
+    # the check itself fails the old greens (5 and 10 min looked alike to deuteranopes)
+    assert _min_difference(["#1a9850", "#91cf60", "#fee08b", "#fc8d59", "#b2182b"]) < 10
+    # service areas use the walking-time colours of the same minutes
+    assert maps.MINUTE_COLORS[:3] == bands[:3]
+
+
+# --------------------------------------------------------------------------- base maps
+def test_named_base_maps_and_their_datums():
+    r = make_result()
+    wgs = r.layers["facilities"].to_crs(4326)
+    assert maps.tiles_datum("amap") == maps.tiles_datum("Gaode.Normal") == "gcj02"
+    assert maps.tiles_datum("https://rt1.map.gtimg.com/tile?z={z}&x={x}&y={-y}") == "gcj02"
+    assert maps.tiles_datum("tianditu") == maps.tiles_datum("OpenStreetMap.Mapnik") == "wgs84"
+    assert maps.tiles_datum("local/amap_tiles/{z}/{x}/{y}.png") == "wgs84"  # as stated
+    # AMap: the data is shifted into GCJ-02 by the published transform
+    m = maps.base_map(tiles="amap")
+    maps.add_facilities(m, r.layers["facilities"])
+    page = maps.to_html(m)
+    assert "webrd0{s}.is.autonavi.com" in page and '"subdomains": "1234"' in page
+    got = np.array([f["geometry"]["coordinates"] for g in _geojsons(m)
+                    for f in g.data["features"]])
+    glon, glat = coords.wgs84_to_gcj02(wgs.geometry.x.to_numpy(), wgs.geometry.y.to_numpy())
+    assert sorted(got[:, 0]) == pytest.approx(sorted(np.round(glon, 5)), abs=1e-9)
+    # Tianditu: CGCS2000, no shift; its key goes into both layers (streets and names)
+    m = maps.base_map(tiles="tianditu", tiles_key="KEY123")
+    maps.add_facilities(m, r.layers["facilities"])
+    page = maps.to_html(m)
+    assert page.count("tk=KEY123") == 2 and "T=vec_w" in page and "T=cva_w" in page
+    got = np.array([f["geometry"]["coordinates"] for g in _geojsons(m)
+                    for f in g.data["features"]])
+    assert sorted(got[:, 0]) == pytest.approx(sorted(np.round(wgs.geometry.x, 5)), abs=1e-9)
+
+
+def _tile_png(color=(200, 220, 240)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (256, 256), color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _mbtiles(path, tiles: dict, fmt: str = "png"):
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    con.execute("CREATE TABLE metadata (name text, value text)")
+    con.execute("CREATE TABLE tiles (zoom_level integer, tile_column integer, tile_row integer,"
+                " tile_data blob)")
+    con.executemany("INSERT INTO metadata VALUES (?, ?)", [("format", fmt), ("name", "t")])
+    for (z, x, y), data in tiles.items():  # stored TMS: row = 2^z - 1 - y
+        con.execute("INSERT INTO tiles VALUES (?, ?, ?, ?)", (z, x, 2 ** z - 1 - y, data))
+    con.commit()
+    con.close()
+
+
+def _xyz(lon, lat, z):
+    n = 2 ** z
+    lat_r = np.radians(lat)
+    return (int((lon + 180) / 360 * n),
+            int((1 - np.log(np.tan(lat_r) + 1 / np.cos(lat_r)) / np.pi) / 2 * n))
+
+
+def test_export_tiles_from_mbtiles_and_folder_keeps_only_the_study_area(tmp_path):
+    bounds = (108.94, 34.25, 108.96, 34.27)  # about 2 km in Xi'an
+    z = 14
+    x0, y0 = _xyz(bounds[0], bounds[3], z)
+    x1, y1 = _xyz(bounds[2], bounds[1], z)
+    inside = {(z, x, y): _tile_png() for x in range(x0, x1 + 1) for y in range(y0, y1 + 1)}
+    far = {(z, x0 + 40, y0): _tile_png((255, 0, 0)), (z, x0, y0 + 40): _tile_png((255, 0, 0))}
+    _mbtiles(tmp_path / "city.mbtiles", {**inside, **far})
+    info = maps.export_tiles(tmp_path / "city.mbtiles", tmp_path / "out" / "tiles",
+                             bounds=bounds, margin=0)
+    files = sorted(p.relative_to(tmp_path / "out" / "tiles").as_posix()
+                   for p in (tmp_path / "out" / "tiles").rglob("*.png"))
+    # XYZ numbering (y down) on disk, from the TMS rows of the file; far tiles left out
+    assert files == sorted(f"{z}/{x}/{y}.png" for (_, x, y) in inside)
+    assert info == {"template": "tiles/{z}/{x}/{y}.png", "min_zoom": z, "max_zoom": z,
+                    "n_tiles": len(inside)}
+    # the same from a folder of tiles
+    folder = tmp_path / "folder"
+    for (zz, x, y), data in {**inside, **far}.items():
+        (folder / str(zz) / str(x)).mkdir(parents=True, exist_ok=True)
+        (folder / str(zz) / str(x) / f"{y}.png").write_bytes(data)
+    info2 = maps.export_tiles(folder, tmp_path / "out2" / "tiles", bounds=bounds, margin=0)
+    assert info2["n_tiles"] == len(inside)
+    _mbtiles(tmp_path / "vector.mbtiles", inside, fmt="pbf")
+    with pytest.raises(OutputError, match="vector tiles"):
+        maps.export_tiles(tmp_path / "vector.mbtiles", tmp_path / "v", bounds=bounds)
+    with pytest.raises(OutputError, match="no tile over the study area"):
+        maps.export_tiles(tmp_path / "city.mbtiles", tmp_path / "w",
+                          bounds=(116.3, 39.9, 116.4, 40.0))
+
+
+def test_run_with_an_mbtiles_base_map_writes_tiles_beside_the_map(tmp_path):
+    r = make_result(out_dir=tmp_path / "out")
+    (tmp_path / "out").mkdir()
+    b = maps.total_bounds(r.layers)
+    z = 15
+    x0, y0 = _xyz(b[0], b[3], z)
+    x1, y1 = _xyz(b[2], b[1], z)
+    _mbtiles(tmp_path / "base.mbtiles", {(z, x, y): _tile_png() for x in range(x0 - 2, x1 + 3)
+                                         for y in range(y0 - 2, y1 + 3)})
+    r.scenario.outputs.tiles = str(tmp_path / "base.mbtiles")
+    assert ST.maps(r) is None
+    page = (tmp_path / "out" / "map.html").read_text(encoding="utf-8")
+    assert '"tiles/{z}/{x}/{y}.png"' in page and '"maxNativeZoom": 15' in page
+    tiles = list((tmp_path / "out" / "tiles").rglob("*.png"))
+    assert tiles and all(p in r.files for p in tiles)  # listed in run.json, so replaced later

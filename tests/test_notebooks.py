@@ -61,6 +61,13 @@ def test_quickstart_runs():
     assert "60岁及以上人口" in text  # the indicators table
     assert "srcdoc=" in text and "cdn.jsdelivr" not in text  # the offline map rendered inline
     assert "map.html" in text and "report.html" in text and "planner.xlsx" in text
+    assert "report.docx" in text
+    # planner.run shows each step as it ends in a notebook by default
+    assert "✓ 读取图层" in text and "✓ 报告" in text
+    # the print map shows itself as a picture (no %matplotlib inline), not "<Figure size ...>"
+    pngs = [out for cell in nb.cells for out in cell.get("outputs", [])
+            if "image/png" in out.get("data", {})]
+    assert len(pngs) == 1 and "<Figure size" not in text
 
 
 @pytest.mark.slow

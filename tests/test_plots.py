@@ -67,8 +67,10 @@ def test_no_cjk_font_warns_and_falls_back_to_english(monkeypatch):
     assert "Norm status by township" in texts and "N" in texts
     assert all(t.isascii() or set(t) <= set("≤–→·©") | set(map(chr, range(128)))
                for t in texts)
-    # the Chinese township name is left out rather than drawn as boxes; ASCII names stay
-    assert "新城街道" not in texts and EVIL in texts
+    # the Chinese township name is left out rather than drawn as boxes; ASCII names stay,
+    # with the number of the (Chinese-titled) rule they fail, listed as "see the report"
+    assert not any("新城街道" in t for t in texts) and f"{EVIL}\n(1)" in texts
+    assert "Rules failed\n(1) (see the report)" in texts
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         fig.canvas.draw()  # no "Glyph missing" warning with the default font
@@ -231,3 +233,84 @@ def test_after_panel_colours_units_by_their_walk_after_the_proposals():
     assert plots.after_times(r) is None
     assert any("still coloured by their walk before" in t
                for t in _texts(plots.before_after_map(r)))
+
+
+# --------------------------------------------------------------------------- plan-ready print maps
+def _study(**kw):
+    s = presenting.study_of(make_result(**kw))
+    s.mapping_unit = "示范区规划设计研究院" if kw.get("lang", "zh") == "zh" else "Demo Institute"
+    s.data_sources = ["pop.gpkg", "facilities.csv"]
+    return s
+
+
+@NEEDS_CJK
+@pytest.mark.parametrize("maker", ["coverage_map", "before_after_map", "norm_status_map"])
+def test_every_print_map_has_its_margin_note_and_township_labels(maker):
+    import time
+
+    fig = getattr(plots, maker)(_study())
+    texts = _texts(fig)
+    note = next(t for t in texts if t.startswith("编制单位："))
+    assert note.splitlines() == [
+        f"编制单位：示范区规划设计研究院 · 制图日期：{time.strftime('%Y-%m-%d')} · "
+        "坐标系：WGS 84 / UTM zone 49N (EPSG:32649)",
+        "数据来源：pop.gpkg; facilities.csv"]
+    panels = 2 if maker == "before_after_map" else 1
+    assert sum(t.split("\n")[0] == "新城街道" for t in texts) == panels
+    assert sum(t.split("\n")[0] == EVIL for t in texts) == panels
+
+
+def test_margin_in_english_names_the_crs_and_osm():
+    s = _study(lang="en", osm=True)
+    lines = plots.margin_lines(s, "en")
+    assert lines[0].startswith("Mapped by: Demo Institute · Date: ")
+    assert lines[0].endswith("Coordinate system: WGS 84 / UTM zone 49N (EPSG:32649)")
+    assert lines[1] == ("Data: pop.gpkg; facilities.csv; © OpenStreetMap contributors (ODbL)")
+
+
+@NEEDS_CJK
+def test_norm_map_numbers_the_failed_rules_per_township():
+    r = make_result()
+    fig = plots.norm_status_map(presenting.study_of(r))
+    texts = _texts(fig)
+    # T2 fails the centre rule: its label carries ①, the panel says what ① is; T1 passes
+    assert f"{EVIL}\n①" in texts and "新城街道" in texts
+    assert "未达标规则\n① 街镇综合养老服务中心" in texts
+    # from the norms step's township layer (sub-units counted): every failed rule is listed
+    towns = r.layers["township_norms"]
+    towns["norm_status"] = ["fail", "fail"]
+    towns["failed_rules"] = ["一社区一站点；每百户社区养老服务用房面积", "一社区一站点"]
+    texts = _texts(plots.norm_status_map(presenting.study_of(r)))
+    assert "新城街道\n①②" in texts and f"{EVIL}\n①" in texts
+    assert "未达标规则\n① 一社区一站点\n② 每百户社区养老服务用房面积" in texts
+
+
+def test_norm_map_keeps_roads_visible_over_the_fills():
+    r = make_result(lang="en")
+    fig = plots.norm_status_map(presenting.study_of(r))
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig.set_dpi(300)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    ax = fig.axes[0]
+    img = np.asarray(canvas.buffer_rgba())[..., :3].astype(int)
+    # the east-west street crosses the passing township T1 at y = Y0 + 500
+    from test_maps import X0, Y0
+
+    x, y = ax.transData.transform((X0 + 250, Y0 + 500))
+    row, col = int(round(img.shape[0] - y)), int(round(x))
+    window = img[row - 3:row + 4, col - 1:col + 2].reshape(-1, 3)
+    darkest = window[window.sum(axis=1).argmin()]
+    fill = img[row - 40, col]  # the township's fill, away from the street
+    assert darkest.max() - darkest.min() < 30  # grey: the road, not tinted by the fill
+    assert darkest.sum() < fill.sum() - 100  # and darker than the fill around it
+    assert fill[1] > fill[0]  # the fill is the pass colour (green), light
+
+
+@NEEDS_CJK
+def test_svg_text_stays_text(tmp_path):
+    fig = plots.coverage_map(presenting.study_of(make_result()))
+    svg = plots.save_figure(fig, tmp_path / "c.svg").read_text(encoding="utf-8")
+    assert "15分钟养老服务圈覆盖" in svg and "<text" in svg  # editable, searchable text
+    assert 'font-family' in svg or "font:" in svg

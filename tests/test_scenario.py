@@ -374,7 +374,9 @@ def test_repr_html_shows_steps_layers_tables(study, monkeypatch):
     fake_steps(monkeypatch, layers=adds, report=None)
     result = planner.run(scenario_file(study, GOOD))
     html = result._repr_html_()
-    assert "<code>layers</code>" in html and "not built yet" in html
+    # step names, statuses in the run's language (reasons unknown to the table kept as given)
+    assert "<td>Layers</td><td style='color:#1a7f37'>done</td>" in html
+    assert "not built yet" in html
     assert "<code>population</code></td><td style='text-align:right'>1</td><td>Point</td>" \
         "<td>EPSG:32649</td>" in html
     assert "<code>coverage</code></td><td style='text-align:right'>2</td>" in html

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -27,6 +27,7 @@ from planner.access.faces import Faces, eroded, planar_faces
 from planner.access.routing import _rows_in_memory, _snap_s, _virtual_graph
 from planner.access.snap import Snapped, edge_geometries, edge_vertices, run_offsets
 from planner.defaults import SERVICE_AREA_BUFFER_M, THRESHOLDS_MIN
+from planner.progress import bar
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -198,6 +199,73 @@ def _spatial_order(x: np.ndarray, y: np.ndarray, cell: float) -> np.ndarray:
     return np.argsort(code, kind="stable")
 
 
+def _build_areas(net: WalkNetwork, facilities: Snapped, limits: np.ndarray, buffer_m: float,
+                 quad_segs: int, workers: int | None, polys: np.ndarray, shown: Any) -> None:
+    """Fill ``polys`` (facility-major, one per threshold) chunk by chunk; see `service_areas`."""
+    k, n_lim = len(facilities), len(limits)
+    if not k:
+        return
+    lines = edge_geometries(net)
+    _node_edges(net)
+    _edge_vertices(net)
+    a, virt = _virtual_graph(net, facilities)
+    n_jobs = _workers(workers, k)
+    step = _rows_in_memory(8 * a.shape[0] * n_jobs)
+    # nothing farther than this from a facility's spot is reached in time: each
+    # chunk of nearby facilities runs on the part of the network around them
+    reach = float(limits[-1]) * _reach_m_per_s(net)
+    order = _spatial_order(facilities.x, facilities.y, reach)
+    whole = not np.isfinite(reach) or k <= step
+
+    def route(ids: np.ndarray) -> _Reached:
+        if whole:
+            nodes = None
+            sub, src = a, virt[ids]
+        else:
+            fx, fy = facilities.x[ids], facilities.y[ids]
+            nodes = _nodes_near(net, fx.min() - reach, fx.max() + reach,
+                                fy.min() - reach, fy.max() + reach)
+            keep = np.concatenate([nodes, np.sort(virt[ids])])
+            sub = _subgraph(a, keep)
+            src = np.searchsorted(keep, virt[ids])
+        d = dijkstra(sub, directed=True, indices=src, limit=limits[-1])
+        return _reached_edges(net, d, limits[-1], nodes)
+
+    def build(ids: np.ndarray, routed: _Reached) -> None:
+        rr, ee, du, dv = routed
+        pieces = _chunk_pieces(net, facilities, ids, rr, ee, du, dv,
+                               limits, lines, buffer_m, quad_segs, faces)
+        local = _assemble(net, faces, pieces, ids.size * n_lim, buffer_m, quad_segs)
+        polys[(ids[:, None] * n_lim + np.arange(n_lim)).ravel()] = local
+        shown.update(ids.size)
+
+    def chunk(c0: int) -> None:
+        ids = order[c0:c0 + step]
+        build(ids, route(ids))
+
+    # the blocks pay off once the polygons cover a good part of the network
+    # (finding them costs about as much as banding a tenth of its edges)
+    ids0 = order[:step]
+    routed0 = route(ids0)
+    reached = routed0[0].size * k / ids0.size
+    faces = (planar_faces(net) if net.peek_cached("planar_faces") is not None
+             or reached >= _BLOCKS_MIN_SHARE * net.n_edges else None)
+    build(ids0, routed0)
+    del routed0
+
+    starts = range(step, k, step)
+    if n_jobs == 1 or len(starts) <= 1:
+        for c0 in starts:
+            chunk(c0)
+    else:
+        # GEOS and csgraph release the GIL: threads share the network and its caches
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(n_jobs) as pool:
+            for f in [pool.submit(chunk, c0) for c0 in starts]:
+                f.result()
+
+
 def service_areas(
     net: WalkNetwork,
     facilities: Snapped,
@@ -209,6 +277,7 @@ def service_areas(
     quad_segs: int = 4,
     workers: int | None = None,
     lang: str = "zh",
+    progress: bool | str = False,
 ) -> gpd.GeoDataFrame:
     """Service-area polygons: the streets reachable within each threshold, buffered.
 
@@ -243,6 +312,9 @@ def service_areas(
         process pool that already fills the cores (a Dask batch).
     lang
         Language of the warning (``"zh"`` default, or ``"en"``).
+    progress
+        Show a progress bar over the facilities (`planner.progress.bar`; a
+        string is its label).
 
     Returns
     -------
@@ -286,65 +358,8 @@ def service_areas(
     factor = 1.0 if speed_mps is None else float(speed_mps) / net.speed_mps
     limits = np.array(minutes) * 60.0 * factor  # thresholds in network seconds
     polys = np.full(k * n_lim, None, dtype=object)
-    if k:
-        lines = edge_geometries(net)
-        _node_edges(net)
-        _edge_vertices(net)
-        a, virt = _virtual_graph(net, facilities)
-        n_jobs = _workers(workers, k)
-        step = _rows_in_memory(8 * a.shape[0] * n_jobs)
-        # nothing farther than this from a facility's spot is reached in time: each
-        # chunk of nearby facilities runs on the part of the network around them
-        reach = float(limits[-1]) * _reach_m_per_s(net)
-        order = _spatial_order(facilities.x, facilities.y, reach)
-        whole = not np.isfinite(reach) or k <= step
-
-        def route(ids: np.ndarray) -> _Reached:
-            if whole:
-                nodes = None
-                sub, src = a, virt[ids]
-            else:
-                fx, fy = facilities.x[ids], facilities.y[ids]
-                nodes = _nodes_near(net, fx.min() - reach, fx.max() + reach,
-                                    fy.min() - reach, fy.max() + reach)
-                keep = np.concatenate([nodes, np.sort(virt[ids])])
-                sub = _subgraph(a, keep)
-                src = np.searchsorted(keep, virt[ids])
-            d = dijkstra(sub, directed=True, indices=src, limit=limits[-1])
-            return _reached_edges(net, d, limits[-1], nodes)
-
-        def build(ids: np.ndarray, routed: _Reached) -> None:
-            rr, ee, du, dv = routed
-            pieces = _chunk_pieces(net, facilities, ids, rr, ee, du, dv,
-                                   limits, lines, buffer_m, quad_segs, faces)
-            local = _assemble(net, faces, pieces, ids.size * n_lim, buffer_m, quad_segs)
-            polys[(ids[:, None] * n_lim + np.arange(n_lim)).ravel()] = local
-
-        def chunk(c0: int) -> None:
-            ids = order[c0:c0 + step]
-            build(ids, route(ids))
-
-        # the blocks pay off once the polygons cover a good part of the network
-        # (finding them costs about as much as banding a tenth of its edges)
-        ids0 = order[:step]
-        routed0 = route(ids0)
-        reached = routed0[0].size * k / ids0.size
-        faces = (planar_faces(net) if net.peek_cached("planar_faces") is not None
-                 or reached >= _BLOCKS_MIN_SHARE * net.n_edges else None)
-        build(ids0, routed0)
-        del routed0
-
-        starts = range(step, k, step)
-        if n_jobs == 1 or len(starts) <= 1:
-            for c0 in starts:
-                chunk(c0)
-        else:
-            # GEOS and csgraph release the GIL: threads share the network and its caches
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(n_jobs) as pool:
-                for f in [pool.submit(chunk, c0) for c0 in starts]:
-                    f.result()
+    with bar(k, progress=progress, label="service areas", unit="facility") as shown:
+        _build_areas(net, facilities, limits, buffer_m, quad_segs, workers, polys, shown)
     if k:
         _warn_no_street(facilities, _snap_s(net, facilities)[None, :] > limits[:, None], minutes)
     fi = np.repeat(np.arange(k), n_lim)

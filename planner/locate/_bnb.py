@@ -43,8 +43,12 @@ class BnbOutcome:
 
 def branch_and_cut(h, R, cd, *, p: int, free: np.ndarray, lb_root: float, ub: float,
                    ub_mask: np.ndarray, add_cuts, deadline: float, cutoff_tol,
-                   node_limit: int) -> BnbOutcome:
-    """Best-first branch-and-cut; ``cutoff_tol(ub)``: prune nodes with lb >= ub - it."""
+                   node_limit: int,
+                   on_node: Callable[[int, float, float], None] | None = None) -> BnbOutcome:
+    """Best-first branch-and-cut; ``cutoff_tol(ub)``: prune nodes with lb >= ub - it.
+
+    ``on_node(nodes, bound, incumbent)`` is called as each node is taken.
+    """
     s = _Search(h, R, cd, p=p, fcols=np.flatnonzero(free), add_cuts=add_cuts,
                 deadline=deadline, cutoff_tol=cutoff_tol, ub=ub, ub_mask=ub_mask)
     # a node: (bound, seq, lo, hi) with lo/hi the bounds of the free columns
@@ -57,6 +61,8 @@ def branch_and_cut(h, R, cd, *, p: int, free: np.ndarray, lb_root: float, ub: fl
             break
         node_lb, _, lo, hi = heapq.heappop(s.heap)
         s.nodes += 1
+        if on_node is not None:
+            on_node(s.nodes, node_lb, s.ub)
         if lo.sum() > p + 1e-9 or hi.sum() < p - 1e-9:
             continue  # infeasible
         status, obj, y = s.solve_node(node_lb, lo, hi)

@@ -44,10 +44,11 @@ def greedy_cover(cover: sp.csr_array, w: np.ndarray, need: float, allowed: np.nd
 
 
 def solve_lscp(cover: sp.csr_array, w: np.ndarray, need: float, allowed: np.ndarray, *,
-               start: np.ndarray, time_limit: float, seed: int, threads: int):
+               start: np.ndarray, time_limit: float, seed: int, threads: int, report=None):
     """Fewest sites so that covered weight >= need (every row when need = total weight).
 
     Returns (open mask, lower bound on the number of sites, proven optimal).
+    ``report`` (a `planner.locate._exact.Reporter`) hears of HiGHS's bounds.
     """
     n, m = cover.shape
     inf = highspy.kHighsInf
@@ -94,6 +95,9 @@ def solve_lscp(cover: sp.csr_array, w: np.ndarray, need: float, allowed: np.ndar
     sol.col_value = np.r_[start.astype(np.float64), u0].tolist()
     sol.value_valid = True
     h.setSolution(sol)
+    if report is not None:
+        report("greedy", float(start.sum()), -np.inf)
+        report.watch(h)
     h.run()
     info = h.getInfo()
     st = h.getModelStatus()

@@ -42,8 +42,11 @@ Rows that no candidate reaches keep the big-M penalty as a constant.
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import highspy
 import numpy as np
@@ -52,7 +55,62 @@ from planner.locate._bnb import branch_and_cut
 from planner.locate._data import CostData
 from planner.locate._heuristic import _Swap
 
-__all__ = ["ExactOutcome", "solve_pmedian_exact"]
+__all__ = ["ExactOutcome", "Reporter", "reporter", "solve_pmedian_exact"]
+
+
+class Reporter:
+    """Turns a solver's incumbent and bound into `planner.progress.SolveProgress` reports.
+
+    ``transform(incumbent, bound)`` maps the solver's (minimisation) values
+    to the model's (e.g. covered weight for MCLP).  Reports of one phase
+    come at most every ``every_s`` seconds; a new phase, and `final`, always.
+    """
+
+    def __init__(self, fn: Callable[[Any], None], t0: float, *,
+                 transform: Callable[[float, float], tuple[float, float]] | None = None,
+                 every_s: float = 0.25):
+        self.fn, self.t0, self.every_s = fn, t0, every_s
+        self.transform = transform or (lambda inc, bnd: (inc, bnd))
+        self.last_t, self.last_phase = -math.inf, None
+
+    def __call__(self, phase: str, incumbent: float, bound: float, nodes: int = 0) -> None:
+        from planner.progress import SolveProgress
+
+        now = time.perf_counter()
+        if phase == self.last_phase and now - self.last_t < self.every_s:
+            return
+        self.last_t, self.last_phase = now, phase
+        inc, bnd = self.transform(float(incumbent), float(bound))
+        gap = (abs(inc - bnd) / max(abs(inc), 1e-9)) if math.isfinite(bnd) else math.inf
+        self.fn(SolveProgress(phase, inc, bnd, gap, now - self.t0, int(nodes)))
+
+    def final(self, objective: float, bound: float, gap: float) -> None:
+        """The ``done`` report with the result's own objective, bound and gap."""
+        from planner.progress import SolveProgress
+
+        self.fn(SolveProgress("done", float(objective), float(bound), float(gap),
+                              time.perf_counter() - self.t0))
+
+    def watch(self, h: highspy.Highs, *, offset: float = 0.0) -> None:
+        """Report HiGHS's MIP progress (its primal and dual bounds) while it runs."""
+        def on_interrupt(event: Any) -> None:
+            d = event.data_out
+            self("mip", d.mip_primal_bound + offset, d.mip_dual_bound + offset,
+                 int(d.mip_node_count))
+
+        h.cbMipInterrupt.subscribe(on_interrupt)
+
+
+def reporter(progress: Any, t0: float, **kw: Any) -> Reporter | None:
+    """A `Reporter` for a solve's ``progress=`` option (``True``: print lines; a callable:
+    called with each `planner.progress.SolveProgress`; false: ``None``)."""
+    if not progress:
+        return None
+    if progress is True or isinstance(progress, str):
+        from planner.progress import solver_printer
+
+        progress = solver_printer(label=progress if isinstance(progress, str) else "")
+    return Reporter(progress, t0, **kw)
 
 
 @dataclass
@@ -205,17 +263,20 @@ def solve_pmedian_exact(
     threads: int = 1,
     allowed: np.ndarray | None = None,
     pool: list | None = None,
+    report: Reporter | None = None,
 ) -> ExactOutcome:
     """Prove optimality of (or improve) ``incumbent`` for the p-median on ``cd``.
 
     Objective values are on the penalized scale (missing pairs cost
-    ``cd.penalty``); the caller recomputes the true objective.
+    ``cd.penalty``); the caller recomputes the true objective.  ``report``
+    hears of every new bound and incumbent.
     """
     t0 = time.perf_counter()
     if allowed is None:
         allowed = ~cd.fixed
     s = _Exact.start(cd, p, incumbent=incumbent, allowed=allowed & ~cd.fixed, t0=t0,
                      time_limit=time_limit, seed=seed, threads=threads)
+    s.report = report
     # initial cuts: each row at the cost the incumbent gives it (tight at the incumbent)
     d_inc = s.R.costs_at(cd, incumbent)
     act = np.flatnonzero(s.R.active)
@@ -257,6 +318,11 @@ class _Exact:
     ub_mask: np.ndarray
     lb: float = -np.inf
     tol: float = 1e-9
+    report: Reporter | None = None
+
+    def note(self, phase: str, nodes: int = 0) -> None:
+        if self.report is not None:
+            self.report(phase, self.ub, self.lb, nodes)
 
     @classmethod
     def start(cls, cd: CostData, p: int, *, incumbent: np.ndarray, allowed: np.ndarray,
@@ -327,6 +393,7 @@ class _Exact:
             theta, y = x[:n], x[n:]
             value = h.getInfo().objective_function_value + self.R.const
             self.lb = max(self.lb, value) if keep_best else value
+            self.note("lp")
             c = self.R.separate(y, theta, tol=1e-7)
             if c is None:
                 return y
@@ -351,6 +418,7 @@ class _Exact:
             _debug(f"LP rounding: {val:.8g} (incumbent {self.ub:.8g})")
             if val < self.ub:
                 self.ub, self.ub_mask = val, st.open.copy()
+                self.note("rounding")
 
     def fix_by_reduced_cost(self, y: np.ndarray) -> tuple[np.ndarray, ExactOutcome | None]:
         """Reduced-cost fixing with the incumbent's value, then re-separate.
@@ -399,7 +467,9 @@ class _Exact:
         bb = branch_and_cut(h, self.R, self.cd, p=self.p, free=free, lb_root=self.lb,
                             ub=self.ub, ub_mask=self.ub_mask, add_cuts=self.add_cuts,
                             deadline=time.perf_counter() + budget,
-                            cutoff_tol=self.cutoff_tol, node_limit=_NODE_LIMIT)
+                            cutoff_tol=self.cutoff_tol, node_limit=_NODE_LIMIT,
+                            on_node=None if self.report is None else
+                            (lambda nodes, lb, ub: self.report("branch", ub, lb, nodes)))
         _debug(f"branch-and-cut: {bb.nodes} nodes, {h.getNumRow()} rows, "
                f"{time.perf_counter() - t0:.2f} s, "
                f"complete {bb.complete}, lb {bb.lb:.8g} "
@@ -417,6 +487,8 @@ class _Exact:
                                 np.full(m, highspy.HighsVarType.kInteger))
         h.setOptionValue("mip_rel_gap", 0.0)
         h.setOptionValue("mip_abs_gap", self.cutoff_tol(self.ub) if self.integral else 1e-6)
+        if self.report is not None:
+            self.report.watch(h, offset=R.const)
         timed_out = False
         while True:
             remaining = self.deadline - time.perf_counter()

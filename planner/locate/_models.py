@@ -20,7 +20,7 @@ import scipy.sparse as sp
 from planner import defaults as D
 from planner._errors import LocateError, PlannerWarning
 from planner.locate._data import CostData, _as_index_mask, build_cost_data
-from planner.locate._exact import solve_pmedian_exact
+from planner.locate._exact import reporter, solve_pmedian_exact
 from planner.locate._heuristic import interchange
 
 Method = Literal["auto", "exact", "heuristic"]
@@ -288,7 +288,8 @@ class PMedian(_Model):
         return cls(cd, p, allowed=allow, capacity=cap, labels=labels)
 
     def solve(self, *, time_limit_s: float = D.SOLVE_TIME_LIMIT_S, method: Method = "auto",
-              seed: int = 0, threads: int = 1, time_limit: float | None = None) -> LocateResult:
+              seed: int = 0, threads: int = 1, time_limit: float | None = None,
+              progress: Any = False) -> LocateResult:
         """Solve the model.
 
         Parameters
@@ -302,10 +303,22 @@ class PMedian(_Model):
             the best solution found with its proven gap when time runs out).
         seed, threads
             Same seed and threads, same answer.
+        progress
+            ``True`` prints the incumbent, bound and gap as the solve goes (a
+            string: with that label); a callable receives each
+            `planner.progress.SolveProgress`; ``False`` (default): silent.
         """
         time_limit = _time_limit(time_limit_s, time_limit)
         _check_method(method, time_limit, seed, threads)
         t0 = time.perf_counter()
+        rep = reporter(progress, t0)
+        res = self._solve(time_limit=time_limit, method=method, seed=seed, threads=threads,
+                          t0=t0, rep=rep)
+        if rep is not None:
+            rep.final(res.objective, res.bound, res.gap)
+        return res
+
+    def _solve(self, *, time_limit, method, seed, threads, t0, rep) -> LocateResult:
         cd, p = self.cd, self.p
         if self.capacity is not None:
             return self._solve_capacitated(time_limit=time_limit, method=method, seed=seed,
@@ -322,11 +335,13 @@ class PMedian(_Model):
         if not (cd.weights[cd.reachable_any()] > 0).any():
             # nothing to serve (zero weights or nothing reachable): every choice costs 0
             return self._result(open_mask, lb, True, used, method, t0)
+        if rep is not None:
+            rep("heuristic", cd.penalized(open_mask), lb)
         if method != "heuristic":
             remaining = time_limit - (time.perf_counter() - t0)
             out = solve_pmedian_exact(cd, p, incumbent=open_mask, time_limit=max(0.05, remaining),
                                       seed=seed, threads=threads, allowed=self.allowed,
-                                      pool=pool[-20:])
+                                      pool=pool[-20:], report=rep)
             open_mask, lb, proven = out.open_mask, max(lb, out.lower_bound), out.proven
             used = "heuristic+exact"
         return self._result(open_mask, lb, proven, used, method, t0)
@@ -348,7 +363,7 @@ class PMedian(_Model):
                 "`unreachable`, and the bound/gap refer to the objective with them penalised.",
                 f"{extra_unreach.size} 个需求单元可到达某些候选点，但到不了所选的 {self.p} 个"
                 "设施中的任何一个（请增大 p 或截断时间）；它们列在 `unreachable` 中，界与差距按"
-                "对其加罚后的目标值计算。"), stacklevel=3)
+                "对其加罚后的目标值计算。"), stacklevel=4)
             obj_for_gap = cd.penalized(open_mask) - base
         else:
             obj_for_gap = obj
@@ -405,7 +420,7 @@ class PMedian(_Model):
                 "are full. They are listed in `unreachable`; raise capacities, p or the cut-off.",
                 f"{lost.size} 个需求单元（未服务权重 {unserved_w:g}）只在设施有余量时才能"
                 "得到服务：截断时间内的已开设施均已满员。它们列在 `unreachable` 中；请提高容量、"
-                "p 或截断时间。"), stacklevel=3)
+                "p 或截断时间。"), stacklevel=4)
         if proven:
             res.bound, res.gap = res.objective, 0.0
         return res
@@ -476,10 +491,21 @@ class MCLP(_Model):
         return cls(cd, p, coverage_min * 60.0, allowed=allow, capacity=cap, labels=labels)
 
     def solve(self, *, time_limit_s: float = D.SOLVE_TIME_LIMIT_S, method: Method = "auto",
-              seed: int = 0, threads: int = 1, time_limit: float | None = None) -> LocateResult:
+              seed: int = 0, threads: int = 1, time_limit: float | None = None,
+              progress: Any = False) -> LocateResult:
+        """Solve the model (options as `PMedian.solve`; progress in covered weight)."""
         time_limit = _time_limit(time_limit_s, time_limit)
         _check_method(method, time_limit, seed, threads)
         t0 = time.perf_counter()
+        W = float(self.cd.weights.sum())
+        rep = reporter(progress, t0, transform=lambda inc, bnd: (W - inc, W - bnd))
+        res = self._solve(time_limit=time_limit, method=method, seed=seed, threads=threads,
+                          t0=t0, rep=rep)
+        if rep is not None:
+            rep.final(res.objective, res.bound, res.gap)
+        return res
+
+    def _solve(self, *, time_limit, method, seed, threads, t0, rep) -> LocateResult:
         cd = self.cd
         cov = _coverage(cd, self.coverage)
         cov.sort_indices()
@@ -499,9 +525,12 @@ class MCLP(_Model):
         if not (cd.weights[zero.reachable_any()] > 0).any():
             proven = True  # no weight can be covered: every choice covers 0
         elif method != "heuristic":
+            if rep is not None:
+                rep("heuristic", zero.penalized(open_mask), -np.inf)
             out = solve_pmedian_exact(zero, self.p, incumbent=open_mask,
                                       time_limit=max(0.05, time_limit - (time.perf_counter() - t0)),
-                                      seed=seed, threads=threads, allowed=self.allowed)
+                                      seed=seed, threads=threads, allowed=self.allowed,
+                                      report=rep)
             open_mask, proven, used = out.open_mask, out.proven, "heuristic+exact"
             ub_cov = min(ub_cov, W - out.lower_bound)
         return _coverage_result(self, cov, open_mask, objective=None, bound=ub_cov,
@@ -607,12 +636,22 @@ class LSCP(_Model):
                    capacity=cap, labels=labels)
 
     def solve(self, *, time_limit_s: float = D.SOLVE_TIME_LIMIT_S, method: Method = "auto",
-              seed: int = 0, threads: int = 1, time_limit: float | None = None) -> LocateResult:
-        from planner.locate._cover import greedy_cover, solve_lscp
-
+              seed: int = 0, threads: int = 1, time_limit: float | None = None,
+              progress: Any = False) -> LocateResult:
+        """Solve the model (options as `PMedian.solve`; progress in number of sites)."""
         time_limit = _time_limit(time_limit_s, time_limit)
         _check_method(method, time_limit, seed, threads)
         t0 = time.perf_counter()
+        rep = reporter(progress, t0)
+        res = self._solve(time_limit=time_limit, method=method, seed=seed, threads=threads,
+                          t0=t0, rep=rep)
+        if rep is not None:
+            rep.final(res.objective, res.bound, res.gap)
+        return res
+
+    def _solve(self, *, time_limit, method, seed, threads, t0, rep) -> LocateResult:
+        from planner.locate._cover import greedy_cover, solve_lscp
+
         cd = self.cd
         cov = _coverage(cd, self.coverage)
         w = cd.weights
@@ -632,7 +671,7 @@ class LSCP(_Model):
                     "candidate sites near them.",
                     f"{lost.size} 个需求单元（权重 {w[lost].sum():g}）在覆盖范围（成本单位 "
                     f"{self.coverage:g}）内既无候选点也无现有设施，无法覆盖；见结果的 "
-                    "`uncoverable`。请在其附近增加候选点。"), stacklevel=2)
+                    "`uncoverable`。请在其附近增加候选点。"), stacklevel=3)
         else:
             need = self.target_share * W
             if need > max_w + 1e-9:
@@ -655,7 +694,7 @@ class LSCP(_Model):
             start, lb, proven = solve_lscp(
                 sub, wt, need_rest, self.allowed, start=start,
                 time_limit=max(0.05, time_limit - (time.perf_counter() - t0)), seed=seed,
-                threads=threads)
+                threads=threads, report=rep)
             used = "greedy+exact"
         elif need_rest <= 0:
             proven = True

@@ -229,16 +229,19 @@ def _coverage_rows(before_s, after_s, w, thresholds_min) -> pd.DataFrame:
 
 
 def _solve(model, ms: TierModel, *, seed: int, threads: int,
-           what: tuple[str, str]) -> LocateResult:
+           what: tuple[str, str], progress: Any = False) -> LocateResult:
     """Solve ``model``; its warnings are re-issued naming the tier and in the run's words.
 
     ``what`` names the solve in English and Chinese.  The model's warning about
     uncoverable rows is left to the caller (`_community_stations` names the units).
+    ``progress``: as `PMedian.solve`'s (``True`` prints lines labelled with the tier).
     """
+    if progress is True:
+        progress = f"locate ({what[0]}) "
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PlannerWarning)
         res = model.solve(time_limit_s=ms.time_limit_s, method=ms.method, seed=seed,
-                          threads=threads)
+                          threads=threads, progress=progress)
     cost_unit = f"({ms.coverage_min * 60.0:g} in the cost's unit)"
     for c in caught:
         if issubclass(c.category, UncoverableWarning):
@@ -292,6 +295,7 @@ class _Problem:
     pop_tw: np.ndarray
     seed: int
     threads: int
+    progress: Any = False
     chosen: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     uncoverable: pd.DataFrame | None = None
     proposed: list[dict] = field(default_factory=list)
@@ -361,7 +365,7 @@ def _township_centres(pb: _Problem, ms: TierModel, *, norm_checks, townships) ->
         model = PMedian.from_cost_matrix(
             cost, p=k, weights=w[rows], fixed=np.arange(fixed_cols.size),
             capacity=_capacities(ms, pb.facilities, fixed_cols, pb.cands, cc))
-        res = _solve(model, ms, seed=pb.seed, threads=pb.threads,
+        res = _solve(model, ms, seed=pb.seed, threads=pb.threads, progress=pb.progress,
                      what=(f"township centre {tw}".strip(), f"街镇综合养老服务中心 {tw}".strip()))
         pb.results[f"township_centre:{tw}" if tw else "township_centre"] = res
         pb.add("township_centre", "pmedian", res, fixed_cols.size, cc)
@@ -382,7 +386,7 @@ def _community_stations(pb: _Problem, ms: TierModel) -> None:
               "选址：没有可设社区养老服务站的候选点（层级为 community_station 或空），未能提出。")
         return
     cap = _capacities(ms, pb.facilities, fixed_fac, pb.cands, cols_c)
-    kw = dict(seed=pb.seed, threads=pb.threads)
+    kw = dict(seed=pb.seed, threads=pb.threads, progress=pb.progress)
     if ms.model == "lscp" or ms.p == "auto":
         lscp = LSCP.from_cost_matrix(cost, coverage=cov_s, target_share=ms.target_share,
                                      weights=w, fixed=fixed, capacity=cap)
@@ -509,6 +513,7 @@ def propose_sites(
     threads: int = 1,
     snap_population: Any = None,
     snap_facilities: Any = None,
+    progress: Any = False,
 ) -> SitePlan:
     """Propose township centres and community stations; see the module docstring.
 
@@ -534,6 +539,9 @@ def propose_sites(
         Passed to every solve.
     snap_population, snap_facilities
         Snaps already made by the access step (made here when absent).
+    progress
+        Each solve's incumbent, bound and gap as it goes (``True``: printed;
+        a callable: called with each `planner.progress.SolveProgress`).
 
     Returns
     -------
@@ -574,7 +582,8 @@ def propose_sites(
                   c_cand=cost_matrix(net, snap_pop, snap_c, cutoff_s=cutoff_s),
                   fac_t=_tiers(facilities), cand_t=_tiers(cands),
                   cand_tw=_township_of(cands, townships), pop_tw=_township_of(pop, townships),
-                  seed=seed, threads=threads, chosen=np.zeros(len(cands), bool))
+                  seed=seed, threads=threads, progress=progress,
+                  chosen=np.zeros(len(cands), bool))
     if township_centre is not None:
         _township_centres(pb, township_centre, norm_checks=norm_checks, townships=townships)
     if community_station is not None:

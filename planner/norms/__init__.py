@@ -186,14 +186,17 @@ def township_status(checks: pd.DataFrame, townships: Any, *, lang: str = "zh",
     geopandas.GeoDataFrame
         ``townships`` plus ``norm_status`` (``fail`` > ``not_assessable`` >
         ``pass``; ``none`` where no rule reaches the township), ``n_fail``,
-        ``n_not_assessable`` and ``norm_text`` (failing rules with their clauses).
+        ``n_not_assessable``, ``norm_text`` (failing rules with their clauses)
+        and ``failed_rules`` (the titles of the rules that fail there, each
+        once, joined by "；" / "; ").
     """
     out = townships.copy()
     ids = _ids(out)
     key = township_of if township_of is not None else checks.get("_township")
     df = checks.assign(_t=key)
     labels = _STATUS_LABEL[lang]
-    status, n_fail, n_na, texts = [], [], [], []
+    status, n_fail, n_na, texts, failed = [], [], [], [], []
+    sep = "；" if lang == "zh" else "; "
     for uid in ids:
         rows = df[df["_t"] == uid]
         if rows.empty:
@@ -201,6 +204,7 @@ def township_status(checks: pd.DataFrame, townships: Any, *, lang: str = "zh",
             n_fail.append(0)
             n_na.append(0)
             texts.append(labels["none"])
+            failed.append("")
             continue
         worst = max(rows["status"], key=_STATUS_RANK.__getitem__)
         fails = rows[rows["status"] == "fail"]
@@ -208,10 +212,12 @@ def township_status(checks: pd.DataFrame, townships: Any, *, lang: str = "zh",
         n_fail.append(len(fails))
         n_na.append(int((rows["status"] == "not_assessable").sum()))
         texts.append(_hover(fails, rows, worst, labels, lang))
+        failed.append(sep.join(dict.fromkeys(fails["title"].astype(str))))
     out["norm_status"] = status
     out["n_fail"] = n_fail
     out["n_not_assessable"] = n_na
     out["norm_text"] = texts
+    out["failed_rules"] = failed
     return out
 
 

@@ -20,6 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from planner import gis
 from planner._errors import OutputError
 from planner.pipeline.result import TEMP_NAME, RunResult
 from planner.pipeline.scenario import input_paths
@@ -32,7 +35,7 @@ __all__ = ["csv_safe", "hash_inputs", "package_versions", "plain_columns", "prep
 # --------------------------------------------------------------------------- output folder
 def _input_files(scenario: Scenario) -> list[Path]:
     files = [scenario.resolve(p) for _, p in input_paths(scenario)]
-    return [f for f in files if f is not None]
+    return [f for f in files if isinstance(f, Path)]  # not None, not a database URL
 
 
 def prepare_out_dir(scenario: Scenario, out_dir: str | os.PathLike | None, *,
@@ -175,11 +178,18 @@ def hash_inputs(scenario: Scenario, scenario_file: Path | None) -> dict[str, dic
     pairs = list(input_paths(scenario))
     if scenario_file is not None:
         pairs.insert(0, (("scenario",), scenario_file))
+    from planner.postgis import is_database_url, redact
+
     for loc, p in pairs:
+        key = ".".join(map(str, loc))
+        if is_database_url(p):  # a database: where and what was read (no password)
+            lay = getattr(scenario.layers, loc[1], None) if loc[0] == "layers" else None
+            out[key] = {"database": redact(str(p)), "layer": getattr(lay, "layer", None),
+                        "sql": getattr(lay, "sql", None)}
+            continue
         resolved = scenario.resolve(p) if loc != ("scenario",) else Path(p).resolve()
         if resolved is None:
             continue
-        key = ".".join(map(str, loc))
         if resolved.is_file():
             if resolved not in cache:
                 cache[resolved] = sha256_of(resolved)
@@ -206,16 +216,27 @@ def write_layers_and_tables(result: RunResult) -> str | None:
         return "no output folder (pass out_dir= or set `output:` in the scenario)"
     opts = result.scenario.outputs
     written = 0
-    if opts.gpkg:
-        layers = {k: v for k, v in result.layers.items()
-                  if v is not None and len(v) and hasattr(v, "geometry")}
-        if layers:
-            def write_gpkg(tmp: Path) -> None:
-                for name, gdf in layers.items():
-                    plain_columns(gdf).to_file(tmp, layer=name, driver="GPKG",
-                                                engine="pyogrio")
+    layers = _output_layers(result)
+    if opts.gpkg and layers:
+        circle = result.scenario.access.circle_min if result.scenario.access else 15.0
 
-            result.write("layers.gpkg", write_gpkg)
+        def write_gpkg(tmp: Path) -> None:
+            for name, gdf in layers.items():
+                plain_columns(gdf).to_file(tmp, layer=name, driver="GPKG", engine="pyogrio")
+            if opts.gpkg_styles:
+                gis.add_layer_styles(tmp, {name: gis.qgis_style(name, gdf, lang=result.lang,
+                                                                circle_min=circle)
+                                           for name, gdf in layers.items()})
+
+        result.write("layers.gpkg", write_gpkg)
+        written += 1
+    if opts.postgis:
+        written += _write_postgis(result, layers)
+    if opts.shapefile and layers:
+        for name, gdf in layers.items():
+            files = gis.write_shapefile(gdf, result.out_dir / "shapefile", name,
+                                        encoding=opts.shapefile_encoding, lang=result.lang)
+            result.files.extend(f for f in files if f not in result.files)
             written += 1
     if opts.csv:
         for name, df in result.tables.items():
@@ -228,6 +249,37 @@ def write_layers_and_tables(result: RunResult) -> str | None:
     if not written:
         return "nothing to write (no layers or tables, or gpkg/csv switched off)"
     return None
+
+
+def _write_postgis(result: RunResult, layers: dict) -> int:
+    """Every layer and table into ``outputs.postgis``, schema ``outputs.postgis_schema``."""
+    from planner.postgis import write_postgis
+
+    opts = result.scenario.outputs
+    n = 0
+    for name, gdf in layers.items():
+        write_postgis(gdf, opts.postgis, f"{opts.postgis_schema}.{name}")
+        n += 1
+    for name, df in result.tables.items():
+        if df is not None and hasattr(df, "columns") and len(df.columns):
+            write_postgis(plain_columns(df), opts.postgis, f"{opts.postgis_schema}.{name}")
+            n += 1
+    return n
+
+
+def _output_layers(result: RunResult) -> dict:
+    """The run's layers with rows, in the output CRS (``outputs.crs``; default the study's)."""
+    layers = {k: v for k, v in result.layers.items()
+              if v is not None and len(v) and hasattr(v, "geometry")}
+    value = result.scenario.outputs.crs
+    if not layers or value is None or str(value).lower() in ("utm", "study"):
+        return layers
+    lon = None
+    if str(value).lower().startswith("cgcs2000_gk3"):
+        first = next(iter(layers.values()))
+        lon = float(np.mean(first.to_crs(4326).total_bounds[[0, 2]]))
+    crs = gis.output_crs(value, lon=lon)
+    return {k: v.to_crs(crs) for k, v in layers.items()}
 
 
 def plain_columns(df):
@@ -309,6 +361,17 @@ def _package_versions() -> dict[str, str]:
     return out
 
 
+def _redacted(value: Any) -> Any:
+    """Settings with every database URL's password hidden (run.json is shared)."""
+    from planner.postgis import is_database_url, redact
+
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return redact(value) if is_database_url(value) else value
+
+
 def write_run_json(result: RunResult, *, started: str, seconds: float, status: str,
                     error: str | None = None) -> None:
     info = {
@@ -320,7 +383,7 @@ def write_run_json(result: RunResult, *, started: str, seconds: float, status: s
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "seconds": round(seconds, 3),
         "inputs": result.inputs,
-        "settings": json.loads(result.scenario.model_dump_json()),
+        "settings": _redacted(json.loads(result.scenario.model_dump_json())),
         "versions": package_versions(),
         "steps": [s.__dict__ for s in result.steps],
         "warnings": result.warnings,

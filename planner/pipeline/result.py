@@ -56,11 +56,21 @@ class RunResult:
     out_dir: Path | None = None
     files: list[Path] = field(default_factory=list)
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    progress: bool = False
     _collecting: bool = field(default=False, repr=False)
 
     @property
     def lang(self) -> str:
         return self.scenario.lang
+
+    def bar_label(self, key: str) -> bool | str:
+        """What a library's ``progress=`` option gets: ``False`` when the run shows no
+        progress, else the label of the bar in the run's language."""
+        if not self.progress:
+            return False
+        from planner.pipeline.texts import BAR_LABELS
+
+        return BAR_LABELS.get(self.lang, BAR_LABELS["en"]).get(key, key)
 
     def warn(self, message: str) -> None:
         """Record a warning for the run and issue it as a `PlannerWarning`."""
@@ -146,16 +156,17 @@ class RunResult:
     def _repr_html_(self) -> str:
         from html import escape
 
+        from planner.pipeline.texts import step_text
+
         zh = self.lang == "zh"
-        status_text = {"done": "完成", "skipped": "跳过", "failed": "失败"} if zh else {}
         colour = {"done": "#1a7f37", "skipped": "#9a6700", "failed": "#cf222e"}
-        rows = "".join(
-            f"<tr><td><code>{escape(s.name)}</code></td>"
-            f"<td style='color:{colour.get(s.status, '#000')}'>"
-            f"{escape(status_text.get(s.status, s.status))}</td>"
-            f"<td style='text-align:right'>{s.seconds:.2f}</td><td>{escape(s.reason)}</td></tr>"
-            for s in self.steps
-        )
+        rows = ""
+        for s in self.steps:
+            name, status, reason = step_text(s.name, s.status, s.reason, self.lang)
+            rows += (f"<tr><td>{escape(name)}</td>"
+                     f"<td style='color:{colour.get(s.status, '#000')}'>{escape(status)}</td>"
+                     f"<td style='text-align:right'>{s.seconds:.2f}</td>"
+                     f"<td>{escape(reason)}</td></tr>")
         lay_rows = ""
         for k, v in self.layers.items():
             try:

@@ -12,8 +12,26 @@ from planner.pipeline import outputs as O
 from planner.pipeline.result import RunResult, StepRecord
 from planner.pipeline.scenario import load_scenario
 from planner.pipeline.settings import Scenario
+from planner.pipeline.texts import step_line
 
 __all__ = ["run"]
+
+
+def _show_progress(progress: bool | Callable[[str], None] | None) -> bool:
+    """Whether the run prints step lines and progress bars."""
+    if progress is None:  # by default: in a Jupyter notebook, not in scripts
+        from planner.progress import in_notebook
+
+        return in_notebook()
+    return progress is True
+
+
+def _line(text: str) -> None:
+    import sys
+
+    from planner.progress import in_notebook, write
+
+    write(text, file=sys.stdout if in_notebook() else sys.stderr)
 
 
 def run(
@@ -21,7 +39,7 @@ def run(
     *,
     out_dir: str | os.PathLike | None = None,
     overwrite: bool = False,
-    progress: Callable[[str], None] | None = None,
+    progress: bool | Callable[[str], None] | None = None,
     steps: list[str] | None = None,
 ) -> RunResult:
     """Run a scenario end to end.
@@ -42,7 +60,12 @@ def run(
     overwrite
         Allow writing into a non-empty output folder.
     progress
-        Called with the step name as each step starts.
+        ``True``: print a line as each step ends (``done`` and its time, in
+        the scenario's language) and show progress bars for long work
+        (service areas, the exact solver's incumbent/bound/gap, the report);
+        ``None`` (default): the same in a Jupyter notebook, silent in
+        scripts; ``False``: silent; a callable: called with the step name as
+        each step starts (nothing printed).
     steps
         Run only these steps (names from ``STEPS``); the others are skipped.
 
@@ -76,7 +99,7 @@ def run(
         unknown = [s for s in steps if s not in known]
         if unknown:
             raise ScenarioError(f"Unknown step(s) {unknown}; the steps are {', '.join(known)}.")
-    result = RunResult(scenario=scenario)
+    result = RunResult(scenario=scenario, progress=_show_progress(progress))
     result.out_dir = O.prepare_out_dir(scenario, out_dir, overwrite=overwrite)
     started, t_run = time.strftime("%Y-%m-%dT%H:%M:%S%z"), time.perf_counter()
     result.inputs = O.hash_inputs(scenario, scenario_file)
@@ -85,7 +108,7 @@ def run(
         if steps is not None and name not in steps:
             result.steps.append(StepRecord(name, "skipped", reason="not requested"))
             continue
-        if progress:
+        if callable(progress):
             progress(name)
         t0 = time.perf_counter()
         if not getattr(fn, "collects_warnings", False):  # a plain function given as a step
@@ -101,10 +124,14 @@ def run(
         except BaseException as exc:
             result.steps.append(StepRecord(name, "failed", time.perf_counter() - t0,
                                            f"{type(exc).__name__}: {exc}".splitlines()[0]))
+            if result.progress:
+                _line(step_line(result.steps[-1], result.lang))
             _record(result, started, t_run, "failed", error=f"{type(exc).__name__}: {exc}")
             raise
         status = "skipped" if reason else "done"
         result.steps.append(StepRecord(name, status, time.perf_counter() - t0, reason or ""))
+        if result.progress:
+            _line(step_line(result.steps[-1], result.lang))
         if status == "done":
             _record(result, started, t_run, "running")
     _record(result, started, t_run, "done")

@@ -310,9 +310,11 @@ def check_files(scenario: Scenario, *, index: dict | None = None, source: str = 
 
 
 def _missing_files(pairs, base_dir: Path, index: dict) -> list[tuple[int | None, str]]:
+    from planner.postgis import is_database_url
+
     out = []
     for loc, p in pairs:
-        if p is None or str(p).strip() == "":
+        if p is None or str(p).strip() == "" or is_database_url(p):
             continue
         q = Path(str(p)).expanduser()
         resolved = q if q.is_absolute() else (Path(base_dir) / q).resolve()

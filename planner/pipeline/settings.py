@@ -33,7 +33,9 @@ class _Section(BaseModel):
 class LayerSettings(_Section):
     """One input layer of the scenario.
 
-    ``path`` is relative to the scenario file.  ``columns`` maps the file's
+    ``path`` is relative to the scenario file, or a ``postgresql://`` URL of
+    a PostGIS database (``layer`` then names the table, ``schema.table``, or
+    ``sql`` gives a query, which may filter in space).  ``columns`` maps the file's
     column names to canonical ones (``{社区名称: name}``) on top of the
     built-in Chinese/English synonyms.  ``coord_system`` says which datum
     the coordinates are in (AMap/Tencent = gcj02, Baidu = bd09).  ``where``
@@ -43,8 +45,9 @@ class LayerSettings(_Section):
     boundaries.geojson``).
     """
 
-    path: Path
+    path: Path | str
     layer: str | None = None
+    sql: str | None = None
     columns: dict[str, str] = Field(default_factory=dict)
     coord_system: CoordSystem = "wgs84"
     encoding: str | None = None
@@ -66,6 +69,14 @@ class LayerSettings(_Section):
     @classmethod
     def _path_shorthand(cls, data: object) -> object:
         return {"path": data} if isinstance(data, str) else data
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _path_or_database(cls, value: object) -> object:
+        # a PostGIS URL stays text (a Path would fold its "//"); anything else is a path
+        from planner.postgis import is_database_url
+
+        return value if is_database_url(value) or not isinstance(value, str) else Path(value)
 
 
 class LayersSettings(_Section):
@@ -353,14 +364,35 @@ class OutputsSettings(_Section):
     """Which outputs a run writes, and how the web map looks.
 
     ``map`` writes ``map.html`` (one offline file, `planner.maps`);
-    ``report`` writes ``report.html`` and ``excel`` ``planner.xlsx``
+    ``report`` writes ``report.html``, ``docx`` ``report.docx`` (Word, to
+    paste into a plan text) and ``excel`` ``planner.xlsx``
     (`planner.report`); ``print_maps`` writes PNG (300 dpi) and SVG maps
-    into ``print_maps/`` (`planner.plots`).  ``tiles`` is empty for a map
-    without base tiles (works offline), or an XYZ URL template / xyzservices
-    name (``GaoDe.Normal``); ``tiles_coord_system: gcj02`` for AMap or
-    Tianditu-in-GCJ tiles shifts the data into GCJ-02 so both line up.
+    into ``print_maps/`` (`planner.plots`).  ``coordinates`` is the datum of
+    the longitudes/latitudes in the report and workbook (``wgs84``,
+    ``gcj02`` as AMap shows them, or ``cgcs2000``).
+    ``tiles`` is empty for a map without base tiles (works offline); a named
+    base map: ``amap`` (AMap, GCJ-02: the data is shifted to match),
+    ``tianditu`` (Tianditu, CGCS2000 = WGS-84 within centimetres, no shift;
+    needs ``tiles_key``, its ``tk``); an XYZ URL template or xyzservices
+    name; or a local tile folder (``{z}/{x}/{y}.png``) or ``.mbtiles`` file
+    (relative to the scenario), whose tiles over the study area are copied
+    to ``tiles/`` beside ``map.html`` so the map works offline.
+    ``tiles_coord_system`` is the tiles' datum, by default the source's own
+    (AMap/Tencent ``gcj02``, others ``wgs84``; local tiles saved from AMap
+    need ``gcj02``); Baidu tiles (``bd09``) are refused: Leaflet cannot show
+    their tile grid.
     ``map_simplify_m`` is the simplification tolerance of polygons and lines
-    on the web map, in metres.
+    on the web map, in metres.  ``mapping_unit`` (编制单位) is printed in the
+    print maps' margin with the date, coordinate system and data sources.
+    ``gpkg`` writes ``layers.gpkg`` with QGIS styles (``gpkg_styles``: the
+    web map's symbols and Chinese field aliases); ``shapefile`` also writes
+    ``shapefile/<layer>.shp`` for ArcGIS (``shapefile_encoding`` utf-8 or
+    gbk, a ``.cpg`` and a field-name map); ``crs`` is the coordinate system
+    of those files: empty (the study's metric CRS, UTM by default),
+    ``cgcs2000`` (EPSG:4490), ``cgcs2000_gk3`` (the study's 3-degree
+    Gauss-Krüger zone) or an EPSG code.  ``postgis`` (a ``postgresql://``
+    URL) also writes every layer and table into that database, in schema
+    ``postgis_schema`` (tables replaced on each run).
     """
 
     gpkg: bool = True
@@ -368,10 +400,20 @@ class OutputsSettings(_Section):
     excel: bool = True
     map: bool = True
     report: bool = True
+    docx: bool = True
     print_maps: bool = False
+    coordinates: Literal["wgs84", "gcj02", "cgcs2000"] = "wgs84"
     tiles: str | None = None
-    tiles_coord_system: CoordSystem = "wgs84"
+    tiles_coord_system: CoordSystem | None = None
     tiles_attribution: str | None = None
+    tiles_key: str | None = None
+    mapping_unit: str | None = None
+    postgis: str | None = None
+    postgis_schema: str = "planner"
+    shapefile: bool = False
+    shapefile_encoding: Literal["utf-8", "gbk"] = "utf-8"
+    gpkg_styles: bool = True
+    crs: str | None = None
     map_simplify_m: float = Field(default=D.MAP_SIMPLIFY_M, ge=0.0, le=100.0)
 
 
@@ -437,8 +479,11 @@ class Scenario(_Section):
                       "China") for loc, value in found]
 
     def resolve(self, path: Path | str | None) -> Path | None:
-        """Return ``path`` resolved relative to the scenario file's folder."""
-        if path is None:
-            return None
+        """Return ``path`` resolved relative to the scenario file's folder (a database URL
+        is returned as it is)."""
+        from planner.postgis import is_database_url
+
+        if path is None or is_database_url(path):
+            return path
         p = Path(path).expanduser()
         return p if p.is_absolute() else (self.base_dir / p).resolve()

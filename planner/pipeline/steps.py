@@ -115,6 +115,7 @@ def load_layer(settings: LayerSettings, *, kind: str, scenario: Scenario,
         layer=settings.layer, id_column=settings.id_column, lon_column=settings.lon_column,
         lat_column=settings.lat_column, sheet=settings.sheet, target_crs=target_crs, name=name,
         tiers=settings.tiers or None, region=scenario.region, where=settings.where,
+        sql=settings.sql,
     )
 
 
@@ -577,7 +578,8 @@ def access(result: RunResult) -> str | None:
     if s.service_areas:
         result.layers["service_areas"] = A.service_areas(
             net, snap_fac, minutes=s.thresholds_min, buffer_m=s.service_area_buffer_m,
-            tiers=A.tier_values(facilities), lang=result.lang)
+            tiers=A.tier_values(facilities), lang=result.lang,
+            progress=result.bar_label("service_areas"))
     if s.fca is not None:
         f = s.fca
         result.tables["fca"] = A.fca(
@@ -658,7 +660,7 @@ def locate(result: RunResult) -> str | None:
         cutoff_min=acc.cutoff_min, thresholds_min=acc.thresholds_min,
         max_snap_m=_max_snap_m(result.scenario), seed=s.seed, threads=s.threads,
         snap_population=result.artifacts.get("snap_population"),
-        snap_facilities=result.artifacts.get("snap_facilities"))
+        snap_facilities=result.artifacts.get("snap_facilities"), progress=result.progress)
     if plan.reason:
         return plan.reason
     result.layers["proposed_sites"] = plan.sites
