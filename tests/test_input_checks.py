@@ -493,7 +493,7 @@ def test_impossible_counts_are_errors_naming_the_rows_and_validate_finds_them(tm
         population={"path": str(path), "layer": "communities"}))
     res = invoke("validate", path_s)
     assert res.exit_code == 2 and "impossible value(s) 1e+15" in res.output
-    assert "· layers" in res.output and "· network" not in res.output  # stopped at the layers
+    assert "读取图层" in res.output and "步行路网" not in res.output  # stopped at the layers
 
 
 def test_an_implausibly_dense_unit_is_a_warning_with_its_density(tmp_path):

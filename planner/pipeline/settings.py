@@ -471,7 +471,7 @@ class Scenario(_Section):
                 found.append((("layers", name, "coord_system"), lay.coord_system))
         if self.network is not None and self.network.coord_system != "wgs84":
             found.append((("network", "coord_system"), self.network.coord_system))
-        if self.outputs.tiles_coord_system != "wgs84":
+        if self.outputs.tiles_coord_system not in (None, "wgs84"):
             found.append((("outputs", "tiles_coord_system"), self.outputs.tiles_coord_system))
         return [(loc, f"`{'.'.join(loc)}: {value}` is refused with `region: any`: GCJ-02 and "
                       "BD-09 are offsets of Chinese web maps, defined inside China only; give "

@@ -14,21 +14,28 @@ __all__ = ["BAR_LABELS", "REASONS", "STEP_NAMES", "STEP_STATUS", "reason_text", 
 #: Step names as a reader sees them.
 STEP_NAMES: dict[str, dict[str, str]] = {
     "zh": {"layers": "读取图层", "demand": "需求估算", "network": "步行路网",
-           "access": "可达性分析", "norms": "规范核查", "locate": "设施选址",
+           "checks": "数据核查", "access": "可达性分析", "norms": "规范核查", "locate": "设施选址",
            "outputs": "图层与表格", "maps": "网页地图", "report": "报告"},
     "en": {"layers": "Layers", "demand": "Demand", "network": "Walk network",
-           "access": "Access", "norms": "Norm checks", "locate": "Site selection",
+           "checks": "Data checks", "access": "Access", "norms": "Norm checks", "locate": "Site selection",
            "outputs": "Layers and tables", "maps": "Web map", "report": "Report"},
 }
 
 STEP_STATUS: dict[str, dict[str, str]] = {
-    "zh": {"done": "完成", "skipped": "跳过", "failed": "失败", "running": "进行中"},
-    "en": {"done": "done", "skipped": "skipped", "failed": "failed", "running": "running"},
+    "zh": {"done": "完成", "skipped": "跳过", "failed": "失败", "running": "进行中",
+           "interrupted": "已中断"},
+    "en": {"done": "done", "skipped": "skipped", "failed": "failed", "running": "running",
+           "interrupted": "interrupted"},
 }
 
 #: The steps' skip reasons (as returned in English) in Chinese.
 REASONS: dict[str, str] = {
     "not requested": "未要求运行",
+    "no census table and demand.use_for_population is false":
+        "没有普查表，且 demand.use_for_population 为 false",
+    "no facility left in the analysis (see the warnings of the checks step)":
+        "分析中没有剩余设施（见数据核查步骤的提示）",
+    "no layers": "没有图层",
     "no `demand:` section in the scenario": "方案中没有 `demand:` 部分",
     "no census table (demand.census)": "没有普查表（demand.census）",
     "no population layer and demand.use_for_population is false":
