@@ -26,8 +26,8 @@ from planner._errors import (  # noqa: E402
 )
 
 #: Subpackages and modules loaded on first use (``planner.network`` after ``import planner``).
-_SUBMODULES = ("access", "coords", "defaults", "demand", "demo", "layers", "locate", "maps",
-               "network", "norms", "pipeline", "plots", "report")
+_SUBMODULES = ("access", "batch", "coords", "defaults", "demand", "demo", "layers", "locate",
+               "maps", "network", "norms", "pipeline", "plots", "report")
 
 
 def run(scenario, *, out_dir=None, overwrite: bool = False, progress=None, steps=None):

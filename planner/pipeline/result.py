@@ -12,7 +12,43 @@ from typing import Any
 from planner._errors import OutputError
 from planner.pipeline.settings import Scenario
 
-__all__ = ["RunResult", "StepRecord"]
+__all__ = ["Preloaded", "RunResult", "StepRecord"]
+
+
+@dataclass
+class Preloaded:
+    """Inputs already in memory that a run uses instead of reading the scenario's files.
+
+    `planner.batch` runs each part of a province this way: its workers read
+    the province's files once and hand every part its cut.
+
+    Attributes
+    ----------
+    layers
+        Scenario layer name (``population``, ``facilities``, ...,
+        ``facilities_nearby``) -> GeoDataFrame as the layers step would have
+        read it (canonical columns), all in ``crs``.  A name given here is
+        used even where the scenario has no such layer.
+    crs
+        The study CRS of those layers (metric).
+    network
+        Road centre lines (a GeoDataFrame, for ``network.source: lines``) to
+        build the walk network from, or a built `planner.network.WalkNetwork`.
+    tables
+        ``census`` / ``census_previous``: census tables as
+        `planner.demand.read_census` returns them.
+    input_hashes
+        The inputs' SHA-256 as ``hash_inputs`` records them (no hashing again).
+    record
+        Extra entries for ``run.json`` (e.g. which part of a batch this is).
+    """
+
+    layers: dict[str, Any] = field(default_factory=dict)
+    crs: Any = None
+    network: Any = None
+    tables: dict[str, Any] = field(default_factory=dict)
+    input_hashes: dict[str, dict[str, Any]] | None = None
+    record: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -49,6 +85,7 @@ class RunResult:
     out_dir: Path | None = None
     files: list[Path] = field(default_factory=list)
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    preloaded: Preloaded | None = field(default=None, repr=False)
     _collecting: bool = field(default=False, repr=False)
 
     @property

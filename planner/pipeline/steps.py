@@ -22,6 +22,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pyproj
 
 from planner import access as A
@@ -30,14 +31,14 @@ from planner import layers as L
 from planner import locate as LC
 from planner import network as N
 from planner import norms as NR
-from planner._errors import DemandError, LayerError, NetworkError
+from planner._errors import DemandError, LayerError, NetworkError, PlannerWarning
 from planner.defaults import MAX_SNAP_M
 from planner.pipeline import outputs as O
 from planner.pipeline.result import RunResult
 from planner.pipeline.settings import AccessSettings, LayerSettings, ModelSettings, Scenario
 
 __all__ = ["STEPS", "StepFunction", "access", "demand", "layers", "load_layer", "locate", "maps",
-           "network", "norms", "outputs", "report", "step"]
+           "network", "norms", "outputs", "report", "step", "with_nearby"]
 
 StepFunction = Callable[[RunResult], "str | None"]
 
@@ -121,6 +122,9 @@ def layers(result: RunResult) -> str | None:
             "or compounds with 常住人口/60岁及以上人口), or `layers: residential:` together with a "
             "`demand:` section (census tables to spread over residential land)."
         )
+    pre = result.preloaded
+    if pre is not None and pre.layers:
+        return _preloaded_layers(result, pre)
     target = _study_crs(scenario)
     for key, kind in L.LAYER_KINDS.items():
         settings = getattr(given, key, None)
@@ -131,6 +135,24 @@ def layers(result: RunResult) -> str | None:
             target = pyproj.CRS.from_user_input(gdf.crs)
         result.layers[key] = gdf
     result.crs = target
+    return None
+
+
+def _preloaded_layers(result: RunResult, pre) -> str | None:
+    """The layers step with layers already read (`Preloaded`): checked, not read again."""
+    if pre.crs is None:
+        raise LayerError("Preloaded layers need their CRS (Preloaded.crs): the study's "
+                         "metric CRS they are all in.")
+    crs = pyproj.CRS.from_user_input(pre.crs)
+    for key in L.LAYER_KINDS:
+        gdf = pre.layers.get(key)
+        if gdf is None:
+            continue
+        if gdf.crs is None or not pyproj.CRS.from_user_input(gdf.crs).equals(crs):
+            raise LayerError(f"Preloaded layer {key!r} is in {gdf.crs}, not in the study CRS "
+                             f"{crs.to_string()}; reproject it first.")
+        result.layers[key] = gdf
+    result.crs = crs
     return None
 
 
@@ -151,10 +173,13 @@ def demand(result: RunResult) -> str | None:
     if s.census is None:
         return "no census table (demand.census)"
     scen = result.scenario
-    table = DM.older_groups(DM.read_census(scen.resolve(s.census), key=s.table_key,
-                                           trust=s.trust))
-    previous = None
-    if s.census_previous is not None:
+    pre = result.preloaded.tables if result.preloaded is not None else {}
+    census = pre.get("census")
+    if census is None:
+        census = DM.read_census(scen.resolve(s.census), key=s.table_key, trust=s.trust)
+    table = DM.older_groups(census)
+    previous = pre.get("census_previous")
+    if previous is None and s.census_previous is not None:
         previous = DM.read_census(scen.resolve(s.census_previous), key=s.table_key,
                                   trust=s.trust)
     life = DM.read_life_table(scen.resolve(s.life_table)) if s.life_table else None
@@ -191,7 +216,7 @@ def demand(result: RunResult) -> str | None:
 
 
 # --------------------------------------------------------------------------- network
-def _build_network(s, path: Path | None, crs) -> N.WalkNetwork:
+def _build_network(s, path, crs) -> N.WalkNetwork:
     opts = N.NetworkOptions(
         speed_mps=s.speed_mps, profile=s.profile, exclude_classes=s.exclude_classes,
         include_classes=s.include_classes, avoid_steps=s.avoid_steps,
@@ -226,12 +251,21 @@ def network(result: RunResult) -> str | None:
     if s is None:
         return "no `network:` section in the scenario"
     path = result.scenario.resolve(s.path)
-    if s.source in ("lines", "osm", "graphml") and path is None:
+    given = result.preloaded.network if result.preloaded is not None else None
+    if isinstance(given, N.WalkNetwork):
+        net = given
+    elif given is not None:
+        if s.source != "lines":
+            raise NetworkError(f"Preloaded road lines need `network.source: lines`, not "
+                               f"{s.source!r}; preload a built WalkNetwork instead.")
+        net = _build_network(s, given, result.crs)
+    elif s.source in ("lines", "osm", "graphml") and path is None:
         raise NetworkError(
             f"`network.source` is {s.source!r} but `network.path` is not set. Give the path of "
             "the road file (relative to the scenario file)."
         )
-    net = _build_network(s, path, result.crs)
+    else:
+        net = _build_network(s, path, result.crs)
     if result.crs is None:
         result.crs = net.crs
     result.artifacts["network"] = net
@@ -241,6 +275,37 @@ def network(result: RunResult) -> str | None:
 
 
 # --------------------------------------------------------------------------- access
+def with_nearby(own, nearby):
+    """``own`` rows first, then ``nearby`` rows, as one frame; and the number of own rows.
+
+    The ``*_nearby`` layers (neighbours across the study area's border) join
+    the walking-time and 2SFCA computations; results are kept for the own rows.
+    """
+    n_own = 0 if own is None else len(own)
+    if nearby is None or len(nearby) == 0:
+        return own, n_own
+    if own is None or n_own == 0:
+        return nearby, 0
+    import pandas as pd
+
+    return pd.concat([own, nearby], ignore_index=True), n_own
+
+
+def _check_nearby_demand(result: RunResult, column: str) -> None:
+    near = result.layers.get("population_nearby")
+    if near is None or not len(near):
+        return
+    import pandas as pd
+
+    n_bad = (int(pd.to_numeric(near[column], errors="coerce").isna().sum())
+             if column in near.columns else len(near))
+    if n_bad:
+        warnings.warn(
+            f"access: {n_bad} of {len(near)} nearby population units have no `{column}`; "
+            "they load the facilities they share with this area as 0 in 2SFCA. Give the "
+            f"nearby layer a `{column}` column.", PlannerWarning, stacklevel=2)
+
+
 @step
 def access(result: RunResult) -> str | None:
     """Walking times, coverage, blind spots, service areas and 2SFCA.
@@ -248,29 +313,36 @@ def access(result: RunResult) -> str | None:
     Snaps population (from compound gates where a ``gates`` layer exists)
     and facilities, and stores ``population_access``, ``blind_spots`` and
     ``service_areas`` (layers), ``coverage`` and ``fca`` (tables), and the
-    ``snap_population`` / ``snap_facilities`` artifacts.
+    ``snap_population`` / ``snap_facilities`` artifacts.  Facilities of
+    ``facilities_nearby`` count for walking times and 2SFCA supply (service
+    areas are drawn for ``facilities`` only); residents of
+    ``population_nearby`` load the facilities in 2SFCA.
     """
     net = result.artifacts.get("network")
     if net is None:
         return "no walk network (the network step did not build one)"
-    facilities = result.layers.get("facilities")
-    if facilities is None or len(facilities) == 0:
+    lay = result.layers
+    facilities = lay.get("facilities")
+    all_fac, n_own_fac = with_nearby(facilities, lay.get("facilities_nearby"))
+    if all_fac is None or len(all_fac) == 0:
         return "no facilities layer"
-    population = result.layers.get("population")
+    population = lay.get("population")
     if population is None or len(population) == 0:
         return "no population layer"
     s = result.scenario.access or AccessSettings()
     max_snap_m = _max_snap_m(result.scenario)
-    snap_pop = A.snap_units(net, population, gates=result.layers.get("gates"),
-                            max_snap_m=max_snap_m, warn=False)
-    snap_fac = A.snap_points(net, facilities, max_snap_m=max_snap_m, warn=False,
+    pop_all, n_pop = with_nearby(population, lay.get("population_nearby"))
+    snap_all = A.snap_units(net, pop_all, gates=lay.get("gates"), max_snap_m=max_snap_m,
+                            warn=False)
+    snap_pop = snap_all if n_pop == len(pop_all) else snap_all.take(snap_all.unit < n_pop)
+    snap_fac = A.snap_points(net, all_fac, max_snap_m=max_snap_m, warn=False,
                              what="facilities")
     for snapped, what in ((snap_pop, "population units"), (snap_fac, "facilities")):
         snapped.warn_far(what)
     result.artifacts["snap_population"] = snap_pop
     result.artifacts["snap_facilities"] = snap_fac
     pa = A.population_access(
-        net, population, facilities, thresholds_min=s.thresholds_min,
+        net, population, all_fac, thresholds_min=s.thresholds_min,
         cutoff_min=s.cutoff_min, snap_population=snap_pop, snap_facilities=snap_fac,
     )
     result.layers["population_access"] = pa
@@ -278,16 +350,18 @@ def access(result: RunResult) -> str | None:
                                                  lang=result.lang)
     result.layers["blind_spots"] = A.blind_spots(pa, circle_min=s.circle_min,
                                                  eps_m=s.blind_spot_eps_m)
-    if s.service_areas:
+    if s.service_areas and n_own_fac:
         result.layers["service_areas"] = A.service_areas(
-            net, snap_fac, minutes=s.thresholds_min, buffer_m=s.service_area_buffer_m,
-            tiers=A.tier_values(facilities))
+            net, snap_fac.take(np.arange(n_own_fac)), minutes=s.thresholds_min,
+            buffer_m=s.service_area_buffer_m, tiers=A.tier_values(facilities))
     if s.fca is not None:
         f = s.fca
-        result.tables["fca"] = A.fca(
-            net, population, facilities, supply=f.supply, demand=f.demand,
-            catchment_min=f.catchment_min, decay=f.decay, snap_population=snap_pop,
+        _check_nearby_demand(result, f.demand)
+        table = A.fca(
+            net, pop_all, all_fac, supply=f.supply, demand=f.demand,
+            catchment_min=f.catchment_min, decay=f.decay, snap_population=snap_all,
             snap_facilities=snap_fac)
+        result.tables["fca"] = table.iloc[:n_pop].reset_index(drop=True)
     return None
 
 
@@ -351,7 +425,8 @@ def locate(result: RunResult) -> str | None:
     acc = result.scenario.access or AccessSettings()
     lay = result.layers
     plan = LC.propose_sites(
-        net, pop, facilities=lay.get("facilities"), candidates=lay.get("candidates"),
+        net, pop, facilities=with_nearby(lay.get("facilities"), lay.get("facilities_nearby"))[0],
+        candidates=lay.get("candidates"),
         townships=lay.get("townships"), gates=lay.get("gates"),
         forbidden=[lay.get("water"), lay.get("parks")],
         township_centre=tier_model(s.township_centre),
