@@ -30,11 +30,13 @@ _SUBMODULES = ("access", "batch", "coords", "defaults", "demand", "demo", "layer
                "maps", "network", "norms", "pipeline", "plots", "report")
 
 
-def run(scenario, *, out_dir=None, overwrite: bool = False, progress=None, steps=None):
+def run(scenario, *, out_dir=None, overwrite: bool = False, progress=None, steps=None,
+        preloaded=None):
     """Run a scenario (a path to a YAML file or a `Scenario`); see `planner.pipeline.run`."""
     from planner.pipeline import run as _run
 
-    return _run(scenario, out_dir=out_dir, overwrite=overwrite, progress=progress, steps=steps)
+    return _run(scenario, out_dir=out_dir, overwrite=overwrite, progress=progress, steps=steps,
+                preloaded=preloaded)
 
 
 def load_scenario(path):
