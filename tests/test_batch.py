@@ -328,3 +328,25 @@ def test_sweep_values_and_keys(province):
         apply(scen, {"network.sped_mps": 0.8})
     with pytest.raises(planner.ScenarioError, match="key=value"):
         parse_sweep(["network.speed_mps"])
+
+
+def test_demo_province_runs_the_batch_with_a_map_and_report_of_the_whole_area(tmp_path):
+    from click.testing import CliRunner
+
+    from planner.cli import cli
+
+    res = CliRunner().invoke(cli, ["demo", "--province", "--size", "2x1", "--scheduler", "sync",
+                                   "-o", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "batch"
+    for name in ("report.html", "map.html", "planner.xlsx", "layers.gpkg", "summary.csv",
+                 "batch.json", "tables/coverage.csv"):
+        assert (out / name).is_file(), name
+    for part in ("410001", "410002"):  # each part: the files `planner run` writes
+        assert {"report.html", "map.html", "layers.gpkg", "run.json"} <= {
+            f.name for f in (out / "parts" / part).iterdir()}
+    summary = pd.read_csv(out / "summary.csv", dtype={"part": str})
+    assert summary["name"].tolist() == ["示范1区", "示范2区", "全部"]
+    assert summary["pop_60plus"].tolist() == [46347, 46347, 2 * 46347]
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "示范1区 (410001)" in page and "示范2区 (410002)" in page
