@@ -76,6 +76,10 @@ class BatchResult:
     workers: int
     seconds: float
     comparison: pd.DataFrame | None = None
+    #: Wall seconds of each phase: ``plan`` (scenarios, parts, hashes, reuse checks),
+    #: ``start`` (starting a LocalCluster), ``tasks`` (submitting to the last part
+    #: finished), ``merge`` (merged files, map, report).
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def parts(self) -> list[PartOutcome]:
@@ -402,17 +406,22 @@ def run_batch(
                                   record=record, variant=v.label))
             slots.append(("task", len(tasks) - 1))
         plans.append((v, vdir, vparts, slots, hashes))
+    timings = {"plan": time.perf_counter() - t0}
     bar = Progress(len(tasks), reused=len(reused), enabled=progress)
     runner = None
     try:
+        t1 = time.perf_counter()
         runner = _Runner(client, scheduler, workers, memory_limit, len(tasks)) if tasks else None
+        t2 = time.perf_counter()
         outcomes = runner.run(tasks, bar) if runner is not None else {}
+        timings.update(start=t2 - t1, tasks=time.perf_counter() - t2)
     finally:
         bar.close()
         if runner is not None:
             runner.close()
     description = runner.description if runner is not None else "none (every part reused)"
     n_workers = runner.n_workers if runner is not None else 0
+    t3 = time.perf_counter()
     results = []
     for v, vdir, vparts, slots, hashes in plans:
         pairs = [(p, s[1] if s[0] == "reused" else outcomes[s[1]])
@@ -425,9 +434,10 @@ def run_batch(
         from planner.batch.compare import write_comparison
 
         comparison = write_comparison(root, results, by=by)
+    timings["merge"] = time.perf_counter() - t3
     return BatchResult(out_dir=root, by=by, variants=results, scheduler=description,
                        workers=n_workers, seconds=time.perf_counter() - t0,
-                       comparison=comparison)
+                       comparison=comparison, timings=timings)
 
 
 def _reused_outcome(folder: Path, part: Part, variant: str) -> PartOutcome:

@@ -259,12 +259,20 @@ def run_part(task: PartTask) -> PartOutcome:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # collected on the result instead
-                prov, loaded = province(task.scenario, task.by)
-                out.input_warnings = list(prov.warnings)
-                if loaded:
-                    out.load_seconds = prov.seconds
-                pre, out.counts = _preloaded(prov, task)
-                scen = part_scenario(task.scenario, task.part, prov.crs)
+                if task.by:
+                    prov, loaded = province(task.scenario, task.by)
+                    out.input_warnings = list(prov.warnings)
+                    if loaded:
+                        out.load_seconds = prov.seconds
+                    pre, out.counts = _preloaded(prov, task)
+                    scen = part_scenario(task.scenario, task.part, prov.crs)
+                else:  # the whole area as one part: an ordinary run
+                    from planner.pipeline import Preloaded
+
+                    pre = Preloaded(input_hashes=task.input_hashes,
+                                    record={"batch": dict(task.record)})
+                    scen = part_scenario(task.scenario, task.part)
+                    scen = scen.model_copy(update={"name": task.scenario.name})
                 result = run(scen, out_dir=task.out_dir, overwrite=True, preloaded=pre)
         except Exception as exc:  # noqa: BLE001 - a failed part is reported, the others go on
             out.status = "failed"
