@@ -298,6 +298,15 @@ def test_owners_take_the_first_part_covering_a_point():
                                      shapely.box(9, 1, 19, 2)])
     # a point on the shared edge goes to the first part; a polygon by its representative point
     assert owners(pts, polys).tolist() == [0, 0, 1, -1, 1]
+    # the row's own column first (a part's name, else its id; a repeated name decides
+    # nothing), then the polygon, then (asked for) the nearest part
+    parts = pd.DataFrame({"id": ["A", "B"], "name": ["东区", "西区"]})
+    pts["district"] = ["西区", None, "A", "北区", " 东区 "]
+    assert owners(pts, polys, parts=parts, column="district").tolist() == [1, 0, 0, -1, 0]
+    assert owners(pts, polys, parts=parts, column="district", nearest=True).tolist() == [
+        1, 0, 0, 1, 0]
+    twice = pd.DataFrame({"id": ["A", "B"], "name": ["东区", "东区"]})
+    assert owners(pts, polys, parts=twice, column="district").tolist() == [0, 0, 0, -1, 1]
 
 
 def test_parts_need_unique_ids_and_known_names():
@@ -350,3 +359,30 @@ def test_demo_province_runs_the_batch_with_a_map_and_report_of_the_whole_area(tm
     assert summary["pop_60plus"].tolist() == [46347, 46347, 2 * 46347]
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "示范1区 (410001)" in page and "示范2区 (410002)" in page
+
+
+def test_township_parts_equal_the_whole_run_district_rows_checked_once(province, whole,
+                                                                       tmp_path):
+    towns = whole.layers["townships"]
+    mine = towns.loc[towns["district"] == "示范1区", "id"].astype(str).tolist()
+    result = run_batch(province, by="townships", parts=mine, out_dir=tmp_path / "out",
+                       scheduler="sync", progress=False)
+    assert result.ok and [o.part for o in result.parts] == mine
+    got = _by_id(result.layers["population_access"])
+    want = _by_id(whole.layers["population_access"])
+    want = want[want["district"] == "示范1区"]
+    assert list(got.index) == list(want.index)
+    np.testing.assert_array_equal(got["time_min_any"].to_numpy(float),
+                                  want["time_min_any"].to_numpy(float))
+    norms = result.tables["norm_checks"]
+    district = norms[norms["scope"] == "district"]
+    assert set(district["unit_name"]) == {"示范1区"} and (district["part"] == "").all()
+    theirs = whole.tables["norm_checks"]
+    theirs = theirs[(theirs["scope"] == "district") & (theirs["unit_name"] == "示范1区")]
+    assert sorted(district["rule_id"]) == sorted(theirs["rule_id"])
+    assert dict(zip(district["rule_id"], district["status"], strict=True)) == dict(
+        zip(theirs["rule_id"], theirs["status"], strict=True))
+    township = norms[norms["scope"] == "township"].set_index(["rule_id", "unit_id"])["status"]
+    theirs = whole.tables["norm_checks"]
+    theirs = theirs[(theirs["scope"] == "township") & theirs["unit_id"].astype(str).isin(mine)]
+    assert township.to_dict() == theirs.set_index(["rule_id", "unit_id"])["status"].to_dict()

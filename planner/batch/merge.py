@@ -97,7 +97,11 @@ def merge_layers(root: Path, parts: list[tuple[Part, PartOutcome]]) -> dict[str,
     for name in order:
         frames = [f for f in per_part[name] if len(f)] or per_part[name][:1]
         crs = frames[0].crs
-        out[name] = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=crs)
+        gdf = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=crs)
+        if name in ("districts", "townships") and "id" in gdf.columns:
+            # township parts each carry the district they lie in: keep it once
+            gdf = gdf[~gdf["id"].astype(str).duplicated()].reset_index(drop=True)
+        out[name] = gdf
     return out
 
 

@@ -1,9 +1,11 @@
 """Parts of a study area and what each part reads: its own rows and a buffer around them.
 
 A part is one feature of a boundary layer (a district or a township).  Every
-row of a layer belongs to at most one part: the part whose polygon covers
-the row's representative point (a point's own position), the first one in
-the boundary layer's order where polygons overlap.  A part runs on
+row of a layer belongs to exactly one part, decided as the norm checks
+assign rows to areas: the part its own ``district`` / ``township`` column
+names, else the part whose polygon covers the row's representative point
+(the first in the boundary layer's order where polygons overlap), else the
+nearest part (counted in the batch's warnings).  A part runs on
 
 - its **own** population units, facilities, candidate sites and boundaries
   (counted, checked and reported by that part only);
@@ -166,21 +168,60 @@ def _points(gdf: Any) -> np.ndarray:
     return out
 
 
-def owners(gdf: Any, polygons: np.ndarray) -> np.ndarray:
-    """Index of the polygon covering each row's representative point (-1: none; the first)."""
+def _by_column(values: pd.Series, parts: pd.DataFrame) -> np.ndarray:
+    """Part index of each value naming a part (its name, else its id; -1: none or ambiguous)."""
+
+    def key(v: Any) -> str | None:
+        return None if pd.isna(v) or str(v).strip() == "" else re.sub(r"\s+", "", str(v))
+
+    lookup: dict[str, int] = {}
+    seen: dict[str, int] = {}
+    if "name" in parts.columns:
+        for i, n in enumerate(parts["name"]):
+            k = key(n)
+            if k is not None:
+                seen[k] = seen.get(k, 0) + 1
+                lookup[k] = i
+        lookup = {k: i for k, i in lookup.items() if seen[k] == 1}  # repeated names: no
+    if "id" in parts.columns:
+        for i, v in enumerate(parts["id"]):
+            k = key(v)
+            if k is not None:
+                lookup.setdefault(k, i)
+    return np.array([lookup.get(key(v), -1) if key(v) is not None else -1 for v in values],
+                    dtype=np.int64)
+
+
+def owners(gdf: Any, polygons: np.ndarray, *, parts: pd.DataFrame | None = None,
+           column: str | None = None, nearest: bool = False) -> np.ndarray:
+    """The part of each row (-1: none), decided as the norm checks assign rows to areas.
+
+    First the row's own ``column`` (``district`` / ``township``) naming a
+    part (by name, else id, as in ``parts``); else the polygon covering the
+    row's representative point (points on a shared edge: the first); with
+    ``nearest``, rows still without a part go to the nearest polygon.
+    """
     n = 0 if gdf is None else len(gdf)
     out = np.full(n, -1, dtype=np.int64)
     if not n:
         return out
+    if column is not None and parts is not None and column in gdf.columns:
+        out = _by_column(gdf[column], parts)
     pts = _points(gdf)
-    ok = np.flatnonzero(pts != None)  # noqa: E711 - element-wise on an object array
+    has = pts != None  # noqa: E711 - element-wise on an object array
+    todo = np.flatnonzero((out < 0) & has)
     tree = shapely.STRtree(polygons)
-    i, j = tree.query(pts[ok], predicate="intersects")  # covered: border points count
-    order = np.lexsort((j, i))
-    i, j = i[order], j[order]
-    first = np.ones(i.size, dtype=bool)
-    first[1:] = i[1:] != i[:-1]
-    out[ok[i[first]]] = j[first]
+    if todo.size:
+        i, j = tree.query(pts[todo], predicate="intersects")  # covered: border points count
+        order = np.lexsort((j, i))
+        i, j = i[order], j[order]
+        first = np.ones(i.size, dtype=bool)
+        first[1:] = i[1:] != i[:-1]
+        out[todo[i[first]]] = j[first]
+    todo = np.flatnonzero((out < 0) & has)
+    if nearest and todo.size:
+        i, j = tree.query_nearest(pts[todo], all_matches=False)
+        out[todo[i]] = j
     return out
 
 
@@ -222,9 +263,14 @@ class Cutter:
         self.layers, self.by, self.lines = layers, by, lines
         self.area_layer = area_layer
         self.polygons = np.asarray(layers[by].geometry.values, dtype=object)
-        self.owner = {k: owners(v, self.polygons) for k, v in layers.items()
-                      if k in ("population", "facilities", "candidates", "townships",
-                               "districts")}
+        column = "district" if by == "districts" else "township"
+        self.owner, self.outside = {}, {}
+        for key in ("population", "facilities", "candidates", "townships", "districts"):
+            if key in layers and key != by:
+                plain = owners(layers[key], self.polygons, parts=layers[by], column=column)
+                self.owner[key] = owners(layers[key], self.polygons, parts=layers[by],
+                                         column=column, nearest=True)
+                self.outside[key] = int(((plain < 0) & (self.owner[key] >= 0)).sum())
         self.owner[by] = np.arange(len(self.polygons))
         pop, gates = layers.get("population"), layers.get("gates")
         self.gate_unit = None
@@ -240,9 +286,18 @@ class Cutter:
             self._trees[key] = shapely.STRtree(np.asarray(gdf.geometry.values, dtype=object))
         return self._trees[key]
 
-    def unassigned(self) -> dict[str, int]:
-        """Rows of each layer that lie in no part (not counted by any part)."""
-        return {k: int((v < 0).sum()) for k, v in self.owner.items() if (v < 0).any()}
+    def notes(self) -> list[str]:
+        """What the assignment of rows to parts had to decide (for the batch's warnings)."""
+        out = []
+        for key, n in self.outside.items():
+            if n:
+                out.append(f"batch: {n} row(s) of the {key} layer lie in no {self.by[:-1]} "
+                           f"polygon and name none; each is counted by the nearest {self.by[:-1]}.")
+        for key, v in self.owner.items():
+            if (v < 0).any():
+                out.append(f"batch: {int((v < 0).sum())} row(s) of the {key} layer have no "
+                           "geometry and belong to no part.")
+        return out
 
     def own_areas(self, i: int) -> dict[str, np.ndarray]:
         """Masks of the part's own townships and districts."""
@@ -261,20 +316,20 @@ class Cutter:
         return out
 
     def _districts_of(self, i: int) -> np.ndarray:
+        """The district a township part lies in (its ``district`` column, else its polygon)."""
         d = self.layers["districts"]
-        pt = _points(self.layers["townships"].iloc[[i]])[0]
-        mask = np.zeros(len(d), dtype=bool)
-        if pt is not None:
-            hit = self._tree("districts").query(pt, predicate="intersects")
-            if hit.size:
-                mask[hit.min()] = True
-        return mask
+        if not hasattr(self, "_town_district"):
+            self._town_district = owners(
+                self.layers["townships"], np.asarray(d.geometry.values, dtype=object),
+                parts=d, column="district", nearest=True)
+        return np.arange(len(d)) == self._town_district[i]
 
     def footprint(self, i: int, own: dict[str, np.ndarray]) -> shapely.Geometry:
-        """The part polygon with its own units, their gates and (splitting districts) its
-        own townships when they are the census areas population is estimated over."""
+        """The part polygon with its own units, their gates, its own facilities and
+        candidate sites, and (splitting districts) its own townships when they are
+        the census areas population is estimated over."""
         geoms = [self.polygons[i]]
-        keys = ["population", "gates"]
+        keys = ["population", "gates", "facilities", "candidates"]
         if self.by == "districts" and self.area_layer == "townships":
             keys.append("townships")
         for key in keys:
@@ -291,14 +346,14 @@ class Cutter:
             own["population"] = self.owner["population"] == i
         if self.gate_unit is not None:
             own["gates"] = np.isin(self.gate_unit, np.flatnonzero(own["population"]))
+        for key in ("facilities", "candidates"):
+            if key in lay:
+                own[key] = self.owner[key] == i
         foot = self.footprint(i, own)
         cut = PartInputs({})
         for key, mask in own.items():
-            if key not in ("population", "gates"):
+            if key != "gates":
                 self._take(cut, key, mask)
-        for key in ("facilities", "candidates", "population"):
-            if key in lay:
-                self._take(cut, key, self.owner[key] == i)
         self._neighbours(cut, i, own, foot, reach)
         if "residential" in lay:
             self._take(cut, "residential",

@@ -188,7 +188,7 @@ def _load(scenario: Any, by: str) -> Province:
                     area_layer=dem.area_layer if dem is not None else None)
     return Province(layers=res.layers, crs=crs, cutter=cutter, lines=lines,
                     network=res.artifacts.get("network"), census=census,
-                    census_previous=previous, warnings=list(res.warnings),
+                    census_previous=previous, warnings=list(res.warnings) + cutter.notes(),
                     seconds=time.perf_counter() - t0)
 
 
