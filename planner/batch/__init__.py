@@ -8,7 +8,8 @@ part runs the ordinary pipeline on its own population units, facilities
 and boundaries plus the neighbours within reach (`parts.Reach`: the
 farthest walk within the cut-off plus the snap limit), so residents near a
 border reach facilities across it, and each resident is counted by exactly
-one part: the one their unit's representative point lies in.  Per-unit
+one part: the one their unit's ``district`` / ``township`` column names, else
+the one its representative point lies in (`parts.owners`).  Per-unit
 walking times, coverage tables and norm checks equal one run over the whole
 area.
 
