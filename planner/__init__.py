@@ -26,15 +26,17 @@ from planner._errors import (  # noqa: E402
 )
 
 #: Subpackages and modules loaded on first use (``planner.network`` after ``import planner``).
-_SUBMODULES = ("access", "coords", "defaults", "demand", "demo", "layers", "locate", "maps",
-               "network", "norms", "pipeline", "plots", "report")
+_SUBMODULES = ("access", "batch", "coords", "defaults", "demand", "demo", "layers", "locate",
+               "maps", "network", "norms", "pipeline", "plots", "report")
 
 
-def run(scenario, *, out_dir=None, overwrite: bool = False, progress=None, steps=None):
+def run(scenario, *, out_dir=None, overwrite: bool = False, progress=None, steps=None,
+        preloaded=None):
     """Run a scenario (a path to a YAML file or a `Scenario`); see `planner.pipeline.run`."""
     from planner.pipeline import run as _run
 
-    return _run(scenario, out_dir=out_dir, overwrite=overwrite, progress=progress, steps=steps)
+    return _run(scenario, out_dir=out_dir, overwrite=overwrite, progress=progress, steps=steps,
+                preloaded=preloaded)
 
 
 def load_scenario(path):

@@ -86,3 +86,23 @@ def collect(problems: list[str], *, header: str, error: type[PlannerError]) -> N
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         raise error(f"{header}\n{lines}")
+
+
+#: Exit codes of the command line: success, a failed run, bad input or usage.
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def error_text(exc: BaseException) -> tuple[str, int]:
+    """The message `planner run` prints for ``exc`` (without ``Error: ``) and its exit code.
+
+    The project's own errors and missing files are bad input (their message
+    as is, exit code 2); anything else is a failed run (its type and first
+    line, with where to get the traceback, exit code 1).  `planner.batch`
+    reports a failed part with the same text.
+    """
+    if isinstance(exc, (PlannerError, FileNotFoundError, PermissionError, IsADirectoryError)):
+        return str(exc), EXIT_BAD_INPUT
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return (f"the run failed: {type(exc).__name__}: {first} "
+            "(rerun with `planner --debug ...` for the traceback, and please report it)",
+            EXIT_FAILED)

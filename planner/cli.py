@@ -7,10 +7,10 @@ own errors: a malformed scenario, a missing file, a bad layer, an output
 folder that may not be written), 130 interrupted (Ctrl-C).  ``--debug`` shows the traceback instead.
 Heavy imports happen inside the commands so ``planner --help`` is instant.
 
-Commands: ``run``, ``demo``, ``validate``, ``check`` (and ``--version``).
 While a scenario runs, each step prints a line when it ends (``done`` and
 its time, in the scenario's language) and long steps show progress bars
 on stderr.  ``planner check --fail-exit`` exits 3 when a norm check fails.
+Commands: ``run``, ``demo``, ``validate``, ``check``, ``batch`` (and ``--version``).
 """
 
 from __future__ import annotations
@@ -22,13 +22,11 @@ from typing import NoReturn
 import click
 
 from planner import __version__
+from planner._errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_NORMS_FAILED", "EXIT_OK", "cli",
            "main"]
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report Ctrl-C
 #: ``planner check --fail-exit``: the run worked and at least one norm check failed.
 EXIT_NORMS_FAILED = 3
@@ -47,20 +45,13 @@ _SAY = {
 
 def _fail(exc: BaseException, debug: bool) -> NoReturn:
     """Print ``exc`` as a short message and exit with its code (or re-raise with --debug)."""
-    from planner._errors import PlannerError
+    from planner._errors import error_text
 
     if debug:
         raise exc
-    if isinstance(exc, (PlannerError, FileNotFoundError, PermissionError, IsADirectoryError)):
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    click.echo(
-        f"Error: the run failed: {type(exc).__name__}: {first} "
-        "(rerun with `planner --debug ...` for the traceback, and please report it)",
-        err=True,
-    )
-    sys.exit(EXIT_FAILED)
+    text, code = error_text(exc)
+    click.echo(f"Error: {text}", err=True)
+    sys.exit(code)
 
 
 def _run_quietly(scenario, *, debug: bool, **kwargs):
@@ -110,6 +101,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
       planner demo -o demo-out                 run the built-in demo district
       planner validate scenarios/my.yaml       check a scenario's layers
       planner run scenarios/my.yaml -o out     run it and write the outputs
+      planner batch prov.yaml --by districts   every district as a Dask task
     """
     ctx.obj = {"debug": debug}
 
@@ -160,16 +152,131 @@ def run_cmd(ctx: click.Context, scenario: Path, out: Path | None, overwrite: boo
     _run_and_report(scenario, out, overwrite, ctx.obj["debug"])
 
 
+_scheduler_option = click.option(
+    "--scheduler", default=None, metavar="ADDRESS",
+    help="A Dask scheduler's address (tcp://host:8786), or 'sync' to run the parts one "
+         "after another in this process. Default: a LocalCluster sized to this machine.")
+_workers_option = click.option("--workers", type=click.IntRange(min=1), default=None,
+                               help="Workers of the LocalCluster (default: the cores).")
+
+
 @cli.command("demo")
 @click.option("-o", "--out", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("demo-out"), show_default=True, help="Output folder.")
+              default=None, help="Output folder (default: demo-out, or province-out).")
 @_overwrite_option
+@click.option("--province", is_flag=True,
+              help="Generate a province of demo districts and run it district by district "
+                   "(planner batch).")
+@click.option("--size", default="3x2", show_default=True, metavar="COLSxROWS",
+              help="With --province: districts west-east x south-north.")
+@_scheduler_option
+@_workers_option
 @click.pass_context
-def demo_cmd(ctx: click.Context, out: Path, overwrite: bool) -> None:
-    """Run the built-in demo district 示范区 (generated, fictional) end to end."""
+def demo_cmd(ctx: click.Context, out: Path | None, overwrite: bool, province: bool, size: str,
+             scheduler: str | None, workers: int | None) -> None:
+    """Run the built-in demo district 示范区 (generated, fictional) end to end.
+
+    With --province: write a generated province of copies of it (sharing one
+    road network, register and census) into OUT/province-data and run it
+    with `planner batch --by districts` into OUT/batch.
+    """
     from planner.pipeline import demo_scenario_path
 
-    _run_and_report(demo_scenario_path(), out, overwrite, ctx.obj["debug"])
+    if not province:
+        _run_and_report(demo_scenario_path(), out or Path("demo-out"), overwrite,
+                        ctx.obj["debug"])
+        return
+    from planner.demo_province import write_province
+
+    try:
+        cols, rows = (int(v) for v in size.lower().split("x"))
+    except ValueError:
+        click.echo(f"Error: --size {size!r}: write it as COLSxROWS, e.g. 3x2.", err=True)
+        sys.exit(EXIT_BAD_INPUT)
+    out = out or Path("province-out")
+    data = out / "province-data"
+    click.echo(f"Generating a province of {cols} x {rows} demo districts in {data}", err=True)
+    files = write_province(data, cols, rows)
+    _batch_and_report([files["province.yaml"]], by="districts", out=out / "batch",
+                      scheduler=scheduler, workers=workers, sweep=(), parts=(),
+                      overwrite=overwrite, memory_limit="auto", debug=ctx.obj["debug"])
+
+
+def _batch_and_report(scenarios: list[Path], *, by: str | None, out: Path | None,
+                      scheduler: str | None, workers: int | None, sweep, parts,
+                      overwrite: bool, memory_limit: str, debug: bool) -> None:
+    import warnings
+
+    from planner.batch import run_batch
+
+    click.echo(f"planner {__version__}: batch of {', '.join(map(str, scenarios))}"
+               + (f" by {by}" if by else ""), err=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = run_batch(scenarios if len(scenarios) > 1 else scenarios[0], by=by,
+                               out_dir=out, sweep=list(sweep), parts=list(parts) or None,
+                               scheduler=scheduler, workers=workers,
+                               memory_limit=memory_limit, overwrite=overwrite)
+    except Exception as exc:  # noqa: BLE001 - turned into one message + exit code
+        _fail(exc, debug)
+    click.echo(f"Ran on {result.scheduler} in {result.seconds:.1f} s")
+    for v in result.variants:
+        head = f"{v.label}: " if len(result.variants) > 1 else ""
+        for o in v.parts:
+            extra = (f"{o.seconds:6.1f} s  {o.peak_rss_mb:7.0f} MB" if o.status != "reused"
+                     else "  (reused: same inputs and settings)")
+            click.echo(f"  {head}{o.part:<14} {o.name:<16} {o.status:<7} {extra}")
+            if o.error:
+                click.echo(f"      Error: {o.error}", err=True)
+    click.echo(f"Outputs written to {result.out_dir}")
+    for name in ("comparison.html", "report.html", "map.html", "summary.csv", "batch.json"):
+        if (result.out_dir / name).is_file():
+            click.echo(f"  {result.out_dir / name}")
+    if result.failed:
+        click.echo(f"{len(result.failed)} of {len(result.parts)} part(s) failed (see above and "
+                   "batch.json); the others are merged.", err=True)
+        sys.exit(EXIT_FAILED)
+
+
+@cli.command("batch")
+@click.argument("scenarios", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--by", type=click.Choice(["districts", "townships"]), default=None,
+              help="Split the study area into one part per district or township.")
+@_out_option
+@_scheduler_option
+@_workers_option
+@click.option("--memory-limit", default="auto", show_default=True,
+              help="Memory limit per LocalCluster worker (Dask's; e.g. 4GB).")
+@click.option("--sweep", multiple=True, metavar="KEY=V1,V2",
+              help="Run every value of a scenario key (repeat for combinations), e.g. "
+                   "network.speed_mps=0.8,1.0")
+@click.option("--part", "parts", multiple=True, metavar="ID",
+              help="Run only this part (id or name; repeatable).")
+@click.option("--overwrite", is_flag=True,
+              help="Run every part again (default: reuse parts whose run.json records the "
+                   "same inputs and settings) and allow a non-empty output folder.")
+@click.pass_context
+def batch_cmd(ctx: click.Context, scenarios: tuple[Path, ...], by: str | None, out: Path | None,
+              scheduler: str | None, workers: int | None, memory_limit: str,
+              sweep: tuple[str, ...], parts: tuple[str, ...], overwrite: bool) -> None:
+    """Run SCENARIO(S) part by part on Dask, and merge the parts into the whole area.
+
+    \b
+    Examples:
+      planner batch province.yaml --by districts -o out
+      planner batch province.yaml --by districts --sweep norms.plan_year=2025,2030 -o out
+      planner batch a.yaml b.yaml -o compare        compare two scenarios
+
+    Each part gets the files `planner run` writes (OUT/parts/<id>/); OUT gets
+    the merged layers and tables (with a `part` column), summary.csv, one map
+    and report of the whole area, and batch.json.  Exit code 1 when a part
+    failed (the others still run and are merged), 2 on bad input.
+    """
+    _batch_and_report(list(scenarios), by=by, out=out, scheduler=scheduler, workers=workers,
+                      sweep=sweep, parts=parts, overwrite=overwrite, memory_limit=memory_limit,
+                      debug=ctx.obj["debug"])
 
 
 @cli.command("validate")

@@ -89,6 +89,8 @@ LAYER_KINDS: dict[str, str] = {
     "residential": "residential",
     "water": "context",
     "parks": "context",
+    "facilities_nearby": "facilities",
+    "population_nearby": "population",
 }
 
 _TABLE_SUFFIXES = {".csv", ".txt", ".tsv", ".xlsx", ".xlsm", ".xls"}

@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent / "planner"
-#: Modules allowed to import the pipeline (it, the command line, the package entry points).
-PIPELINE_USERS = {"pipeline", "cli", "scenario", "__init__", "__main__"}
+#: Modules allowed to import the pipeline (it, batch runs of it, the command line, the package
+#: entry points).
+PIPELINE_USERS = {"pipeline", "batch", "cli", "scenario", "__init__", "__main__"}
 FORBIDDEN = ("planner.pipeline", "planner.scenario", "planner._settings")
 SHARED_INTERNALS = {"planner._errors", "planner._schema", "planner._validate", "planner._kml",
                     "planner._yaml", "planner._where"}

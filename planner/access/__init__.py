@@ -11,7 +11,8 @@ Import the public names from ``planner.access``; the modules split the work
 by concern:
 
 ``snap``
-    `Snapped`, `snap_points`, `snap_units` (compound gates), and the edge
+    `Snapped`, `snap_points`, `snap_units` (compound gates; `gate_units` matches
+    gates to units), and the edge
     geometries every other module shares (cached per network).
 ``routing``
     `node_times`, `nearest_times`, `cost_matrix`: SciPy csgraph Dijkstra on
@@ -48,10 +49,11 @@ from planner.access.coverage import (
 )
 from planner.access.floating_catchment import fca, fca_scores
 from planner.access.routing import cost_matrix, nearest_times, node_times
-from planner.access.snap import Snapped, served_components, snap_points, snap_units
+from planner.access.snap import Snapped, gate_units, served_components, snap_points, snap_units
 
 __all__ = [
     "Snapped",
+    "gate_units",
     "served_components",
     "snap_points",
     "snap_units",

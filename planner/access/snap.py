@@ -58,6 +58,7 @@ __all__ = [
     "point_geometries",
     "run_offsets",
     "served_components",
+    "gate_units",
     "snap_points",
     "snap_units",
 ]
@@ -551,6 +552,18 @@ def _gate_units(units: gpd.GeoDataFrame, gates: gpd.GeoDataFrame, *,
         pos[j] = lookup.get(k, -1)
     unmatched = sorted(set(key[pos < 0]))
     return pos, np.flatnonzero(pos >= 0), unmatched
+
+
+def gate_units(units: gpd.GeoDataFrame, gates: gpd.GeoDataFrame, *,
+               max_gap_m: float = GATE_MATCH_M) -> np.ndarray:
+    """The row of ``units`` each gate belongs to (-1 where none), matched as `snap_units` does.
+
+    By the gates' ``community`` column (a unit's ``id``, else its ``name``);
+    without that column by location (the population polygon a gate lies in
+    or on, or the nearest within ``max_gap_m`` metres).
+    """
+    pos, _, _ = _gate_units(units, gates, max_gap_m=max_gap_m)
+    return pos
 
 
 def _gate_units_by_location(units: gpd.GeoDataFrame, gates: gpd.GeoDataFrame, max_gap_m: float

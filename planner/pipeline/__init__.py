@@ -18,12 +18,12 @@ The domain packages (`planner.layers`, `planner.network`, `planner.access`,
 
 from __future__ import annotations
 
-from planner.pipeline.result import RunResult, StepRecord
+from planner.pipeline.result import Preloaded, RunResult, StepRecord
 from planner.pipeline.run import run
 from planner.pipeline.scenario import check_files, demo_scenario_path, load_scenario
 from planner.pipeline.settings import Scenario
 
-__all__ = ["RunResult", "STEPS", "Scenario", "StepRecord", "check_files", "demo_scenario_path",
+__all__ = ["Preloaded", "RunResult", "STEPS", "Scenario", "StepRecord", "check_files", "demo_scenario_path",
            "load_scenario", "run"]
 
 

@@ -390,6 +390,8 @@ def write_run_json(result: RunResult, *, started: str, seconds: float, status: s
         "files": sorted(str(p.relative_to(result.out_dir)) for p in result.files
                         if p != result.out_dir / "run.json") + ["run.json"],
     }
+    if result.preloaded is not None and result.preloaded.record:
+        info.update({k: v for k, v in result.preloaded.record.items() if k not in info})
     text = json.dumps(info, ensure_ascii=False, indent=2, default=str)
     result.write("run.json", lambda tmp: tmp.write_text(text, encoding="utf-8"))
 

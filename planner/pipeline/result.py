@@ -13,13 +13,49 @@ from typing import Any
 from planner._errors import OutputError
 from planner.pipeline.settings import Scenario
 
-__all__ = ["TEMP_NAME", "RunResult", "StepRecord"]
+__all__ = ["TEMP_NAME", "Preloaded", "RunResult", "StepRecord"]
 
 #: Names of the temporary files `RunResult.write` makes (``.tmp-``, ``tempfile.mkstemp``'s
 #: random characters, the suffix of an output a run writes) and their SQLite side files; a
 #: run that was killed leaves them, and the next run into the folder removes them (nothing
 #: else: a user's ``.tmp-notes.txt`` stays).
 TEMP_NAME = re.compile(r"\.tmp-[a-z0-9_]+\.(gpkg|csv|json|html|xlsx|png|svg)(-journal|-wal|-shm)?")
+
+
+@dataclass
+class Preloaded:
+    """Inputs already in memory that a run uses instead of reading the scenario's files.
+
+    `planner.batch` runs each part of a province this way: its workers read
+    the province's files once and hand every part its cut.
+
+    Attributes
+    ----------
+    layers
+        Scenario layer name (``population``, ``facilities``, ...,
+        ``facilities_nearby``) -> GeoDataFrame as the layers step would have
+        read it (canonical columns), all in ``crs``.  A name given here is
+        used even where the scenario has no such layer.
+    crs
+        The study CRS of those layers (metric).
+    network
+        Road centre lines (a GeoDataFrame, for ``network.source: lines``) to
+        build the walk network from, or a built `planner.network.WalkNetwork`.
+    tables
+        ``census`` / ``census_previous``: census tables as
+        `planner.demand.read_census` returns them.
+    input_hashes
+        The inputs' SHA-256 as ``hash_inputs`` records them (no hashing again).
+    record
+        Extra entries for ``run.json`` (e.g. which part of a batch this is).
+    """
+
+    layers: dict[str, Any] = field(default_factory=dict)
+    crs: Any = None
+    network: Any = None
+    tables: dict[str, Any] = field(default_factory=dict)
+    input_hashes: dict[str, dict[str, Any]] | None = None
+    record: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -57,6 +93,7 @@ class RunResult:
     files: list[Path] = field(default_factory=list)
     inputs: dict[str, dict[str, Any]] = field(default_factory=dict)
     progress: bool = False
+    preloaded: Preloaded | None = field(default=None, repr=False)
     _collecting: bool = field(default=False, repr=False)
 
     @property

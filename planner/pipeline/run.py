@@ -9,7 +9,7 @@ from pathlib import Path
 
 from planner._errors import ScenarioError
 from planner.pipeline import outputs as O
-from planner.pipeline.result import RunResult, StepRecord
+from planner.pipeline.result import Preloaded, RunResult, StepRecord
 from planner.pipeline.scenario import load_scenario
 from planner.pipeline.settings import Scenario
 from planner.pipeline.texts import step_line
@@ -41,6 +41,7 @@ def run(
     overwrite: bool = False,
     progress: bool | Callable[[str], None] | None = None,
     steps: list[str] | None = None,
+    preloaded: Preloaded | None = None,
 ) -> RunResult:
     """Run a scenario end to end.
 
@@ -68,6 +69,9 @@ def run(
         each step starts (nothing printed).
     steps
         Run only these steps (names from ``STEPS``); the others are skipped.
+    preloaded
+        Inputs already in memory (layers, road lines, census tables, input
+        hashes; see `Preloaded`), used instead of reading those files.
 
     Returns
     -------
@@ -99,10 +103,13 @@ def run(
         unknown = [s for s in steps if s not in known]
         if unknown:
             raise ScenarioError(f"Unknown step(s) {unknown}; the steps are {', '.join(known)}.")
-    result = RunResult(scenario=scenario, progress=_show_progress(progress))
+    result = RunResult(scenario=scenario, progress=_show_progress(progress), preloaded=preloaded)
     result.out_dir = O.prepare_out_dir(scenario, out_dir, overwrite=overwrite)
     started, t_run = time.strftime("%Y-%m-%dT%H:%M:%S%z"), time.perf_counter()
-    result.inputs = O.hash_inputs(scenario, scenario_file)
+    if preloaded is not None and preloaded.input_hashes is not None:
+        result.inputs = dict(preloaded.input_hashes)
+    else:
+        result.inputs = O.hash_inputs(scenario, scenario_file)
     _record(result, started, t_run, "running")
     for name, fn in order:
         if steps is not None and name not in steps:

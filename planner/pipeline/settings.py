@@ -84,6 +84,11 @@ class LayersSettings(_Section):
 
     ``population`` (communities or compounds with counts) is needed unless
     the `demand` step estimates it from census tables over ``residential``.
+    ``facilities_nearby`` and ``population_nearby`` are the neighbours across
+    the study area's border (a district study with the next district's
+    register): residents walk to nearby facilities, nearby residents share
+    them (2SFCA), and neither is counted in the area's own tables.
+    `planner.batch` fills them for each part of a province.
     """
 
     population: LayerSettings | None = None
@@ -95,6 +100,12 @@ class LayersSettings(_Section):
     residential: LayerSettings | None = None
     water: LayerSettings | None = None
     parks: LayerSettings | None = None
+    #: Facilities outside the study area that its residents can walk to (across a border).
+    #: They count for walking times and 2SFCA supply; norms, service areas and the
+    #: location models' facility counts use ``facilities`` only.
+    facilities_nearby: LayerSettings | None = None
+    #: Residents outside the study area who load the same facilities (2SFCA demand only).
+    population_nearby: LayerSettings | None = None
 
 
 class NetworkSettings(_Section):

@@ -22,6 +22,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyproj
 
@@ -46,7 +47,7 @@ from planner.pipeline.result import RunResult
 from planner.pipeline.settings import AccessSettings, LayerSettings, ModelSettings, Scenario
 
 __all__ = ["STEPS", "StepFunction", "access", "checks", "demand", "layers", "load_layer", "locate",
-           "maps", "network", "norms", "outputs", "report", "step"]
+           "maps", "network", "norms", "outputs", "report", "step", "with_nearby"]
 
 StepFunction = Callable[[RunResult], "str | None"]
 
@@ -151,6 +152,9 @@ def layers(result: RunResult) -> str | None:
             "or compounds with 常住人口/60岁及以上人口), or `layers: residential:` together with a "
             "`demand:` section (census tables to spread over residential land)."
         )
+    pre = result.preloaded
+    if pre is not None and pre.layers:
+        return _preloaded_layers(result, pre)
     target = _study_crs(scenario)
     for key, kind in L.LAYER_KINDS.items():
         settings = getattr(given, key, None)
@@ -161,6 +165,24 @@ def layers(result: RunResult) -> str | None:
             target = pyproj.CRS.from_user_input(gdf.crs)
         result.layers[key] = gdf
     result.crs = target
+    return None
+
+
+def _preloaded_layers(result: RunResult, pre) -> str | None:
+    """The layers step with layers already read (`Preloaded`): checked, not read again."""
+    if pre.crs is None:
+        raise LayerError("Preloaded layers need their CRS (Preloaded.crs): the study's "
+                         "metric CRS they are all in.")
+    crs = pyproj.CRS.from_user_input(pre.crs)
+    for key in L.LAYER_KINDS:
+        gdf = pre.layers.get(key)
+        if gdf is None:
+            continue
+        if gdf.crs is None or not pyproj.CRS.from_user_input(gdf.crs).equals(crs):
+            raise LayerError(f"Preloaded layer {key!r} is in {gdf.crs}, not in the study CRS "
+                             f"{crs.to_string()}; reproject it first.")
+        result.layers[key] = gdf
+    result.crs = crs
     return None
 
 
@@ -177,8 +199,11 @@ def _census_tables(result: RunResult):
     (`planner.demand.older_groups`).
     """
     s, scen = result.scenario.demand, result.scenario
-    table = DM.read_census(scen.resolve(s.census), key=s.table_key, trust=s.trust,
-                           sheet=s.sheet)
+    pre = result.preloaded.tables if result.preloaded is not None else {}
+    table = pre.get("census")  # a batch part's rows, read once by its worker
+    if table is None:
+        table = DM.read_census(scen.resolve(s.census), key=s.table_key, trust=s.trust,
+                               sheet=s.sheet)
     higher = parent = None
     if s.shares_from is not None:
         higher = DM.read_census(scen.resolve(s.shares_from), trust=s.trust)
@@ -222,8 +247,9 @@ def demand(result: RunResult) -> str | None:
     if s.census is None:
         return _demand_from_grid(result, raster, areas, area_col)
     table, higher, parent = _census_tables(result)
-    previous = None
-    if s.census_previous is not None:
+    pre = result.preloaded.tables if result.preloaded is not None else {}
+    previous = pre.get("census_previous")
+    if previous is None and s.census_previous is not None:
         previous = DM.read_census(scen.resolve(s.census_previous), key=s.table_key,
                                   trust=s.trust, sheet=s.sheet)
     life = DM.read_life_table(scen.resolve(s.life_table)) if s.life_table else None
@@ -410,12 +436,21 @@ def network(result: RunResult) -> str | None:
     if s is None:
         return "no `network:` section in the scenario"
     path = result.scenario.resolve(s.path)
-    if s.source in ("lines", "osm", "graphml") and path is None:
+    given = result.preloaded.network if result.preloaded is not None else None
+    if isinstance(given, N.WalkNetwork):
+        net = given
+    elif given is not None:
+        if s.source != "lines":
+            raise NetworkError(f"Preloaded road lines need `network.source: lines`, not "
+                               f"{s.source!r}; preload a built WalkNetwork instead.")
+        net = _build_network(s, given, result.crs, result.scenario.region)
+    elif s.source in ("lines", "osm", "graphml") and path is None:
         raise NetworkError(
             f"`network.source` is {s.source!r} but `network.path` is not set. Give the path of "
             "the road file (relative to the scenario file)."
         )
-    net = _build_network(s, path, result.crs, result.scenario.region)
+    else:
+        net = _build_network(s, path, result.crs, result.scenario.region)
     if result.crs is None:
         result.crs = net.crs
     result.artifacts["network"] = net
@@ -534,6 +569,37 @@ def _counted(gdf):
 
 
 # --------------------------------------------------------------------------- access
+def with_nearby(own, nearby):
+    """``own`` rows first, then ``nearby`` rows, as one frame; and the number of own rows.
+
+    The ``*_nearby`` layers (neighbours across the study area's border) join
+    the walking-time and 2SFCA computations; results are kept for the own rows.
+    """
+    n_own = 0 if own is None else len(own)
+    if nearby is None or len(nearby) == 0:
+        return own, n_own
+    if own is None or n_own == 0:
+        return nearby, 0
+    import pandas as pd
+
+    return pd.concat([own, nearby], ignore_index=True), n_own
+
+
+def _check_nearby_demand(result: RunResult, column: str) -> None:
+    near = result.layers.get("population_nearby")
+    if near is None or not len(near):
+        return
+    import pandas as pd
+
+    n_bad = (int(pd.to_numeric(near[column], errors="coerce").isna().sum())
+             if column in near.columns else len(near))
+    if n_bad:
+        warnings.warn(
+            f"access: {n_bad} of {len(near)} nearby population units have no `{column}`; "
+            "they load the facilities they share with this area as 0 in 2SFCA. Give the "
+            f"nearby layer a `{column}` column.", PlannerWarning, stacklevel=2)
+
+
 @step
 def access(result: RunResult) -> str | None:
     """Walking times, coverage, blind spots, service areas and 2SFCA.
@@ -543,31 +609,38 @@ def access(result: RunResult) -> str | None:
     facility and off other small fragments, see `planner.access.snap_points`),
     and stores ``population_access``, ``blind_spots`` and
     ``service_areas`` (layers), ``coverage`` and ``fca`` (tables), and the
-    ``snap_population`` / ``snap_facilities`` artifacts.
+    ``snap_population`` / ``snap_facilities`` artifacts.  Facilities of
+    ``facilities_nearby`` count for walking times and 2SFCA supply (service
+    areas are drawn for ``facilities`` only); residents of
+    ``population_nearby`` load the facilities in 2SFCA.
     """
     net = result.artifacts.get("network")
     if net is None:
         return "no walk network (the network step did not build one)"
-    facilities = _in_use(result.layers.get("facilities"))
-    if facilities is None:
+    lay = result.layers
+    facilities = _in_use(lay.get("facilities"))
+    all_fac, n_own_fac = with_nearby(facilities, lay.get("facilities_nearby"))
+    if all_fac is None:
         return "no facilities layer"
-    if len(facilities) == 0:
+    if len(all_fac) == 0:
         return "no facility left in the analysis (see the warnings of the checks step)"
-    population = result.layers.get("population")
+    population = lay.get("population")
     if population is None or len(population) == 0:
         return "no population layer"
     s = result.scenario.access or AccessSettings()
     rule = _snap_rule(result.scenario)
-    snap_fac = A.snap_points(net, facilities, warn=False, what="facilities", **rule)
-    snap_pop = A.snap_units(net, population, gates=result.layers.get("gates"), warn=False,
+    snap_fac = A.snap_points(net, all_fac, warn=False, what="facilities", **rule)
+    pop_all, n_pop = with_nearby(population, lay.get("population_nearby"))
+    snap_all = A.snap_units(net, pop_all, gates=lay.get("gates"), warn=False,
                             main_components=A.served_components(net, snap_fac), **rule)
+    snap_pop = snap_all if n_pop == len(pop_all) else snap_all.take(snap_all.unit < n_pop)
     for snapped, what in ((snap_pop, "population units"), (snap_fac, "facilities")):
         snapped.warn_far(what)
         snapped.warn_fragments(what)
     result.artifacts["snap_population"] = snap_pop
     result.artifacts["snap_facilities"] = snap_fac
     pa = A.population_access(
-        net, population, facilities, thresholds_min=s.thresholds_min,
+        net, population, all_fac, thresholds_min=s.thresholds_min,
         cutoff_min=s.cutoff_min, snap_population=snap_pop, snap_facilities=snap_fac,
     )
     result.layers["population_access"] = pa
@@ -575,17 +648,19 @@ def access(result: RunResult) -> str | None:
                                                  lang=result.lang)
     result.layers["blind_spots"] = A.blind_spots(pa, circle_min=s.circle_min,
                                                  eps_m=s.blind_spot_eps_m)
-    if s.service_areas:
+    if s.service_areas and n_own_fac:
         result.layers["service_areas"] = A.service_areas(
-            net, snap_fac, minutes=s.thresholds_min, buffer_m=s.service_area_buffer_m,
-            tiers=A.tier_values(facilities), lang=result.lang,
+            net, snap_fac.take(np.arange(n_own_fac)), minutes=s.thresholds_min,
+            buffer_m=s.service_area_buffer_m, tiers=A.tier_values(facilities), lang=result.lang,
             progress=result.bar_label("service_areas"))
     if s.fca is not None:
         f = s.fca
-        result.tables["fca"] = A.fca(
-            net, population, facilities, supply=f.supply, demand=f.demand,
-            catchment_min=f.catchment_min, decay=f.decay, snap_population=snap_pop,
+        _check_nearby_demand(result, f.demand)
+        table = A.fca(
+            net, pop_all, all_fac, supply=f.supply, demand=f.demand,
+            catchment_min=f.catchment_min, decay=f.decay, snap_population=snap_all,
             snap_facilities=snap_fac)
+        result.tables["fca"] = table.iloc[:n_pop].reset_index(drop=True)
     return None
 
 
@@ -650,7 +725,8 @@ def locate(result: RunResult) -> str | None:
     acc = result.scenario.access or AccessSettings()
     lay = result.layers
     plan = LC.propose_sites(
-        net, pop, facilities=_in_use(lay.get("facilities")),
+        net, pop, facilities=with_nearby(_in_use(lay.get("facilities")),
+                                         lay.get("facilities_nearby"))[0],
         candidates=_in_use(lay.get("candidates")),
         townships=lay.get("townships"), gates=lay.get("gates"),
         forbidden=[lay.get("water"), lay.get("parks")],
