@@ -86,7 +86,7 @@ def merge_layers(root: Path, parts: list[tuple[Part, PartOutcome]]) -> dict[str,
         if not gpkg.is_file():
             continue
         for name, _geom in pyogrio.list_layers(gpkg):
-            if name in CONTEXT_LAYERS:
+            if name in CONTEXT_LAYERS or _geom is None:  # e.g. QGIS's layer_styles table
                 continue
             gdf = gpd.read_file(gpkg, layer=name, engine="pyogrio")
             gdf.insert(0, "part", p.id)
