@@ -32,10 +32,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import gc
 import os
 import sys
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -44,6 +42,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _peak import PeakRSS  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 from planner import access, network  # noqa: E402
 from planner._errors import PlannerWarning  # noqa: E402
@@ -55,37 +55,6 @@ THRESHOLDS_MIN = (5.0, 10.0, 15.0)
 
 
 # ----------------------------------------------------------------------------- measuring
-class PeakRSS:
-    """Peak RSS increase (MB) over the level at entry, sampled in a thread."""
-
-    def __init__(self, every_s: float = 0.002):
-        import psutil
-
-        self.proc = psutil.Process()
-        self.every_s = every_s
-        self.peak_mb = 0.0
-
-    def __enter__(self):
-        gc.collect()
-        self.base = self.proc.memory_info().rss
-        self.top = self.base
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-        return self
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.top = max(self.top, self.proc.memory_info().rss)
-            time.sleep(self.every_s)
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join()
-        self.top = max(self.top, self.proc.memory_info().rss)
-        self.peak_mb = (self.top - self.base) / 2**20
-
-
 @contextlib.contextmanager
 def stage(times: dict, name: str):
     """Time the block into ``times[name]`` (seconds)."""

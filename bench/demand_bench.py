@@ -41,10 +41,8 @@ totals_exact=<true|false>``.
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import sys
-import threading
 import time
 import warnings
 from pathlib import Path
@@ -58,6 +56,7 @@ import geopandas as gpd  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyproj  # noqa: E402
 import shapely  # noqa: E402
+from _peak import PeakRSS  # noqa: E402  (bench/ is on sys.path when run as a script)
 
 from planner import demand  # noqa: E402
 from planner._errors import PlannerWarning  # noqa: E402
@@ -65,41 +64,6 @@ from planner._errors import PlannerWarning  # noqa: E402
 CRS = "EPSG:32649"
 X0, Y0 = 300_000.0, 4_000_000.0  # top-left corner of the grid
 CELL = 100.0
-
-
-class PeakRSS:
-    """Peak absolute RSS (GB) of this process while the block runs, sampled in a thread."""
-
-    def __init__(self, every_s: float = 0.005):
-        import psutil
-
-        self.proc, self.every_s = psutil.Process(), every_s
-
-    def __enter__(self):
-        gc.collect()
-        self.base = self.top = self.proc.memory_info().rss
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-        return self
-
-    def _run(self):
-        while not self._stop.is_set():
-            self.top = max(self.top, self.proc.memory_info().rss)
-            time.sleep(self.every_s)
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join()
-        self.top = max(self.top, self.proc.memory_info().rss)
-
-    @property
-    def peak_gb(self) -> float:
-        return self.top / 1e9
-
-    @property
-    def added_gb(self) -> float:
-        return (self.top - self.base) / 1e9
 
 
 def load() -> str:
@@ -184,7 +148,7 @@ def make_census(subs: gpd.GeoDataFrame, raster, rng) -> pd.DataFrame:
 def bench_allocation(subs, census, buildings) -> dict:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", PlannerWarning)
-        with PeakRSS() as mem:
+        with PeakRSS(every_s=0.005) as mem:
             t, cpu = time.perf_counter(), time.process_time()
             res = demand.residential_buildings(buildings)
             out = demand.allocate_to_buildings(subs, census, res, columns=["pop_60plus"])
@@ -292,7 +256,7 @@ def bench_zonal_peer(raster, compounds, exact, n: int) -> None:
 
 def bench_grid_allocation(subs, census, raster) -> None:
     """Census totals over all cells, as 200 m points (the scenario default)."""
-    with warnings.catch_warnings(), PeakRSS() as mem:
+    with warnings.catch_warnings(), PeakRSS(every_s=0.005) as mem:
         warnings.simplefilter("ignore", PlannerWarning)
         t = time.perf_counter()
         out = demand.allocate_to_grid(subs, census, raster, columns=["pop_60plus"], cell_m=200)

@@ -40,7 +40,7 @@ from jinja2 import Template
 
 from planner._errors import OutputError, PlannerWarning
 from planner._schema import TIER_LABELS, TIERS
-from planner.checks import in_use
+from planner.checks import rows_in_use
 from planner.study import Study
 
 __all__ = ["COORD_DECIMALS", "OSM_CREDIT", "TEXT", "add_blind_spots", "add_boundaries",
@@ -1450,17 +1450,12 @@ def total_bounds(layers: dict[str, Any]) -> tuple[float, float, float, float] | 
     # the analysed area first: boundary layers often cover a whole city around it
     for key in ("population_access", "population", "network_edges", "townships", "facilities",
                 "districts"):
-        gdf = _used(layers.get(key))
+        gdf = rows_in_use(layers.get(key))
         if gdf is not None and len(gdf) and gdf.crs is not None:
             b = gdf.to_crs(4326).total_bounds
             if np.all(np.isfinite(b)):
                 return tuple(float(v) for v in b)  # type: ignore[return-value]
     return None
-
-
-def _used(gdf: Any) -> Any:
-    """The rows of a facility layer in the analysis (`planner.checks.in_use`)."""
-    return gdf if gdf is None or "excluded" not in gdf.columns else gdf[in_use(gdf)]
 
 
 def web_map(study: Study, *, lang: Lang | None = None) -> folium.Map:
@@ -1506,7 +1501,7 @@ def web_map(study: Study, *, lang: Lang | None = None) -> folium.Map:
         add_population(m, layers["population"], estimated=study.estimated("population"),
                        tolerance_m=tol)
     add_blind_spots(m, layers.get("blind_spots"), tolerance_m=tol, show=False)
-    add_facilities(m, _used(layers.get("facilities")))
+    add_facilities(m, rows_in_use(layers.get("facilities")))
     total = None
     pop = layers.get("population_access", layers.get("population"))
     if pop is not None and "pop_60plus" in pop:

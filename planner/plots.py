@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 
 from planner._errors import PlannerWarning
 from planner._schema import TIER_LABELS, TIERS
-from planner.checks import in_use
+from planner.checks import rows_in_use
 from planner.maps import BAND_COLORS as _M_BANDS
 from planner.maps import BLIND_SPOT_COLOR as _M_BLIND
 from planner.maps import STATUS_COLORS as _M_STATUS
@@ -423,7 +423,7 @@ def _draw_facilities(ax: Any, fac: Any, crs: Any, lang: str) -> list:
     fac = _metric(fac, crs)
     if fac is None:
         return []
-    fac = fac[in_use(fac)]  # excluded rows (far outside, doubtful geocodes) would stretch the map
+    fac = rows_in_use(fac)  # excluded rows (far outside, doubtful geocodes) would stretch the map
     if not len(fac):
         return []
     pts = fac.geometry.representative_point()

@@ -198,22 +198,17 @@ class Snapped:
             "gate or crossing); check the points' coordinates otherwise."
         )
 
-    def warn_fragments(self, what: str = "points") -> None:
-        """Issue `fragment_message` as a `PlannerWarning` (for callers that snapped with
-        ``warn=False``)."""
-        msg = self.fragment_message(what)
-        if msg:
-            warnings.warn(msg, PlannerWarning, stacklevel=2)
+    def warn(self, what: str = "points", *, stacklevel: int = 2) -> None:
+        """Issue the far snaps (`far_warning`) and the snaps moved off fragments
+        (`fragment_message`) as `PlannerWarning`s, when there are any.
 
-    def warn_far(self, what: str = "points") -> None:
-        """Issue `far_warning` when some snaps are far.
-
-        For callers that snapped with ``warn=False`` (to snap several layers
-        first) and now report the far snaps, e.g. the scenario's access step.
+        `snap_points` and `snap_units` call it unless ``warn=False``; callers that
+        snapped several layers first (the scenario's access step) call it after.
         """
-        w = self.far_warning(what)
-        if w is not None:
-            warnings.warn(w, stacklevel=2)
+        if (w := self.far_warning(what)) is not None:
+            warnings.warn(w, stacklevel=stacklevel + 1)
+        if msg := self.fragment_message(what):
+            warnings.warn(msg, PlannerWarning, stacklevel=stacklevel + 1)
 
 
 #: Chinese for the ``what`` of snap messages.
@@ -381,7 +376,7 @@ def snap_points(
         ``warn=True``, listed in a `PlannerWarning`.
     warn
         Issue the far-snap warning here (``False`` when the caller reports
-        it, e.g. with `Snapped.warn_far`).
+        it, e.g. with `Snapped.warn`).
     what
         What the points are, for messages (e.g. ``"facilities"``).
     main_components
@@ -441,10 +436,7 @@ def snap_points(
         fragment_m=fragment_m,
     )
     if warn:
-        if (w := snapped.far_warning(what)) is not None:
-            warnings.warn(w, stacklevel=2)
-        if msg := snapped.fragment_message(what):
-            warnings.warn(msg, PlannerWarning, stacklevel=2)
+        snapped.warn(what, stacklevel=3)
     return snapped
 
 
@@ -667,8 +659,5 @@ def snap_units(
         order = np.argsort(out.unit, kind="stable")
         out = out.take(order)
     if warn:
-        if (w := out.far_warning(what)) is not None:
-            warnings.warn(w, stacklevel=2)
-        if msg := out.fragment_message(what):
-            warnings.warn(msg, PlannerWarning, stacklevel=2)
+        out.warn(what, stacklevel=3)
     return out

@@ -37,6 +37,8 @@ from planner.checks.area import (
     flag_study_area,
     in_use,
     network_extent,
+    rows_counted,
+    rows_in_use,
     study_area,
 )
 from planner.checks.datum import DatumFit, check_datum
@@ -62,6 +64,8 @@ __all__ = [
     "counted",
     "flag_study_area",
     "in_use",
+    "rows_counted",
+    "rows_in_use",
     "network_extent",
     "stack_groups",
     "study_area",

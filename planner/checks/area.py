@@ -40,7 +40,8 @@ if TYPE_CHECKING:
     from planner.network import WalkNetwork
 
 __all__ = ["EXCLUDED", "IN_STUDY_AREA", "OUTSIDE", "StudyArea", "check_overlap", "counted",
-           "flag_study_area", "in_use", "network_extent", "study_area"]
+           "flag_study_area", "in_use", "network_extent", "rows_counted", "rows_in_use",
+           "study_area"]
 
 #: Column: True where a row lies inside the study area.
 IN_STUDY_AREA = "in_study_area"
@@ -168,6 +169,20 @@ def counted(gdf: pd.DataFrame | None) -> np.ndarray:
     if gdf is not None and IN_STUDY_AREA in gdf.columns:
         ok = ok & gdf[IN_STUDY_AREA].fillna(True).astype(bool).to_numpy()
     return ok
+
+
+def _rows(gdf: gpd.GeoDataFrame | None, keep: np.ndarray) -> gpd.GeoDataFrame | None:
+    return gdf if gdf is None or keep.all() else gdf[keep].reset_index(drop=True)
+
+
+def rows_in_use(gdf: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame | None:
+    """The `in_use` rows of a layer (the layer itself when all are; ``None`` stays ``None``)."""
+    return _rows(gdf, in_use(gdf))
+
+
+def rows_counted(gdf: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame | None:
+    """The `counted` rows of a layer (the layer itself when all are; ``None`` stays ``None``)."""
+    return _rows(gdf, counted(gdf))
 
 
 # ------------------------------------------------------------------------ flags

@@ -198,6 +198,47 @@ class _Model:
             )
         return int(p)
 
+    def solve(self, *, time_limit_s: float = D.SOLVE_TIME_LIMIT_S, method: Method = "auto",
+              seed: int = 0, threads: int = 1, time_limit: float | None = None,
+              progress: Any = False) -> LocateResult:
+        """Solve the model.
+
+        Progress is in the model's own objective: walking cost (p-median),
+        covered weight (MCLP), number of sites (LSCP).
+
+        Parameters
+        ----------
+        time_limit_s
+            Seconds for the whole solve (heuristic + exact).  ``time_limit``
+            is the old name, still accepted with a `DeprecationWarning`.
+        method
+            ``"heuristic"`` (fast interchange only), ``"exact"`` (HiGHS, warm
+            started from the heuristic) or ``"auto"`` (= exact, falling back to
+            the best solution found with its proven gap when time runs out).
+        seed, threads
+            Same seed and threads, same answer.
+        progress
+            ``True`` prints the incumbent, bound and gap as the solve goes (a
+            string: with that label); a callable receives each
+            `planner.progress.SolveProgress`; ``False`` (default): silent.
+        """
+        time_limit = _time_limit(time_limit_s, time_limit)
+        _check_method(method, time_limit, seed, threads)
+        t0 = time.perf_counter()
+        rep = reporter(progress, t0, transform=self._progress_transform())
+        res = self._solve(time_limit=time_limit, method=method, seed=seed, threads=threads,
+                          t0=t0, rep=rep)
+        if rep is not None:
+            rep.final(res.objective, res.bound, res.gap)
+        return res
+
+    def _progress_transform(self):
+        """Maps the solver's (minimisation) incumbent and bound to the model's; None: as is."""
+        return None
+
+    def _solve(self, *, time_limit, method, seed, threads, t0, rep) -> LocateResult:
+        raise NotImplementedError
+
 
 def _coerce(cost, weights, fixed, capacity, allowed):
     cd = build_cost_data(cost, weights=weights, fixed=fixed)
@@ -286,37 +327,6 @@ class PMedian(_Model):
             demand, candidates, network, **kwargs)
         cd, cap, allow = _coerce(cost, w, fixed, cap, allowed)
         return cls(cd, p, allowed=allow, capacity=cap, labels=labels)
-
-    def solve(self, *, time_limit_s: float = D.SOLVE_TIME_LIMIT_S, method: Method = "auto",
-              seed: int = 0, threads: int = 1, time_limit: float | None = None,
-              progress: Any = False) -> LocateResult:
-        """Solve the model.
-
-        Parameters
-        ----------
-        time_limit_s
-            Seconds for the whole solve (heuristic + exact).  ``time_limit``
-            is the old name, still accepted with a `DeprecationWarning`.
-        method
-            ``"heuristic"`` (fast interchange only), ``"exact"`` (HiGHS, warm
-            started from the heuristic) or ``"auto"`` (= exact, falling back to
-            the best solution found with its proven gap when time runs out).
-        seed, threads
-            Same seed and threads, same answer.
-        progress
-            ``True`` prints the incumbent, bound and gap as the solve goes (a
-            string: with that label); a callable receives each
-            `planner.progress.SolveProgress`; ``False`` (default): silent.
-        """
-        time_limit = _time_limit(time_limit_s, time_limit)
-        _check_method(method, time_limit, seed, threads)
-        t0 = time.perf_counter()
-        rep = reporter(progress, t0)
-        res = self._solve(time_limit=time_limit, method=method, seed=seed, threads=threads,
-                          t0=t0, rep=rep)
-        if rep is not None:
-            rep.final(res.objective, res.bound, res.gap)
-        return res
 
     def _solve(self, *, time_limit, method, seed, threads, t0, rep) -> LocateResult:
         cd, p = self.cd, self.p
@@ -490,20 +500,10 @@ class MCLP(_Model):
         cd, cap, allow = _coerce(cost, w, fixed, cap, allowed)
         return cls(cd, p, coverage_min * 60.0, allowed=allow, capacity=cap, labels=labels)
 
-    def solve(self, *, time_limit_s: float = D.SOLVE_TIME_LIMIT_S, method: Method = "auto",
-              seed: int = 0, threads: int = 1, time_limit: float | None = None,
-              progress: Any = False) -> LocateResult:
-        """Solve the model (options as `PMedian.solve`; progress in covered weight)."""
-        time_limit = _time_limit(time_limit_s, time_limit)
-        _check_method(method, time_limit, seed, threads)
-        t0 = time.perf_counter()
+    def _progress_transform(self):
+        """Progress in covered weight: the solvers minimise the weight left uncovered."""
         W = float(self.cd.weights.sum())
-        rep = reporter(progress, t0, transform=lambda inc, bnd: (W - inc, W - bnd))
-        res = self._solve(time_limit=time_limit, method=method, seed=seed, threads=threads,
-                          t0=t0, rep=rep)
-        if rep is not None:
-            rep.final(res.objective, res.bound, res.gap)
-        return res
+        return lambda inc, bnd: (W - inc, W - bnd)
 
     def _solve(self, *, time_limit, method, seed, threads, t0, rep) -> LocateResult:
         cd = self.cd
@@ -634,20 +634,6 @@ class LSCP(_Model):
         cd, cap, allow = _coerce(cost, w, fixed, cap, allowed)
         return cls(cd, coverage_min * 60.0, target_share=target_share, allowed=allow,
                    capacity=cap, labels=labels)
-
-    def solve(self, *, time_limit_s: float = D.SOLVE_TIME_LIMIT_S, method: Method = "auto",
-              seed: int = 0, threads: int = 1, time_limit: float | None = None,
-              progress: Any = False) -> LocateResult:
-        """Solve the model (options as `PMedian.solve`; progress in number of sites)."""
-        time_limit = _time_limit(time_limit_s, time_limit)
-        _check_method(method, time_limit, seed, threads)
-        t0 = time.perf_counter()
-        rep = reporter(progress, t0)
-        res = self._solve(time_limit=time_limit, method=method, seed=seed, threads=threads,
-                          t0=t0, rep=rep)
-        if rep is not None:
-            rep.final(res.objective, res.bound, res.gap)
-        return res
 
     def _solve(self, *, time_limit, method, seed, threads, t0, rep) -> LocateResult:
         from planner.locate._cover import greedy_cover, solve_lscp

@@ -163,10 +163,10 @@ def write_map(result: RunResult) -> str | None:
     return None
 
 
-def write_print_maps(result: RunResult) -> dict[str, Path]:
+def write_print_maps(result: RunResult, *, study: Study | None = None) -> dict[str, Path]:
     """Write every print map as PNG (300 dpi) and SVG; title -> PNG path."""
     out: dict[str, Path] = {}
-    for name, (title, fig) in P.print_maps(study_of(result)).items():
+    for name, (title, fig) in P.print_maps(study or study_of(result)).items():
         png = result.write(f"print_maps/{name}.png", lambda tmp, f=fig: P.save_figure(f, tmp))
         result.write(f"print_maps/{name}.svg", lambda tmp, f=fig: P.save_figure(f, tmp))
         if png is not None:
@@ -181,14 +181,20 @@ def html_report(result: RunResult, *, print_maps: dict[str, Path] | None = None,
     Without print maps, the page's print version shows ``static_map`` (the
     coverage map drawn here when not given) in place of the interactive map.
     """
-    study = study_of(result)
+    return _html_page(result, study_of(result), report_meta(result), print_maps=print_maps,
+                      include_map=include_map, static_map=static_map)
+
+
+def _html_page(result: RunResult, study: Study, meta: ReportMeta, *,
+               print_maps: dict[str, Path] | None, include_map: bool,
+               static_map: bytes | None) -> str:
     page_map = None
     if include_map and result.layers:
         page_map = result.artifacts.get("map_html") or M.to_html(M.web_map(study))
     if not print_maps and static_map is None:
         static_map = R.coverage_figure_png(study, dpi=150)
-    return R.html_report(study, meta=report_meta(result), print_maps=print_maps,
-                         map_html=page_map, static_map=static_map)
+    return R.html_report(study, meta=meta, print_maps=print_maps, map_html=page_map,
+                         static_map=static_map)
 
 
 def write_report(result: RunResult) -> str | None:
@@ -199,11 +205,11 @@ def write_report(result: RunResult) -> str | None:
     if not (opts.report or opts.excel or opts.print_maps or opts.docx):
         return "outputs.report, outputs.excel, outputs.docx and outputs.print_maps are all false"
     study = study_of(result)
-    meta = report_meta(result)
     n = sum([opts.print_maps, opts.excel, opts.report, opts.docx])
     with bar(n, progress=result.bar_label("report"), label="report", unit="file") as shown:
-        pngs = write_print_maps(result) if opts.print_maps else {}
+        pngs = write_print_maps(result, study=study) if opts.print_maps else {}
         shown.update(opts.print_maps)
+        meta = report_meta(result)  # after the print maps: their warnings are listed too
         if opts.excel:
             result.write("planner.xlsx", lambda tmp: R.excel_report(study, tmp, meta=meta))
             shown.update()
@@ -212,7 +218,8 @@ def write_report(result: RunResult) -> str | None:
         if not pngs and (opts.docx or opts.report):
             figure = R.coverage_figure_png(study, dpi=300 if opts.docx else 150)
         if opts.report:
-            page = html_report(result, print_maps=pngs, include_map=opts.map, static_map=figure)
+            page = _html_page(result, study, meta, print_maps=pngs, include_map=opts.map,
+                              static_map=figure)
             result.write("report.html", lambda tmp: tmp.write_text(page, encoding="utf-8"))
             shown.update()
         if opts.docx:

@@ -552,22 +552,6 @@ def checks(result: RunResult) -> str | None:
     return None
 
 
-def _in_use(gdf):
-    """The rows later steps use (`planner.checks.in_use`): the layer itself when all are."""
-    if gdf is None:
-        return None
-    keep = CK.in_use(gdf)
-    return gdf if keep.all() else gdf[keep].reset_index(drop=True)
-
-
-def _counted(gdf):
-    """The rows counts and norms count (`planner.checks.counted`)."""
-    if gdf is None:
-        return None
-    keep = CK.counted(gdf)
-    return gdf if keep.all() else gdf[keep].reset_index(drop=True)
-
-
 # --------------------------------------------------------------------------- access
 def with_nearby(own, nearby):
     """``own`` rows first, then ``nearby`` rows, as one frame; and the number of own rows.
@@ -618,7 +602,7 @@ def access(result: RunResult) -> str | None:
     if net is None:
         return "no walk network (the network step did not build one)"
     lay = result.layers
-    facilities = _in_use(lay.get("facilities"))
+    facilities = CK.rows_in_use(lay.get("facilities"))
     all_fac, n_own_fac = with_nearby(facilities, lay.get("facilities_nearby"))
     if all_fac is None:
         return "no facilities layer"
@@ -635,8 +619,7 @@ def access(result: RunResult) -> str | None:
                             main_components=A.served_components(net, snap_fac), **rule)
     snap_pop = snap_all if n_pop == len(pop_all) else snap_all.take(snap_all.unit < n_pop)
     for snapped, what in ((snap_pop, "population units"), (snap_fac, "facilities")):
-        snapped.warn_far(what)
-        snapped.warn_fragments(what)
+        snapped.warn(what)
     result.artifacts["snap_population"] = snap_pop
     result.artifacts["snap_facilities"] = snap_fac
     pa = A.population_access(
@@ -682,7 +665,7 @@ def norms(result: RunResult) -> str | None:
     rules = NR.load_rules(result.scenario.resolve(Path(name)) if NR.is_rule_file(name) else name,
                           plan_year=s.plan_year)
     table, towns = NR.check_study(
-        rules, population=lay.get("population"), facilities=_counted(lay.get("facilities")),
+        rules, population=lay.get("population"), facilities=CK.rows_counted(lay.get("facilities")),
         townships=lay.get("townships"), districts=lay.get("districts"),
         access=lay.get("population_access"), lang=result.lang)
     result.tables["norm_checks"] = table
@@ -725,9 +708,9 @@ def locate(result: RunResult) -> str | None:
     acc = result.scenario.access or AccessSettings()
     lay = result.layers
     plan = LC.propose_sites(
-        net, pop, facilities=with_nearby(_in_use(lay.get("facilities")),
+        net, pop, facilities=with_nearby(CK.rows_in_use(lay.get("facilities")),
                                          lay.get("facilities_nearby"))[0],
-        candidates=_in_use(lay.get("candidates")),
+        candidates=CK.rows_in_use(lay.get("candidates")),
         townships=lay.get("townships"), gates=lay.get("gates"),
         forbidden=[lay.get("water"), lay.get("parks")],
         township_centre=tier_model(s.township_centre),

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from planner._schema import SYNONYMS, TIER_LABELS
-from planner.checks import counted
+from planner.checks import rows_counted
 from planner.study import ReportMeta, Study
 
 __all__ = ["ANY_TIER", "DATUMS", "HEADERS", "METHODS", "SCOPE", "SHEETS", "STATUS", "TEXT",
@@ -461,7 +461,7 @@ def indicators(study: Study, *, lang: Lang | None = None) -> pd.DataFrame:
     fac = study.layers.get("facilities")
     if fac is not None:
         left_out = len(fac)
-        fac = fac[counted(fac)]  # inside the study area, not a doubtful geocode
+        fac = rows_counted(fac)  # inside the study area, not a doubtful geocode
         left_out -= len(fac)
         rows.append((_t(lang, "facilities"), float(len(fac)), _t(lang, "count")))
         if "tier" in fac:
