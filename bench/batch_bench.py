@@ -158,6 +158,14 @@ def _run(args) -> tuple[str, list[str]]:
             f"{statistics.median(tasks):.2f} s, max {max(tasks):.2f} s; serial: mean "
             f"{statistics.fmean(serial_tasks):.2f} s; whole-province input read once per "
             f"worker: {load:.1f} s")
+        cpu_s = sum(o.cpu_seconds for o in serial.parts)
+        cpu_d = sum(o.cpu_seconds for o in dask.parts)
+        firsts = [o.seconds for o in dask.parts if o.load_seconds]
+        say(f"CPU time of the tasks: serial {cpu_s:.1f} s ({100 * cpu_s / sum(serial_tasks):.0f} % "
+            f"of their wall time), dask {cpu_d:.1f} s ({100 * cpu_d / busy:.0f} %); a worker's "
+            f"first task (imports, input read): {statistics.fmean(firsts):.2f} s vs "
+            f"{statistics.fmean([t for o, t in zip(dask.parts, tasks) if not o.load_seconds] or [0]):.2f} s "
+            "for the others")
         say("peak resident memory per worker: " + ", ".join(
             f"{w.split(':')[-1]} {mb:.0f} MB" for w, mb in sorted(per_worker.items())))
         say(f"merged tables identical to the serial run: {identical}")

@@ -66,6 +66,7 @@ class PartOutcome:
     variant: str = ""
     status: str = "done"  # "done" | "failed" | "reused"
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # CPU time of the worker process while the part ran (all threads)
     load_seconds: float = 0.0  # reading the whole area's inputs (first part on a worker)
     peak_rss_mb: float = 0.0
     rss_start_mb: float = 0.0
@@ -254,7 +255,7 @@ def run_part(task: PartTask) -> PartOutcome:
                       variant=task.variant, worker=f"{socket.gethostname()}:{os.getpid()}")
     with _RUN_LOCK:
         mem = _PeakMemory()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         result = None
         try:
             with warnings.catch_warnings():
@@ -279,6 +280,7 @@ def run_part(task: PartTask) -> PartOutcome:
             out.error, out.exit_code = error_text(exc)
         finally:
             out.seconds = time.perf_counter() - t0
+            out.cpu_seconds = round(time.process_time() - c0, 3)
             out.peak_rss_mb = round(mem.stop(), 1)
             out.rss_start_mb = round(mem.start_mb, 1)
         if result is not None:
