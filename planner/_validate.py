@@ -74,7 +74,7 @@ def rows_text(df: pd.DataFrame, positions: Sequence[int] | np.ndarray, *,
     return ", ".join(parts) + (f" … and {more} more" if more > 0 else "")
 
 
-def warn(message: str, zh: str | None = None) -> None:
+def warn(message: str, zh: str) -> None:
     """Issue a `PlannerWarning` (a repair or an assumption), in English and Chinese."""
     warnings.warn(PlannerWarning(message, zh), stacklevel=3)
 

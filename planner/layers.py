@@ -758,11 +758,8 @@ def read_layer(
     return gdf
 
 
-def _warn_caller(message: str | PlannerWarning, zh: str | None = None, *,
-                 stacklevel: int = 4) -> None:
+def _warn_caller(message: PlannerWarning, *, stacklevel: int = 4) -> None:
     """`planner._validate.warn` from a helper of `read_layer`: points at read_layer's caller."""
-    if not isinstance(message, PlannerWarning):
-        message = PlannerWarning(message, zh)
     warnings.warn(message, stacklevel=stacklevel)
 
 
@@ -795,10 +792,11 @@ def _set_file_crs(gdf: gpd.GeoDataFrame, *, file_crs: pyproj.CRS | None, is_tabl
     """Apply the scenario's ``crs`` to a file; the layer must end up with a usable CRS."""
     if file_crs is not None and not is_table:
         if gdf.crs is not None and not gdf.crs.equals(file_crs):
-            _warn_caller(f"Layer {label}: the file says CRS {gdf.crs.to_string()} but the "
-                         f"scenario sets crs {file_crs.to_string()}; using the scenario's.",
-                         f"图层 {label}：文件的坐标系是 {gdf.crs.to_string()}，而情景文件设为 "
-                         f"{file_crs.to_string()}；采用情景文件的设置。")
+            _warn_caller(PlannerWarning(
+                f"Layer {label}: the file says CRS {gdf.crs.to_string()} but the "
+                f"scenario sets crs {file_crs.to_string()}; using the scenario's.",
+                f"图层 {label}：文件的坐标系是 {gdf.crs.to_string()}，而情景文件设为 "
+                f"{file_crs.to_string()}；采用情景文件的设置。"))
         gdf = gdf.set_crs(file_crs, allow_override=True)
     if gdf.crs is None:
         raise LayerError(

@@ -131,3 +131,86 @@ def test_import_planner_reaches_every_package():
     assert planner.read_layer is planner.layers.read_layer
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         planner.nope  # noqa: B018
+
+
+# ------------------------------------------------------------------ bilingual warnings
+#: Files others are rewriting at the time this test was added; the lead removes them from this
+#: list after merging their branches (their warnings must then pass the check too).
+BILINGUAL_PENDING = {"planner/access/areas.py", "planner/locate"}
+#: Categories that are not user-facing text (API moves for programmers).
+_DEV_CATEGORIES = {"DeprecationWarning", "PendingDeprecationWarning", "FutureWarning"}
+
+
+def _is_text(node: ast.expr) -> bool:
+    """A string literal, f-string, or a concatenation / % / .format of them."""
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, str)
+    if isinstance(node, ast.JoinedStr):
+        return True
+    if isinstance(node, ast.BinOp):
+        return _is_text(node.left) or _is_text(node.right)
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+        return node.func.attr == "format" and _is_text(node.func.value)
+    return False
+
+
+def _name(node: ast.expr) -> str:
+    return node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", "")
+
+
+def _english_only(tree: ast.AST) -> list[tuple[int, str]]:
+    """(line, what) of each warning issued with English text only (in ast.walk order)."""
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = _name(node.func)
+        if func == "PlannerWarning":
+            if len(node.args) < 2 and not any(k.arg == "zh" for k in node.keywords):
+                found.append((node.lineno, "PlannerWarning(...) without its Chinese text"))
+        elif func == "warn" and isinstance(node.func, ast.Attribute) \
+                and _name(node.func.value) == "warnings" and node.args:
+            category = (node.args[1] if len(node.args) > 1 else
+                        next((k.value for k in node.keywords if k.arg == "category"), None))
+            # a PlannerWarning category means the message is a string (of one language)
+            if (_is_text(node.args[0]) and _name(category) not in _DEV_CATEGORIES
+                    or _name(category) == "PlannerWarning"):
+                found.append((node.lineno, "warnings.warn(<text>): use PlannerWarning(en, zh)"))
+    return found
+
+
+def test_every_warning_is_issued_in_english_and_chinese():
+    problems = []
+    for _, path in _modules():
+        rel = path.relative_to(ROOT.parent).as_posix()
+        if any(rel == p or rel.startswith(p + "/") for p in BILINGUAL_PENDING):
+            continue
+        problems += [f"{rel}:{line}: {what}"
+                     for line, what in _english_only(ast.parse(path.read_text(encoding="utf-8")))]
+    assert problems == []
+
+
+def test_the_bilingual_check_finds_english_only_warnings():
+    tree = ast.parse(
+        "import warnings\n"
+        "warnings.warn('dropped 3 rows', PlannerWarning, stacklevel=2)\n"
+        "warnings.warn(f'dropped {n} rows')\n"
+        "warnings.warn(PlannerWarning('dropped ' + str(n) + ' rows'))\n"
+        "warnings.warn('moved', DeprecationWarning)\n"  # not user-facing: allowed
+        "warnings.warn(PlannerWarning('dropped 3 rows', '删除了 3 行'))\n"
+        "warnings.warn(PlannerWarning(en, zh=zh))\n"
+        "warnings.warn(msg, PlannerWarning)\n"
+        "warnings.warn(w, stacklevel=2)\n")  # a variable: the check cannot tell
+    assert sorted(line for line, _ in _english_only(tree)) == [2, 3, 4, 8]
+
+
+def test_warning_helpers_require_the_chinese_text():
+    import inspect
+
+    from planner import _validate
+    from planner.checks import _common
+    from planner.pipeline.result import RunResult
+
+    for fn in (_validate.warn, _common.warn, RunResult.warn):
+        zh = inspect.signature(fn).parameters["zh"]
+        assert zh.default is inspect.Parameter.empty, fn.__qualname__

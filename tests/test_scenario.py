@@ -333,7 +333,7 @@ def test_failed_step_still_writes_run_json(study, monkeypatch):
 def test_step_warnings_are_collected_and_shown(study, monkeypatch):
     def repairs(result):
         warnings.warn("joined 3 near-miss ends", PlannerWarning, stacklevel=2)
-        result.warn("dropped 1 minor component")
+        result.warn("dropped 1 minor component", "删除了 1 个较小的连通部分")
 
     fake_steps(monkeypatch, a=repairs)
     with pytest.warns(PlannerWarning) as record:

@@ -202,7 +202,7 @@ def test_access_step_reports_the_moved_units(tmp_path):
     from planner.pipeline.settings import LayersSettings, NetworkSettings, Scenario
 
     net = grid_with_fragment()
-    sc = Scenario(name="t", layers=LayersSettings(),
+    sc = Scenario(name="t", lang="en", layers=LayersSettings(),
                   network=NetworkSettings(fragment_snap_m=50.0, fragment_ratio=0.5))
     res = RunResult(scenario=sc, crs=net.crs)
     res.artifacts["network"] = net

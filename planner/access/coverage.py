@@ -166,11 +166,13 @@ def population_access(
     for thr in sorted(thresholds_min):
         out[_tname(thr)] = out["time_min_any"].to_numpy() <= thr
     if len(snap_facilities) == 0 and len(out):
-        warnings.warn(
+        warnings.warn(PlannerWarning(
             f"The facilities layer is empty, so none of the {len(out)} population units "
             "reaches a facility: every walking time is NaN and every unit is outside every "
             "circle. Check the facilities layer (its path, layer name or filter).",
-            PlannerWarning, stacklevel=2)
+            f"设施图层为空，{len(out)} 个人口单元都到不了任何设施：步行时间全部为空值（NaN），"
+            "所有单元都不在任何步行圈内。请检查设施图层（路径、图层名或筛选条件）。"),
+            stacklevel=2)
     elif warn:
         _warn_unreached(out, cutoff_min)
     return out
@@ -287,13 +289,17 @@ def _warn_nobody_counted(base: pd.DataFrame, counts: list[str]) -> None:
     """Warn when a count column is 0 (or missing) in every unit: its shares are NaN."""
     for c in counts:
         if len(base) and not (base[c] > 0).any():
-            warnings.warn(
+            warnings.warn(PlannerWarning(
                 f"`{c}` is 0 or missing in every one of the {len(base)} population units, so "
                 f"the share of them within each walking time is not assessable (NaN in the "
                 f"coverage table, shown as \"–\" in the report), and every result weighted by "
                 f"`{c}` (blind spots, site proposals) counts nobody. Check that the column "
                 "holds the residents of that age group (its source column and the census "
-                "year).", PlannerWarning, stacklevel=3)
+                "year).",
+                f"全部 {len(base)} 个人口单元的 `{c}` 都为 0 或缺失，因此无法评估其在各步行时间内的"
+                "覆盖比例（覆盖表中为空值 NaN，报告中显示为“–”），凡按 "
+                f"`{c}` 加权的结果（服务盲区、选址建议）都不计任何人。请检查该列是否为该年龄段的"
+                "常住人口（其来源列和普查年份）。"), stacklevel=3)
 
 
 # --------------------------------------------------------------------------- blind spots

@@ -176,17 +176,30 @@ class Snapped:
         """`far_message` in English and Chinese, as a `PlannerWarning` (None if none is far)."""
         msg = self.far_message(what)
         return PlannerWarning(msg, self.far_message(what, lang="zh")) if msg else None
-    def fragment_message(self, what: str = "points", *, limit: int = 20) -> str | None:
+
+    def fragment_message(self, what: str = "points", *, limit: int = 20,
+                         lang: str = "en") -> str | None:
         """A warning text listing the snaps moved off small network fragments, or None.
 
         Each moved point is shown with its distance to the fragment and to
         the main network (`snap_points` explains the rule).  Points left on
         a fragment (clearly on it) are not listed here: when they reach no
-        facility, `planner.access.population_access` lists them.
+        facility, `planner.access.population_access` lists them.  ``lang="zh"``
+        gives the Chinese text.
         """
         moved = np.flatnonzero(self.moved)
         if not moved.size:
             return None
+        if lang == "zh":
+            shown = "、".join(f"{self.ids[i]}（距碎片 {self.fragment_m[i]:.0f} 米，距主路网 "
+                             f"{self.dist_m[i]:.0f} 米）" for i in moved[:limit])
+            more = f" 等另 {moved.size - limit} 个" if moved.size > limit else ""
+            return (
+                f"{moved.size} 个{_what_zh(what)}离一小段与其余路网不连通、且没有设施的路网碎片"
+                f"最近；已改为吸附到主路网，到主路网的直线步行距离已计入：{shown}{more}。如果居民"
+                "确实经由该段道路出行，请在道路数据中把它接上（缺失的路段、出入口或过街设施）；"
+                "否则请检查这些点的坐标。"
+            )
         shown = ", ".join(f"{self.ids[i]} (fragment {self.fragment_m[i]:.0f} m, main network "
                           f"{self.dist_m[i]:.0f} m)" for i in moved[:limit])
         more = f" and {moved.size - limit} more" if moved.size > limit else ""
@@ -198,17 +211,22 @@ class Snapped:
             "gate or crossing); check the points' coordinates otherwise."
         )
 
+    def fragment_warning(self, what: str = "points") -> PlannerWarning | None:
+        """`fragment_message` in English and Chinese, as a `PlannerWarning` (None if none moved)."""
+        msg = self.fragment_message(what)
+        return PlannerWarning(msg, self.fragment_message(what, lang="zh")) if msg else None
+
     def warn(self, what: str = "points", *, stacklevel: int = 2) -> None:
         """Issue the far snaps (`far_warning`) and the snaps moved off fragments
-        (`fragment_message`) as `PlannerWarning`s, when there are any.
+        (`fragment_warning`) as `PlannerWarning`s, when there are any.
 
         `snap_points` and `snap_units` call it unless ``warn=False``; callers that
         snapped several layers first (the scenario's access step) call it after.
         """
         if (w := self.far_warning(what)) is not None:
             warnings.warn(w, stacklevel=stacklevel + 1)
-        if msg := self.fragment_message(what):
-            warnings.warn(msg, PlannerWarning, stacklevel=stacklevel + 1)
+        if (w := self.fragment_warning(what)) is not None:
+            warnings.warn(w, stacklevel=stacklevel + 1)
 
 
 #: Chinese for the ``what`` of snap messages.

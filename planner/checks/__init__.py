@@ -1,9 +1,10 @@
 """Checks on the user's data: is every number right, or does the toolkit say why not?
 
 Library functions over GeoDataFrames and the walk network.  Each returns
-what it found and raises a `planner.PlannerWarning` with the rows by name
-and how to answer; none of them changes a coordinate.  Messages are Chinese
-by default and English with ``lang="en"``.
+what it found and issues a `planner.PlannerWarning` (English and Chinese
+text) with the rows by name and how to answer; none of them changes a
+coordinate.  Texts a check returns (``check_overlap``, ``DatumFit.message``)
+are Chinese by default and English with ``lang="en"``.
 
 ``datum``
     `check_datum`: a layer that fits the streets, or the townships and

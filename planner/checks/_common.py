@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -13,7 +13,7 @@ import shapely
 
 from planner._errors import PlannerWarning
 
-__all__ = ["DEFAULT_LANG", "SHOW", "flag_excluded", "join", "label", "labels", "name_key",
+__all__ = ["DEFAULT_LANG", "SHOW", "both", "flag_excluded", "join", "label", "labels", "name_key",
            "pick", "polygon_lookup", "warn"]
 
 DEFAULT_LANG = "zh"
@@ -93,6 +93,11 @@ def flag_excluded(gdf: pd.DataFrame, mask: np.ndarray, reason: str) -> None:
     gdf["excluded"] = new
 
 
-def warn(message: str) -> None:
-    """Issue ``message`` as a `PlannerWarning` pointing at the caller of the check."""
-    warnings.warn(message, PlannerWarning, stacklevel=3)
+def both(make: Callable[[str], str]) -> tuple[str, str]:
+    """``(make("en"), make("zh"))``: a text in both languages, for `warn`."""
+    return make("en"), make("zh")
+
+
+def warn(en: str, zh: str) -> None:
+    """Issue a `PlannerWarning` (English and Chinese text) pointing at the caller of the check."""
+    warnings.warn(PlannerWarning(en, zh), stacklevel=3)

@@ -14,7 +14,7 @@ that residents can walk to keeps serving them in walking access.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,7 @@ import shapely
 
 from planner.checks._common import (
     DEFAULT_LANG,
+    both,
     flag_excluded,
     join,
     label,
@@ -238,7 +239,6 @@ def flag_study_area(
     cutoff_min: float = CUTOFF_MIN,
     max_snap_m: float = MAX_SNAP_M,
     what: str = "facilities",
-    lang: str = DEFAULT_LANG,
 ) -> gpd.GeoDataFrame:
     """Mark the rows of ``gdf`` inside the study area; exclude those outside and out of reach.
 
@@ -258,8 +258,6 @@ def flag_study_area(
         The access step's cut-off (min) and snap limit (m).
     what
         The layer's name in messages.
-    lang
-        ``"zh"`` (default) or ``"en"`` for the warnings.
 
     Returns
     -------
@@ -279,12 +277,16 @@ def flag_study_area(
     dist = shapely.distance(area.geometry_in(out.crs),
                             np.asarray(out.geometry.values, dtype=object)[outside])
     order = np.argsort(-dist, kind="stable")
-    named = [(f"{label(out, p)} ({_km(d, lang)})" if lang == "en" else
-              f"{label(out, p)}（{_km(d, lang)}）")
-             for p, d in zip(outside[order], dist[order], strict=True)]
-    values = {"what": what, "area": area.describe(lang), "cut": cutoff_min}
+    rows = list(zip(outside[order], dist[order], strict=True))
+
+    def text(texts: dict[str, str], chosen: list[tuple[int, float]], lang: str) -> str:
+        named = [(f"{label(out, p)} ({_km(d, lang)})" if lang == "en" else
+                  f"{label(out, p)}（{_km(d, lang)}）") for p, d in chosen]
+        return pick(lang, texts, n=len(chosen), rows=join(named, lang), what=what,
+                    area=area.describe(lang), cut=cutoff_min)
+
     if network is None or residents is None or len(residents) == 0:
-        warn(pick(lang, _UNKNOWN, n=outside.size, rows=join(named, lang), **values))
+        warn(*both(lambda lang: text(_UNKNOWN, rows, lang)))
         return out
     near = _reach(out, outside, network, residents, cutoff_min, max_snap_m)
     far_rows = outside[~near]
@@ -292,12 +294,12 @@ def flag_study_area(
     mask[far_rows] = True
     flag_excluded(out, mask, OUTSIDE)
     near_sorted = near[order]
-    far_named = [n for n, ok in zip(named, near_sorted, strict=True) if not ok]
-    near_named = [n for n, ok in zip(named, near_sorted, strict=True) if ok]
+    far_named = [r for r, ok in zip(rows, near_sorted, strict=True) if not ok]
+    near_named = [r for r, ok in zip(rows, near_sorted, strict=True) if ok]
     if far_named:
-        warn(pick(lang, _OUTSIDE, n=len(far_named), rows=join(far_named, lang), **values))
+        warn(*both(lambda lang: text(_OUTSIDE, far_named, lang)))
     if near_named:
-        warn(pick(lang, _NEAR, n=len(near_named), rows=join(near_named, lang), **values))
+        warn(*both(lambda lang: text(_NEAR, near_named, lang)))
     return out
 
 
@@ -356,9 +358,10 @@ def check_overlap(layers: Mapping[str, gpd.GeoDataFrame | None], *,
     Returns
     -------
     list of str
-        The warning texts (empty when every layer overlaps).
+        The warning texts in ``lang`` (empty when every layer overlaps); the
+        warnings carry English and Chinese.
     """
-    found: list[str] = []
+    found: list[Callable[[str], str]] = []  # each finding's text in a language
     given = {k: g for k, g in layers.items()
              if g is not None and len(g) and k not in ("network_edges", "study_area")}
     by_area = area is not None and not area.from_network
@@ -368,23 +371,25 @@ def check_overlap(layers: Mapping[str, gpd.GeoDataFrame | None], *,
         hull = shapely.buffer(extent, float(max_snap_m))
         gaps = {k: _gap_m(hull, g, network.crs) for k, g in given.items()}
         if by_area and not shapely.intersects(area.geometry_in(network.crs), extent):
-            found.append(pick(lang, _NET_NO_AREA, area=area.describe(lang),
-                              d=_km(shapely.distance(area.geometry_in(network.crs), extent),
-                                    lang)))
+            d = shapely.distance(area.geometry_in(network.crs), extent)
+            found.append(lambda lg: pick(lg, _NET_NO_AREA, area=area.describe(lg), d=_km(d, lg)))
             hull = None
         elif len(given) > 1 and all(g > 0 for g in gaps.values()):
-            found.append(pick(lang, _NET_NO_LAYER, layers=", ".join(given),
-                              d=_km(min(gaps.values()) + max_snap_m, lang)))
+            d = min(gaps.values()) + max_snap_m
+            found.append(lambda lg: pick(lg, _NET_NO_LAYER, layers=", ".join(given),
+                                         d=_km(d, lg)))
             hull = None
     for key, gdf in given.items():
         if hull is not None and gaps[key] > 0:
-            found.append(pick(lang, _NO_NETWORK, layer=key, d=_km(gaps[key] + max_snap_m, lang)))
+            found.append(lambda lg, key=key, d=gaps[key] + max_snap_m:
+                         pick(lg, _NO_NETWORK, layer=key, d=_km(d, lg)))
             continue
         if by_area and key not in area.source:
             gap = _gap_m(area.geometry, gdf, area.crs)
             if gap > 0:
-                found.append(pick(lang, _NO_AREA, layer=key, area=area.describe(lang),
-                                  d=_km(gap, lang)))
-    for msg in found:
-        warn(msg)
-    return found
+                found.append(lambda lg, key=key, gap=gap:
+                             pick(lg, _NO_AREA, layer=key, area=area.describe(lg),
+                                  d=_km(gap, lg)))
+    for make in found:
+        warn(*both(make))
+    return [make(lang) for make in found]

@@ -44,7 +44,7 @@ import shapely
 
 from planner import coords
 from planner._errors import LayerError
-from planner.checks._common import DEFAULT_LANG, name_key, pick, polygon_lookup, warn
+from planner.checks._common import DEFAULT_LANG, both, name_key, pick, polygon_lookup, warn
 
 if TYPE_CHECKING:
     import geopandas as gpd
@@ -86,7 +86,8 @@ class DatumFit:
     it is compared with; here, over its own inside points).  ``named[(col,
     d)]``: ``(rows in the polygon their column ``col`` names, rows naming a
     known polygon)`` read as ``d``.  ``suggested`` is the datum to declare
-    when another one fits clearly better (then ``message`` is the warning).
+    when another one fits clearly better (then ``message`` is the warning, in the
+    language asked).
     """
 
     layer: str
@@ -332,7 +333,8 @@ def check_datum(
         Spacing (m) and most number of points sampled along polygon
         boundaries.
     lang
-        ``"zh"`` (default) or ``"en"`` for the warning.
+        ``"zh"`` (default) or ``"en"`` for ``DatumFit.message`` (the warning
+        carries both).
 
     Returns
     -------
@@ -356,5 +358,5 @@ def check_datum(
     if alt is not None:
         fit.suggested = alt
         fit.message = _message(fit, alt, lang)
-        warn(fit.message)
+        warn(*both(lambda lg: _message(fit, alt, lg)))
     return fit

@@ -29,7 +29,7 @@ import pandas as pd
 import shapely
 
 from planner.checks._common import (
-    DEFAULT_LANG,
+    both,
     flag_excluded,
     join,
     label,
@@ -211,7 +211,6 @@ def check_stacked(
     mismatch_m: float = TOWNSHIP_MISMATCH_M,
     accept: bool = False,
     what: str = "facilities",
-    lang: str = DEFAULT_LANG,
 ) -> gpd.GeoDataFrame:
     """Flag rows sharing a coordinate; exclude stacks that look like geocoder fallbacks.
 
@@ -228,8 +227,8 @@ def check_stacked(
         Keep every stack in the analysis (``accept_stacked: true`` in a
         scenario).  Rows with a true ``accept_stacked`` column are kept
         either way.
-    what, lang
-        The layer's name and the language of the warnings.
+    what
+        The layer's name in the warnings.
 
     Returns
     -------
@@ -270,13 +269,14 @@ def check_stacked(
         if not found:
             continue
         n = sum(r.size for r, _ in found)
-        groups_text = join([_group_text(out, r, why, lonlat, lang) for r, why in found], lang,
-                           limit=8)
         if texts is _STACKED:
             mask = np.zeros(len(out), bool)
             mask[np.concatenate([r for r, _ in found])] = True
             flag_excluded(out, mask, STACKED)
-        warn(pick(lang, texts, n=n, k=len(found), groups=groups_text, **values))
+        warn(*both(lambda lang, found=found, texts=texts, n=n: pick(
+            lang, texts, n=n, k=len(found), groups=join(
+                [_group_text(out, r, why, lonlat, lang) for r, why in found], lang, limit=8),
+            **values)))
     return out
 
 
@@ -302,7 +302,6 @@ def township_mismatch(
     *,
     tolerance_m: float = TOWNSHIP_MISMATCH_M,
     what: str = "facilities",
-    lang: str = DEFAULT_LANG,
 ) -> pd.DataFrame:
     """Rows whose ``township`` column names another township than the one they lie in.
 
@@ -344,8 +343,13 @@ def township_mismatch(
         "outside_m": dist[rows],
     }, columns=cols)
     order = np.argsort(-dist[rows], kind="stable")
-    texts = [pick(lang, _ROW, row=label(gdf, int(rows[k])), said=table["township"].iloc[k],
-                  lies=lies[k] if lies[k] is not None else pick(lang, _NOWHERE),
-                  d=dist[rows][k]) for k in order]
-    warn(pick(lang, _MISMATCH, what=what, n=rows.size, tol=tolerance_m, rows=join(texts, lang)))
+
+    def text(lang: str) -> str:
+        texts = [pick(lang, _ROW, row=label(gdf, int(rows[k])), said=table["township"].iloc[k],
+                      lies=lies[k] if lies[k] is not None else pick(lang, _NOWHERE),
+                      d=dist[rows][k]) for k in order]
+        return pick(lang, _MISMATCH, what=what, n=rows.size, tol=tolerance_m,
+                    rows=join(texts, lang))
+
+    warn(*both(text))
     return table

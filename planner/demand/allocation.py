@@ -443,7 +443,7 @@ def _report_overlaps(report: dict[str, Any], before: np.ndarray, after: np.ndarr
                   n_trimmed=int((after < before * (1 - 1e-9)).sum()),
                   n_covered=int(((after <= 0) & (before > 0)).sum()))
     if union > 0 and removed > OVERLAP_WARN_SHARE * union:
-        warnings.warn(
+        warnings.warn(PlannerWarning(
             f"demand: residential polygons overlap: their areas sum to "
             f"{before.sum() / 1e6:.2f} km², {before.sum() / union:.2f} times the "
             f"{union / 1e6:.2f} km² they cover. The {removed / 1e6:.2f} km² counted twice "
@@ -452,7 +452,12 @@ def _report_overlaps(report: dict[str, Any], before: np.ndarray, after: np.ndarr
             f"polygon(s) trimmed, {report['n_covered']} lying wholly under smaller ones got no "
             "residents of their own). Check the residential layer (a community outline over "
             "its compounds, or one estate mapped twice).",
-            PlannerWarning, stacklevel=4)
+            f"需求：居住用地面相互重叠：面积合计 {before.sum() / 1e6:.2f} km²，是其实际覆盖的 "
+            f"{union / 1e6:.2f} km² 的 {before.sum() / union:.2f} 倍。重复计算的 "
+            f"{removed / 1e6:.2f} km² 已在分配居民前去除，不会重复计人：两面重叠处，重叠部分归"
+            f"较小的面（{report['n_trimmed']} 个面被裁剪，{report['n_covered']} 个完全被较小的面覆盖，"
+            "不再单独分配居民）。请检查居住用地图层（是否把社区轮廓叠在其小区之上，或同一小区画了两次）。"),
+            stacklevel=4)
 
 
 def campus_like(polygons: pd.DataFrame) -> np.ndarray:
@@ -493,18 +498,24 @@ def _warn_campus_share(pieces: gpd.GeoDataFrame, threshold: float) -> dict[str, 
     share = on.groupby(pieces["_key"]).sum()
     high = share[share > threshold].sort_values(ascending=False)
     if len(high):
-        parts = []
+        parts, parts_zh = [], []
         for area, value in high.items():
             names = pieces.loc[(pieces["_key"] == area) & pieces["_campus"].astype(bool), "name"]
-            shown = ", ".join(dict.fromkeys(str(n) for n in names.dropna()))[:200]
+            unique = list(dict.fromkeys(str(n) for n in names.dropna()))
+            shown = ", ".join(unique)[:200]
             parts.append(f"{area} {value:.0%}" + (f" ({shown})" if shown else ""))
-        warnings.warn(
+            shown_zh = "、".join(unique)[:200]
+            parts_zh.append(f"{area} {value:.0%}" + (f"（{shown_zh}）" if shown_zh else ""))
+        warnings.warn(PlannerWarning(
             f"demand: more than {threshold:.0%} of an area's residents are put on polygons "
             "that look like a campus, hospital or sports ground (by name or tag), where few "
             f"people live: {'; '.join(parts)}. Leave them out of the residential layer (e.g. "
             "`where: \"name NOT LIKE '%大学%'\"`), or spread by a weight column "
             "(demand.weight: floor area or dwellings).",
-            PlannerWarning, stacklevel=3)
+            f"需求：有区域超过 {threshold:.0%} 的居民被分配到看似校园、医院或体育场（按名称或标签"
+            f"判断）的面上，而这些地方居住的人很少：{'；'.join(parts_zh)}。请把它们排除在居住用地"
+            "图层之外（如 `where: \"name NOT LIKE '%大学%'\"`），或按权重列分配"
+            "（demand.weight：建筑面积或住宅套数）。"), stacklevel=3)
     return {str(k): float(v) for k, v in share.items()}
 
 

@@ -168,10 +168,13 @@ def residential_buildings(
     report.update({f"n_from_{k}": int(counts.get(k, 0))
                    for k in ("floor_area", "floors", "height", "default")})
     if report["n_from_default"]:
-        warnings.warn(
+        warnings.warn(PlannerWarning(
             f"{report['n_from_default']} residential building(s) have neither floors nor height"
             f" ({fl_col or 'no floors column'}, {h_col or 'no height column'}): counted as "
-            f"{default_floors:g} floor(s) each.", PlannerWarning, stacklevel=2)
+            f"{default_floors:g} floor(s) each.",
+            f"{report['n_from_default']} 栋住宅建筑既没有层数也没有高度"
+            f"（{fl_col or '无层数列'}，{h_col or '无高度列'}）：每栋按 {default_floors:g} 层计。"),
+            stacklevel=2)
     out.attrs["buildings_report"] = report
     out.attrs["method"] = (
         "residential floor area: " + ", else ".join(
@@ -199,9 +202,11 @@ def _residential_only(buildings: gpd.GeoDataFrame, function_column: str | None,
     report["n_not_residential"] = int((~res & ~unknown).sum())
     report["n_function_unknown"] = int(unknown.sum())
     if report["n_function_unknown"]:
-        warnings.warn(
+        warnings.warn(PlannerWarning(
             f"{report['n_function_unknown']} building(s) have no {function_column!r}: kept "
-            "as residential.", PlannerWarning, stacklevel=3)
+            "as residential.",
+            f"{report['n_function_unknown']} 栋建筑没有 {function_column!r}（用途）：按住宅保留。"),
+            stacklevel=3)
     return buildings[(res | unknown).to_numpy()]
 
 
@@ -302,7 +307,8 @@ def allocate_to_buildings(
     have = frame.groupby("area")["weight"].sum()
     empty = [a for a in table.index if have.get(a, 0.0) <= 0]
     if empty:
-        ap = area_points(ar_w, empty, "residential building with floor area")
+        ap = area_points(ar_w, empty, "residential building with floor area",
+                         "有建筑面积的住宅建筑")
         frame = frame[~frame["area"].isin(empty)]
         frame = pd.concat([frame, gpd.GeoDataFrame({
             "id": ["area:" + str(a) for a in ap["_key"]], "source_id": None, "name": None,
@@ -346,8 +352,13 @@ def _outside_report(bi: np.ndarray, frac: np.ndarray, w: np.ndarray, n: int,
     if report["n_outside"] or report["n_partly_outside"]:
         part = (f" and {report['n_partly_outside']} partly" if report["n_partly_outside"]
                 else "")
-        warnings.warn(
+        part_zh = (f"，另有 {report['n_partly_outside']} 栋部分位于其外" if
+                   report["n_partly_outside"] else "")
+        warnings.warn(PlannerWarning(
             f"{report['n_outside']} residential building(s) lie wholly{part} outside every "
             f"census area ({weight} {lost:,.0f} outside): nobody is placed there. Check that "
-            "the boundaries cover the buildings' extent.", PlannerWarning, stacklevel=3)
+            "the boundaries cover the buildings' extent.",
+            f"{report['n_outside']} 栋住宅建筑完全位于所有普查区域之外{part_zh}"
+            f"（区域外的 {weight} 合计 {lost:,.0f}）：这些地方不分配人口。请检查边界是否覆盖"
+            "建筑的范围。"), stacklevel=3)
     return report

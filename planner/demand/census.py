@@ -503,11 +503,13 @@ def older_groups(
         for g, lo in GROUPS.items():
             out[g] = out[_band_columns_from(lo)].sum(axis=1)
         if higher is not None or assumed:
-            warnings.warn(
+            warnings.warn(PlannerWarning(
                 f"Census table {out.attrs.get('source', '')} has age bands by sex: the older "
                 "groups are counted from them, and the higher-level table / assumed shares "
                 "(demand.shares_from, demand.older_share_*) are not used.",
-                PlannerWarning, stacklevel=2)
+                f"{_table_zh(out)} 有分性别的年龄组：老年人口按年龄组统计，"
+                "不使用上级普查表或假定比例（demand.shares_from、demand.older_share_*）。"),
+                stacklevel=2)
     else:
         _groups_of_totals(out, methods, higher=higher, parent=parent, assumed=assumed or {})
     if "households" in out.columns:
@@ -515,6 +517,18 @@ def older_groups(
         out["persons_per_household"] = out["population"] / hh.where(hh > 0)
     out.attrs["group_methods"] = methods
     return out
+
+
+def _source_of(table: pd.DataFrame) -> str:
+    """The file a census table was read from; ``""`` for a table given in memory."""
+    src = str(table.attrs.get("source", ""))
+    return "" if src == "the census table" else src
+
+
+def _table_zh(table: pd.DataFrame, what: str = "普查表") -> str:
+    """``普查表 <file>`` for a warning in Chinese (``普查表`` for a table given in memory)."""
+    src = _source_of(table)
+    return f"{what} {src}" if src else what
 
 
 #: Endings of Chinese area names that say what an area is, not which one (longest first).
@@ -550,12 +564,15 @@ def close_names(name: str, options: Sequence[str], *, n: int = 3) -> list[str]:
         if ratio >= 0.5 or inside:
             scored.append((-(ratio + inside), opt))
     return [opt for _, opt in sorted(scored)[:n]]
+
+
 def _groups_of_totals(out: pd.DataFrame, methods: dict[str, str], *,
                       higher: pd.DataFrame | None, parent: Mapping[str, str] | pd.Series | None,
                       assumed: Mapping[str, float]) -> None:
     """Fill the older groups of a table without bands in place (see `older_groups`)."""
     where = out.attrs.get("source", "the census table")
     shares = None
+    zh: dict[str, str] = {}  # the methods in Chinese, for the warning
     for g in GROUPS:
         label = g.removeprefix("pop_").replace("plus", "+")
         share_col = f"share_{g.removeprefix('pop_')}"
@@ -565,6 +582,7 @@ def _groups_of_totals(out: pd.DataFrame, methods: dict[str, str], *,
             out[g] = out["population"].astype(float) * out[share_col].astype(float)
             methods[g] = (f"population × the area's share of {label} given in the census "
                           f"table ({share_col})")
+            zh[g] = f"常住人口 × 普查表给出的该区域 {label} 人口占比（{share_col}）"
             continue
         if higher is not None:
             if shares is None:
@@ -574,6 +592,8 @@ def _groups_of_totals(out: pd.DataFrame, methods: dict[str, str], *,
                 src = higher.attrs.get("source", "the higher-level census table")
                 methods[g] = (f"population × its higher-level area's census share of {label} "
                               f"({src})")
+                zh[g] = (f"常住人口 × 上级区域普查的 {label} 人口占比"
+                         f"（{_table_zh(higher, '上级普查表')}）")
                 continue
         if g in assumed:
             value = float(assumed[g])
@@ -584,6 +604,8 @@ def _groups_of_totals(out: pd.DataFrame, methods: dict[str, str], *,
             methods[g] = (f"population × {value:g}: an ASSUMED share of {label} "
                           f"(scenario demand.older_share_{g.removeprefix('pop_')}), not census "
                           "data")
+            zh[g] = (f"常住人口 × {value:g}：{label} 人口的假定比例（情景文件 "
+                     f"demand.older_share_{g.removeprefix('pop_')}），并非普查数据")
     if "pop_60plus" not in out.columns:
         raise DemandError(
             f"Census table {where} has no age bands by sex and no count or share of residents "
@@ -595,12 +617,14 @@ def _groups_of_totals(out: pd.DataFrame, methods: dict[str, str], *,
         )
     made = [g for g in GROUPS if g in methods and g in out.columns]
     if made:
-        warnings.warn(
+        warnings.warn(PlannerWarning(
             f"Census table {where} has totals only (no age bands by sex): "
             + "; ".join(f"{g} = {methods[g]}" for g in made)
             + ". Every older-resident count of this run rests on this; it is listed as an "
             "estimate in demand_columns and the report.",
-            PlannerWarning,
+            f"{_table_zh(out)} 只有总数（没有分性别的年龄组）："
+            + "；".join(f"{g} = {zh.get(g, methods[g])}" for g in made)
+            + "。本次运行的所有老年人口数都以此为据；它在 demand_columns 和报告中列为估算值。"),
             stacklevel=3,
         )
 

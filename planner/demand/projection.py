@@ -32,6 +32,7 @@ from planner.demand.census import (
     _find,
     _match_names,
     _read_table,
+    _table_zh,
     close_names,
 )
 
@@ -317,11 +318,17 @@ def project_areas(
     if need is not None:
         if on_missing != "skip":
             raise DemandError(need)
-        warnings.warn(
-            need + f" The projection to {', '.join(map(str, sorted(set(plan_years))))} is "
+        years = sorted(set(plan_years))
+        need_zh = projection_needs(base, method=method, previous=previous, ratios=ratios,
+                                   life_table=life_table, base_year=base_year,
+                                   plan_years=plan_years, lang="zh")
+        warnings.warn(PlannerWarning(
+            need + f" The projection to {', '.join(map(str, years))} is "
             f"skipped; demand_projection holds the base year ({base_year}) only. Set "
             "demand.plan_years: [] if no projection is wanted.",
-            PlannerWarning, stacklevel=2)
+            f"{need_zh}已跳过到 {'、'.join(map(str, years))} 年的推算，demand_projection 只含"
+            f"基期（{base_year} 年）。如不需要推算，请设置 demand.plan_years: []。"),
+            stacklevel=2)
         plan_years = []
     if not all(c in base.columns for c in BAND_COLUMNS):
         return _group_rows(base, names, base_year=base_year)
@@ -356,6 +363,7 @@ def projection_needs(
     life_table: pd.DataFrame | None = None,
     base_year: int = 2020,
     plan_years: Sequence[int] = PLAN_YEARS,
+    lang: str = "en",
 ) -> str | None:
     """What a projection to ``plan_years`` lacks, as a sentence; None when it can run.
 
@@ -364,33 +372,47 @@ def projection_needs(
     base census's 5-year age bands by sex from age ``60 - step·⌈h/step⌉`` up
     (from 40 for 2035 from a 2020 census by Hamilton-Perry) and, for
     Hamilton-Perry, the previous census's from ten years lower.  The tables
-    read by `read_census` have all bands or none.
+    read by `read_census` have all bands or none.  ``lang="zh"`` gives the
+    sentence in Chinese.
     """
     horizon = max([base_year, *plan_years]) - base_year
     if horizon <= 0:
         return None
+    zh = lang == "zh"
     step = 5 if method == "life_table" else 10
     age = max(0, 60 - step * math.ceil(horizon / step))
     banded = all(c in base.columns for c in BAND_COLUMNS)
     where = base.attrs.get("source", "the census table")
+    if zh:
+        where = _table_zh(base)
     lacks = []
     if not banded:
-        lacks.append(f"the base census ({where}) has no 5-year age bands by sex; it needs "
+        lacks.append(f"基期普查（{where}）没有分性别的 5 岁年龄组，需要 {age} 岁及以上各组"
+                     f"（m_{age}_{age + 4} … f_85plus）" if zh else
+                     f"the base census ({where}) has no 5-year age bands by sex; it needs "
                      f"them from age {age} up (m_{age}_{age + 4} ... f_85plus)")
     if method == "life_table":
         if life_table is None:
-            lacks.append("no life table is given (demand.life_table: sex, band, survival)")
+            lacks.append("没有给出生命表（demand.life_table：sex、band、survival）" if zh else
+                         "no life table is given (demand.life_table: sex, band, survival)")
     elif ratios is None:
         prev_age = max(0, age - 10)
         if previous is None:
-            lacks.append(f"no previous census is given (demand.census_previous, ten years "
+            lacks.append(f"没有给出上次普查（demand.census_previous，基期前十年，需有 {prev_age} "
+                         "岁及以上分性别的 5 岁年龄组）" if zh else
+                         f"no previous census is given (demand.census_previous, ten years "
                          f"before the base, with 5-year age bands by sex from age {prev_age} "
                          "up)")
         elif not all(c in previous.columns for c in BAND_COLUMNS):
-            lacks.append(f"the previous census ({previous.attrs.get('source', '')}) has no "
+            lacks.append(f"上次普查（{_table_zh(previous)}）没有分性别的 5 岁年龄组，"
+                         f"需要 {prev_age} 岁及以上各组" if zh else
+                         f"the previous census ({previous.attrs.get('source', '')}) has no "
                          f"5-year age bands by sex; it needs them from age {prev_age} up")
     if not lacks:
         return None
+    if zh:
+        how = "生命表法" if method == "life_table" else "Hamilton-Perry 队列变动比法"
+        return f"无法推算 {horizon} 年后的老年人口（{how}）：" + "；".join(lacks) + "。"
     how = "by life table" if method == "life_table" else "by Hamilton-Perry cohort-change ratios"
     return (f"Projecting the older residents {horizon} years ahead {how} cannot run: "
             + "; ".join(lacks) + ".")
@@ -668,6 +690,7 @@ def projection_columns(info: pd.DataFrame, projection: pd.DataFrame, *,
         "method": method, "source": source,
     }])
     return pd.concat([info, row], ignore_index=True)
+
 
 
 #: Residential land per resident (m²) below which a residential layer is reported as

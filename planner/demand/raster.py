@@ -320,9 +320,12 @@ def _grid_crs(path: Path, file_crs, crs) -> pyproj.CRS:
         return pyproj.CRS.from_user_input(file_crs)
     given = pyproj.CRS.from_user_input(crs)
     if file_crs is not None and pyproj.CRS.from_user_input(file_crs) != given:
-        warnings.warn(
-            f"Population grid {path}: its CRS {pyproj.CRS.from_user_input(file_crs).to_string()}"
-            f" is replaced by the given crs {given.to_string()}.", PlannerWarning, stacklevel=4)
+        old = pyproj.CRS.from_user_input(file_crs).to_string()
+        warnings.warn(PlannerWarning(
+            f"Population grid {path}: its CRS {old}"
+            f" is replaced by the given crs {given.to_string()}.",
+            f"人口网格 {path}：其坐标系 {old} 已替换为指定的 crs {given.to_string()}。"),
+            stacklevel=4)
     return given
 
 
@@ -499,11 +502,14 @@ def zonal_sums(
                                      where=area > 0)
     beyond = out["outside_share"].to_numpy() > 1e-4  # not reprojection round-off
     if beyond.any():
-        warnings.warn(
+        grid_name = Path(raster.source).name
+        warnings.warn(PlannerWarning(
             f"{int(beyond.sum())} polygon(s) reach beyond the population grid "
-            f"{Path(raster.source).name or 'given'} (up to "
+            f"{grid_name or 'given'} (up to "
             f"{100 * out['outside_share'].max():.0f} % of their area); nobody is counted there.",
-            PlannerWarning, stacklevel=2)
+            f"{int(beyond.sum())} 个面超出了人口网格{f' {grid_name} ' if grid_name else ''}的范围"
+            f"（最多超出其面积的 {100 * out['outside_share'].max():.0f}%）；超出部分不计人口。"),
+            stacklevel=2)
     text = ("exact zonal sum: each cell weighted by the share of its area inside the polygon "
             "(exactextract)" if method == "exact" else
             "cell-centroid zonal sum: a cell counts wholly for the polygon holding its centre")
@@ -680,7 +686,8 @@ def allocate_to_grid(
     present = set(np.unique(keys).tolist())
     empty = [a for a in table.index if a not in present]
     if empty:
-        ap = area_points(ar.to_crs(areas.crs), empty, f"people in the grid's {group!r} band")
+        ap = area_points(ar.to_crs(areas.crs), empty, f"people in the grid's {group!r} band",
+                         f"人口网格 {group!r} 组的人口")
         frame = pd.concat([frame, gpd.GeoDataFrame({
             "id": ["area:" + str(a) for a in ap["_key"]], "source_id": None, "name": None,
             "area": ap["_key"].to_numpy(), "placement": "area_point", "split": False,

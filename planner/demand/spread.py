@@ -168,15 +168,19 @@ def spread_counts(
     return out, share
 
 
-def area_points(ar: gpd.GeoDataFrame, keys: Sequence[str], what: str) -> gpd.GeoDataFrame:
-    """A representative point per area in ``keys``, with a warning that names them."""
+def area_points(ar: gpd.GeoDataFrame, keys: Sequence[str], what: str, what_zh: str
+                ) -> gpd.GeoDataFrame:
+    """A representative point per area in ``keys``, with a warning that names them
+    (``what`` / ``what_zh``: what those areas lack, in English / Chinese)."""
     import geopandas as gpd
 
     keys = list(keys)
-    warnings.warn(
+    warnings.warn(PlannerWarning(
         f"{len(keys)} area(s) have no {what}: {keys[:10]}; their residents are placed at one "
         "representative point inside each area (an estimate).",
-        PlannerWarning, stacklevel=3)
+        f"{len(keys)} 个区域没有{what_zh}：{'、'.join(map(str, keys[:10]))}"
+        f"{' 等' if len(keys) > 10 else ''}；其居民放在各区域内的一个代表点上（估算）。"),
+        stacklevel=3)
     pts = ar[ar["_key"].isin(keys)]
     return gpd.GeoDataFrame({"_key": pts["_key"].to_numpy()},
                             geometry=pts.representative_point().values, crs=ar.crs)

@@ -302,7 +302,7 @@ def _warn_clipped(path: Path, stats: dict[str, int]) -> None:
     if not stats["ways_clipped"] and not stats["ways_clipped_dropped"]:
         return
     n = stats["ways_clipped"] + stats["ways_clipped_dropped"]
-    warnings.warn(
+    warnings.warn(PlannerWarning(
         f"OSM file {path.name} is clipped: {n} street way(s) reference "
         f"{stats['node_refs_missing']} node(s) that are not in the file (cut at the edge of "
         f"the extract). {stats['ways_clipped']} way(s) were cut into the {stats['clip_pieces']} "
@@ -311,7 +311,12 @@ def _warn_clipped(path: Path, stats: dict[str, int]) -> None:
         "near it may be longer than on the ground: use an extract that covers the study area "
         "plus a margin of at least the walking cut-off (e.g. `osmium extract --strategy "
         "complete_ways`, or a larger Geofabrik/BBBike extract).",
-        PlannerWarning,
+        f"OSM 文件 {path.name} 被裁切过：{n} 条道路引用了文件中没有的 "
+        f"{stats['node_refs_missing']} 个节点（在数据范围边缘被截断）。其中 {stats['ways_clipped']} "
+        f"条道路已切成文件内的 {stats['clip_pieces']} 段并保留；{stats['ways_clipped_dropped']} "
+        "条在文件内不足两个节点的道路已删除。道路在数据范围边缘中断，边缘附近的步行路程可能比实际更长："
+        "请使用覆盖整个研究范围、并外扩至少一个步行时间上限距离的数据（如 `osmium extract "
+        "--strategy complete_ways`，或更大范围的 Geofabrik/BBBike 数据）。"),
         stacklevel=3,
     )
 

@@ -128,7 +128,9 @@ def local_base_map(result: RunResult) -> MapStyle | None:
     if result.out_dir is None:
         if not source.is_dir():
             result.warn(f"outputs.tiles {source.name}: an MBTiles file is unpacked into the "
-                        "output folder; this run has none, so the map has no base tiles.")
+                        "output folder; this run has none, so the map has no base tiles.",
+                        f"outputs.tiles {source.name}：MBTiles 文件需解压到输出文件夹，本次运行"
+                        "没有输出文件夹，因此地图没有底图瓦片。")
             style = MapStyle(simplify_m=out.map_simplify_m)
         else:
             ext = next((e for e in ("png", "jpg", "jpeg", "webp")

@@ -109,15 +109,17 @@ class RunResult:
 
         return BAR_LABELS.get(self.lang, BAR_LABELS["en"]).get(key, key)
 
-    def warn(self, message: str) -> None:
-        """Record a warning for the run and issue it as a `PlannerWarning`."""
+    def warn(self, en: str, zh: str) -> None:
+        """Record a warning for the run (in its language) and issue it as a `PlannerWarning`
+        with both texts."""
         import warnings
 
         from planner._errors import PlannerWarning
 
+        w = PlannerWarning(en, zh)
         if not self._collecting:  # inside run() the step's warnings are collected there
-            self.warnings.append(message)
-        warnings.warn(message, PlannerWarning, stacklevel=2)
+            self.warnings.append(w.text(self.lang))
+        warnings.warn(w, stacklevel=2)
 
     def study(self):
         """The run's layers and tables as a `planner.study.Study`, to draw or report.

@@ -384,9 +384,11 @@ def _compare_sources(result: RunResult, population, info, raster, buildings, are
     if raster is None and buildings is None:
         return info
     if not population.geom_type.isin(["Polygon", "MultiPolygon"]).all():
-        warnings.warn("demand: the population layer is not polygons, so the grid and "
-                      "buildings cannot be summed per unit (no demand_by_unit table).",
-                      PlannerWarning, stacklevel=3)
+        warnings.warn(PlannerWarning(
+            "demand: the population layer is not polygons, so the grid and "
+            "buildings cannot be summed per unit (no demand_by_unit table).",
+            "需求：人口单元图层不是面，无法按单元汇总网格人口和建筑估算的人口"
+            "（不生成 demand_by_unit 表）。"), stacklevel=3)
         return info
     s = result.scenario.demand
     by_unit = DM.demand_by_unit(
@@ -509,7 +511,7 @@ def _flag_outside(result: RunResult, area: CK.StudyArea, net) -> None:
             residents = _residents(result, net)
         result.layers[key] = CK.flag_study_area(
             gdf, area, network=net, residents=residents, cutoff_min=acc.cutoff_min,
-            max_snap_m=_max_snap_m(result.scenario), what=key, lang=result.lang)
+            max_snap_m=_max_snap_m(result.scenario), what=key)
 
 
 @step
@@ -540,10 +542,10 @@ def checks(result: RunResult) -> str | None:
     if fac is not None and len(fac):
         lay["facilities"] = CK.check_stacked(
             fac, townships=towns, accept=result.scenario.layers.facilities.accept_stacked,
-            what="facilities", lang=lang)
+            what="facilities")
     for key in ("facilities", "population"):
         if towns is not None and lay.get(key) is not None:
-            CK.township_mismatch(lay[key], towns, what=key, lang=lang)
+            CK.township_mismatch(lay[key], towns, what=key)
     if area is None:
         return None
     lay["study_area"] = area.to_frame()
@@ -578,10 +580,13 @@ def _check_nearby_demand(result: RunResult, column: str) -> None:
     n_bad = (int(pd.to_numeric(near[column], errors="coerce").isna().sum())
              if column in near.columns else len(near))
     if n_bad:
-        warnings.warn(
+        warnings.warn(PlannerWarning(
             f"access: {n_bad} of {len(near)} nearby population units have no `{column}`; "
             "they load the facilities they share with this area as 0 in 2SFCA. Give the "
-            f"nearby layer a `{column}` column.", PlannerWarning, stacklevel=2)
+            f"nearby layer a `{column}` column.",
+            f"可达性：周边 {len(near)} 个人口单元中有 {n_bad} 个没有 `{column}`，在 2SFCA 中"
+            f"按 0 计入它们与本区共用的设施的需求。请为周边人口图层补充 `{column}` 列。"),
+            stacklevel=2)
 
 
 @step
