@@ -26,8 +26,11 @@ from planner._errors import (  # noqa: E402
 )
 
 #: Subpackages and modules loaded on first use (``planner.network`` after ``import planner``).
-_SUBMODULES = ("access", "batch", "coords", "defaults", "demand", "demo", "layers", "locate",
-               "maps", "network", "norms", "pipeline", "plots", "report")
+_SUBMODULES = ("access", "batch", "checks", "cli", "coords", "defaults", "demand", "demo",
+               "demo_province", "gis", "layers", "locate", "maps", "network", "norms",
+               "pipeline", "plots", "postgis", "progress", "report", "study")
+#: Deprecated modules: reachable the same way, not listed in ``__all__``.
+_DEPRECATED_SUBMODULES = ("scenario",)
 
 
 def run(scenario, *, out_dir=None, overwrite: bool = False, progress=None, steps=None,
@@ -47,7 +50,7 @@ def load_scenario(path):
 
 
 def __getattr__(name: str):
-    if name in _SUBMODULES:
+    if name in _SUBMODULES or name in _DEPRECATED_SUBMODULES:
         import importlib
 
         return importlib.import_module(f"planner.{name}")
