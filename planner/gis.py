@@ -32,6 +32,7 @@ import pandas as pd
 
 from planner._errors import OutputError
 from planner._schema import TIER_LABELS, TIERS
+from planner.defaults import CIRCLE_MIN
 from planner.maps import (
     BAND_COLORS,
     BLIND_SPOT_COLOR,
@@ -199,7 +200,7 @@ def _renderer(name: str, gdf: Any, lang: Lang, circle_min: float) -> str | None:
     return None
 
 
-def qgis_style(name: str, gdf: Any, *, lang: Lang = "zh", circle_min: float = 15.0) -> str:
+def qgis_style(name: str, gdf: Any, *, lang: Lang = "zh", circle_min: float = CIRCLE_MIN) -> str:
     """The QML of one layer of a run: the web map's symbols and the report's field aliases.
 
     Parameters

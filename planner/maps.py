@@ -41,6 +41,7 @@ from jinja2 import Template
 from planner._errors import OutputError, PlannerWarning
 from planner._schema import TIER_LABELS, TIERS
 from planner.checks import rows_in_use
+from planner.defaults import CIRCLE_MIN, MAP_SIMPLIFY_M
 from planner.study import Study
 
 __all__ = ["COORD_DECIMALS", "OSM_CREDIT", "TEXT", "add_blind_spots", "add_boundaries",
@@ -848,14 +849,14 @@ def _add_plain_polygons(m: folium.Map, gdf: Any, *, key: str, color: str, lang: 
 
 
 def add_water(m: folium.Map, water: gpd.GeoDataFrame, *, lang: Lang | None = None,
-              tolerance_m: float = 5.0, show: bool = True) -> folium.Map:
+              tolerance_m: float = MAP_SIMPLIFY_M, show: bool = True) -> folium.Map:
     """Draw rivers and lakes (polygons or lines) in light blue."""
     return _add_plain_polygons(m, water, key="water", color="#a6cee3", lang=lang,
                                tolerance_m=tolerance_m, fill_opacity=0.7, show=show)
 
 
 def add_parks(m: folium.Map, parks: gpd.GeoDataFrame, *, lang: Lang | None = None,
-              tolerance_m: float = 5.0, show: bool = True) -> folium.Map:
+              tolerance_m: float = MAP_SIMPLIFY_M, show: bool = True) -> folium.Map:
     """Draw parks and green space in light green."""
     return _add_plain_polygons(m, parks, key="parks", color="#c7e9c0", lang=lang,
                                tolerance_m=tolerance_m, fill_opacity=0.7, show=show)
@@ -863,7 +864,7 @@ def add_parks(m: folium.Map, parks: gpd.GeoDataFrame, *, lang: Lang | None = Non
 
 def add_boundaries(
     m: folium.Map, boundaries: gpd.GeoDataFrame, *, kind: Literal["townships", "districts"] =
-    "townships", lang: Lang | None = None, tolerance_m: float = 5.0, show: bool = True,
+    "townships", lang: Lang | None = None, tolerance_m: float = MAP_SIMPLIFY_M, show: bool = True,
 ) -> folium.Map:
     """Draw township or district outlines with their names on hover."""
     if boundaries is None or len(boundaries) == 0:
@@ -937,7 +938,7 @@ def time_bands(times: Any, circle_min: float) -> np.ndarray:
 
 def add_population_access(
     m: folium.Map, population_access: gpd.GeoDataFrame, *, time_column: str = "time_min_any",
-    circle_min: float = 15.0, lang: Lang | None = None, tolerance_m: float = 5.0,
+    circle_min: float = CIRCLE_MIN, lang: Lang | None = None, tolerance_m: float = MAP_SIMPLIFY_M,
     show: bool = True,
 ) -> folium.Map:
     """Draw demand units coloured by walking time to the nearest facility.
@@ -998,7 +999,7 @@ def add_population_access(
 
 def add_population(
     m: folium.Map, population: gpd.GeoDataFrame, *, column: str = "pop_60plus",
-    estimated: bool = False, lang: Lang | None = None, tolerance_m: float = 5.0,
+    estimated: bool = False, lang: Lang | None = None, tolerance_m: float = MAP_SIMPLIFY_M,
     show: bool = True,
 ) -> folium.Map:
     """Draw population units shaded by ``column`` (five quantile classes).
@@ -1043,7 +1044,7 @@ def add_population(
 
 def add_blind_spots(
     m: folium.Map, blind_spots: gpd.GeoDataFrame, *, lang: Lang | None = None,
-    tolerance_m: float = 5.0, show: bool = True,
+    tolerance_m: float = MAP_SIMPLIFY_M, show: bool = True,
 ) -> folium.Map:
     """Draw the gap areas of uncovered older residents (``pop_60plus``, ``n_units``)."""
     if blind_spots is None or len(blind_spots) == 0:
@@ -1205,7 +1206,7 @@ def township_status(
 
 def add_township_norms(
     m: folium.Map, township_norms: gpd.GeoDataFrame, *, norm_checks: pd.DataFrame | None = None,
-    lang: Lang | None = None, tolerance_m: float = 5.0, show: bool = True,
+    lang: Lang | None = None, tolerance_m: float = MAP_SIMPLIFY_M, show: bool = True,
 ) -> folium.Map:
     """Colour township boundaries by norm status, with failing clauses on hover."""
     if township_norms is None or len(township_norms) == 0:
@@ -1368,7 +1369,7 @@ def add_title(m: folium.Map, title: str) -> folium.Map:
 
 
 def add_labels(m: folium.Map, areas: gpd.GeoDataFrame, *, column: str = "name",
-               tolerance_m: float = 5.0) -> folium.Map:
+               tolerance_m: float = MAP_SIMPLIFY_M) -> folium.Map:
     """Names of areas (townships) at a point inside each, always shown (not a layer to
     switch off: they are what a reader finds the map by)."""
     import folium
