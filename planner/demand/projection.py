@@ -691,6 +691,3 @@ def projection_columns(info: pd.DataFrame, projection: pd.DataFrame, *,
     }])
     return pd.concat([info, row], ignore_index=True)
 
-
-
-#: Residential land per resident (m²) below which a residential layer is reported as

@@ -697,9 +697,10 @@ def locate(result: RunResult) -> str | None:
 
     Stores ``layers["proposed_sites"]``, ``tables["proposed_sites"]``,
     ``tables["coverage_before_after"]``, ``tables["uncoverable_units"]`` (the
-    units no station can cover, when there are some), ``artifacts["locate_results"]`` and
-    each unit's walk once the sites exist (``time_min_after`` in
-    ``layers["population_after"]``, for the print maps).
+    units no station can cover, when there are some), ``artifacts["locate_results"]``
+    (the `LocateResult` of every solve) and ``artifacts["site_plan"]`` (the
+    `planner.locate.SitePlan`, whose ``time_min_after``, each unit's walk once
+    the sites exist, the print maps draw through ``Study.time_min_after``).
     """
     s = result.scenario.locate
     if s is None:
