@@ -459,7 +459,7 @@ def _core_faces(faces: Faces | None, g: np.ndarray, e: np.ndarray, not_taken: np
         i = np.minimum(np.searchsorted(core, x), core.size - 1)
         return core[i] == x
 
-    return core, taken(left) & taken(right)
+    return core, taken(left) | taken(right)
 
 
 def _chunk_pieces(net: WalkNetwork, facilities: Snapped, own_all: np.ndarray, rr: np.ndarray,
@@ -561,7 +561,10 @@ def _assemble(net: WalkNetwork, faces: Faces | None, pieces: _Pieces, n_groups: 
             parts = shapely.buffer(shapely.get_parts(shapely.line_merge(
                 shapely.multilinestrings(parts))), buffer_m, quad_segs=quad_segs)
         if blocks.stop > blocks.start:
-            parts = np.append(parts, _blocks_union(faces.polygon[cf[blocks]]))
+            # the blocks' outer streets are all reached: their bands are the blocks'
+            # union grown by buffer_m (one polygon, instead of a band per street)
+            parts = np.append(parts, shapely.buffer(_blocks_union(faces.polygon[cf[blocks]]),
+                                                    buffer_m, quad_segs=quad_segs))
         if parts.size:
             poly = shapely.union_all(parts)
             h = holes[blocks]
