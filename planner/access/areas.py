@@ -6,15 +6,18 @@ the chunk), collects every edge reached (partial edges cut at the reachable
 fraction, the facility's own edge both ways from its spot, its snap walk)
 and turns them into the exact set of points within ``buffer_m`` of those
 streets: city blocks whose whole boundary is reached are taken whole
-(`planner.access.faces`) with their eroded cores punched as holes, and only
-the streets on the rim are buffered and unioned.  Chunks are built in
-threads (GEOS and csgraph release Python's lock).
+(`planner.access.faces`) and grown by ``buffer_m``, with their eroded
+cores punched as holes, and only the streets on the rim are banded; the
+grown blocks and the bands are unioned by Clipper in one sweep
+(`_offset_union`).  Chunks are built in threads (GEOS and csgraph release
+Python's lock).
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -337,9 +340,11 @@ def service_areas(
     ``buffer_m`` of the reached streets, built in two parts
     (`planner.access.faces`): city blocks whose whole boundary is reached are
     taken whole, with their eroded cores (``erode(block, buffer_m)``) as
-    holes, and only the streets on the rim (partial edges, edges next to a
-    block not taken, the own edge and the snap walk) are buffered, those
-    that run on from one another as one line, and unioned.  Up to the
+    holes; their union is grown by ``buffer_m`` (the bands of the streets
+    around them), and only the streets on the rim (partial edges, full edges
+    with no block taken on either side, the own edge and the snap walk) are
+    banded one by one; Clipper offsets and unions all of them in one sweep
+    (GEOS would union the bands one overlay at a time).  Up to the
     discretisation of the round parts (``quad_segs``), this equals the union
     of one buffered band per reached street piece.  The blocks are found
     only when the polygons are expected to cover a good share of the
@@ -534,9 +539,10 @@ def _chunk_pieces(net: WalkNetwork, facilities: Snapped, own_all: np.ndarray, rr
 
 def _assemble(net: WalkNetwork, faces: Faces | None, pieces: _Pieces, n_groups: int,
               buffer_m: float, quad_segs: int) -> np.ndarray:
-    """Polygons of groups ``0 .. n_groups - 1``: taken blocks (one coverage
-    union) and the buffered rim pieces unioned, then the blocks' eroded cores
-    punched as holes."""
+    """Polygons of groups ``0 .. n_groups - 1``: the taken blocks (one coverage
+    union) grown by ``buffer_m`` together with the rim pieces' bands, in one
+    offset-and-union (`_offset_union`), then the blocks' eroded cores punched
+    as holes."""
     groups, lines, core = pieces
     polys = np.full(n_groups, None, dtype=object)
     n_f = faces.n_faces if faces is not None else 1
@@ -547,30 +553,134 @@ def _assemble(net: WalkNetwork, faces: Faces | None, pieces: _Pieces, n_groups: 
     if groups:
         gg = np.concatenate(groups)
         line = np.concatenate(lines)
-        order = np.argsort(gg, kind="stable")
-        gg, line = gg[order], line[order]
+        xy, li = shapely.get_coordinates(line, return_index=True)
     else:
-        gg, line = np.zeros(0, np.int64), np.zeros(0, object)
-    bounds = np.searchsorted(gg, np.arange(n_groups + 1))
+        gg, xy, li = np.zeros(0, np.int64), np.zeros((0, 2)), np.zeros(0, np.int64)
+    # the coordinates of each group's lines, one run per line
+    order = np.argsort(gg, kind="stable")
+    rank = np.empty(order.size, np.int64)
+    rank[order] = np.arange(order.size)
+    vo = np.argsort(rank[li], kind="stable")
+    xy, vl = xy[vo], rank[li][vo]  # vertices sorted by (group, line); vl: line rank
+    lbounds = np.searchsorted(gg[order], np.arange(n_groups + 1))
+    vbounds = np.searchsorted(vl, lbounds)
     for i in range(n_groups):
-        parts = line[bounds[i]:bounds[i + 1]]
         blocks = slice(cbounds[i], cbounds[i + 1])
-        if parts.size:
-            # streets that run on from one another are buffered as one line (fewer,
-            # longer bands for the union; the round joins are the round caps' union)
-            parts = shapely.buffer(shapely.get_parts(shapely.line_merge(
-                shapely.multilinestrings(parts))), buffer_m, quad_segs=quad_segs)
-        if blocks.stop > blocks.start:
-            # the blocks' outer streets are all reached: their bands are the blocks'
-            # union grown by buffer_m (one polygon, instead of a band per street)
-            parts = np.append(parts, shapely.buffer(_blocks_union(faces.polygon[cf[blocks]]),
-                                                    buffer_m, quad_segs=quad_segs))
-        if parts.size:
-            poly = shapely.union_all(parts)
-            h = holes[blocks]
-            h = h[h != None]  # noqa: E711  (object array: elementwise)
-            polys[i] = _punch(poly, h) if h.size else poly
+        v0, v1 = vbounds[i], vbounds[i + 1]
+        if v1 == v0 and blocks.stop == blocks.start:
+            continue
+        base = (_blocks_union(faces.polygon[cf[blocks]]) if blocks.stop > blocks.start
+                else None)
+        poly = _offset_union(base, xy[v0:v1], vl[v0:v1], buffer_m, quad_segs)
+        h = holes[blocks]
+        h = h[h != None]  # noqa: E711  (object array: elementwise)
+        polys[i] = _punch(poly, h) if h.size else poly
     return polys
+
+
+#: Clipper's integer grid: at most this many units per metre (10 µm), fewer where a
+#: group spans more than 10 km, so that coordinates stay within its fast 64-bit range.
+_CLIP_UNITS_PER_M = 1e5
+_CLIP_MAX_UNITS = 1e9
+#: The blocks' grown corners are drawn with chords this many times shorter than GEOS's.
+_ARC_FINER = 2
+
+
+def _offset_union(base: shapely.Geometry | None, xy: np.ndarray, line: np.ndarray,
+                  buffer_m: float, quad_segs: int) -> shapely.Geometry:
+    """``buffer(base, buffer_m)`` unioned with the bands of the lines (vertices ``xy``,
+    line number ``line`` per vertex, grouped), by Clipper.
+
+    GEOS unions bands one overlay at a time, tens of microseconds each even
+    for two small bands, and a 15-minute area has a hundred or more rim
+    bands; its buffer of all lines at once is slower still.  Clipper
+    (pyclipper) offsets every path and unions the results in one sweep, on
+    integer coordinates (10 µm, from a whole-metre origin, so that a street
+    lands on the same grid in every polygon).  Two offsets and a union:
+
+    * the rim lines with round ends drawn at GEOS's angular step for
+      ``quad_segs`` (the same vertices as GEOS's round caps), so the polygon
+      is the GEOS band union up to slivers of its chord sagitta;
+    * ``base`` (the taken blocks) grown with corners drawn `_ARC_FINER` times
+      finer: a street on the blocks' rim for a larger threshold covers its
+      own band (round ends) drawn for a smaller one, up to far thinner
+      slivers, so the polygons of growing thresholds nest.
+    """
+    import pyclipper
+
+    rings = np.zeros((0, 2))
+    ring_id = np.zeros(0, np.int64)
+    if base is not None and not base.is_empty:
+        rings, ring_id = _oriented_rings(base)
+    pts = np.concatenate([rings, xy])
+    lo = pts.min(axis=0)
+    span = float(np.max(pts.max(axis=0) - lo, initial=0.0)) + 4.0 * buffer_m
+    scale = min(_CLIP_UNITS_PER_M, _CLIP_MAX_UNITS / max(span, 1.0))
+    # whole metres: every group rounds a street to the same integer grid
+    origin = np.floor(lo - 2.0 * buffer_m)
+    # one chord of a round part spans this angle in GEOS's buffers
+    step = np.pi / (2 * quad_segs)
+    pc = None
+    for coords, ids, finer, end in ((rings, ring_id, _ARC_FINER, pyclipper.ET_CLOSEDPOLYGON),
+                                    (xy, line, 1, pyclipper.ET_OPENROUND)):
+        if not ids.size:
+            continue
+        flat = np.rint((coords - origin) * scale).astype(np.int64).tolist()
+        cut = (np.flatnonzero(np.diff(ids)) + 1).tolist()
+        off = pyclipper.PyclipperOffset(
+            arc_tolerance=buffer_m * (1.0 - np.cos(step / finer / 2)) * scale)
+        off.AddPaths([flat[a:b] for a, b in zip([0, *cut], [*cut, ids.size])],
+                     pyclipper.JT_ROUND, end)
+        if pc is None:
+            pc = off
+            continue
+        done, pc = pc, pyclipper.Pyclipper()  # the blocks grown, then the rim bands
+        pc.AddPaths(done.Execute(buffer_m * scale), pyclipper.PT_SUBJECT, True)
+        pc.AddPaths(off.Execute(buffer_m * scale), pyclipper.PT_CLIP, True)
+
+    def run(tree: bool = False) -> Any:
+        if isinstance(pc, pyclipper.PyclipperOffset):
+            return (pc.Execute2 if tree else pc.Execute)(buffer_m * scale)
+        fill = pyclipper.PFT_NONZERO
+        return (pc.Execute2 if tree else pc.Execute)(pyclipper.CT_UNION, fill, fill)
+
+    out = run() if pc is not None else []
+    if not out:
+        return shapely.Polygon()
+    size = [len(q) for q in out]
+    rid = np.repeat(np.arange(len(out)), size)
+    ring = shapely.linearrings(np.array(list(chain.from_iterable(out)), float) / scale + origin,
+                               indices=rid)
+    shell = shapely.is_ccw(ring)
+    if shell.sum() == 1:
+        return shapely.polygons(ring[shell][0], ring[~shell])
+    # several parts (rare: a service area is one walk network): let Clipper nest them
+    parts: list[shapely.Geometry] = []
+
+    def walk(node: Any) -> None:
+        for part in node.Childs:
+            parts.append(shapely.Polygon(np.asarray(part.Contour, float) / scale + origin,
+                                         [np.asarray(h.Contour, float) / scale + origin
+                                          for h in part.Childs]))
+            for h in part.Childs:
+                walk(h)
+
+    walk(run(tree=True))
+    return parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)
+
+
+def _oriented_rings(poly: shapely.Geometry) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices and ring number of every ring of ``poly``: shells counter-clockwise,
+    holes clockwise (Clipper tells them apart by orientation)."""
+    parts = shapely.get_parts(poly)
+    n_int = shapely.get_num_interior_rings(parts)
+    shells = shapely.get_exterior_ring(parts)
+    inner = shapely.get_interior_ring(np.repeat(parts, n_int), run_offsets(n_int))
+    rings = np.concatenate([shells, inner])
+    flip = shapely.is_ccw(rings) != np.r_[np.ones(shells.size, bool), np.zeros(inner.size, bool)]
+    rings[flip] = shapely.reverse(rings[flip])
+    xy, rid = shapely.get_coordinates(rings, return_index=True)
+    return xy, rid
 
 
 def _blocks_union(blocks: np.ndarray) -> shapely.Geometry:
