@@ -16,7 +16,7 @@ Python's lock).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
@@ -203,7 +203,8 @@ def _spatial_order(x: np.ndarray, y: np.ndarray, cell: float) -> np.ndarray:
 
 
 def _build_areas(net: WalkNetwork, facilities: Snapped, limits: np.ndarray, buffer_m: float,
-                 quad_segs: int, workers: int | None, polys: np.ndarray, shown: Any) -> None:
+                 quad_segs: int, workers: int | None, processes: bool | None, polys: np.ndarray,
+                 shown: Any) -> None:
     """Fill ``polys`` (facility-major, one per threshold) chunk by chunk; see `service_areas`."""
     k, n_lim = len(facilities), len(limits)
     if not k:
@@ -234,17 +235,19 @@ def _build_areas(net: WalkNetwork, facilities: Snapped, limits: np.ndarray, buff
         d = dijkstra(sub, directed=True, indices=src, limit=limits[-1])
         return _reached_edges(net, d, limits[-1], nodes)
 
-    def build(ids: np.ndarray, routed: _Reached) -> None:
+    def build(ids: np.ndarray, routed: _Reached) -> np.ndarray:
         rr, ee, du, dv = routed
         pieces = _chunk_pieces(net, facilities, ids, rr, ee, du, dv,
                                limits, lines, buffer_m, quad_segs, faces)
-        local = _assemble(net, faces, pieces, ids.size * n_lim, buffer_m, quad_segs)
+        return _assemble(net, faces, pieces, ids.size * n_lim, buffer_m, quad_segs)
+
+    def chunk(c0: int) -> tuple[np.ndarray, np.ndarray]:
+        ids = order[c0:c0 + step]
+        return ids, build(ids, route(ids))
+
+    def put(ids: np.ndarray, local: np.ndarray) -> None:
         polys[(ids[:, None] * n_lim + np.arange(n_lim)).ravel()] = local
         shown.update(ids.size)
-
-    def chunk(c0: int) -> None:
-        ids = order[c0:c0 + step]
-        build(ids, route(ids))
 
     # the blocks pay off once the polygons cover a good part of the network
     # (finding them costs about as much as banding a tenth of its edges)
@@ -253,20 +256,68 @@ def _build_areas(net: WalkNetwork, facilities: Snapped, limits: np.ndarray, buff
     reached = routed0[0].size * k / ids0.size
     faces = (planar_faces(net) if net.peek_cached("planar_faces") is not None
              or reached >= _BLOCKS_MIN_SHARE * net.n_edges else None)
-    build(ids0, routed0)
+    put(ids0, build(ids0, routed0))
     del routed0
 
-    starts = range(step, k, step)
+    starts = list(range(step, k, step))
     if n_jobs == 1 or len(starts) <= 1:
         for c0 in starts:
-            chunk(c0)
+            put(*chunk(c0))
+    elif _can_fork() if processes is None else processes:
+        for ids, wkb in _forked(chunk, starts, n_jobs):
+            put(ids, shapely.from_wkb(wkb))
     else:
-        # GEOS and csgraph release the GIL: threads share the network and its caches
+        # GEOS and csgraph release the GIL (Clipper does not): threads share the
+        # network and its caches
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(n_jobs) as pool:
             for f in [pool.submit(chunk, c0) for c0 in starts]:
-                f.result()
+                put(*f.result())
+
+
+#: Chunk builders of the running `_forked` calls, found by key in the forked workers.
+_FORKED: dict[int, Callable[[int], tuple[np.ndarray, np.ndarray]]] = {}
+
+
+def _can_fork() -> bool:
+    """Whether worker processes can be forked here (Linux, not inside a daemon process)."""
+    import multiprocessing as mp
+    import sys
+
+    return (sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods()
+            and not mp.current_process().daemon)
+
+
+def _forked_chunk(task: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    key, c0 = task
+    ids, local = _FORKED[key](c0)
+    return ids, shapely.to_wkb(local)
+
+
+def _forked(chunk: Callable[[int], tuple[np.ndarray, np.ndarray]], starts: list[int],
+            n_jobs: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(facilities, polygons as WKB) of each chunk, built in ``n_jobs`` forked processes.
+
+    The workers are forked after the network's caches (blocks, edge index)
+    are built, so they share them with this process instead of receiving
+    copies; only chunk starts go out and WKB comes back.  Clipper holds
+    Python's lock, so threads would run it one at a time.
+    """
+    import multiprocessing as mp
+
+    key = id(chunk)
+    _FORKED[key] = chunk
+    try:
+        with warnings.catch_warnings():
+            # Python 3.12+ warns about forking a process that runs threads (a
+            # progress bar, a memory sampler); the workers only run `chunk`
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pool = mp.get_context("fork").Pool(n_jobs)
+        with pool:
+            yield from pool.imap_unordered(_forked_chunk, [(key, c0) for c0 in starts])
+    finally:
+        _FORKED.pop(key, None)
 
 
 def service_areas(
@@ -279,6 +330,7 @@ def service_areas(
     tiers: Sequence[str] | None = None,
     quad_segs: int = 4,
     workers: int | None = None,
+    processes: bool | None = None,
     lang: str = "zh",
     progress: bool | str = False,
 ) -> gpd.GeoDataFrame:
@@ -310,9 +362,14 @@ def service_areas(
         Segments per quarter circle of the rounded parts (4: a rounded edge
         is at most 2 % of ``buffer_m`` inside the true circle).
     workers
-        Threads that build polygons at once (GEOS runs without Python's
-        lock); ``None`` = one per CPU core, at most 4.  Use 1 inside a
-        process pool that already fills the cores (a Dask batch).
+        Chunks of facilities built at once; ``None`` = one per CPU core, at
+        most 4.  Use 1 inside a process pool that already fills the cores
+        (a Dask batch).
+    processes
+        Build them in forked worker processes (which share the network's
+        caches with this one) rather than threads; ``None`` = processes
+        where the platform forks (Linux), threads elsewhere.  Threads share
+        the Clipper step (it holds Python's lock) and so gain less.
     lang
         Language of the warning (``"zh"`` default, or ``"en"``).
     progress
@@ -349,7 +406,8 @@ def service_areas(
     of one buffered band per reached street piece.  The blocks are found
     only when the polygons are expected to cover a good share of the
     network (or are already known); chunks of nearby facilities route on
-    the part of the network within reach of them, in ``workers`` threads.
+    the part of the network within reach of them, in ``workers`` processes
+    or threads.
     """
     import geopandas as gpd
 
@@ -364,7 +422,8 @@ def service_areas(
     limits = np.array(minutes) * 60.0 * factor  # thresholds in network seconds
     polys = np.full(k * n_lim, None, dtype=object)
     with bar(k, progress=progress, label="service areas", unit="facility") as shown:
-        _build_areas(net, facilities, limits, buffer_m, quad_segs, workers, polys, shown)
+        _build_areas(net, facilities, limits, buffer_m, quad_segs, workers, processes, polys,
+                     shown)
     if k:
         _warn_no_street(facilities, _snap_s(net, facilities)[None, :] > limits[:, None], minutes)
     fi = np.repeat(np.arange(k), n_lim)
