@@ -158,6 +158,19 @@ def test_edge_ends_off_their_nodes_are_not_taken():
     assert face_of(faces, 150, 50) >= 0
 
 
+def test_faces_built_in_threads_equal_one_thread(monkeypatch):
+    # large networks split the STRtree query and the ring building in halves
+    net = grid(12, 12, step=50.0, jitter=10.0, drop=0.15, seed=4)
+    one = _faces.planar_faces(net)
+    net2 = grid(12, 12, step=50.0, jitter=10.0, drop=0.15, seed=4)
+    monkeypatch.setattr(_faces, "_THREAD_MIN", 1)
+    two = _faces.planar_faces(net2)
+    assert np.array_equal(one.edge_face, two.edge_face)
+    assert np.array_equal(one.clean, two.clean) and one.clean.sum() > 50
+    ok = np.flatnonzero(one.clean)
+    assert shapely.equals_exact(one.polygon[ok], two.polygon[ok]).all()
+
+
 def test_eroded_cores_are_cached_and_empty_for_narrow_blocks():
     net = grid(3, 2, step=100.0)
     faces = _faces.planar_faces(net)
