@@ -672,6 +672,8 @@ def _offset_union(base: shapely.Geometry | None, xy: np.ndarray, line: np.ndarra
     if base is not None and not base.is_empty:
         rings, ring_id = _oriented_rings(base)
     pts = np.concatenate([rings, xy])
+    if not pts.size:
+        return shapely.Polygon()
     lo = pts.min(axis=0)
     span = float(np.max(pts.max(axis=0) - lo, initial=0.0)) + 4.0 * buffer_m
     scale = min(_CLIP_UNITS_PER_M, _CLIP_MAX_UNITS / max(span, 1.0))
@@ -679,7 +681,8 @@ def _offset_union(base: shapely.Geometry | None, xy: np.ndarray, line: np.ndarra
     origin = np.floor(lo - 2.0 * buffer_m)
     # one chord of a round part spans this angle in GEOS's buffers
     step = np.pi / (2 * quad_segs)
-    pc = None
+    delta = buffer_m * scale
+    done = []  # (offset, its paths) of the grown blocks, then of the rim bands
     for coords, ids, finer, end in ((rings, ring_id, _ARC_FINER, pyclipper.ET_CLOSEDPOLYGON),
                                     (xy, line, 1, pyclipper.ET_OPENROUND)):
         if not ids.size:
@@ -690,20 +693,25 @@ def _offset_union(base: shapely.Geometry | None, xy: np.ndarray, line: np.ndarra
             arc_tolerance=buffer_m * (1.0 - np.cos(step / finer / 2)) * scale)
         off.AddPaths([flat[a:b] for a, b in zip([0, *cut], [*cut, ids.size])],
                      pyclipper.JT_ROUND, end)
-        if pc is None:
-            pc = off
-            continue
-        done, pc = pc, pyclipper.Pyclipper()  # the blocks grown, then the rim bands
-        pc.AddPaths(done.Execute(buffer_m * scale), pyclipper.PT_SUBJECT, True)
-        pc.AddPaths(off.Execute(buffer_m * scale), pyclipper.PT_CLIP, True)
+        got = off.Execute(delta)
+        if got:
+            done.append((off, got))
+    if not done:
+        return shapely.Polygon()
+    fill = pyclipper.PFT_NONZERO
+    if len(done) == 1:
+        out = done[0][1]
+    else:
+        union = pyclipper.Pyclipper()
+        union.AddPaths(done[0][1], pyclipper.PT_SUBJECT, True)
+        union.AddPaths(done[1][1], pyclipper.PT_CLIP, True)
+        out = union.Execute(pyclipper.CT_UNION, fill, fill)
 
-    def run(tree: bool = False) -> Any:
-        if isinstance(pc, pyclipper.PyclipperOffset):
-            return (pc.Execute2 if tree else pc.Execute)(buffer_m * scale)
-        fill = pyclipper.PFT_NONZERO
-        return (pc.Execute2 if tree else pc.Execute)(pyclipper.CT_UNION, fill, fill)
+    def tree() -> Any:
+        if len(done) == 1:
+            return done[0][0].Execute2(delta)
+        return union.Execute2(pyclipper.CT_UNION, fill, fill)
 
-    out = run() if pc is not None else []
     if not out:
         return shapely.Polygon()
     size = [len(q) for q in out]
@@ -724,7 +732,7 @@ def _offset_union(base: shapely.Geometry | None, xy: np.ndarray, line: np.ndarra
             for h in part.Childs:
                 walk(h)
 
-    walk(run(tree=True))
+    walk(tree())
     return parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)
 
 
