@@ -305,17 +305,20 @@ def _forked(chunk: Callable[[int], tuple[np.ndarray, np.ndarray]], starts: list[
     Python's lock, so threads would run it one at a time.
     """
     import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     key = id(chunk)
     _FORKED[key] = chunk
     try:
-        with warnings.catch_warnings():
-            # Python 3.12+ warns about forking a process that runs threads (a
-            # progress bar, a memory sampler); the workers only run `chunk`
-            warnings.simplefilter("ignore", DeprecationWarning)
-            pool = mp.get_context("fork").Pool(n_jobs)
-        with pool:
-            yield from pool.imap_unordered(_forked_chunk, [(key, c0) for c0 in starts])
+        # (a worker that dies, say of memory, raises BrokenProcessPool here)
+        with ProcessPoolExecutor(n_jobs, mp_context=mp.get_context("fork")) as pool:
+            with warnings.catch_warnings():
+                # Python 3.12+ warns about forking a process that runs threads (a
+                # progress bar, a memory sampler); the workers only run `chunk`
+                warnings.simplefilter("ignore", DeprecationWarning)
+                futures = [pool.submit(_forked_chunk, (key, c0)) for c0 in starts]
+            for f in as_completed(futures):
+                yield f.result()
     finally:
         _FORKED.pop(key, None)
 
