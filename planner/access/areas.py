@@ -276,6 +276,10 @@ def _build_areas(net: WalkNetwork, facilities: Snapped, limits: np.ndarray, buff
                 put(*f.result())
 
 
+#: Tasks per forked worker: runs of consecutive chunks (fewer share more blocks, more
+#: balance the load and report progress more often).
+_RUNS_PER_WORKER = 4
+
 #: Chunk builders of the running `_forked` calls, found by key in the forked workers.
 _FORKED: dict[int, Callable[[int], tuple[np.ndarray, np.ndarray]]] = {}
 
@@ -289,10 +293,13 @@ def _can_fork() -> bool:
             and not mp.current_process().daemon)
 
 
-def _forked_chunk(task: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    key, c0 = task
-    ids, local = _FORKED[key](c0)
-    return ids, shapely.to_wkb(local)
+def _forked_chunks(task: tuple[int, list[int]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    key, run = task
+    out = []
+    for c0 in run:
+        ids, local = _FORKED[key](c0)
+        out.append((ids, shapely.to_wkb(local)))
+    return out
 
 
 def _forked(chunk: Callable[[int], tuple[np.ndarray, np.ndarray]], starts: list[int],
@@ -316,9 +323,13 @@ def _forked(chunk: Callable[[int], tuple[np.ndarray, np.ndarray]], starts: list[
                 # Python 3.12+ warns about forking a process that runs threads (a
                 # progress bar, a memory sampler); the workers only run `chunk`
                 warnings.simplefilter("ignore", DeprecationWarning)
-                futures = [pool.submit(_forked_chunk, (key, c0)) for c0 in starts]
+                # runs of consecutive (nearby) chunks: a worker meets the same blocks
+                # again and reuses their eroded cores
+                size = max(1, len(starts) // (_RUNS_PER_WORKER * n_jobs))
+                futures = [pool.submit(_forked_chunks, (key, starts[i:i + size]))
+                           for i in range(0, len(starts), size)]
             for f in as_completed(futures):
-                yield f.result()
+                yield from f.result()
     finally:
         _FORKED.pop(key, None)
 
