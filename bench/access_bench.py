@@ -21,15 +21,13 @@ Usage::
     python bench/access_bench.py --quick    # Xi'an only (< 2 minutes)
     python bench/access_bench.py --big-only # the 1M-node whole step only (minutes)
 
-``service_areas`` runs with its default ``workers`` (one per CPU core, at
-most 4: two on the 2-core reference machine; forked processes on Linux,
-threads elsewhere); the number is printed.  Memory is the peak increase of
-the process's resident set size (psutil RSS, sampled every 2 ms in a
-thread) over its level just before the call; the 1M-node run also prints
-the peak of the proportional set size of the process and its workers
-(which share its pages), and the CPU seconds of the service areas with the
-workers' (the machine is shared: wall times grow with its load, which is
-printed).
+``service_areas`` runs with its default ``workers`` (one thread per CPU
+core, at most 4: two on the 2-core reference machine); the number is
+printed.  Memory is the peak increase of the process's resident set size
+(psutil RSS, sampled every 2 ms in a thread) over its level just before
+the call; the 1M-node run also prints
+the CPU seconds of the service areas (the machine is shared: wall times
+grow with its load, which is printed).
 The Xi'an data are read from ``../shared/data/xian`` (never copied).
 """
 
@@ -69,47 +67,8 @@ def stage(times: dict, name: str):
 
 
 def cpu_s() -> float:
-    """CPU seconds of this process and of its finished child processes."""
-    import resource
-
-    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
-
-
-class TreePSS:
-    """Peak proportional set size (MiB) of this process and its children over its level
-    on entry, sampled every 0.2 s: worker processes share the parent's pages (fork),
-    which RSS would count twice."""
-
-    def __init__(self, every_s: float = 0.2):
-        import psutil
-
-        self.proc, self.every_s, self.peak_mb = psutil.Process(), every_s, 0.0
-
-    def _pss(self) -> int:
-        total = 0
-        for p in [self.proc, *self.proc.children(recursive=True)]:
-            with contextlib.suppress(Exception):  # a worker may end while it is read
-                total += p.memory_full_info().pss
-        return total
-
-    def _run(self):
-        while not self._stop.wait(self.every_s):
-            self.top = max(self.top, self._pss())
-
-    def __enter__(self):
-        import threading
-
-        self.base = self.top = self._pss()
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join()
-        self.peak_mb = (self.top - self.base) / 2**20
+    """CPU seconds of this process, all its threads."""
+    return time.process_time()
 
 
 def timed(fn, *, repeat: int = 1):
@@ -495,13 +454,13 @@ def big_run(rng):
     import geopandas as gpd
 
     n_jobs = access.areas._workers(None, 2000)
-    how = "forked processes" if access.areas._can_fork() else "threads"
+    how = "threads"
     print("\n[1,000,000-node grid] the whole access step: 2,000 facilities, 100,000 demand "
           "units, service areas of all facilities at 5/10/15 min "
           f"({n_jobs} {how}; load average before: {os.getloadavg()[0]:.2f})")
     t = {}
     cpu = {}
-    with PeakRSS() as mem, TreePSS() as tree:
+    with PeakRSS() as mem:
         t0 = time.perf_counter()
         net = grid_network(1_000_000, rng)
         t["build network (with edge geometries)"] = time.perf_counter() - t0
@@ -533,12 +492,11 @@ def big_run(rng):
     for k, v in t.items():
         print(f"  {k:<38} {v:8.3f} s")
     print(f"  {'(without service areas)':<38} {before_sa:8.3f} s")
-    peak = max(mem.peak_mb, tree.peak_mb)
-    print(f"  {'TOTAL':<38} {total:8.3f} s  peak +{mem.peak_mb:.0f} MB this process, "
-          f"+{tree.peak_mb:.0f} MB with its workers (PSS)  "
+    peak = mem.peak_mb
+    print(f"  {'TOTAL':<38} {total:8.3f} s  peak +{peak:.0f} MB  "
           f"(targets: < 25 s {'met' if total < 25 else 'NOT met'}, "
           f"< 4 GB {'met' if peak < 4096 else 'NOT met'})")
-    print(f"  service areas used {cpu['service areas']:.1f} CPU s (workers included) in "
+    print(f"  service areas used {cpu['service areas']:.1f} CPU s in "
           f"{t[sa_key]:.1f} s; load average after: {os.getloadavg()[0]:.2f} "
           "(the machine is shared: wall times grow with the load)")
     return {"total": total, "service_areas": t[sa_key], "sa_cpu": cpu["service areas"],

@@ -16,7 +16,7 @@ Python's lock).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
@@ -203,8 +203,7 @@ def _spatial_order(x: np.ndarray, y: np.ndarray, cell: float) -> np.ndarray:
 
 
 def _build_areas(net: WalkNetwork, facilities: Snapped, limits: np.ndarray, buffer_m: float,
-                 quad_segs: int, workers: int | None, processes: bool | None, polys: np.ndarray,
-                 shown: Any) -> None:
+                 quad_segs: int, workers: int | None, polys: np.ndarray, shown: Any) -> None:
     """Fill ``polys`` (facility-major, one per threshold) chunk by chunk; see `service_areas`."""
     k, n_lim = len(facilities), len(limits)
     if not k:
@@ -263,75 +262,16 @@ def _build_areas(net: WalkNetwork, facilities: Snapped, limits: np.ndarray, buff
     if n_jobs == 1 or len(starts) <= 1:
         for c0 in starts:
             put(*chunk(c0))
-    elif _can_fork() if processes is None else processes:
-        for ids, wkb in _forked(chunk, starts, n_jobs):
-            put(ids, shapely.from_wkb(wkb))
     else:
         # GEOS and csgraph release the GIL (Clipper does not): threads share the
-        # network and its caches
+        # network and its caches.  (Forked worker processes were tried: GEOS and
+        # Clipper ran half again as long in them, allocating on pages shared
+        # copy-on-write with this process, which ate their gain on two cores.)
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(n_jobs) as pool:
             for f in [pool.submit(chunk, c0) for c0 in starts]:
                 put(*f.result())
-
-
-#: Tasks per forked worker: runs of consecutive chunks (fewer share more blocks, more
-#: balance the load and report progress more often).
-_RUNS_PER_WORKER = 4
-
-#: Chunk builders of the running `_forked` calls, found by key in the forked workers.
-_FORKED: dict[int, Callable[[int], tuple[np.ndarray, np.ndarray]]] = {}
-
-
-def _can_fork() -> bool:
-    """Whether worker processes can be forked here (Linux, not inside a daemon process)."""
-    import multiprocessing as mp
-    import sys
-
-    return (sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods()
-            and not mp.current_process().daemon)
-
-
-def _forked_chunks(task: tuple[int, list[int]]) -> list[tuple[np.ndarray, np.ndarray]]:
-    key, run = task
-    out = []
-    for c0 in run:
-        ids, local = _FORKED[key](c0)
-        out.append((ids, shapely.to_wkb(local)))
-    return out
-
-
-def _forked(chunk: Callable[[int], tuple[np.ndarray, np.ndarray]], starts: list[int],
-            n_jobs: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(facilities, polygons as WKB) of each chunk, built in ``n_jobs`` forked processes.
-
-    The workers are forked after the network's caches (blocks, edge index)
-    are built, so they share them with this process instead of receiving
-    copies; only chunk starts go out and WKB comes back.  Clipper holds
-    Python's lock, so threads would run it one at a time.
-    """
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
-    key = id(chunk)
-    _FORKED[key] = chunk
-    try:
-        # (a worker that dies, say of memory, raises BrokenProcessPool here)
-        with ProcessPoolExecutor(n_jobs, mp_context=mp.get_context("fork")) as pool:
-            with warnings.catch_warnings():
-                # Python 3.12+ warns about forking a process that runs threads (a
-                # progress bar, a memory sampler); the workers only run `chunk`
-                warnings.simplefilter("ignore", DeprecationWarning)
-                # runs of consecutive (nearby) chunks: a worker meets the same blocks
-                # again and reuses their eroded cores
-                size = max(1, len(starts) // (_RUNS_PER_WORKER * n_jobs))
-                futures = [pool.submit(_forked_chunks, (key, starts[i:i + size]))
-                           for i in range(0, len(starts), size)]
-            for f in as_completed(futures):
-                yield from f.result()
-    finally:
-        _FORKED.pop(key, None)
 
 
 def service_areas(
@@ -344,7 +284,6 @@ def service_areas(
     tiers: Sequence[str] | None = None,
     quad_segs: int = 4,
     workers: int | None = None,
-    processes: bool | None = None,
     lang: str = "zh",
     progress: bool | str = False,
 ) -> gpd.GeoDataFrame:
@@ -376,14 +315,10 @@ def service_areas(
         Segments per quarter circle of the rounded parts (4: a rounded edge
         is at most 2 % of ``buffer_m`` inside the true circle).
     workers
-        Chunks of facilities built at once; ``None`` = one per CPU core, at
+        Threads that build chunks of facilities at once (GEOS runs without
+        Python's lock, Clipper with it); ``None`` = one per CPU core, at
         most 4.  Use 1 inside a process pool that already fills the cores
         (a Dask batch).
-    processes
-        Build them in forked worker processes (which share the network's
-        caches with this one) rather than threads; ``None`` = processes
-        where the platform forks (Linux), threads elsewhere.  Threads share
-        the Clipper step (it holds Python's lock) and so gain less.
     lang
         Language of the warning (``"zh"`` default, or ``"en"``).
     progress
@@ -420,8 +355,7 @@ def service_areas(
     of one buffered band per reached street piece.  The blocks are found
     only when the polygons are expected to cover a good share of the
     network (or are already known); chunks of nearby facilities route on
-    the part of the network within reach of them, in ``workers`` processes
-    or threads.
+    the part of the network within reach of them, in ``workers`` threads.
     """
     import geopandas as gpd
 
@@ -436,8 +370,7 @@ def service_areas(
     limits = np.array(minutes) * 60.0 * factor  # thresholds in network seconds
     polys = np.full(k * n_lim, None, dtype=object)
     with bar(k, progress=progress, label="service areas", unit="facility") as shown:
-        _build_areas(net, facilities, limits, buffer_m, quad_segs, workers, processes, polys,
-                     shown)
+        _build_areas(net, facilities, limits, buffer_m, quad_segs, workers, polys, shown)
     if k:
         _warn_no_street(facilities, _snap_s(net, facilities)[None, :] > limits[:, None], minutes)
     fi = np.repeat(np.arange(k), n_lim)
