@@ -158,6 +158,19 @@ def test_edge_ends_off_their_nodes_are_not_taken():
     assert face_of(faces, 150, 50) >= 0
 
 
+def test_faces_built_in_threads_equal_one_thread(monkeypatch):
+    # large networks split the STRtree query and the ring building in halves
+    net = grid(12, 12, step=50.0, jitter=10.0, drop=0.15, seed=4)
+    one = _faces.planar_faces(net)
+    net2 = grid(12, 12, step=50.0, jitter=10.0, drop=0.15, seed=4)
+    monkeypatch.setattr(_faces, "_THREAD_MIN", 1)
+    two = _faces.planar_faces(net2)
+    assert np.array_equal(one.edge_face, two.edge_face)
+    assert np.array_equal(one.clean, two.clean) and one.clean.sum() > 50
+    ok = np.flatnonzero(one.clean)
+    assert shapely.equals_exact(one.polygon[ok], two.polygon[ok]).all()
+
+
 def test_eroded_cores_are_cached_and_empty_for_narrow_blocks():
     net = grid(3, 2, step=100.0)
     faces = _faces.planar_faces(net)
@@ -199,6 +212,25 @@ def test_service_areas_on_a_dense_jittered_grid_equal_the_band_union(monkeypatch
     sa = _check_against_reference(net, fac, (3.0, 6.0, 10.0), 25.0)
     assert sum(shapely.get_num_interior_rings(sa.geometry.values)) > 10
     assert ("planar_faces" in net.__dict__.get("_planner_cache", {})) == blocks
+
+
+def test_clipper_offset_union_of_separate_parts_and_an_island_equals_geos():
+    # a block ring with a 100 m hole, a street far away and one inside the hole:
+    # three parts, one of them an island in the grown ring's hole
+    base = shapely.Polygon([(0, 0), (300, 0), (300, 300), (0, 300)],
+                           [[(100, 100), (200, 100), (200, 200), (100, 200)]])
+    lines = [shapely.LineString([(1000, 0), (1100, 5), (1150, 60)]),
+             shapely.LineString([(140, 150), (160, 150)])]
+    xy, idx = shapely.get_coordinates(lines, return_index=True)
+    got = areas._offset_union(base, xy, idx, 10.0, 16)
+    ref = shapely.union_all([shapely.buffer(base, 10.0, quad_segs=16),
+                             *shapely.buffer(lines, 10.0, quad_segs=16)])
+    assert got.geom_type == "MultiPolygon" and len(got.geoms) == 3 and shapely.is_valid(got)
+    assert_same_area(got, ref, 10.0, 16)
+    # the rim streets alone, and nothing at all
+    alone = areas._offset_union(None, xy, idx, 10.0, 16)
+    assert_same_area(alone, shapely.union_all(shapely.buffer(lines, 10.0, quad_segs=16)), 10.0, 16)
+    assert areas._offset_union(None, np.zeros((0, 2)), np.zeros(0, np.int64), 10.0, 16).is_empty
 
 
 def test_service_areas_route_chunks_of_nearby_facilities_on_a_part_of_the_network(monkeypatch):

@@ -6,15 +6,18 @@ the chunk), collects every edge reached (partial edges cut at the reachable
 fraction, the facility's own edge both ways from its spot, its snap walk)
 and turns them into the exact set of points within ``buffer_m`` of those
 streets: city blocks whose whole boundary is reached are taken whole
-(`planner.access.faces`) with their eroded cores punched as holes, and only
-the streets on the rim are buffered and unioned.  Chunks are built in
-threads (GEOS and csgraph release Python's lock).
+(`planner.access.faces`) and grown by ``buffer_m``, with their eroded
+cores punched as holes, and only the streets on the rim are banded; the
+grown blocks and the bands are unioned by Clipper in one sweep
+(`_offset_union`).  Chunks are built in threads (GEOS and csgraph release
+Python's lock).
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -231,17 +234,19 @@ def _build_areas(net: WalkNetwork, facilities: Snapped, limits: np.ndarray, buff
         d = dijkstra(sub, directed=True, indices=src, limit=limits[-1])
         return _reached_edges(net, d, limits[-1], nodes)
 
-    def build(ids: np.ndarray, routed: _Reached) -> None:
+    def build(ids: np.ndarray, routed: _Reached) -> np.ndarray:
         rr, ee, du, dv = routed
         pieces = _chunk_pieces(net, facilities, ids, rr, ee, du, dv,
                                limits, lines, buffer_m, quad_segs, faces)
-        local = _assemble(net, faces, pieces, ids.size * n_lim, buffer_m, quad_segs)
+        return _assemble(net, faces, pieces, ids.size * n_lim, buffer_m, quad_segs)
+
+    def chunk(c0: int) -> tuple[np.ndarray, np.ndarray]:
+        ids = order[c0:c0 + step]
+        return ids, build(ids, route(ids))
+
+    def put(ids: np.ndarray, local: np.ndarray) -> None:
         polys[(ids[:, None] * n_lim + np.arange(n_lim)).ravel()] = local
         shown.update(ids.size)
-
-    def chunk(c0: int) -> None:
-        ids = order[c0:c0 + step]
-        build(ids, route(ids))
 
     # the blocks pay off once the polygons cover a good part of the network
     # (finding them costs about as much as banding a tenth of its edges)
@@ -250,20 +255,23 @@ def _build_areas(net: WalkNetwork, facilities: Snapped, limits: np.ndarray, buff
     reached = routed0[0].size * k / ids0.size
     faces = (planar_faces(net) if net.peek_cached("planar_faces") is not None
              or reached >= _BLOCKS_MIN_SHARE * net.n_edges else None)
-    build(ids0, routed0)
+    put(ids0, build(ids0, routed0))
     del routed0
 
-    starts = range(step, k, step)
+    starts = list(range(step, k, step))
     if n_jobs == 1 or len(starts) <= 1:
         for c0 in starts:
-            chunk(c0)
+            put(*chunk(c0))
     else:
-        # GEOS and csgraph release the GIL: threads share the network and its caches
+        # GEOS and csgraph release the GIL (Clipper does not): threads share the
+        # network and its caches.  (Forked worker processes were tried: GEOS and
+        # Clipper ran half again as long in them, allocating on pages shared
+        # copy-on-write with this process, which ate their gain on two cores.)
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(n_jobs) as pool:
             for f in [pool.submit(chunk, c0) for c0 in starts]:
-                f.result()
+                put(*f.result())
 
 
 def service_areas(
@@ -307,9 +315,10 @@ def service_areas(
         Segments per quarter circle of the rounded parts (4: a rounded edge
         is at most 2 % of ``buffer_m`` inside the true circle).
     workers
-        Threads that build polygons at once (GEOS runs without Python's
-        lock); ``None`` = one per CPU core, at most 4.  Use 1 inside a
-        process pool that already fills the cores (a Dask batch).
+        Threads that build chunks of facilities at once (GEOS runs without
+        Python's lock, Clipper with it); ``None`` = one per CPU core, at
+        most 4.  Use 1 inside a process pool that already fills the cores
+        (a Dask batch).
     lang
         Language of the warning (``"zh"`` default, or ``"en"``).
     progress
@@ -337,9 +346,11 @@ def service_areas(
     ``buffer_m`` of the reached streets, built in two parts
     (`planner.access.faces`): city blocks whose whole boundary is reached are
     taken whole, with their eroded cores (``erode(block, buffer_m)``) as
-    holes, and only the streets on the rim (partial edges, edges next to a
-    block not taken, the own edge and the snap walk) are buffered, those
-    that run on from one another as one line, and unioned.  Up to the
+    holes; their union is grown by ``buffer_m`` (the bands of the streets
+    around them), and only the streets on the rim (partial edges, full edges
+    with no block taken on either side, the own edge and the snap walk) are
+    banded one by one; Clipper offsets and unions all of them in one sweep
+    (GEOS would union the bands one overlay at a time).  Up to the
     discretisation of the round parts (``quad_segs``), this equals the union
     of one buffered band per reached street piece.  The blocks are found
     only when the polygons are expected to cover a good share of the
@@ -459,7 +470,7 @@ def _core_faces(faces: Faces | None, g: np.ndarray, e: np.ndarray, not_taken: np
         i = np.minimum(np.searchsorted(core, x), core.size - 1)
         return core[i] == x
 
-    return core, taken(left) & taken(right)
+    return core, taken(left) | taken(right)
 
 
 def _chunk_pieces(net: WalkNetwork, facilities: Snapped, own_all: np.ndarray, rr: np.ndarray,
@@ -534,9 +545,10 @@ def _chunk_pieces(net: WalkNetwork, facilities: Snapped, own_all: np.ndarray, rr
 
 def _assemble(net: WalkNetwork, faces: Faces | None, pieces: _Pieces, n_groups: int,
               buffer_m: float, quad_segs: int) -> np.ndarray:
-    """Polygons of groups ``0 .. n_groups - 1``: taken blocks (one coverage
-    union) and the buffered rim pieces unioned, then the blocks' eroded cores
-    punched as holes."""
+    """Polygons of groups ``0 .. n_groups - 1``: the taken blocks (one coverage
+    union) grown by ``buffer_m`` together with the rim pieces' bands, in one
+    offset-and-union (`_offset_union`), then the blocks' eroded cores punched
+    as holes."""
     groups, lines, core = pieces
     polys = np.full(n_groups, None, dtype=object)
     n_f = faces.n_faces if faces is not None else 1
@@ -547,27 +559,142 @@ def _assemble(net: WalkNetwork, faces: Faces | None, pieces: _Pieces, n_groups: 
     if groups:
         gg = np.concatenate(groups)
         line = np.concatenate(lines)
-        order = np.argsort(gg, kind="stable")
-        gg, line = gg[order], line[order]
+        xy, li = shapely.get_coordinates(line, return_index=True)
     else:
-        gg, line = np.zeros(0, np.int64), np.zeros(0, object)
-    bounds = np.searchsorted(gg, np.arange(n_groups + 1))
+        gg, xy, li = np.zeros(0, np.int64), np.zeros((0, 2)), np.zeros(0, np.int64)
+    # the coordinates of each group's lines, one run per line
+    order = np.argsort(gg, kind="stable")
+    rank = np.empty(order.size, np.int64)
+    rank[order] = np.arange(order.size)
+    vo = np.argsort(rank[li], kind="stable")
+    xy, vl = xy[vo], rank[li][vo]  # vertices sorted by (group, line); vl: line rank
+    lbounds = np.searchsorted(gg[order], np.arange(n_groups + 1))
+    vbounds = np.searchsorted(vl, lbounds)
     for i in range(n_groups):
-        parts = line[bounds[i]:bounds[i + 1]]
         blocks = slice(cbounds[i], cbounds[i + 1])
-        if parts.size:
-            # streets that run on from one another are buffered as one line (fewer,
-            # longer bands for the union; the round joins are the round caps' union)
-            parts = shapely.buffer(shapely.get_parts(shapely.line_merge(
-                shapely.multilinestrings(parts))), buffer_m, quad_segs=quad_segs)
-        if blocks.stop > blocks.start:
-            parts = np.append(parts, _blocks_union(faces.polygon[cf[blocks]]))
-        if parts.size:
-            poly = shapely.union_all(parts)
-            h = holes[blocks]
-            h = h[h != None]  # noqa: E711  (object array: elementwise)
-            polys[i] = _punch(poly, h) if h.size else poly
+        v0, v1 = vbounds[i], vbounds[i + 1]
+        if v1 == v0 and blocks.stop == blocks.start:
+            continue
+        base = (_blocks_union(faces.polygon[cf[blocks]]) if blocks.stop > blocks.start
+                else None)
+        poly = _offset_union(base, xy[v0:v1], vl[v0:v1], buffer_m, quad_segs)
+        h = holes[blocks]
+        h = h[h != None]  # noqa: E711  (object array: elementwise)
+        polys[i] = _punch(poly, h) if h.size else poly
     return polys
+
+
+#: Clipper's integer grid: at most this many units per metre (10 µm), fewer where a
+#: group spans more than 10 km, so that coordinates stay within its fast 64-bit range.
+_CLIP_UNITS_PER_M = 1e5
+_CLIP_MAX_UNITS = 1e9
+#: The blocks' grown corners are drawn with chords this many times shorter than GEOS's.
+_ARC_FINER = 2
+
+
+def _offset_union(base: shapely.Geometry | None, xy: np.ndarray, line: np.ndarray,
+                  buffer_m: float, quad_segs: int) -> shapely.Geometry:
+    """``buffer(base, buffer_m)`` unioned with the bands of the lines (vertices ``xy``,
+    line number ``line`` per vertex, grouped), by Clipper.
+
+    GEOS unions bands one overlay at a time, tens of microseconds each even
+    for two small bands, and a 15-minute area has a hundred or more rim
+    bands; its buffer of all lines at once is slower still.  Clipper
+    (pyclipper) offsets every path and unions the results in one sweep, on
+    integer coordinates (10 µm, from a whole-metre origin, so that a street
+    lands on the same grid in every polygon).  Two offsets and a union:
+
+    * the rim lines with round ends drawn at GEOS's angular step for
+      ``quad_segs`` (the same vertices as GEOS's round caps), so the polygon
+      is the GEOS band union up to slivers of its chord sagitta;
+    * ``base`` (the taken blocks) grown with corners drawn `_ARC_FINER` times
+      finer: a street on the blocks' rim for a larger threshold covers its
+      own band (round ends) drawn for a smaller one, up to far thinner
+      slivers, so the polygons of growing thresholds nest.
+    """
+    import pyclipper
+
+    rings = np.zeros((0, 2))
+    ring_id = np.zeros(0, np.int64)
+    if base is not None and not base.is_empty:
+        rings, ring_id = _oriented_rings(base)
+    pts = np.concatenate([rings, xy])
+    if not pts.size:
+        return shapely.Polygon()
+    lo = pts.min(axis=0)
+    span = float(np.max(pts.max(axis=0) - lo, initial=0.0)) + 4.0 * buffer_m
+    scale = min(_CLIP_UNITS_PER_M, _CLIP_MAX_UNITS / max(span, 1.0))
+    # whole metres: every group rounds a street to the same integer grid
+    origin = np.floor(lo - 2.0 * buffer_m)
+    # one chord of a round part spans this angle in GEOS's buffers
+    step = np.pi / (2 * quad_segs)
+    delta = buffer_m * scale
+    done = []  # (offset, its paths) of the grown blocks, then of the rim bands
+    for coords, ids, finer, end in ((rings, ring_id, _ARC_FINER, pyclipper.ET_CLOSEDPOLYGON),
+                                    (xy, line, 1, pyclipper.ET_OPENROUND)):
+        if not ids.size:
+            continue
+        flat = np.rint((coords - origin) * scale).astype(np.int64).tolist()
+        cut = (np.flatnonzero(np.diff(ids)) + 1).tolist()
+        off = pyclipper.PyclipperOffset(
+            arc_tolerance=buffer_m * (1.0 - np.cos(step / finer / 2)) * scale)
+        off.AddPaths([flat[a:b] for a, b in zip([0, *cut], [*cut, ids.size])],
+                     pyclipper.JT_ROUND, end)
+        got = off.Execute(delta)
+        if got:
+            done.append((off, got))
+    if not done:
+        return shapely.Polygon()
+    fill = pyclipper.PFT_NONZERO
+    if len(done) == 1:
+        out = done[0][1]
+    else:
+        union = pyclipper.Pyclipper()
+        union.AddPaths(done[0][1], pyclipper.PT_SUBJECT, True)
+        union.AddPaths(done[1][1], pyclipper.PT_CLIP, True)
+        out = union.Execute(pyclipper.CT_UNION, fill, fill)
+
+    def tree() -> Any:
+        if len(done) == 1:
+            return done[0][0].Execute2(delta)
+        return union.Execute2(pyclipper.CT_UNION, fill, fill)
+
+    if not out:
+        return shapely.Polygon()
+    size = [len(q) for q in out]
+    rid = np.repeat(np.arange(len(out)), size)
+    ring = shapely.linearrings(np.array(list(chain.from_iterable(out)), float) / scale + origin,
+                               indices=rid)
+    shell = shapely.is_ccw(ring)
+    if shell.sum() == 1:
+        return shapely.polygons(ring[shell][0], ring[~shell])
+    # several parts (rare: a service area is one walk network): let Clipper nest them
+    parts: list[shapely.Geometry] = []
+
+    def walk(node: Any) -> None:
+        for part in node.Childs:
+            parts.append(shapely.Polygon(np.asarray(part.Contour, float) / scale + origin,
+                                         [np.asarray(h.Contour, float) / scale + origin
+                                          for h in part.Childs]))
+            for h in part.Childs:
+                walk(h)
+
+    walk(tree())
+    return parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)
+
+
+def _oriented_rings(poly: shapely.Geometry) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices and ring number of every ring of ``poly``: shells counter-clockwise,
+    holes clockwise (Clipper tells them apart by orientation)."""
+    parts = shapely.get_parts(poly)
+    n_int = shapely.get_num_interior_rings(parts)
+    shells = shapely.get_exterior_ring(parts)
+    inner = shapely.get_interior_ring(np.repeat(parts, n_int), run_offsets(n_int))
+    rings = np.concatenate([shells, inner])
+    flip = shapely.is_ccw(rings) != np.r_[np.ones(shells.size, bool), np.zeros(inner.size, bool)]
+    rings[flip] = shapely.reverse(rings[flip])
+    xy, rid = shapely.get_coordinates(rings, return_index=True)
+    return xy, rid
 
 
 def _blocks_union(blocks: np.ndarray) -> shapely.Geometry:

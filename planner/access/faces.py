@@ -73,6 +73,37 @@ class Faces:
         return int(self.size.shape[0])
 
 
+def _in_threads(fn, items, *, split: bool = True, parts: int = 2):
+    """``fn`` over halves of ``items`` in two threads (GEOS releases Python's lock).
+
+    With ``split`` (arrays): ``fn(items[half])`` for each half, the results
+    joined like ``fn(items)`` would give them (index pairs of an STRtree
+    query shifted to the whole).  Without: ``[fn(x) for x in items]``.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    if split:
+        n = len(items)
+        if n < 2 * _THREAD_MIN:
+            return fn(items)
+        bounds = np.linspace(0, n, parts + 1).astype(np.int64)
+        chunks = [items[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    else:
+        chunks = list(items)
+    with ThreadPoolExecutor(len(chunks)) as pool:
+        out = list(pool.map(fn, chunks))
+    if not split:
+        return out
+    if isinstance(out[0], np.ndarray) and out[0].ndim == 2:  # (input, tree) index pairs
+        shifted = [o + np.array([[b], [0]]) for o, b in zip(out, bounds[:-1])]
+        return np.concatenate(shifted, axis=1)
+    return np.concatenate(out)
+
+
+#: Arrays shorter than twice this are not worth a thread each.
+_THREAD_MIN = 50_000
+
+
 def _cycles(nxt: np.ndarray, *, walk: int = 12) -> tuple[np.ndarray, np.ndarray, int]:
     """Cycle number and position in the cycle of every element of the permutation ``nxt``.
 
@@ -134,7 +165,7 @@ def _cycles(nxt: np.ndarray, *, walk: int = 12) -> tuple[np.ndarray, np.ndarray,
 def _crossing_edges(net: WalkNetwork, lines: np.ndarray, n_vertices: np.ndarray) -> np.ndarray:
     """Edges that meet another edge anywhere but at a shared end node."""
     tree = edge_tree(net)
-    i, j = tree.query(lines)
+    i, j = _in_threads(tree.query, lines)
     keep = i < j
     i, j = i[keep], j[keep]
     eu, ev = net.edge_u, net.edge_v
@@ -223,7 +254,7 @@ def planar_faces(net: WalkNetwork) -> Faces:
             polygon[ok] = _rings(xy, off, nxt, label, rank, size, ok, n_e)
             # a ring that still fails (a node met twice: a pinch) drops that face only;
             # streets crossing each other were flagged above
-            bad = ok[~shapely.is_valid(polygon[ok])]
+            bad = ok[~_in_threads(shapely.is_valid, polygon[ok])]
             clean[bad] = False
             polygon[bad] = None
         return Faces(edge_face=edge_face, size=size, clean=clean, polygon=polygon)
@@ -274,7 +305,12 @@ def _rings(xy: np.ndarray, off: np.ndarray, nxt: np.ndarray, label: np.ndarray,
     fid = np.repeat(label[ordered], n_v)
     cnt = np.bincount(fid, minlength=size.shape[0])[faces]
     ring_id = np.repeat(np.arange(faces.size), cnt)
-    return shapely.polygons(shapely.linearrings(pts, indices=ring_id))  # closes each ring
+    # closes each ring; built in halves at once (GEOS runs without Python's lock)
+    cut = int(np.searchsorted(ring_id, faces.size // 2))
+    lo, hi = _in_threads(lambda part: shapely.polygons(shapely.linearrings(
+        pts[part], indices=ring_id[part] - ring_id[part][:1])), [slice(0, cut), slice(cut, None)],
+        split=False)
+    return np.concatenate([lo, hi])
 
 
 def eroded(net: WalkNetwork, faces: Faces, which: np.ndarray, buffer_m: float, quad_segs: int
