@@ -21,7 +21,6 @@ on HiGHS's MIP.
 from __future__ import annotations
 
 import heapq
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,7 +72,6 @@ def branch_and_cut(h, R, cd, *, p: int, free: np.ndarray, lb_root: float, ub: fl
             return s.outcome(complete=False)
         if status == "solved":
             s.branch(obj, y, lo, hi)
-            s.maybe_purge()
     return s.outcome(complete=not s.heap)
 
 
@@ -93,7 +91,6 @@ class _Search:
     ub: float
     ub_mask: np.ndarray
     work: Any = None
-    purged: int = 0
     heap: list = field(default_factory=list)
     seq: int = 1
     nodes: int = 0
@@ -112,9 +109,7 @@ class _Search:
         return self.ub - self.cutoff_tol(self.ub)
 
     def push(self, bound: float, lo: np.ndarray, hi: np.ndarray, basis=None) -> None:
-        import os
-        key = -self.seq if os.environ.get("BNB_LIFO") else self.seq
-        heapq.heappush(self.heap, (bound, key, lo, hi, basis))
+        heapq.heappush(self.heap, (bound, self.seq, lo, hi, basis))
         self.seq += 1
 
     def solve_node(self, node_lb: float, lo: np.ndarray, hi: np.ndarray, basis=None
@@ -127,7 +122,7 @@ class _Search:
         """
         h, n = self.h, self.cd.n
         h.changeColsBounds(self.nf, self.hcols, lo, hi)
-        if basis is not None and os.environ.get("BNB_BASIS", "1") == "1":
+        if basis is not None:
             self.set_basis(basis)
         y = None
         obj = node_lb
@@ -176,19 +171,13 @@ class _Search:
         if cand.size == 0:
             self.push(obj, lo, hi, self.h.getBasis())
             return
-        import os
-        rule = os.environ.get("BNB_RULE", "half")
-        if rule == "half":
-            k = cand[np.argmin(np.abs(yf[cand] - 0.5), axis=0)]
-        elif rule == "max":
-            k = cand[np.argmax(yf[cand])]
-        else:
-            k = cand[np.argmin(np.abs(yf[cand] - float(rule)), axis=0)]
+        k = cand[np.argmin(np.abs(yf[cand] - 0.5), axis=0)]
+        # both children start from this node's final basis (one bound away from optimal)
+        basis = self.h.getBasis()
         lo1 = lo.copy()
         lo1[k] = 1.0
         hi0 = hi.copy()
         hi0[k] = 0.0
-        basis = self.h.getBasis()
         self.push(obj, lo1, hi, basis)
         self.push(obj, lo, hi0, basis)
 
@@ -203,37 +192,6 @@ class _Search:
         hi[at0] = 0.0
         lo[at1] = 1.0
         return lo, hi
-
-    def maybe_purge(self) -> None:
-        """Delete the cuts slack at this node and at every open node's start basis.
-
-        Keeps the LP small (most cuts stop binding as the search moves on); a
-        deleted cut that is needed again is separated again.
-        """
-        h = self.h
-        nr = h.getNumRow()
-        if os.environ.get("BNB_PURGE", "1") != "1" or nr <= 2 * (self.cd.n + self.nf) + 1:
-            return
-        basic = highspy.HighsBasisStatus.kBasic
-        slack = np.array([st == basic for st in h.getBasis().row_status], dtype=bool)
-        slack[0] = False  # sum(y) = p
-        for e in self.heap:
-            b = e[4]
-            if b is not None:
-                rs = b.row_status
-                k = len(rs)
-                slack[:k] &= np.array([st == basic for st in rs], dtype=bool)
-        drop = np.flatnonzero(slack)
-        if drop.size < nr // 4:
-            return
-        keep = np.flatnonzero(~slack)
-        h.deleteRows(drop.size, drop.astype(np.int32))
-        for e in self.heap:
-            b = e[4]
-            if b is not None:
-                rs = b.row_status
-                b.row_status = [rs[i] for i in keep if i < len(rs)]
-        self.purged += drop.size
 
     def set_basis(self, basis) -> None:
         """Start from a node's parent basis; cuts added since are basic (slack)."""

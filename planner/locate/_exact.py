@@ -45,7 +45,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import highspy
@@ -91,12 +91,22 @@ class Reporter:
         self.fn(SolveProgress("done", float(objective), float(bound), float(gap),
                               time.perf_counter() - self.t0))
 
-    def watch(self, h: highspy.Highs, *, offset: float = 0.0) -> None:
-        """Report HiGHS's MIP progress (its primal and dual bounds) while it runs."""
+    def watch(self, h: highspy.Highs, *, offset: float = 0.0,
+              incumbent: Callable[[], float] | None = None) -> None:
+        """Report HiGHS's MIP progress (its primal and dual bounds) while it runs.
+
+        ``incumbent()``, when given, is the caller's true incumbent value: it
+        replaces HiGHS's primal bound (which, in a model of cuts added lazily,
+        can underestimate a solution's cost), and caps the dual bound (a bound
+        over a model reduced to the improving solutions).
+        """
         def on_interrupt(event: Any) -> None:
             d = event.data_out
-            self("mip", d.mip_primal_bound + offset, d.mip_dual_bound + offset,
-                 int(d.mip_node_count))
+            inc = d.mip_primal_bound + offset if incumbent is None else incumbent()
+            bnd = d.mip_dual_bound + offset
+            if incumbent is not None:
+                bnd = min(bnd, inc)
+            self("mip", inc, bnd, int(d.mip_node_count))
 
         h.cbMipInterrupt.subscribe(on_interrupt)
 
@@ -344,6 +354,9 @@ class _Exact:
     lb: float = -np.inf
     tol: float = 1e-9
     report: Reporter | None = None
+    seed_cuts: np.ndarray | None = None
+    cut_rows: list = field(default_factory=list)
+    cut_levels: list = field(default_factory=list)
 
     def note(self, phase: str, nodes: int = 0) -> None:
         if self.report is not None:
@@ -375,7 +388,11 @@ class _Exact:
         self.h = h
 
     def restricted(self, free: np.ndarray) -> _Exact:
-        """The same solve on a fresh LP over the columns ``free`` only."""
+        """The same solve on a fresh LP over the columns ``free`` only.
+
+        Its first cuts are those binding in this LP, at the same levels (over
+        the free columns only): its cut loop starts near its optimum.
+        """
         _debug(f"restrict to {int(free.sum())} of {int(self.cols.sum())} columns")
         self.work.rebuilds += 1
         s = _Exact(self.cd, None, None, self.p, free.copy(), self.t0, self.deadline,
@@ -383,6 +400,7 @@ class _Exact:
                    self.threads,
                    lb=self.lb, tol=self.tol, report=self.report)
         s.build()
+        s.seed_cuts = self.binding_cuts()
         return s
 
     def root(self, pool: list) -> tuple[np.ndarray, ExactOutcome | None]:
@@ -392,14 +410,16 @@ class _Exact:
         when the solve ends here (proven, or out of time).
         """
         cd, R = self.cd, self.R
-        # initial cuts: each row at the cost the incumbent gives it (tight at the incumbent)
-        d_inc = R.costs_at(cd, self.ub_mask)
+        # initial cuts: each row at the cost the incumbent gives it (tight at the incumbent),
+        # at the costs of the good integer solutions the heuristic visited (the optimum is
+        # usually among or near them), and the cuts binding in the LP before a restriction
         act = np.flatnonzero(R.active)
-        self.add_cuts(R.cuts_at(act, d_inc[act]))
-        # cuts tight at the good integer solutions the heuristic visited: the optimum is
-        # usually among or near them
-        if pool:
-            self.add_pool_cuts(pool[-20:], act, d_inc)
+        pairs = [np.c_[act, R.costs_at(cd, sol)[act]] for sol in [self.ub_mask, *pool[-20:]]]
+        if self.seed_cuts is not None:
+            sc = self.seed_cuts
+            pairs.append(sc[R.active[sc[:, 0].astype(np.int64)]])
+        pairs = np.unique(np.vstack(pairs), axis=0)
+        self.add_cuts(R.cuts_at(pairs[:, 0].astype(np.int64), pairs[:, 1]))
         lb_before = self.lb
         y = self.cut_loop(keep_best=True)
         if y is None:
@@ -449,7 +469,20 @@ class _Exact:
         idx[mask] = n + cols
         val[mask] = coef
         self.h.addRows(nr, lower, np.full(nr, highspy.kHighsInf), idx.size, starts, idx, val)
+        self.cut_rows.append(rows)
+        self.cut_levels.append(lower / self.R.w[rows])
         return nr
+
+    def binding_cuts(self) -> np.ndarray:
+        """(row, level) pairs of the cuts binding at the LP's current solution."""
+        if not self.cut_rows:
+            return np.empty((0, 2))
+        rows = np.concatenate(self.cut_rows)
+        lev = np.concatenate(self.cut_levels)
+        lower = lev * self.R.w[rows]
+        act = np.asarray(self.h.getSolution().row_value)[1:]
+        tight = act <= lower + 1e-7 * np.maximum(1.0, np.abs(lower))
+        return np.c_[rows[tight], lev[tight]]
 
     def cut_loop(self, *, keep_best: bool) -> np.ndarray | None:
         """Solve the LP and add violated cuts until none is left: the LP's ``y``.
@@ -523,16 +556,6 @@ class _Exact:
                 return free, self.proven()
         return free, None
 
-    def add_pool_cuts(self, pool: list, act: np.ndarray, d_inc: np.ndarray) -> None:
-        """Cuts tight at each solution of ``pool`` (rows ``act``; ``d_inc``: the incumbent's)."""
-        R, cd = self.R, self.cd
-        pairs = np.unique(np.vstack([np.c_[act, R.costs_at(cd, sol)[act]] for sol in pool]),
-                          axis=0)
-        # the incumbent's cuts are in already
-        pairs = pairs[pairs[:, 1] != d_inc[pairs[:, 0].astype(np.int64)]]
-        if pairs.size:
-            self.add_cuts(R.cuts_at(pairs[:, 0].astype(np.int64), pairs[:, 1]))
-
     def branch_and_cut(self, free: np.ndarray) -> bool:
         """Our branch-and-cut (`planner.locate._bnb`) for half the time left: proven?"""
         h, t0 = self.h, self.t0
@@ -562,7 +585,7 @@ class _Exact:
         h.setOptionValue("mip_rel_gap", 0.0)
         h.setOptionValue("mip_abs_gap", self.cutoff_tol(self.ub) if self.integral else 1e-6)
         if self.report is not None:
-            self.report.watch(h, offset=R.const)
+            self.report.watch(h, offset=R.const, incumbent=lambda: self.ub)
         timed_out = False
         while True:
             remaining = self.deadline - time.perf_counter()
