@@ -310,7 +310,8 @@ def _solve(cd, p, *, incumbent, time_limit, seed, threads, allowed, pool, report
             return early
         # reduced-cost fixing left few columns: a fresh LP on them only (its cuts are
         # sparser and its bound can be higher), fixing again from its own reduced costs
-        if not (p > 0 and free.sum() <= _RESTRICT * s.cols.sum() and free.sum() > p):
+        nf, nc = int(free.sum()), int(s.cols.sum())
+        if not (p > 0 and p < nf < nc and nf <= _RESTRICT * nc):
             break
         s = s.restricted(free)
     # branch-and-cut on y with the cut loop at every node (full radius bound per node)
