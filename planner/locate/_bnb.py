@@ -11,7 +11,10 @@ Search: best bound first (a heap on the parent's bound); branch on the most
 fractional ``y`` (``y_j = 1`` and ``y_j = 0``); at each node reduced-cost
 fixing of the free columns (``y_j`` at 0 with reduced cost above the gap is
 fixed to 0 in the subtree, at 1 with reduced cost below minus the gap to 1);
-the LP point rounded to its ``p`` largest ``y`` gives incumbents.  Any LP value
+the LP point rounded to its ``p`` largest ``y`` gives incumbents.  Both
+children start from the parent's final basis (``setBasis``; cuts added since
+enter as basic slacks), which halves the dual simplex iterations per node
+against starting from whichever node was solved last.  Any LP value
 is a valid lower bound (missing cuts only relax), so a node is pruned as soon
 as its LP value reaches the cut-off.  The search gives up (returning the open
 nodes' bound) at the deadline or the node limit; the caller then falls back

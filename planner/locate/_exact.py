@@ -13,23 +13,37 @@ together have the LP bound of the full radius formulation, but only a few per
 row are ever tight, so they are generated lazily (García et al. observed that
 a small subset suffices): the LP relaxation is solved in rounds, adding for
 each row its most violated level (found in O(row length) from the prefix sums
-of ``y`` along the row's sorted costs), until no cut is violated.  The LP
-point is rounded (p largest ``y``) and polished by the interchange local
-search for a better incumbent; reduced-cost fixing with the incumbent's value
-removes most columns (re-separating after each fixing round); cuts tight at
-the heuristic's local optima are added; then the MIP is solved with the
-incumbent as start (``setSolution``); an integer solution whose
-true cost exceeds its ``theta`` gets its cuts added and the MIP is solved
-again.  The lower bound is always valid (a relaxation), so the reported gap
-is proven.
+of ``y`` along the row's sorted costs), until no cut is violated.  This is
+the Benders decomposition of Duran-Mateluna, Ales & Elloumi (EJOR 2023): the
+subproblem of each client is solved in closed form and the cut it yields at a
+fractional point is the one above; their first phase (the LP relaxation by a
+cutting-plane loop) is the root here, their second (the integer search) is
+the tree below.  The first cuts are those tight at the heuristic's incumbent
+and at the other local optima it visited.  The LP point is rounded (p largest
+``y``) and polished by the interchange local search for a better incumbent;
+reduced-cost fixing with the incumbent's value removes most columns
+(re-separating after each fixing round).
 
-Before the MIP, a branch-and-cut of our own on ``y`` (``_bnb.py``) runs the
-cut loop at every node, so each node has the full radius-formulation bound
-that HiGHS's MIP (which has no lazy-constraint callback in highspy 1.15)
-cannot see; with tight root bounds its tree is small (pmed16: ~30 nodes where
-HiGHS's MIP spent seconds in root processing and strong branching, twice).
-It gets half the remaining time and a node limit; if it does not finish,
-HiGHS's MIP takes over with every cut found so far.
+Restriction: when fixing leaves at most ``_RESTRICT`` of the columns, the LP
+is rebuilt on the free columns only (every solution better than the
+incumbent uses only them), seeded with the cuts binding before, at the same
+levels.  Its cuts hold only the free columns' entries, so the LP the tree
+solves at every node is several times smaller (pmed16: 65 of 400 columns),
+and fixing is tried again from its reduced costs.
+
+A branch-and-cut of our own on ``y`` (``_bnb.py``) then runs the cut loop at
+every node, so each node has the full radius-formulation bound that HiGHS's
+MIP (which has no lazy-constraint callback in highspy) cannot see; each child
+starts from its parent's final basis.  If it reaches its node limit, HiGHS's
+MIP takes over with every cut found so far, from the incumbent
+(``setSolution``); an integer solution whose true cost exceeds its ``theta``
+gets its cuts added and the MIP is solved again.  The lower bound is always
+valid (a relaxation), so the reported gap is proven.
+
+Time limit: only a deadline.  Every budget inside counts work (the heuristic's
+rounds, the tree's node limit, the restriction rule), never a share of the
+time left, so a solve that ends before the deadline does the same work (see
+`Work`) under any larger limit.
 
 Integer data (integer costs, weights and penalty): every objective value is
 an integer, so a lower bound above ``ub - 1`` proves ``ub`` optimal; the
