@@ -155,7 +155,7 @@ def _debug(msg: str) -> None:
         print("[locate.exact]", msg, flush=True)
 
 
-_NODE_LIMIT = 5000
+_NODE_LIMIT = 500
 
 
 def _integral_objective(cd: CostData) -> bool:
