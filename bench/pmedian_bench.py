@@ -16,6 +16,13 @@ Usage::
     python bench/pmedian_bench.py --scale    # the scale run only
     python bench/pmedian_bench.py --xian     # the Xi'an planning-size run only
     python bench/pmedian_bench.py --no-spopt # pmed1-20 without spopt (no ratio)
+    python bench/pmedian_bench.py --families # only the generated small-p families
+
+Generated small-p families (``bench/pmedian_instances.py``, seed 0; exact
+solver only, one thread, time limit 60 s): the OR-Library family (Beasley's
+random graphs, n = 500-900, p = 5 and 10; target: each proven in under 5 s)
+and floored-Euclidean instances of 1,000-2,000 points for p = 5 ... 500
+(target: each proven in under 30 s).  ``--quick`` runs one instance of each.
 
 Xi'an planning-size run (where ``../shared/data/xian`` exists): the real
 road network (``xian_road.kml``), demand at the representative points of the
@@ -27,7 +34,9 @@ pairs in different network components get 10x the largest time), p = 20.
 Our exact solver and (unless ``--quick`` or ``--skip-spopt-xian``) spopt
 solve the same dense matrix; building the matrix is not timed.
 
-Last line: ``RESULT pmedian optimal=<k>/20 total_time_ratio_vs_spopt=<x>``.
+Last line: ``RESULT pmedian optimal=<k>/20 total_time_ratio_vs_spopt=<x>``, followed
+(when the families ran) by ``pmed_total_s=<s> orlib_family_under5s=<k>/<n>
+euclid_under30s=<k>/<n>``.
 """
 
 from __future__ import annotations
@@ -70,7 +79,11 @@ def child(args) -> None:
     from planner.locate import PMedian, read_orlib
 
     base = _rss_mb()
-    if args.instance == "scale":
+    if args.instance.startswith(("or:", "eu:")):
+        cost, p = family_instance(args.instance)
+        w = np.ones(cost.shape[0])
+        base = _rss_mb()
+    elif args.instance == "scale":
         cost, w, p = scale_instance(args.n, seed=0)
     elif args.instance == "xian":
         import warnings
@@ -98,6 +111,17 @@ def child(args) -> None:
                    bound=r.bound)
     out.update(peak_mb=_peak_mb() - base, n=int(cost.shape[0]), m=int(cost.shape[1]), p=int(p))
     print("JSON" + json.dumps(out), flush=True)
+
+
+def family_instance(spec: str):
+    """``or:<n>:<p>:<seed>`` or ``eu:<n>:<kind>:<p>:<seed>`` (see pmedian_instances.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from pmedian_instances import euclidean, orlib_like
+
+    parts = spec.split(":")
+    if parts[0] == "or":
+        return orlib_like(int(parts[1]), int(parts[2]), int(parts[3]))
+    return euclidean(int(parts[1]), parts[2], int(parts[4])), int(parts[3])
 
 
 def scale_instance(n: int, *, seed: int = 0):
@@ -181,6 +205,9 @@ def main() -> None:
     ap.add_argument("--xian", action="store_true", help="only the Xi'an planning-size run")
     ap.add_argument("--no-spopt", action="store_true", help="skip spopt (pmed and Xi'an)")
     ap.add_argument("--no-scale", action="store_true", help="skip the 5,000 x 5,000 scale run")
+    ap.add_argument("--families", action="store_true",
+                    help="only the generated small-p families (OR-Library-style, Euclidean)")
+    ap.add_argument("--no-families", action="store_true", help="skip the generated families")
     ap.add_argument("--spopt-times-from", metavar="LOG",
                     help="with --no-spopt: take spopt's pmed times, objectives and memory from "
                          "the output of an earlier full run (LOG), for the ratio")
@@ -196,13 +223,15 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    result_line = orlib(args) if not (args.scale or args.xian) else None
-    if args.xian or not (args.scale or args.quick):
+    only = args.scale or args.xian or args.families
+    result_line = orlib(args) if not only else None
+    fam = families(args) if (args.families or not (only or args.no_families)) else ""
+    if args.xian or not (args.scale or args.quick or args.families):
         xian(args)
-    if args.scale or not (args.quick or args.xian or args.no_scale):
+    if args.scale or not (args.quick or args.xian or args.no_scale or args.families):
         scale(args)
-    if result_line is not None:
-        print(result_line, flush=True)
+    if result_line is not None or fam:
+        print(" ".join(x for x in (result_line or "RESULT pmedian", fam) if x), flush=True)
 
 
 def orlib(args) -> str:
@@ -242,7 +271,43 @@ def orlib(args) -> str:
     print(f"total: exact {t_ours:.2f} s, spopt {t_sp:.2f} s"
           + (f" (timeouts counted as {args.spopt_timeout:.0f} s)" if not args.no_spopt else "")
           + (f" (spopt from an earlier run: {args.spopt_times_from})" if earlier else ""))
-    return f"RESULT pmedian optimal={n_opt}/{total} total_time_ratio_vs_spopt={ratio:.1f}"
+    return (f"RESULT pmedian optimal={n_opt}/{total} total_time_ratio_vs_spopt={ratio:.1f} "
+            f"pmed_total_s={t_ours:.2f}")
+
+
+def families(args) -> str:
+    """The generated small-p families, exact solver only; returns the RESULT fields."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from pmedian_instances import EUCLID_FAMILY, EUCLID_P, ORLIB_FAMILY
+
+    if args.quick:
+        orl, euc = [(500, 10)], [(1000, "uniform", 50)]
+    else:
+        orl = ORLIB_FAMILY
+        euc = [(n, kind, p) for n, kind in EUCLID_FAMILY for p in EUCLID_P]
+    fields = []
+    for title, specs, target in (
+            ("OR-Library family (random graphs, shortest paths)",
+             [f"or:{n}:{p}:0" for n, p in orl], 5.0),
+            ("Euclidean family (floored distances)",
+             [f"eu:{n}:{kind}:{p}:0" for n, kind, p in euc], 30.0)):
+        print(f"{title}: exact solver, one thread, limit 60 s; target: proven in under "
+              f"{target:.0f} s each")
+        print(f"{'instance':26}{'status':>10}{'objective':>12}{'gap':>8}{'s':>8}{'MB':>7}")
+        ok = 0
+        tot = 0.0
+        for spec in specs:
+            r = run_child(spec, "exact", timeout=180, time_limit=60)
+            good = r["status"] == "optimal" and r["seconds"] < target
+            ok += good
+            tot += r["seconds"]
+            print(f"{spec:26}{r['status']:>10}{r['objective']:>12.0f}{(r.get('gap') or 0):>8.3%}"
+                  f"{r['seconds']:>8.2f}{r['peak_mb']:>7.0f}" + ("" if good else "  (missed)"),
+                  flush=True)
+        print(f"  {ok}/{len(specs)} proven under {target:.0f} s; total {tot:.1f} s")
+        fields.append(f"{'orlib_family_under5s' if target == 5.0 else 'euclid_under30s'}="
+                      f"{ok}/{len(specs)}")
+    return " ".join(fields)
 
 
 def _earlier_spopt(path: str) -> dict:

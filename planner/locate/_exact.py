@@ -13,23 +13,37 @@ together have the LP bound of the full radius formulation, but only a few per
 row are ever tight, so they are generated lazily (García et al. observed that
 a small subset suffices): the LP relaxation is solved in rounds, adding for
 each row its most violated level (found in O(row length) from the prefix sums
-of ``y`` along the row's sorted costs), until no cut is violated.  The LP
-point is rounded (p largest ``y``) and polished by the interchange local
-search for a better incumbent; reduced-cost fixing with the incumbent's value
-removes most columns (re-separating after each fixing round); cuts tight at
-the heuristic's local optima are added; then the MIP is solved with the
-incumbent as start (``setSolution``); an integer solution whose
-true cost exceeds its ``theta`` gets its cuts added and the MIP is solved
-again.  The lower bound is always valid (a relaxation), so the reported gap
-is proven.
+of ``y`` along the row's sorted costs), until no cut is violated.  This is
+the Benders decomposition of Duran-Mateluna, Ales & Elloumi (EJOR 2023): the
+subproblem of each client is solved in closed form and the cut it yields at a
+fractional point is the one above; their first phase (the LP relaxation by a
+cutting-plane loop) is the root here, their second (the integer search) is
+the tree below.  The first cuts are those tight at the heuristic's incumbent
+and at the other local optima it visited.  The LP point is rounded (p largest
+``y``) and polished by the interchange local search for a better incumbent;
+reduced-cost fixing with the incumbent's value removes most columns
+(re-separating after each fixing round).
 
-Before the MIP, a branch-and-cut of our own on ``y`` (``_bnb.py``) runs the
-cut loop at every node, so each node has the full radius-formulation bound
-that HiGHS's MIP (which has no lazy-constraint callback in highspy 1.15)
-cannot see; with tight root bounds its tree is small (pmed16: ~30 nodes where
-HiGHS's MIP spent seconds in root processing and strong branching, twice).
-It gets half the remaining time and a node limit; if it does not finish,
-HiGHS's MIP takes over with every cut found so far.
+Restriction: when fixing leaves at most ``_RESTRICT`` of the columns, the LP
+is rebuilt on the free columns only (every solution better than the
+incumbent uses only them), seeded with the cuts binding before, at the same
+levels.  Its cuts hold only the free columns' entries, so the LP the tree
+solves at every node is several times smaller (pmed16: 65 of 400 columns),
+and fixing is tried again from its reduced costs.
+
+A branch-and-cut of our own on ``y`` (``_bnb.py``) then runs the cut loop at
+every node, so each node has the full radius-formulation bound that HiGHS's
+MIP (which has no lazy-constraint callback in highspy) cannot see; each child
+starts from its parent's final basis.  If it reaches its node limit, HiGHS's
+MIP takes over with every cut found so far, from the incumbent
+(``setSolution``); an integer solution whose true cost exceeds its ``theta``
+gets its cuts added and the MIP is solved again.  The lower bound is always
+valid (a relaxation), so the reported gap is proven.
+
+Time limit: only a deadline.  Every budget inside counts work (the heuristic's
+rounds, the tree's node limit, the restriction rule), never a share of the
+time left, so a solve that ends before the deadline does the same work (see
+`Work`) under any larger limit.
 
 Integer data (integer costs, weights and penalty): every objective value is
 an integer, so a lower bound above ``ub - 1`` proves ``ub`` optimal; the
@@ -45,7 +59,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import highspy
@@ -91,12 +105,22 @@ class Reporter:
         self.fn(SolveProgress("done", float(objective), float(bound), float(gap),
                               time.perf_counter() - self.t0))
 
-    def watch(self, h: highspy.Highs, *, offset: float = 0.0) -> None:
-        """Report HiGHS's MIP progress (its primal and dual bounds) while it runs."""
+    def watch(self, h: highspy.Highs, *, offset: float = 0.0,
+              incumbent: Callable[[], float] | None = None) -> None:
+        """Report HiGHS's MIP progress (its primal and dual bounds) while it runs.
+
+        ``incumbent()``, when given, is the caller's true incumbent value: it
+        replaces HiGHS's primal bound (which, in a model of cuts added lazily,
+        can underestimate a solution's cost), and caps the dual bound (a bound
+        over a model reduced to the improving solutions).
+        """
         def on_interrupt(event: Any) -> None:
             d = event.data_out
-            self("mip", d.mip_primal_bound + offset, d.mip_dual_bound + offset,
-                 int(d.mip_node_count))
+            inc = d.mip_primal_bound + offset if incumbent is None else incumbent()
+            bnd = d.mip_dual_bound + offset
+            if incumbent is not None:
+                bnd = min(bnd, inc)
+            self("mip", inc, bnd, int(d.mip_node_count))
 
         h.cbMipInterrupt.subscribe(on_interrupt)
 
@@ -120,6 +144,8 @@ class ExactOutcome:
     upper_bound: float
     proven: bool
     timed_out: bool
+    #: Work done (`Work`): equal under any time limit the solve finishes within.
+    work: Any = None
 
 
 def _debug(msg: str) -> None:
@@ -129,7 +155,7 @@ def _debug(msg: str) -> None:
         print("[locate.exact]", msg, flush=True)
 
 
-_NODE_LIMIT = 5000
+_NODE_LIMIT = 500
 
 
 def _integral_objective(cd: CostData) -> bool:
@@ -168,11 +194,14 @@ def _new_highs(*, time_limit: float, seed: int, threads: int) -> highspy.Highs:
 class _Rows:
     """Reduced rows: entries cheaper than the row's cap (nearest fixed site or big-M)."""
 
-    def __init__(self, cd: CostData):
+    def __init__(self, cd: CostData, cols: np.ndarray | None = None):
+        """``cols``: the columns that may open (default every non-fixed one)."""
         cap_fixed, _ = cd.nearest_open(cd.fixed)
         cap = np.where(np.isfinite(cap_fixed), cap_fixed, cd.penalty)
         rows = cd.rows
         keep = (cd.data < cap[rows]) & ~cd.fixed[cd.indices]
+        if cols is not None:
+            keep &= cols[cd.indices]
         self.row = rows[keep]
         self.col = cd.indices[keep]
         self.val = cd.data[keep]
@@ -269,36 +298,53 @@ def solve_pmedian_exact(
 
     Objective values are on the penalized scale (missing pairs cost
     ``cd.penalty``); the caller recomputes the true objective.  ``report``
-    hears of every new bound and incumbent.
+    hears of every new bound and incumbent.  ``time_limit`` is a deadline
+    only: every budget inside (node limit, restriction rule) counts work, so
+    a solve that ends before the deadline does the same work under any
+    larger limit.
     """
     t0 = time.perf_counter()
     if allowed is None:
         allowed = ~cd.fixed
-    s = _Exact.start(cd, p, incumbent=incumbent, allowed=allowed & ~cd.fixed, t0=t0,
-                     time_limit=time_limit, seed=seed, threads=threads)
+    work = Work()
+    out = _solve(cd, p, incumbent=incumbent, time_limit=time_limit, seed=seed, threads=threads,
+                 allowed=allowed, pool=pool, report=report, t0=t0, work=work)
+    out.work = work
+    return out
+
+
+def _solve(cd, p, *, incumbent, time_limit, seed, threads, allowed, pool, report, t0, work
+           ) -> ExactOutcome:
+    s = _Exact.start(cd, p, incumbent=incumbent, cols=allowed & ~cd.fixed, t0=t0,
+                     time_limit=time_limit, seed=seed, threads=threads, work=work)
     s.report = report
-    # initial cuts: each row at the cost the incumbent gives it (tight at the incumbent)
-    d_inc = s.R.costs_at(cd, incumbent)
-    act = np.flatnonzero(s.R.active)
-    s.add_cuts(s.R.cuts_at(act, d_inc[act]))
-    y = s.cut_loop(keep_best=False)
-    if y is None:
-        return ExactOutcome(s.ub_mask, s.lb if np.isfinite(s.lb) else -np.inf, s.ub, False, True)
-    # LP optimum reached: an incumbent from it
-    s.round_lp(y)
-    if s.done():
-        return s.proven()
-    free, early = s.fix_by_reduced_cost(y)
-    if early is not None:
-        return early
-    # cuts tight at the good integer solutions the heuristic visited: the MIP's
-    # optimum is usually among or near them, so it rarely needs another round
-    if pool:
-        s.add_pool_cuts(pool, act, d_inc)
+    while True:
+        free, early = s.root(pool or [])
+        if early is not None:
+            return early
+        # reduced-cost fixing left few columns: a fresh LP on them only (its cuts are
+        # sparser and its bound can be higher), fixing again from its own reduced costs
+        nf, nc = int(free.sum()), int(s.cols.sum())
+        if not (p > 0 and p < nf < nc and nf <= _RESTRICT * nc):
+            break
+        s = s.restricted(free)
     # branch-and-cut on y with the cut loop at every node (full radius bound per node)
     if p > 0 and free.sum() > p and s.branch_and_cut(free):
         return s.proven()
     return s.solve_mip()
+
+
+#: Restrict the LP to the free columns when reduced-cost fixing keeps at most this share.
+_RESTRICT = 0.8
+
+
+@dataclass
+class Work:
+    """Deterministic work counters of one exact solve (LP runs, tree nodes, LP rebuilds)."""
+
+    lp_runs: int = 0
+    nodes: int = 0
+    rebuilds: int = 0
 
 
 @dataclass
@@ -309,39 +355,102 @@ class _Exact:
     R: _Rows
     h: highspy.Highs
     p: int
-    allowed: np.ndarray
+    #: Columns that may open in this LP (allowed, not fixed, not fixed to 0 by reduced cost).
+    cols: np.ndarray
     t0: float
-    time_limit: float
     deadline: float
     integral: bool
     ub: float
     ub_mask: np.ndarray
+    work: Work
+    allowed: np.ndarray
+    seed: int = 0
+    threads: int = 1
     lb: float = -np.inf
     tol: float = 1e-9
     report: Reporter | None = None
+    seed_cuts: np.ndarray | None = None
+    cut_rows: list = field(default_factory=list)
+    cut_levels: list = field(default_factory=list)
 
     def note(self, phase: str, nodes: int = 0) -> None:
         if self.report is not None:
             self.report(phase, self.ub, self.lb, nodes)
 
     @classmethod
-    def start(cls, cd: CostData, p: int, *, incumbent: np.ndarray, allowed: np.ndarray,
-              t0: float, time_limit: float, seed: int, threads: int) -> _Exact:
+    def start(cls, cd: CostData, p: int, *, incumbent: np.ndarray, cols: np.ndarray,
+              t0: float, time_limit: float, seed: int, threads: int, work: Work) -> _Exact:
         """The state with the LP set up: theta and y columns and the row sum(y) = p."""
-        R = _Rows(cd)
-        n, m = cd.n, cd.m
         ub_mask = incumbent.copy()
-        ub = cd.penalized(ub_mask)
-        integral = _integral_objective(cd)
+        s = cls(cd, None, None, p, cols, t0, t0 + time_limit, _integral_objective(cd),
+                cd.penalized(ub_mask), ub_mask, work, cols.copy(), seed, threads)
+        s.build()
+        return s
+
+    def build(self) -> None:
+        """A fresh LP over the columns ``cols``: theta, y and sum(y) = p (no cuts yet)."""
+        cd, n, m = self.cd, self.cd.n, self.cd.m
+        self.R = R = _Rows(cd, self.cols)
         inf = highspy.kHighsInf
-        h = _new_highs(time_limit=time_limit, seed=seed, threads=threads)
+        h = _new_highs(time_limit=max(0.01, self.deadline - time.perf_counter()),
+                       seed=self.seed, threads=self.threads)
         lp_theta_lb = np.where(R.active, R.theta_lb, 0.0)
         h.addVars(n, lp_theta_lb, np.full(n, inf))
         h.changeColsCost(n, np.arange(n, dtype=np.int32), np.where(R.active, 1.0, 0.0))
-        yub = np.where(allowed, 1.0, 0.0)
-        h.addVars(m, np.zeros(m), yub)
-        h.addRow(float(p), float(p), m, np.arange(n, n + m, dtype=np.int32), np.ones(m))
-        return cls(cd, R, h, p, allowed, t0, time_limit, t0 + time_limit, integral, ub, ub_mask)
+        h.addVars(m, np.zeros(m), np.where(self.cols, 1.0, 0.0))
+        h.addRow(float(self.p), float(self.p), m, np.arange(n, n + m, dtype=np.int32),
+                 np.ones(m))
+        self.h = h
+
+    def restricted(self, free: np.ndarray) -> _Exact:
+        """The same solve on a fresh LP over the columns ``free`` only.
+
+        Its first cuts are those binding in this LP, at the same levels (over
+        the free columns only): its cut loop starts near its optimum.
+        """
+        _debug(f"restrict to {int(free.sum())} of {int(self.cols.sum())} columns")
+        self.work.rebuilds += 1
+        s = _Exact(self.cd, None, None, self.p, free.copy(), self.t0, self.deadline,
+                   self.integral, self.ub, self.ub_mask, self.work, self.allowed, self.seed,
+                   self.threads,
+                   lb=self.lb, tol=self.tol, report=self.report)
+        s.build()
+        s.seed_cuts = self.binding_cuts()
+        return s
+
+    def root(self, pool: list) -> tuple[np.ndarray, ExactOutcome | None]:
+        """The root: cuts tight at the incumbent (and ``pool``), the cut loop, rounding, fixing.
+
+        Returns the columns left free by reduced-cost fixing, and the outcome
+        when the solve ends here (proven, or out of time).
+        """
+        cd, R = self.cd, self.R
+        # initial cuts: each row at the cost the incumbent gives it (tight at the incumbent),
+        # at the costs of the good integer solutions the heuristic visited (the optimum is
+        # usually among or near them), and the cuts binding in the LP before a restriction
+        act = np.flatnonzero(R.active)
+        pairs = [np.c_[act, R.costs_at(cd, sol)[act]] for sol in [self.ub_mask, *pool[-20:]]]
+        if self.seed_cuts is not None:
+            sc = self.seed_cuts
+            pairs.append(sc[R.active[sc[:, 0].astype(np.int64)]])
+        pairs = np.unique(np.vstack(pairs), axis=0)
+        self.add_cuts(R.cuts_at(pairs[:, 0].astype(np.int64), pairs[:, 1]))
+        lb_before = self.lb
+        y = self.cut_loop(keep_best=True)
+        if y is None:
+            return self.cols, self.stopped()
+        _debug(f"root LP {self.lb:.8g} (before {lb_before:.8g}), {self.h.getNumRow()} rows, "
+               f"{time.perf_counter() - self.t0:.2f} s")
+        # LP optimum reached: an incumbent from it
+        self.round_lp(y)
+        if self.done():
+            return self.cols, self.proven()
+        return self.fix_by_reduced_cost(y)
+
+    def stopped(self) -> ExactOutcome:
+        """The outcome when the deadline (or a failed LP) stops the solve."""
+        lb = min(self.lb, self.ub) if np.isfinite(self.lb) else -np.inf
+        return ExactOutcome(self.ub_mask, lb, self.ub, False, True)
 
     def cutoff_tol(self, u: float) -> float:
         """Prune / prove when lb >= ub - cutoff_tol(ub)."""
@@ -375,7 +484,20 @@ class _Exact:
         idx[mask] = n + cols
         val[mask] = coef
         self.h.addRows(nr, lower, np.full(nr, highspy.kHighsInf), idx.size, starts, idx, val)
+        self.cut_rows.append(rows)
+        self.cut_levels.append(lower / self.R.w[rows])
         return nr
+
+    def binding_cuts(self) -> np.ndarray:
+        """(row, level) pairs of the cuts binding at the LP's current solution."""
+        if not self.cut_rows:
+            return np.empty((0, 2))
+        rows = np.concatenate(self.cut_rows)
+        lev = np.concatenate(self.cut_levels)
+        lower = lev * self.R.w[rows]
+        act = np.asarray(self.h.getSolution().row_value)[1:]
+        tight = act <= lower + 1e-7 * np.maximum(1.0, np.abs(lower))
+        return np.c_[rows[tight], lev[tight]]
 
     def cut_loop(self, *, keep_best: bool) -> np.ndarray | None:
         """Solve the LP and add violated cuts until none is left: the LP's ``y``.
@@ -387,6 +509,7 @@ class _Exact:
         while True:
             h.setOptionValue("time_limit", max(0.01, self.deadline - time.perf_counter()))
             h.run()
+            self.work.lp_runs += 1
             if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
                 return None
             x = np.asarray(h.getSolution().col_value)
@@ -408,12 +531,11 @@ class _Exact:
             self.improve(cd.penalized(mask), mask)
         elif p > 0:
             # LP rounding: the p largest y, polished by the interchange local search
-            order = np.argsort(-np.where(self.allowed, y, -1.0), kind="stable")[:p]
+            order = np.argsort(-np.where(self.cols, y, -1.0), kind="stable")[:p]
             mask = cd.fixed.copy()
             mask[order] = True
             st = _Swap(cd, mask, self.allowed)
-            st.local_search(deadline=min(self.deadline,
-                                         time.perf_counter() + 0.2 * self.time_limit))
+            st.local_search(deadline=self.deadline)
             val = cd.penalized(st.open)
             _debug(f"LP rounding: {val:.8g} (incumbent {self.ub:.8g})")
             if val < self.ub:
@@ -428,7 +550,7 @@ class _Exact:
         here (proven, or out of time).
         """
         h, n = self.h, self.cd.n
-        free = self.allowed.copy()
+        free = self.cols.copy()
         for _ in range(5):
             lb, ub = self.lb, self.ub
             rc = np.asarray(h.getSolution().col_dual)[n:]
@@ -444,29 +566,19 @@ class _Exact:
                                np.zeros(cols.size))
             y = self.cut_loop(keep_best=True)
             if y is None:
-                return free, ExactOutcome(self.ub_mask, self.lb, self.ub, False, True)
+                return free, self.stopped()
             if self.done():
                 return free, self.proven()
         return free, None
-
-    def add_pool_cuts(self, pool: list, act: np.ndarray, d_inc: np.ndarray) -> None:
-        """Cuts tight at each solution of ``pool`` (rows ``act``; ``d_inc``: the incumbent's)."""
-        R, cd = self.R, self.cd
-        pairs = np.unique(np.vstack([np.c_[act, R.costs_at(cd, sol)[act]] for sol in pool]),
-                          axis=0)
-        # the incumbent's cuts are in already
-        pairs = pairs[pairs[:, 1] != d_inc[pairs[:, 0].astype(np.int64)]]
-        if pairs.size:
-            self.add_cuts(R.cuts_at(pairs[:, 0].astype(np.int64), pairs[:, 1]))
 
     def branch_and_cut(self, free: np.ndarray) -> bool:
         """Our branch-and-cut (`planner.locate._bnb`) for half the time left: proven?"""
         h, t0 = self.h, self.t0
         _debug(f"before branch-and-cut {time.perf_counter() - t0:.2f} s")
-        budget = 0.5 * max(0.0, self.deadline - time.perf_counter())
+        # the tree's budget is a node count (work), never a share of the time left
         bb = branch_and_cut(h, self.R, self.cd, p=self.p, free=free, lb_root=self.lb,
                             ub=self.ub, ub_mask=self.ub_mask, add_cuts=self.add_cuts,
-                            deadline=time.perf_counter() + budget,
+                            deadline=self.deadline, work=self.work,
                             cutoff_tol=self.cutoff_tol, node_limit=_NODE_LIMIT,
                             on_node=None if self.report is None else
                             (lambda nodes, lb, ub: self.report("branch", ub, lb, nodes)))
@@ -488,7 +600,7 @@ class _Exact:
         h.setOptionValue("mip_rel_gap", 0.0)
         h.setOptionValue("mip_abs_gap", self.cutoff_tol(self.ub) if self.integral else 1e-6)
         if self.report is not None:
-            self.report.watch(h, offset=R.const)
+            self.report.watch(h, offset=R.const, incumbent=lambda: self.ub)
         timed_out = False
         while True:
             remaining = self.deadline - time.perf_counter()

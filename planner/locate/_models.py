@@ -131,6 +131,10 @@ def _largest_share(shares: sp.csr_array, n: int) -> np.ndarray:
     return assignment
 
 
+#: Perturbation rounds of the interchange heuristic that starts an exact p-median solve.
+_EXACT_PERTURB = 3
+
+
 def _time_limit(time_limit_s: float, time_limit: float | None) -> float:
     """``time_limit_s``, or the deprecated ``time_limit`` when given."""
     if time_limit is None:
@@ -333,12 +337,14 @@ class PMedian(_Model):
         if self.capacity is not None:
             return self._solve_capacitated(time_limit=time_limit, method=method, seed=seed,
                                            threads=threads, t0=t0)
-        heur_time = min(max(0.5, 0.1 * time_limit), time_limit)
-        if method == "heuristic":
-            heur_time = time_limit
+        # The exact solver's start: greedy + interchange with a few perturbation rounds
+        # (its LP rounding polishes further).  Its work is fixed, so the time limit is
+        # only a deadline here too: a solve that ends in time does the same work under
+        # any larger limit.
         pool: list = []
-        open_mask = interchange(cd, p, seed=seed, time_limit=heur_time, allowed=self.allowed,
-                                pool=pool)
+        open_mask = interchange(cd, p, seed=seed, time_limit=time_limit, allowed=self.allowed,
+                                pool=pool,
+                                n_perturb=None if method == "heuristic" else _EXACT_PERTURB)
         lb = _trivial_bound(cd)
         used = "heuristic"
         proven = False
