@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from planner.locate._data import CostData
 from planner.locate._exact import _new_highs
+from planner.locate._presolve import unique_rows
 
 
 def _int_cols(h: highspy.Highs, lo: int, k: int) -> None:
@@ -62,14 +63,8 @@ def solve_lscp(cover: sp.csr_array, w: np.ndarray, need: float, allowed: np.ndar
     if full:
         # one row per demand point (identical rows merged)
         rows = sp.csr_array(cover)
-        keys = {}
-        uniq = []
-        for i in range(n):
-            k = rows.indices[rows.indptr[i]:rows.indptr[i + 1]].tobytes()
-            if k not in keys:
-                keys[k] = len(uniq)
-                uniq.append(i)
-        sub = rows[np.array(uniq, dtype=np.int64)]
+        rows.sort_indices()
+        sub = rows[unique_rows(rows)[0]]
         h.addRows(sub.shape[0], np.ones(sub.shape[0]), np.full(sub.shape[0], inf), sub.nnz,
                   sub.indptr[:-1].astype(np.int32), sub.indices.astype(np.int32),
                   np.ones(sub.nnz))
