@@ -424,8 +424,11 @@ def cost_matrix(
     Notes
     -----
     Walking is undirected, so the matrix is built from the smaller side
-    (one limited Dijkstra per point, in memory-bounded chunks) and
-    transposed when that is the destination side.
+    (one limited Dijkstra per point) and transposed when that is the
+    destination side.  The points are grouped by square tiles, and each
+    group's Dijkstra runs on the nodes within the reach radius of its tile
+    (exact, see `_cost_rows`), in memory-bounded chunks: time and memory grow
+    with the pairs within the cut-off, not with the network times the points.
     """
     cutoff_s = float(cutoff_s)
     if len(origins) <= len(destinations):
