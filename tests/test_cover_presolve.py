@@ -191,3 +191,70 @@ def test_presolve_counts_on_a_hand_case():
     lscp = presolve_cover(sp.csr_array(d.astype(float)), w, fixed=fixed, usable=~fixed,
                           mode="lscp")
     assert lscp.cover.shape == (1, 1)
+
+
+def highs_without_presolve(d, w, *, p=None, fixed=()):
+    """The raw covering MIP on every demand row, HiGHS's own presolve off: the MCLP's most
+    covered weight (``p`` given) or the LSCP's fewest new sites (every coverable row)."""
+    import highspy
+
+    n, m = d.shape
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.setOptionValue("presolve", "off")
+    h.setOptionValue("mip_rel_gap", 0.0)
+    h.setOptionValue("threads", 1)
+    inf = highspy.kHighsInf
+    lo = np.zeros(m)
+    lo[list(fixed)] = 1.0
+    h.addVars(m, lo, np.ones(m))
+    h.changeColsIntegrality(m, np.arange(m, dtype=np.int32),
+                            np.full(m, highspy.HighsVarType.kInteger))
+    free = np.array([j for j in range(m) if j not in fixed], dtype=np.int32)
+    if p is not None:
+        h.addVars(n, np.zeros(n), np.ones(n))  # z_i: row i covered
+        h.changeColsCost(n, m + np.arange(n, dtype=np.int32), -w)
+        for i in range(n):
+            cols = np.flatnonzero(d[i]).astype(np.int32)
+            h.addRow(-inf, 0.0, cols.size + 1, np.r_[m + i, cols].astype(np.int32),
+                     np.r_[1.0, -np.ones(cols.size)])
+        h.addRow(float(p), float(p), free.size, free, np.ones(free.size))
+    else:
+        h.changeColsCost(free.size, free, np.ones(free.size))
+        for i in np.flatnonzero(d.any(axis=1)):
+            cols = np.flatnonzero(d[i]).astype(np.int32)
+            h.addRow(1.0, inf, cols.size, cols, np.ones(cols.size))
+    h.run()
+    assert h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    obj = h.getInfo().objective_function_value
+    return -obj if p is not None else round(obj)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_presolved_covering_equals_raw_highs_on_medium_instances(seed):
+    """600 demand points on a plane, 40 sites, coverage 250 m: the presolved MCLP and LSCP
+    optima equal HiGHS's on the raw model (its presolve off)."""
+    rng = np.random.default_rng(300 + seed)
+    pts = rng.uniform(0, 1000, (600, 2))
+    sites = rng.uniform(0, 1000, (40, 2))
+    cost = np.hypot(*(pts[:, None, :] - sites[None, :, :]).transpose(2, 0, 1))
+    cost[cost > 600] = np.inf  # sparse: farther pairs are not stored
+    w = rng.integers(1, 30, 600).astype(float)
+    d = cost <= 250.0
+    fixed = [3, 17]
+    for p in (2, 6):
+        r = MCLP.from_cost_matrix(cost, p=p, coverage=250.0, weights=w,
+                                  fixed=fixed).solve(method="exact")
+        assert r.status == "optimal"
+        assert r.objective == pytest.approx(highs_without_presolve(d, w, p=p, fixed=fixed))
+        assert r.info["presolve"]["rows_merged"] < 600  # neighbours share coverage sets
+    with warnings_ok(d):
+        ls = LSCP.from_cost_matrix(cost, coverage=250.0, weights=w, fixed=fixed).solve()
+    assert ls.status == "optimal"
+    assert ls.objective == highs_without_presolve(d, w, fixed=fixed)
+
+
+def warnings_ok(d):
+    from planner._errors import PlannerWarning
+
+    return pytest.warns(PlannerWarning) if not d.any(axis=1).all() else contextlib.nullcontext()
