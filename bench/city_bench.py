@@ -29,7 +29,9 @@ Usage::
 
     python bench/city_bench.py            # the city above (about 20-30 minutes)
     python bench/city_bench.py --quick    # 100,000 nodes, 10,000 units, 1,000 candidates,
-                                          # 100,000 demand points (< 5 minutes)
+                                          # 100,000 demand points, exact solves limited
+                                          # to 40 s (p-median) and 20 s (MCLP, LSCP)
+                                          # (< 5 minutes)
 
 Last line: ``RESULT city matrix_s=<s> pmedian_p100_s=<s> pmedian_p100_gap_pct=<g> mclp_s=<s>
 access_1m_s=<s> peak_gb=<g>`` (``peak_gb``: the process's peak RSS over the
@@ -260,15 +262,19 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true",
                     help="100,000-node city, 10,000 units, 1,000 candidates (< 5 minutes)")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--time-limit", type=float, default=600.0,
-                    help="seconds per exact p-median solve")
-    ap.add_argument("--cover-limit", type=float, default=120.0,
-                    help="seconds per exact MCLP / LSCP solve")
+    ap.add_argument("--time-limit", type=float, default=None,
+                    help="seconds per exact p-median solve (600; --quick: 40)")
+    ap.add_argument("--cover-limit", type=float, default=None,
+                    help="seconds per exact MCLP / LSCP solve (120; --quick: 20)")
     ap.add_argument("--no-access", action="store_true", help="skip the 1M-node access step")
     ap.add_argument("--no-spopt", action="store_true")
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore", PlannerWarning)
     q = args.quick
+    if args.time_limit is None:
+        args.time_limit = 40.0 if q else 600.0
+    if args.cover_limit is None:
+        args.cover_limit = 20.0 if q else 120.0
     n_nodes, n_units, n_cands, n_exist, n_points = (
         (100_000, 10_000, 1_000, 20, 100_000) if q else
         (1_000_000, 100_000, 10_000, 200, 1_000_000))
@@ -311,7 +317,7 @@ def main(argv=None) -> int:
 
     if not args.no_spopt:
         say("\n[4] peers: spopt on a window of the city (dense matrices)")
-        spopt_peers(city, M, city.units_w, fixed, 4000.0 if q else 5000.0, args.time_limit)
+        spopt_peers(city, M, city.units_w, fixed, 4000.0 if q else 5000.0, 600.0)
 
     access_s = float("nan")
     if not args.no_access:

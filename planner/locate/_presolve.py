@@ -269,7 +269,7 @@ def presolve_cover(cover, weights: np.ndarray, *, fixed: np.ndarray, usable: np.
             kc = np.flatnonzero(~dom)
             sub, cols = sp.csr_array(sub[:, kc]), cols[kc]
             sub.sort_indices()
-        if not changed or rounds >= 6:
+        if not changed or rounds >= 20:
             break
     stats.update(rows_merged=int(first_merge), rows_kept=int(sub.shape[0]),
                  cols_kept=int(cols.size), nnz_kept=int(sub.nnz), rounds=rounds)
