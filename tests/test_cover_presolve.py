@@ -258,3 +258,46 @@ def warnings_ok(d):
     from planner._errors import PlannerWarning
 
     return pytest.warns(PlannerWarning) if not d.any(axis=1).all() else contextlib.nullcontext()
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_lagrangian_bound_is_valid_and_near_the_lp_bound(seed):
+    """Never below the brute-force optimum; never below the LP relaxation (its minimum) and
+    close to it after the subgradient steps."""
+    import highspy
+
+    from planner.locate._cover import mclp_lagrangian_bound
+
+    rng = np.random.default_rng(400 + seed)
+    n, m, k = 60, 10, 3
+    d = random_cover(rng, n, m, 0.25)
+    w = rng.integers(1, 9, n).astype(float)
+    best = brute_mclp(d, w, k, [])
+    ub = mclp_lagrangian_bound(sp.csr_array(d.astype(float)), w, k, best, time_limit=5.0)
+    # the LP relaxation: max w.z, z_i <= sum_j d_ij y_j, sum y <= k, 0 <= y, z <= 1
+    h = highspy.Highs()
+    h.setOptionValue("output_flag", False)
+    h.addVars(m + n, np.zeros(m + n), np.ones(m + n))
+    h.changeColsCost(n, m + np.arange(n, dtype=np.int32), -w)
+    for i in range(n):
+        cols = np.flatnonzero(d[i]).astype(np.int32)
+        h.addRow(-highspy.kHighsInf, 0.0, cols.size + 1, np.r_[m + i, cols].astype(np.int32),
+                 np.r_[1.0, -np.ones(cols.size)])
+    h.addRow(-highspy.kHighsInf, k, m, np.arange(m, dtype=np.int32), np.ones(m))
+    h.run()
+    lp = -h.getInfo().objective_function_value
+    assert ub >= lp - 1e-6 >= best - 1e-6
+    assert ub <= lp * 1.02 + 1e-6
+
+
+def test_mclp_heuristic_reports_the_lagrangian_bound():
+    rng = np.random.default_rng(7)
+    pts = rng.uniform(0, 1000, (400, 2))
+    sites = rng.uniform(0, 1000, (30, 2))
+    cost = np.hypot(*(pts[:, None, :] - sites[None, :, :]).transpose(2, 0, 1))
+    w = rng.integers(1, 30, 400).astype(float)
+    ex = MCLP.from_cost_matrix(cost, p=4, coverage=200.0, weights=w).solve(method="exact")
+    h = MCLP.from_cost_matrix(cost, p=4, coverage=200.0, weights=w).solve(method="heuristic")
+    assert ex.status == "optimal"
+    assert h.bound >= ex.objective - 1e-9  # a valid upper bound on the covered weight
+    assert h.bound <= 1.05 * ex.objective < w.sum()  # near the optimum, not the trivial bound

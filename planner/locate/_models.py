@@ -524,6 +524,7 @@ class MCLP(_Model):
                                     time_limit=heur_time)
             return self._solve_capacitated(cov, open_mask, time_limit=time_limit, method=method,
                                            seed=seed, threads=threads, t0=t0)
+        from planner.locate._cover import mclp_lagrangian_bound
         from planner.locate._presolve import presolve_cover
 
         # merge rows with one coverage set, drop rows fixed sites cover and dominated sites
@@ -544,9 +545,18 @@ class MCLP(_Model):
             zero.penalty = 1.0
             every = np.ones(red.cols.size, bool)
             chosen = interchange(zero, k, seed=seed, allowed=every, time_limit=heur_time)
-            if method != "heuristic":
-                if rep is not None:
-                    rep("heuristic", zero.penalized(chosen), -np.inf)
+            w_red = float(red.weights.sum())
+            if rep is not None:
+                rep("heuristic", zero.penalized(chosen), -np.inf)
+            # the LP bound by Lagrangian relaxation (a few seconds on a city)
+            lag = mclp_lagrangian_bound(red.cover, red.weights, k,
+                                        w_red - zero.penalized(chosen),
+                                        time_limit=min(10.0, max(0.5, 0.1 * time_limit)))
+            ub_cov = min(ub_cov, red.fixed_weight + lag)
+            if rep is not None:
+                rep("lagrangian", zero.penalized(chosen), w_red - lag)
+            proven = lag <= w_red - zero.penalized(chosen) + 1e-9 * max(1.0, w_red)
+            if method != "heuristic" and not proven:
                 out = solve_pmedian_exact(zero, k, incumbent=chosen,
                                           time_limit=max(0.05, time_limit - (
                                               time.perf_counter() - t0)),
