@@ -720,3 +720,69 @@ def test_service_areas_equal_an_independent_reference_on_a_random_net(monkeypatc
                 # of a block's eroded core and of a band are drawn with other vertices
                 assert shapely.difference(prev, got).area < 1e-6 * prev.area
             prev = got
+
+
+def _grid_net(side: int, spacing: float, seed: int) -> WalkNetwork:
+    rng = np.random.default_rng(seed)
+    ii, jj = np.meshgrid(np.arange(side), np.arange(side), indexing="ij")
+    x = (ii * spacing + rng.uniform(-5, 5, ii.shape)).ravel()
+    y = (jj * spacing + rng.uniform(-5, 5, ii.shape)).ravel()
+    idx = ii * side + jj
+    u = np.r_[idx[:-1, :].ravel(), idx[:, :-1].ravel()]
+    v = np.r_[idx[1:, :].ravel(), idx[:, 1:].ravel()]
+    keep = rng.random(u.size) > 0.15
+    return WalkNetwork.from_edges(x, y, u[keep], v[keep], crs=CRS, speed_mps=1.2)
+
+
+@pytest.mark.parametrize("edges", ["plain", "fast", "instant"])
+def test_cost_matrix_by_tiles_equals_networkx_pair_by_pair(monkeypatch, edges):
+    """Sources far apart on a grid much larger than the reach: each tile of sources runs on a
+    box of the network; every pair must still equal NetworkX on the whole graph.  "fast":
+    some edges walk faster than their straight length (a moving walkway, downhill), so the
+    reach radius must grow; "instant": an edge of zero time between distinct nodes (no radius
+    bounds the reach, the whole network is used)."""
+    from dataclasses import replace
+
+    net = _grid_net(40, 50.0, seed=7)
+    rng = np.random.default_rng(8)
+    if edges != "plain":
+        t = net.edge_time_s.copy()
+        pick = rng.choice(net.n_edges, 40, replace=False)
+        t[pick] *= 0.0 if edges == "instant" else 0.3
+        net = replace(net, edge_time_s=t)
+    src = snap_points(net, rng.uniform(0, 1950, (60, 2)), max_snap_m=1e9)
+    tgt = snap_points(net, rng.uniform(0, 1950, (90, 2)), max_snap_m=1e9)
+    tgt = snap_points(net, np.r_[np.c_[tgt.point_x, tgt.point_y],
+                                 np.c_[src.point_x[:5], src.point_y[:5]] + 3.0],
+                      max_snap_m=1e9)  # some targets on a source's edge
+    cutoff = 400.0
+    monkeypatch.setattr(routing, "_MEMORY_BYTES", 8 * 3 * 2000 * 2)  # a few rows per chunk
+    sizes = []
+
+    def spy(graph, **kw):
+        sizes.append(graph.shape[0] - len(kw["indices"]))  # nodes of the (sub)network
+        return dijkstra(graph, **kw)
+
+    monkeypatch.setattr(routing, "dijkstra", spy)
+    m = access.cost_matrix(net, src, tgt, cutoff_s=cutoff)
+    g = reference_graph(net, src, tgt)
+    want = np.full((len(src), len(tgt)), np.inf)
+    for i in range(len(src)):
+        d = nx.single_source_dijkstra_path_length(g, ("s", i), cutoff=cutoff + 1)
+        for j in range(len(tgt)):
+            want[i, j] = d.get(("t", j), np.inf)
+    want[want > cutoff] = np.inf
+    got = np.full(want.shape, np.inf)
+    c = m.tocoo()
+    got[c.row, c.col] = c.data
+    assert np.array_equal(np.isfinite(got), np.isfinite(want))
+    assert 0.02 < np.isfinite(want).mean() < 0.5  # the cut-off binds, and pairs exist
+    fin = np.isfinite(want)
+    np.testing.assert_allclose(got[fin], want[fin], rtol=0, atol=1e-6)
+    if edges == "instant":
+        assert routing._seconds_per_metre(net) == 0.0 and set(sizes) == {net.n_nodes}
+    elif edges == "fast":  # the reach radius grows 1 / 0.3 times
+        assert routing._seconds_per_metre(net) == pytest.approx(0.3 / 1.2)
+    else:  # many chunks, each on a part of the network
+        assert routing._seconds_per_metre(net) == pytest.approx(1 / 1.2)
+        assert len(sizes) > 5 and max(sizes) < net.n_nodes / 2

@@ -507,40 +507,77 @@ class MCLP(_Model):
         return cls(cd, p, coverage_min * 60.0, allowed=allow, capacity=cap, labels=labels)
 
     def _progress_transform(self):
-        """Progress in covered weight: the solvers minimise the weight left uncovered."""
+        """Progress in covered weight: the solvers minimise the weight left uncovered (of the
+        presolved rows; ``_uncovered_offset`` adds what no site can cover)."""
         W = float(self.cd.weights.sum())
-        return lambda inc, bnd: (W - inc, W - bnd)
+        return lambda inc, bnd: (W - inc - self._uncovered_offset,
+                                 W - bnd - self._uncovered_offset)
+
+    _uncovered_offset = 0.0
 
     def _solve(self, *, time_limit, method, seed, threads, t0, rep) -> LocateResult:
         cd = self.cd
         cov = _coverage(cd, self.coverage)
         cov.sort_indices()
-        zero = build_cost_data(sp.csr_array((np.zeros(cov.nnz), cov.indices, cov.indptr),
-                                            shape=cov.shape), weights=cd.weights, fixed=cd.fixed)
-        zero.penalty = 1.0
-        open_mask = interchange(zero, self.p, seed=seed, allowed=self.allowed,
-                                time_limit=time_limit if method == "heuristic" else
-                                min(max(0.5, 0.1 * time_limit), time_limit))
+        heur_time = time_limit if method == "heuristic" else min(max(0.5, 0.1 * time_limit),
+                                                                 time_limit)
         if self.capacity is not None:
+            zero = build_cost_data(sp.csr_array((np.zeros(cov.nnz), cov.indices, cov.indptr),
+                                                shape=cov.shape), weights=cd.weights,
+                                   fixed=cd.fixed)
+            zero.penalty = 1.0
+            open_mask = interchange(zero, self.p, seed=seed, allowed=self.allowed,
+                                    time_limit=heur_time)
             return self._solve_capacitated(cov, open_mask, time_limit=time_limit, method=method,
                                            seed=seed, threads=threads, t0=t0)
+        from planner.locate._cover import mclp_lagrangian_bound
+        from planner.locate._presolve import presolve_cover
+
+        # merge rows with one coverage set, drop rows fixed sites cover and dominated sites
+        red = presolve_cover(cov, cd.weights, fixed=cd.fixed, usable=self.allowed, mode="mclp")
+        self._uncovered_offset = red.lost_weight
         W = float(cd.weights.sum())
-        ub_cov = W  # trivial upper bound on the covered weight
-        proven = False
-        used = "heuristic"
-        if not (cd.weights[zero.reachable_any()] > 0).any():
-            proven = True  # no weight can be covered: every choice covers 0
-        elif method != "heuristic":
+        k = min(self.p, red.cols.size)
+        chosen = np.zeros(red.cols.size, bool)
+        ub_cov = W - red.lost_weight  # what every site together could cover
+        proven = red.cover.shape[0] == 0 or k == 0 or k == red.cols.size
+        used = "presolve" if proven else "heuristic"
+        if proven:
+            chosen[:k] = True
+        else:
+            zero = build_cost_data(sp.csr_array((np.zeros(red.cover.nnz), red.cover.indices,
+                                                 red.cover.indptr), shape=red.cover.shape),
+                                   weights=red.weights)
+            zero.penalty = 1.0
+            every = np.ones(red.cols.size, bool)
+            chosen = interchange(zero, k, seed=seed, allowed=every, time_limit=heur_time)
+            w_red = float(red.weights.sum())
             if rep is not None:
-                rep("heuristic", zero.penalized(open_mask), -np.inf)
-            out = solve_pmedian_exact(zero, self.p, incumbent=open_mask,
-                                      time_limit=max(0.05, time_limit - (time.perf_counter() - t0)),
-                                      seed=seed, threads=threads, allowed=self.allowed,
-                                      report=rep)
-            open_mask, proven, used = out.open_mask, out.proven, "heuristic+exact"
-            ub_cov = min(ub_cov, W - out.lower_bound)
-        return _coverage_result(self, cov, open_mask, objective=None, bound=ub_cov,
-                                proven=proven, used=used, method=method, t0=t0)
+                rep("heuristic", zero.penalized(chosen), -np.inf)
+            # the LP bound by Lagrangian relaxation (a few seconds on a city)
+            lag = mclp_lagrangian_bound(red.cover, red.weights, k,
+                                        w_red - zero.penalized(chosen),
+                                        time_limit=min(10.0, max(0.5, 0.1 * time_limit)))
+            ub_cov = min(ub_cov, red.fixed_weight + lag)
+            if rep is not None:
+                rep("lagrangian", zero.penalized(chosen), w_red - lag)
+            proven = lag <= w_red - zero.penalized(chosen) + 1e-9 * max(1.0, w_red)
+            if method != "heuristic" and not proven:
+                out = solve_pmedian_exact(zero, k, incumbent=chosen,
+                                          time_limit=max(0.05, time_limit - (
+                                              time.perf_counter() - t0)),
+                                          seed=seed, threads=threads, allowed=every, report=rep)
+                chosen, proven, used = out.open_mask, out.proven, "presolve+heuristic+exact"
+                ub_cov = min(ub_cov, W - red.lost_weight - out.lower_bound)
+        open_mask = np.zeros(cd.m, bool)
+        open_mask[red.cols[chosen]] = True
+        # sites beyond the useful ones (the presolve's sum y <= p): any allowed, lowest first
+        spare = np.flatnonzero(self.allowed & ~open_mask)[:self.p - int(chosen.sum())]
+        open_mask[spare] = True
+        res = _coverage_result(self, cov, open_mask | cd.fixed, objective=None, bound=ub_cov,
+                               proven=proven, used=used, method=method, t0=t0)
+        res.info["presolve"] = red.stats
+        return res
 
     def _solve_capacitated(self, cov, heur_mask, *, time_limit, method, seed, threads, t0):
         from planner.locate._cover import solve_capacitated_cover
@@ -675,26 +712,36 @@ class LSCP(_Model):
         if self.capacity is not None:
             return self._solve_capacitated(cov, need, time_limit=time_limit, method=method,
                                            seed=seed, threads=threads, t0=t0)
-        # rows still to cover: not covered by fixed sites, coverable
-        todo = ~by_fixed & reach
-        sub = cov[np.flatnonzero(todo)]
-        need_rest = max(0.0, need - fixed_w)
-        wt = w[todo]
-        start = greedy_cover(sub, wt, need_rest, self.allowed)
+        from planner.locate._presolve import presolve_cover
+
+        # rows still to cover (not covered by fixed sites, coverable), identical rows merged,
+        # implied rows (supersets, full cover) and dominated sites dropped
+        full = self.target_share >= 1.0
+        red = presolve_cover(cov, w, fixed=cd.fixed, usable=self.allowed,
+                             mode="lscp" if full else "partial")
+        sub, wt = red.cover, red.weights
+        need_rest = float(wt.sum()) if full else max(0.0, need - fixed_w)
+        every = np.ones(red.cols.size, bool)
+        start = greedy_cover(sub, wt, need_rest, every) if sub.shape[0] else np.zeros(
+            red.cols.size, bool)
         proven, used, lb = False, "greedy", 0.0
-        if method != "heuristic" and need_rest > 0:
+        if sub.shape[0] == 0 or need_rest <= 0:
+            proven = True
+        elif method != "heuristic":
             start, lb, proven = solve_lscp(
-                sub, wt, need_rest, self.allowed, start=start,
+                sub, wt, need_rest, every, start=start,
                 time_limit=max(0.05, time_limit - (time.perf_counter() - t0)), seed=seed,
                 threads=threads, report=rep)
-            used = "greedy+exact"
-        elif need_rest <= 0:
-            proven = True
-        open_mask = start | cd.fixed
-        k = float((start & ~cd.fixed).sum())
-        return _coverage_result(self, cov, open_mask, objective=k, bound=lb if not proven else k,
-                                proven=proven, used=used, method=method, t0=t0)
-
+            used = "presolve+greedy+exact"
+        open_mask = np.zeros(cd.m, bool)
+        open_mask[red.cols[start]] = True
+        open_mask |= cd.fixed
+        k = float((open_mask & ~cd.fixed).sum())
+        res = _coverage_result(self, cov, open_mask, objective=k,
+                               bound=lb if not proven else k, proven=proven, used=used,
+                               method=method, t0=t0)
+        res.info["presolve"] = red.stats
+        return res
 
     def _solve_capacitated(self, cov, need, *, time_limit, method, seed, threads, t0):
         """Capacitated LSCP: always the MIP (``method='heuristic'`` too)."""
