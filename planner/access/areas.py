@@ -402,12 +402,17 @@ def _warn_no_street(facilities: Snapped, none: np.ndarray, minutes: Sequence[flo
 
     shown = "; ".join(one(f) for f in far[:limit])
     more = f"; and {far.size - limit} more" if far.size > limit else ""
-    warnings.warn(
+    shown_zh = "；".join(one(f).replace(" min)", " 分钟)").replace(" m;", " 米；")
+                        for f in far[:limit])
+    more_zh = f"；另有 {far.size - limit} 个" if far.size > limit else ""
+    warnings.warn(PlannerWarning(
         f"{far.size} of {len(facilities)} facilities are farther from the nearest walkable "
         f"street than a threshold's walk, so they reach no street and have no service-area "
         f"polygon for it (no geometry): {shown}{more}. Check their coordinates "
         "(GCJ-02/BD-09 offsets?) or add the missing streets.",
-        PlannerWarning, stacklevel=3)
+        f"{len(facilities)} 个设施中有 {far.size} 个距最近的可步行道路超过该时间阈值的步行距离，"
+        f"到不了道路，该阈值下无服务范围（几何为空）：{shown_zh}{more_zh}。"
+        "请检查其坐标（GCJ-02/BD-09 偏移？）或补充缺失的道路。"), stacklevel=3)
 _FAR = {
     "zh": "{n} 个设施距最近的可步行道路超过 {m:g} 米，不生成服务范围（到道路的一条直线不是服务范围）：{rows}。"
           "请检查其坐标（坐标系偏移？）或补充缺失的道路。",
@@ -430,9 +435,9 @@ def _warn_far(facilities: Snapped, lang: str) -> None:
     text = (", " if lang == "en" else "、").join(rows)
     if more > 0:
         text += f" … and {more} more" if lang == "en" else f" 等，另有 {more} 个"
-    msg = _FAR["en" if lang == "en" else "zh"].format(n=far.size, m=facilities.max_snap_m,
-                                                      rows=text)
-    warnings.warn(msg, PlannerWarning, stacklevel=3)
+    texts = {k: _FAR[k].format(n=far.size, m=facilities.max_snap_m, rows=text)
+             for k in ("en", "zh")}
+    warnings.warn(PlannerWarning(texts["en"], texts["zh"]), stacklevel=3)
 
 
 def _workers(workers: int | None, n_facilities: int) -> int:
