@@ -27,8 +27,8 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.csgraph import shortest_path
+
+from planner.locate._orlib import matrix_from_edges
 
 #: The OR-Library-family sizes of the benchmark (n, p): pmed21-40's n with p = 5 and 10.
 ORLIB_FAMILY = [(n, p) for n in (500, 600, 700, 800, 900) for p in (5, 10)]
@@ -62,15 +62,7 @@ def orlib_text(n: int, p: int, seed: int = 0) -> str:
 
 def orlib_like(n: int, p: int, seed: int = 0) -> tuple[np.ndarray, int]:
     """(cost, p): the all-pairs shortest-path matrix of `orlib_edges` (last listing wins)."""
-    e = orlib_edges(n, seed)
-    i, j, c = e[:, 0] - 1, e[:, 1] - 1, e[:, 2].astype(np.float64)
-    lo, hi = np.minimum(i, j), np.maximum(i, j)
-    key = lo * n + hi
-    _, last_rev = np.unique(key[::-1], return_index=True)
-    last = len(key) - 1 - last_rev
-    lo, hi, c = lo[last], hi[last], c[last]
-    adj = sp.coo_array((np.r_[c, c], (np.r_[lo, hi], np.r_[hi, lo])), shape=(n, n)).tocsr()
-    return shortest_path(adj, method="D", directed=False), p
+    return matrix_from_edges(orlib_edges(n, seed), n), p
 
 
 def euclidean_points(n: int, kind: str = "uniform", seed: int = 0) -> np.ndarray:

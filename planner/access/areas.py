@@ -27,7 +27,7 @@ from scipy.sparse.csgraph import dijkstra
 
 from planner._errors import PlannerWarning
 from planner.access.faces import Faces, eroded, planar_faces
-from planner.access.routing import _rows_in_memory, _snap_s, _virtual_graph
+from planner.access.routing import _cell_index, _rows_in_memory, _snap_s, _virtual_graph
 from planner.access.snap import Snapped, edge_geometries, edge_vertices, run_offsets
 from planner.defaults import SERVICE_AREA_BUFFER_M, THRESHOLDS_MIN
 from planner.progress import bar
@@ -162,18 +162,6 @@ def _reach_m_per_s(net: WalkNetwork) -> float:
     return net.cached("reach_m_per_s", build)
 
 
-def _nodes_near(net: WalkNetwork, x0: float, x1: float, y0: float, y1: float) -> np.ndarray:
-    """Sorted ids of the nodes in the box (through a cached x-order)."""
-    def build() -> tuple[np.ndarray, np.ndarray]:
-        order = np.argsort(net.node_x, kind="stable")
-        return order, net.node_x[order]
-
-    order, xs = net.cached("nodes_by_x", build)
-    cand = order[np.searchsorted(xs, x0, "left"):np.searchsorted(xs, x1, "right")]
-    y = net.node_y[cand]
-    return np.sort(cand[(y >= y0) & (y <= y1)])
-
-
 def _subgraph(a: sp.csr_matrix, keep: np.ndarray) -> sp.csr_matrix:
     """``a[keep][:, keep]`` for sorted ``keep``, without the O(n) work of scipy's indexing."""
     start, cnt = a.indptr[keep], np.diff(a.indptr)[keep]
@@ -226,8 +214,8 @@ def _build_areas(net: WalkNetwork, facilities: Snapped, limits: np.ndarray, buff
             sub, src = a, virt[ids]
         else:
             fx, fy = facilities.x[ids], facilities.y[ids]
-            nodes = _nodes_near(net, fx.min() - reach, fx.max() + reach,
-                                fy.min() - reach, fy.max() + reach)
+            nodes = _cell_index(net).query(fx.min() - reach, fx.max() + reach,
+                                           fy.min() - reach, fy.max() + reach)
             keep = np.concatenate([nodes, np.sort(virt[ids])])
             sub = _subgraph(a, keep)
             src = np.searchsorted(keep, virt[ids])

@@ -40,6 +40,15 @@ def read_orlib(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     edges = tokens[3:3 + 3 * m].reshape(-1, 3)
     if edges.shape[0] != m:
         raise LocateError(f"{path} announces {m} edges but holds {edges.shape[0]}.")
+    return matrix_from_edges(edges, n), p
+
+
+def matrix_from_edges(edges: np.ndarray, n: int) -> np.ndarray:
+    """All-pairs shortest paths of an OR-Library edge list (1-based ``i j cost`` rows).
+
+    Edges are undirected and, as in Beasley's files, the last listing of a
+    pair wins (not the cheapest).
+    """
     i, j, c = edges[:, 0] - 1, edges[:, 1] - 1, edges[:, 2].astype(np.float64)
     # last occurrence wins: key each undirected pair, keep the last index per key
     lo, hi = np.minimum(i, j), np.maximum(i, j)
@@ -48,5 +57,4 @@ def read_orlib(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     last = len(key) - 1 - last_rev
     lo, hi, c = lo[last], hi[last], c[last]
     adj = sp.coo_array((np.r_[c, c], (np.r_[lo, hi], np.r_[hi, lo])), shape=(n, n)).tocsr()
-    dist = shortest_path(adj, method="D", directed=False)
-    return dist, p
+    return shortest_path(adj, method="D", directed=False)
