@@ -67,7 +67,7 @@ import numpy as np
 
 from planner.locate._bnb import branch_and_cut
 from planner.locate._data import CostData
-from planner.locate._heuristic import _Swap
+from planner.locate._heuristic import _Swap, interchange
 
 __all__ = ["ExactOutcome", "Reporter", "reporter", "solve_pmedian_exact"]
 
@@ -146,6 +146,8 @@ class ExactOutcome:
     timed_out: bool
     #: Work done (`Work`): equal under any time limit the solve finishes within.
     work: Any = None
+    #: Why it stopped short of a proof other than the deadline ("" when not).
+    note: str = ""
 
 
 def _debug(msg: str) -> None:
@@ -315,9 +317,36 @@ def solve_pmedian_exact(
 
 def _solve(cd, p, *, incumbent, time_limit, seed, threads, allowed, pool, report, t0, work
            ) -> ExactOutcome:
-    s = _Exact.start(cd, p, incumbent=incumbent, cols=allowed & ~cd.fixed, t0=t0,
+    cols = allowed & ~cd.fixed
+    lag = None
+    if p > 0 and _too_big_for_lp(cd, cols):
+        lag, cd, p, cols, incumbent = _lagrangian_phase(
+            cd, p, cols, incumbent, allowed=allowed, t0=t0, time_limit=time_limit, work=work,
+            report=report)
+        if lag.proven:
+            return ExactOutcome(incumbent, cd.penalized(incumbent), cd.penalized(incumbent),
+                                True, False)
+        _debug(f"reduced entries after fixing: {_reduced_entries(cd, cols):,}")
+        if _too_big_for_lp(cd, cols):
+            # even reduced, one LP of the cut model would take minutes: the Lagrangian
+            # bound is the answer (a count rule, so the same under any time limit), and
+            # the work left goes to the incumbent: iterated local search from the
+            # Lagrangian heuristic's solution, over the columns fixing left
+            better = interchange(cd, p, seed=seed, time_limit=t0 + time_limit
+                                 - time.perf_counter(), n_perturb=_LARGE_PERTURB,
+                                 allowed=cols, start=incumbent)
+            if cd.penalized(better) < cd.penalized(incumbent):
+                incumbent = better
+            ub = cd.penalized(incumbent)
+            return ExactOutcome(incumbent, min(lag.lb, ub), ub, False,
+                                time.perf_counter() >= t0 + time_limit,
+                                note="lagrangian_bound_lp_too_large")
+    s = _Exact.start(cd, p, incumbent=incumbent, cols=cols, t0=t0,
                      time_limit=time_limit, seed=seed, threads=threads, work=work)
     s.report = report
+    if lag is not None:
+        s.lb = lag.lb
+        s.seed_cuts = _level_cuts(s.R, lag.level)
     while True:
         free, early = s.root(pool or [])
         if early is not None:
@@ -337,6 +366,79 @@ def _solve(cd, p, *, incumbent, time_limit, seed, threads, allowed, pool, report
 #: Restrict the LP to the free columns when reduced-cost fixing keeps at most this share.
 _RESTRICT = 0.8
 
+#: Reduced entries (pairs cheaper than the row's cap, over columns that may open) above
+#: which the LP of the cut model is left out and the Lagrangian relaxation bounds and
+#: fixes first (`planner.locate._lagrange`): at 3 million entries one LP takes minutes.
+_LP_MAX_ENTRIES = 1_000_000
+
+
+#: Perturbation rounds of the iterated local search when the LP is left out.
+_LARGE_PERTURB = 40
+
+
+def _reduced_entries(cd: CostData, cols: np.ndarray) -> int:
+    cap_fixed, _ = cd.nearest_open(cd.fixed)
+    cap = np.where(np.isfinite(cap_fixed), cap_fixed, cd.penalty)
+    return int(np.count_nonzero((cd.data < cap[cd.rows]) & cols[cd.indices]))
+
+
+def _too_big_for_lp(cd: CostData, cols: np.ndarray) -> bool:
+    return cd.data.size > _LP_MAX_ENTRIES and _reduced_entries(cd, cols) > _LP_MAX_ENTRIES
+
+
+def _lagrangian_phase(cd, p, cols, incumbent, *, allowed, t0, time_limit, work, report):
+    """The Lagrangian bound and fixing (`planner.locate._lagrange`) before the LP.
+
+    Returns the outcome and the reduced problem: columns fixed open that the
+    incumbent opens become fixed sites (``p`` less them), columns fixed closed
+    leave ``cols``.  Every solution better than the incumbent lies in it.
+    """
+    from dataclasses import replace
+
+    from planner.locate._lagrange import pmedian_lagrangian
+
+    ub = cd.penalized(incumbent)
+    integral = _integral_objective(cd)
+
+    def cutoff(u: float) -> float:
+        return u - (1.0 - 1e-6 if integral else max(1e-6, 1e-9 * abs(u)))
+
+    def polish(mask: np.ndarray) -> tuple[float, np.ndarray]:
+        """The Lagrangian heuristic: interchange local search from the relaxation's sites."""
+        st = _Swap(cd, mask, allowed)
+        st.local_search(deadline=t0 + time_limit)
+        return cd.penalized(st.open), st.open
+
+    lag = pmedian_lagrangian(cd, p, cols, ub, incumbent, cutoff=cutoff,
+                             deadline=t0 + time_limit, polish=polish)
+    incumbent = lag.ub_mask
+    work.lagrange_iters += lag.iterations
+    _debug(f"Lagrangian: lb {lag.lb:.8g} ub {lag.ub:.8g} (start {ub:.8g}) after "
+           f"{lag.iterations} iterations, "
+           f"{int(lag.fix0.sum())} columns fixed closed, {int(lag.fix1.sum())} open, "
+           f"{time.perf_counter() - t0:.2f} s")
+    if report is not None:
+        report("lagrange", lag.ub, lag.lb)
+    open1 = lag.fix1 & incumbent
+    if open1.any():
+        cd = replace(cd, fixed=cd.fixed | open1)
+        p -= int(open1.sum())
+    return lag, cd, p, cols & ~lag.fix0 & ~open1, incumbent
+
+
+def _level_cuts(R: _Rows, level: np.ndarray) -> np.ndarray:
+    """(row, level) pairs at the Lagrangian levels: each active row's cut at the smallest of
+    its costs at or above ``level`` (the cap when none), the LP's first cuts."""
+    if R.val.size == 0:
+        return np.empty((0, 2))
+    at = np.flatnonzero(R.val >= level[R.row] - 1e-9)
+    first = np.full(R.w.size, -1, dtype=np.int64)
+    first[R.row[at][::-1]] = at[::-1]  # the first such entry of each row wins
+    lv = np.where(first >= 0, R.val[np.maximum(first, 0)], R.cap)
+    act = np.flatnonzero(R.active)
+    lv = lv[act]
+    return np.c_[act, lv]
+
 
 @dataclass
 class Work:
@@ -345,6 +447,7 @@ class Work:
     lp_runs: int = 0
     nodes: int = 0
     rebuilds: int = 0
+    lagrange_iters: int = 0
 
 
 @dataclass

@@ -231,6 +231,7 @@ def interchange(
     n_perturb: int | None = None,
     allowed: np.ndarray | None = None,
     pool: list | None = None,
+    start: np.ndarray | None = None,
 ) -> np.ndarray:
     """Greedy + fast interchange + iterated local search; returns the open mask.
 
@@ -252,13 +253,16 @@ def interchange(
     pool
         If given, every local optimum visited is appended to it (open masks);
         the exact solver adds the cuts that are tight at them.
+    start
+        An open mask (fixed sites and ``p`` others) to start from instead of
+        the greedy one.
     """
     t0 = time.perf_counter()
     deadline = t0 + time_limit
     if allowed is None:
         allowed = ~cd.fixed
     allowed = allowed & ~cd.fixed
-    start = greedy(cd, p, allowed)
+    start = greedy(cd, p, allowed) if start is None else start | cd.fixed
     if p == 0 or allowed.sum() <= p:
         return start
     st = _Swap(cd, start, allowed)

@@ -54,7 +54,10 @@ class LocateResult:
         ``|objective - bound| / max(|objective|, tiny)``; 0 when proven optimal.
     status
         ``"optimal"`` (gap proven zero), ``"time_limit"`` (exact solver
-        stopped with a gap) or ``"heuristic"`` (no proof asked for).
+        stopped with a gap: out of time, or, p-median at city scale, with the
+        Lagrangian bound because the LP stays too large after fixing:
+        ``info["stopped"] == "lagrangian_bound_lp_too_large"``) or
+        ``"heuristic"`` (no proof asked for).
     assignment
         Per demand row, the column of the site serving it (nearest open site;
         for the capacitated p-median the one with the largest share); -1 when
@@ -360,6 +363,12 @@ class PMedian(_Model):
                                       pool=pool[-20:], report=rep)
             open_mask, lb, proven = out.open_mask, max(lb, out.lower_bound), out.proven
             used = "heuristic+exact"
+            res = self._result(open_mask, lb, proven, used, method, t0)
+            if out.note:
+                res.info["stopped"] = out.note
+            if out.work is not None and out.work.lagrange_iters:
+                res.info["lagrangian_iterations"] = out.work.lagrange_iters
+            return res
         return self._result(open_mask, lb, proven, used, method, t0)
 
     def _result(self, open_mask, lb_pen, proven, used, method, t0, shares=None,
