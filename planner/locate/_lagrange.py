@@ -44,9 +44,9 @@ from planner.locate._data import CostData
 __all__ = ["LagrangeOutcome", "pmedian_lagrangian"]
 
 #: Iteration budget of the subgradient method.
-MAX_ITER = 1500
+MAX_ITER = 3000
 #: Non-improving iterations before the step factor shrinks.
-PATIENCE = 40
+PATIENCE = 80
 #: Iterations between two rounds of fixing.
 FIX_EVERY = 100
 #: Iterations between two runs of the Lagrangian heuristic (a local search each).
@@ -74,7 +74,7 @@ class LagrangeOutcome:
 
 def pmedian_lagrangian(cd: CostData, p: int, cols: np.ndarray, ub: float, ub_mask: np.ndarray,
                        *, cutoff: Callable[[float], float], deadline: float,
-                       max_iter: int = MAX_ITER,
+                       max_iter: int | None = None,
                        polish: Callable[[np.ndarray], tuple[float, np.ndarray]] | None = None
                        ) -> LagrangeOutcome:
     """Lagrangian bound and column fixing for the p-median on ``cd``.
@@ -86,6 +86,7 @@ def pmedian_lagrangian(cd: CostData, p: int, cols: np.ndarray, ub: float, ub_mas
     from the relaxation's chosen columns (plus the fixed ones), returning its
     value and mask; it runs at every fixing round and may lower ``ub``.
     """
+    max_iter = MAX_ITER if max_iter is None else max_iter
     lg = _Lagrange(cd, p, cols, ub, ub_mask, cutoff, polish)
     u = lg.start_u()
     best, best_u = -np.inf, u.copy()
