@@ -194,20 +194,36 @@ def _new_highs(*, time_limit: float, seed: int, threads: int) -> highspy.Highs:
 class _Rows:
     """Reduced rows: entries cheaper than the row's cap (nearest fixed site or big-M)."""
 
-    def __init__(self, cd: CostData, cols: np.ndarray | None = None):
-        """``cols``: the columns that may open (default every non-fixed one)."""
+    def __init__(self, cd: CostData, cols: np.ndarray | None = None, p: int | None = None):
+        """``cols``: the columns that may open (default every non-fixed one); ``p``: how many.
+
+        With ``p``, each row is also cut at its ``k``-th cheapest entry, ``k = |cols| - p + 1``:
+        any ``k`` of the columns include an open one (integer or LP: the others hold at most
+        ``p - 1`` of ``sum y = p``), so no cut above that level is ever violated (the radius
+        formulation's reduction, Elloumi 2010).  Large ``p`` halves the entries.
+        """
         cap_fixed, _ = cd.nearest_open(cd.fixed)
         cap = np.where(np.isfinite(cap_fixed), cap_fixed, cd.penalty)
         rows = cd.rows
         keep = (cd.data < cap[rows]) & ~cd.fixed[cd.indices]
         if cols is not None:
             keep &= cols[cd.indices]
+        n = cd.n
+        if p is not None and p > 0:
+            k = int(cols.sum() if cols is not None else (~cd.fixed).sum()) - int(p) + 1
+            kept = np.flatnonzero(keep)
+            counts = np.bincount(rows[kept], minlength=n)
+            long = np.flatnonzero(counts >= k)
+            if k >= 1 and long.size:
+                starts = np.r_[0, np.cumsum(counts)[:-1]]
+                cap = cap.copy()
+                cap[long] = cd.data[kept[starts[long] + k - 1]]
+                keep &= cd.data < cap[rows]
         self.row = rows[keep]
         self.col = cd.indices[keep]
         self.val = cd.data[keep]
         self.cap = cap
         self.w = cd.weights
-        n = cd.n
         counts = np.bincount(self.row, minlength=n)
         self.indptr = np.r_[0, np.cumsum(counts)]
         # active rows: weight > 0 and at least one entry below the cap
@@ -370,6 +386,7 @@ class _Exact:
     tol: float = 1e-9
     report: Reporter | None = None
     seed_cuts: np.ndarray | None = None
+    seed_basis: tuple | None = None
     cut_rows: list = field(default_factory=list)
     cut_levels: list = field(default_factory=list)
 
@@ -390,7 +407,7 @@ class _Exact:
     def build(self) -> None:
         """A fresh LP over the columns ``cols``: theta, y and sum(y) = p (no cuts yet)."""
         cd, n, m = self.cd, self.cd.n, self.cd.m
-        self.R = R = _Rows(cd, self.cols)
+        self.R = R = _Rows(cd, self.cols, self.p)
         inf = highspy.kHighsInf
         h = _new_highs(time_limit=max(0.01, self.deadline - time.perf_counter()),
                        seed=self.seed, threads=self.threads)
@@ -416,7 +433,24 @@ class _Exact:
                    lb=self.lb, tol=self.tol, report=self.report)
         s.build()
         s.seed_cuts = self.binding_cuts()
+        s.seed_basis = self.basis_by_cut()
         return s
+
+    def basis_by_cut(self) -> tuple[list, Any, dict]:
+        """This LP's final basis: column statuses, the row sum(y) = p's, and each cut's by
+        its (row, level).
+
+        The LP restricted to the free columns with the binding cuts starts from it: the
+        cuts left out are slack (basic) and the columns left out are at 0 (nonbasic), so
+        the rest is a basis there, optimal at the same point (no simplex iteration).
+        """
+        b = self.h.getBasis()
+        rows = np.concatenate(self.cut_rows) if self.cut_rows else np.empty(0, np.int64)
+        lev = np.concatenate(self.cut_levels) if self.cut_levels else np.empty(0)
+        st = list(b.row_status)
+        by_cut = {(int(r), float(d)): st[1 + k] for k, (r, d) in enumerate(zip(rows, lev,
+                                                                               strict=True))}
+        return list(b.col_status), st[0], by_cut
 
     def root(self, pool: list) -> tuple[np.ndarray, ExactOutcome | None]:
         """The root: cuts tight at the incumbent (and ``pool``), the cut loop, rounding, fixing.
@@ -435,6 +469,8 @@ class _Exact:
             pairs.append(sc[R.active[sc[:, 0].astype(np.int64)]])
         pairs = np.unique(np.vstack(pairs), axis=0)
         self.add_cuts(R.cuts_at(pairs[:, 0].astype(np.int64), pairs[:, 1]))
+        if self.seed_basis is not None:
+            self.set_seed_basis(pairs)
         lb_before = self.lb
         y = self.cut_loop(keep_best=True)
         if y is None:
@@ -446,6 +482,17 @@ class _Exact:
         if self.done():
             return self.cols, self.proven()
         return self.fix_by_reduced_cost(y)
+
+    def set_seed_basis(self, pairs: np.ndarray) -> None:
+        """Start the LP from the basis before the restriction (`basis_by_cut`)."""
+        cols, row0, by_cut = self.seed_basis
+        basic = highspy.HighsBasisStatus.kBasic
+        b = highspy.HighsBasis()
+        b.col_status = cols
+        b.row_status = [row0] + [by_cut.get((int(r), float(d)), basic) for r, d in pairs]
+        b.valid = True
+        if self.h.setBasis(b) != highspy.HighsStatus.kOk:
+            _debug("seed basis rejected")
 
     def stopped(self) -> ExactOutcome:
         """The outcome when the deadline (or a failed LP) stops the solve."""
