@@ -91,6 +91,10 @@ def branch_and_cut(h, R, cd, *, p: int, free: np.ndarray, lb_root: float, ub: fl
     return s.outcome(complete=not s.heap)
 
 
+def _fractional(y: np.ndarray) -> bool:
+    return bool((np.abs(y - np.round(y)) > 1e-7).any())
+
+
 @dataclass
 class _Search:
     """State of one search: the LP ``h``, its free ``y`` columns, incumbent and open nodes."""
@@ -114,6 +118,9 @@ class _Search:
     rounded: set = field(default_factory=set)
     #: Pseudo-costs: [down, up][sum of gains per unit, count][free column].
     pc: np.ndarray = None
+    #: The last node's reduced costs (free columns) and basis, at the point it branches on.
+    node_rc: np.ndarray = None
+    node_basis: Any = None
 
     def __post_init__(self) -> None:
         self.pc = np.zeros((2, 2, self.nf))
@@ -163,7 +170,7 @@ class _Search:
 
         Status ``"pruned"`` (infeasible or bound at the cut-off), ``"stopped"``
         (deadline or a failed LP; the node is back on the heap) or
-        ``"solved"`` (no violated cut left).
+        ``"solved"`` (a fractional LP point, or an integral one with no violated cut).
         """
         h, n = self.h, self.cd.n
         h.changeColsBounds(self.nf, self.hcols, lo, hi)
@@ -195,7 +202,14 @@ class _Search:
             x = np.asarray(h.getSolution().col_value)
             theta, y = x[:n], x[n:]
             c = self.R.separate(y, theta, tol=1e-7)
-            if c is None:
+            if c is None or _fractional(y[self.fcols]):
+                # one LP per node unless integral: a fractional point is branched on at
+                # once (its reduced costs and basis); its violated cuts join the LP for
+                # the children, and an integral one is separated until it is its true cost
+                self.node_rc = np.asarray(h.getSolution().col_dual)[n + self.fcols]
+                self.node_basis = h.getBasis()
+                if c is not None:
+                    self.add_cuts(c)
                 return "solved", obj, y
             self.add_cuts(c)
 
@@ -221,11 +235,11 @@ class _Search:
         lo, hi = self.fix_by_reduced_cost(obj, yf, lo, hi)
         cand = np.flatnonzero((frac > 1e-7) & (lo < 0.5) & (hi > 0.5))
         if cand.size == 0:
-            self.push(obj, lo, hi, self.h.getBasis())
+            self.push(obj, lo, hi, self.node_basis)
             return None
         k = self.pick(yf, cand)
         # both children start from this node's final basis (one bound away from optimal)
-        basis = self.h.getBasis()
+        basis = self.node_basis
         lo1 = lo.copy()
         lo1[k] = 1.0
         hi0 = hi.copy()
@@ -238,7 +252,7 @@ class _Search:
     def fix_by_reduced_cost(self, obj: float, yf: np.ndarray, lo: np.ndarray, hi: np.ndarray
                             ) -> tuple[np.ndarray, np.ndarray]:
         """New bounds of the free columns for the subtree, fixed by reduced cost."""
-        rc = np.asarray(self.h.getSolution().col_dual)[self.cd.n + self.fcols]
+        rc = self.node_rc
         room = self.cutoff() - obj
         lo, hi = lo.copy(), hi.copy()
         at0 = (yf <= 1e-9) & (hi > 0.5) & (lo < 0.5) & (rc > room)
