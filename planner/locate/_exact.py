@@ -239,32 +239,47 @@ class _Rows:
             max=max(self.val.size - 1, 0))] if self.val.size else 0.0, self.cap)
 
     def separate(self, y: np.ndarray, theta: np.ndarray, *, tol: float):
-        """Most violated cut per active row for the point (y, theta); returns cut arrays."""
+        """Most violated cut per active row for the point (y, theta); returns cut arrays.
+
+        Only the entries with ``y != 0`` change the sums, so the scan runs over those
+        (few at small ``p``); a row's level is its first group of equal costs at which
+        the sum of ``y`` reaches 1 (its cap if none).
+        """
         if self.val.size == 0:
             return None
-        ye = y[self.col]
+        ye_all = y[self.col]
+        nz = np.flatnonzero(ye_all != 0)
+        if nz.size == 0:  # no column open: every row at its cap
+            nz = np.array([0])  # an entry with y = 0 changes no sum
+        ye, row, val = ye_all[nz], self.row[nz], self.val[nz]
         cy = np.cumsum(ye)
-        cdy = np.cumsum(ye * self.val)
-        rs = self.indptr[:-1]
+        cdy = np.cumsum(ye * val)
+        n = self.w.size
+        ar = np.arange(n)
+        rs = np.searchsorted(row, ar)  # each row's first and end entry among the nonzero
+        re = np.searchsorted(row, ar, side="right")
         base_y = np.where(rs > 0, cy[rs - 1], 0.0)
         base_dy = np.where(rs > 0, cdy[rs - 1], 0.0)
-        incl = cy - base_y[self.row]  # inclusive cumulative y within the row
-        hit = self.gend & (incl >= 1.0 - 1e-9)
-        n = self.w.size
+        incl = cy - base_y[row]  # inclusive cumulative y within the row
+        newgrp = np.r_[True, (row[1:] != row[:-1]) | (val[1:] != val[:-1])]
+        gend = np.r_[newgrp[1:], True]
+        gstart = np.maximum.accumulate(np.where(newgrp, np.arange(val.size), 0))
+        hit = gend & (incl >= 1.0 - 1e-9)
         # first hitting group end per row
         first = np.full(n, -1, dtype=np.int64)
         hp = np.flatnonzero(hit)
         if hp.size:
-            hr = self.row[hp]
+            hr = row[hp]
             f = np.r_[True, hr[1:] != hr[:-1]]
             first[hr[f]] = hp[f]
         has = first >= 0
+        fz = np.maximum(first, 0)
         D = self.cap.copy()
-        D[has] = self.val[first[has]]
+        D[has] = val[first[has]]
         # sums over entries strictly cheaper than D
-        last_excl = np.where(has, self.gstart[np.maximum(first, 0)] - 1, self.indptr[1:] - 1)
-        empty = last_excl < rs
-        le = np.maximum(last_excl, 0)
+        last_c = np.where(has, gstart[fz] - 1, re - 1)
+        empty = last_c < rs
+        le = np.maximum(last_c, 0)
         S0 = np.where(empty, 0.0, cy[le] - base_y)
         S1 = np.where(empty, 0.0, cdy[le] - base_dy)
         rhs = self.w * (D - (D * S0 - S1))
@@ -272,6 +287,8 @@ class _Rows:
         rows = np.flatnonzero(viol)
         if rows.size == 0:
             return None
+        # the cut's entries (every entry cheaper than D, whatever its y)
+        last_excl = np.where(has, self.gstart[nz[fz]] - 1, self.indptr[1:] - 1)
         return self.cuts(rows, D[rows], last_excl[rows])
 
     def costs_at(self, cd: CostData, open_mask: np.ndarray) -> np.ndarray:
