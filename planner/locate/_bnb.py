@@ -2,10 +2,13 @@
 
 HiGHS (1.15) offers no lazy-constraint callback, so its MIP search sees only
 the cuts generated before it starts and its node bounds are weaker than the
-radius formulation's.  This search re-solves the LP relaxation at every node
-with the cut loop (every cut is globally valid, so cuts found at one node are
-kept for all), which gives each node the full radius-formulation bound:
-with few sites and tight bounds the tree stays small.
+radius formulation's.  This search solves the LP relaxation at every node
+and separates its point (every cut is globally valid, so cuts found at one
+node are kept for all).  A fractional point is branched on at once, its
+violated cuts going to the children (one LP per node: the cuts accumulate
+down the tree, and a second round at the node costs more than it prunes on
+the OR-Library family); an integral point is separated until no cut is
+violated, so its LP value is its true cost.
 
 Search: best bound first (a heap on the parent's bound) with dives: after
 branching, the child ``y_j = 0`` (whose bound moves least) is solved next,

@@ -27,14 +27,18 @@ reduced-cost fixing with the incumbent's value removes most columns
 Restriction: when fixing leaves at most ``_RESTRICT`` of the columns, the LP
 is rebuilt on the free columns only (every solution better than the
 incumbent uses only them), seeded with the cuts binding before, at the same
-levels.  Its cuts hold only the free columns' entries, so the LP the tree
-solves at every node is several times smaller (pmed16: 65 of 400 columns),
-and fixing is tried again from its reduced costs.
+levels, and starts from the basis before (the cuts left out were slack and
+the columns left out at 0, so it is optimal at once).  Its cuts hold only
+the free columns' entries, so the LP the tree solves at every node is
+several times smaller (pmed16: 65 of 400 columns), and fixing is tried again
+from its reduced costs.  Each row keeps only the entries cheaper than its
+``(|cols| - p + 1)``-th cheapest (no cut above that level can be violated),
+which halves the rows at large ``p``.
 
-A branch-and-cut of our own on ``y`` (``_bnb.py``) then runs the cut loop at
-every node, so each node has the full radius-formulation bound that HiGHS's
-MIP (which has no lazy-constraint callback in highspy) cannot see; each child
-starts from its parent's final basis.  If it reaches its node limit, HiGHS's
+A branch-and-cut of our own on ``y`` (``_bnb.py``) then separates at every
+node (its cuts are the radius formulation's, which HiGHS's MIP, with no
+lazy-constraint callback in highspy, cannot see), with pseudo-cost branching
+and dives, each heap node starting from its parent's final basis.  If it reaches its node limit, HiGHS's
 MIP takes over with every cut found so far, from the incumbent
 (``setSolution``); an integer solution whose true cost exceeds its ``theta``
 gets its cuts added and the MIP is solved again.  The lower bound is always
@@ -361,7 +365,7 @@ def _solve(cd, p, *, incumbent, time_limit, seed, threads, allowed, pool, report
         if not (p > 0 and p < nf < nc and nf <= _RESTRICT * nc):
             break
         s = s.restricted(free)
-    # branch-and-cut on y with the cut loop at every node (full radius bound per node)
+    # branch-and-cut on y, separating radius cuts at every node
     if p > 0 and free.sum() > p and s.branch_and_cut(free):
         return s.proven()
     return s.solve_mip()
