@@ -159,3 +159,41 @@ def test_heuristic_start_of_an_exact_solve_does_not_depend_on_the_limit(orlib_di
     b = PMedian.from_cost_matrix(cost, p=p).solve(method="exact", time_limit_s=2000)
     assert a.objective == b.objective == 5631 and a.status == b.status == "optimal"
     assert np.array_equal(seen[0], seen[2]) and seen[1] == seen[3]
+
+
+def _radius_value(R, y):
+    """sum_i theta_i at ``y``: each row's most binding cut (rows without entries: const)."""
+    c = R.separate(y, np.full(R.w.size, -1e18), tol=0.0)
+    if c is None:
+        return R.const
+    rows, lower, lens, cols, coef = c
+    rid = np.repeat(np.arange(rows.size), lens)
+    rhs = lower - np.bincount(rid, weights=coef * y[cols], minlength=rows.size)
+    return R.const + float(rhs.sum())
+
+
+def test_rows_cut_at_the_kth_cheapest_entry_keep_the_radius_value():
+    # with p, each row keeps only entries cheaper than its (|cols| - p + 1)-th: the value of
+    # every point of the LP (sum y = p, 0 <= y <= 1) and of every integer point is unchanged
+    rng = np.random.default_rng(3)
+    cut = 0
+    for seed in range(12):
+        cost, w = small(seed, sparse=seed % 3 == 0)
+        fixed = [2] if seed % 4 == 1 else None
+        cd = build_cost_data(cost, weights=w, fixed=fixed)
+        cols = ~cd.fixed & (rng.random(cd.m) < 0.9)
+        for p in (1, 3, int(cols.sum()) - 1):
+            full, red = ex._Rows(cd, cols), ex._Rows(cd, cols, p)
+            cut += red.val.size < full.val.size
+            for _ in range(20):
+                y = np.zeros(cd.m)
+                y[cols] = rng.dirichlet(np.ones(int(cols.sum()))) * p
+                if y.max() > 1:
+                    continue
+                assert _radius_value(red, y) == pytest.approx(_radius_value(full, y), rel=1e-12)
+            y = np.zeros(cd.m)
+            y[rng.choice(np.flatnonzero(cols), p, replace=False)] = 1.0
+            assert _radius_value(red, y) == pytest.approx(_radius_value(full, y), rel=1e-12)
+            mask = (y > 0.5) | cd.fixed
+            assert _radius_value(red, y) == pytest.approx(cd.penalized(mask), rel=1e-12)
+    assert cut > 0

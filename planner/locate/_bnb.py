@@ -2,23 +2,31 @@
 
 HiGHS (1.15) offers no lazy-constraint callback, so its MIP search sees only
 the cuts generated before it starts and its node bounds are weaker than the
-radius formulation's.  This search re-solves the LP relaxation at every node
-with the cut loop (every cut is globally valid, so cuts found at one node are
-kept for all), which gives each node the full radius-formulation bound:
-with few sites and tight bounds the tree stays small.
+radius formulation's.  This search solves the LP relaxation at every node
+and separates its point (every cut is globally valid, so cuts found at one
+node are kept for all).  A fractional point is branched on at once, its
+violated cuts going to the children (one LP per node: the cuts accumulate
+down the tree, and a second round at the node costs more than it prunes on
+the OR-Library family); an integral point is separated until no cut is
+violated, so its LP value is its true cost.
 
-Search: best bound first (a heap on the parent's bound); branch on the most
-fractional ``y`` (``y_j = 1`` and ``y_j = 0``); at each node reduced-cost
-fixing of the free columns (``y_j`` at 0 with reduced cost above the gap is
-fixed to 0 in the subtree, at 1 with reduced cost below minus the gap to 1);
-the LP point rounded to its ``p`` largest ``y`` gives incumbents.  Both
-children start from the parent's final basis (``setBasis``; cuts added since
-enter as basic slacks), which halves the dual simplex iterations per node
-against starting from whichever node was solved last.  Any LP value
-is a valid lower bound (missing cuts only relax), so a node is pruned as soon
-as its LP value reaches the cut-off.  The search gives up (returning the open
-nodes' bound) at the deadline or the node limit; the caller then falls back
-on HiGHS's MIP.
+Search: best bound first (a heap on the parent's bound) with dives: after
+branching, the child ``y_j = 0`` (whose bound moves least) is solved next,
+straight from the parent's LP state (no basis to set), and the child
+``y_j = 1`` goes on the heap.  Branching: pseudo-costs (the bound's gain per
+unit of change, learnt from every child solved; unknown ones take the mean),
+the largest product of the two children's estimated gains.  At each node
+reduced-cost fixing of the free columns (``y_j`` at 0 with reduced cost above
+the gap is fixed to 0 in the subtree, at 1 with reduced cost below minus the
+gap to 1); the LP point rounded to its ``p`` largest ``y`` gives incumbents
+(each rounding evaluated once).  Heap nodes start from the parent's final
+basis (``setBasis``; cuts added since enter as basic slacks), which halves
+the dual simplex iterations per node against starting from whichever node
+was solved last.  Any LP value is a valid lower bound (missing cuts only
+relax), so a node is pruned as soon as its LP value reaches the cut-off; the
+dual simplex is told the cut-off (``objective_bound``) and stops there.  The
+search gives up (returning the open nodes' bound) at the deadline or the node
+limit; the caller then falls back on HiGHS's MIP.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ import highspy
 import numpy as np
 
 __all__ = ["BnbOutcome", "branch_and_cut"]
+
 
 
 @dataclass
@@ -55,14 +64,20 @@ def branch_and_cut(h, R, cd, *, p: int, free: np.ndarray, lb_root: float, ub: fl
     s = _Search(h, R, cd, p=p, fcols=np.flatnonzero(free), add_cuts=add_cuts,
                 deadline=deadline, cutoff_tol=cutoff_tol, ub=ub, ub_mask=ub_mask, work=work)
     # a node: (bound, seq, lo, hi) with lo/hi the bounds of the free columns
-    s.heap.append((lb_root, 0, np.zeros(s.nf), np.ones(s.nf), None))
-    while s.heap:
-        if s.heap[0][0] >= s.cutoff():
+    s.heap.append((lb_root, 0, np.zeros(s.nf), np.ones(s.nf), None, None))
+    dive = None
+    while s.heap or dive is not None:
+        if dive is None and s.heap[0][0] >= s.cutoff():
             s.heap.clear()
             break
         if s.nodes >= node_limit or time.perf_counter() > deadline:
+            if dive is not None:
+                s.push(*dive)
             break
-        node_lb, _, lo, hi, basis = heapq.heappop(s.heap)
+        if dive is not None:
+            (node_lb, lo, hi, basis, br), dive = dive, None
+        else:
+            node_lb, _, lo, hi, basis, br = heapq.heappop(s.heap)
         s.nodes += 1
         if work is not None:
             work.nodes += 1
@@ -70,12 +85,17 @@ def branch_and_cut(h, R, cd, *, p: int, free: np.ndarray, lb_root: float, ub: fl
             on_node(s.nodes, node_lb, s.ub)
         if lo.sum() > p + 1e-9 or hi.sum() < p - 1e-9:
             continue  # infeasible
-        status, obj, y = s.solve_node(node_lb, lo, hi, basis)
+        status, obj, y = s.solve_node(node_lb, lo, hi, basis, br)
         if status == "stopped":
             return s.outcome(complete=False)
+        s.learn(br, status, obj)
         if status == "solved":
-            s.branch(obj, y, lo, hi)
+            dive = s.branch(obj, y, lo, hi)
     return s.outcome(complete=not s.heap)
+
+
+def _fractional(y: np.ndarray) -> bool:
+    return bool((np.abs(y - np.round(y)) > 1e-7).any())
 
 
 @dataclass
@@ -97,6 +117,16 @@ class _Search:
     heap: list = field(default_factory=list)
     seq: int = 1
     nodes: int = 0
+    #: Rounded LP points already evaluated (packed masks).
+    rounded: set = field(default_factory=set)
+    #: Pseudo-costs: [down, up][sum of gains per unit, count][free column].
+    pc: np.ndarray = None
+    #: The last node's reduced costs (free columns) and basis, at the point it branches on.
+    node_rc: np.ndarray = None
+    node_basis: Any = None
+
+    def __post_init__(self) -> None:
+        self.pc = np.zeros((2, 2, self.nf))
 
     @property
     def nf(self) -> int:
@@ -111,17 +141,39 @@ class _Search:
         """Nodes whose bound reaches this are pruned."""
         return self.ub - self.cutoff_tol(self.ub)
 
-    def push(self, bound: float, lo: np.ndarray, hi: np.ndarray, basis=None) -> None:
-        heapq.heappush(self.heap, (bound, self.seq, lo, hi, basis))
+    def push(self, bound: float, lo: np.ndarray, hi: np.ndarray, basis=None, br=None) -> None:
+        heapq.heappush(self.heap, (bound, self.seq, lo, hi, basis, br))
         self.seq += 1
 
-    def solve_node(self, node_lb: float, lo: np.ndarray, hi: np.ndarray, basis=None
+    def learn(self, br, status: str, obj: float) -> None:
+        """Pseudo-costs: the bound's gain per unit of change of the branched variable."""
+        if br is None or status not in ("solved", "pruned"):
+            return
+        k, up, dist, parent = br
+        gain = max(obj if status == "solved" else max(obj, self.cutoff()), parent) - parent
+        self.pc[int(up), 0, k] += gain / max(dist, 1e-6)
+        self.pc[int(up), 1, k] += 1
+
+    def pick(self, yf: np.ndarray, cand: np.ndarray) -> int:
+        """The branching column among ``cand``: the best product of pseudo-cost gains."""
+        f = yf[cand]
+        est = []
+        for d in (0, 1):
+            s_, c_ = self.pc[d, 0], self.pc[d, 1]
+            known = c_ > 0
+            avg = s_[known].sum() / c_[known].sum() if known.any() else 1.0
+            per = np.where(known, s_ / np.maximum(c_, 1), avg)[cand]
+            est.append(per * (f if d == 0 else 1.0 - f))
+        score = np.maximum(est[0], 1e-6) * np.maximum(est[1], 1e-6)
+        return cand[np.argmax(score)]
+
+    def solve_node(self, node_lb: float, lo: np.ndarray, hi: np.ndarray, basis=None, br=None
                    ) -> tuple[str, float, np.ndarray | None]:
         """The cut loop at one node: (status, LP value, LP ``y``).
 
         Status ``"pruned"`` (infeasible or bound at the cut-off), ``"stopped"``
         (deadline or a failed LP; the node is back on the heap) or
-        ``"solved"`` (no violated cut left).
+        ``"solved"`` (a fractional LP point, or an integral one with no violated cut).
         """
         h, n = self.h, self.cd.n
         h.changeColsBounds(self.nf, self.hcols, lo, hi)
@@ -131,17 +183,21 @@ class _Search:
         obj = node_lb
         while True:
             if time.perf_counter() > self.deadline:
-                self.push(node_lb, lo, hi, basis)
+                self.push(node_lb, lo, hi, basis, br)
                 return "stopped", obj, y
             h.setOptionValue("time_limit", max(0.01, self.deadline - time.perf_counter()))
+            # the dual simplex stops once its (valid) bound passes the cut-off: pruned
+            h.setOptionValue("objective_bound", self.cutoff() - self.R.const)
             h.run()
             if self.work is not None:
                 self.work.lp_runs += 1
             st = h.getModelStatus()
             if st == highspy.HighsModelStatus.kInfeasible:
                 return "pruned", obj, y
+            if st == highspy.HighsModelStatus.kObjectiveBound:
+                return "pruned", max(obj, self.cutoff()), y
             if st != highspy.HighsModelStatus.kOptimal:
-                self.push(node_lb, lo, hi, basis)
+                self.push(node_lb, lo, hi, basis, br)
                 return "stopped", obj, y
             obj = max(node_lb, h.getInfo().objective_function_value + self.R.const)
             if obj >= self.cutoff():
@@ -149,7 +205,14 @@ class _Search:
             x = np.asarray(h.getSolution().col_value)
             theta, y = x[:n], x[n:]
             c = self.R.separate(y, theta, tol=1e-7)
-            if c is None:
+            if c is None or _fractional(y[self.fcols]):
+                # one LP per node unless integral: a fractional point is branched on at
+                # once (its reduced costs and basis); its violated cuts join the LP for
+                # the children, and an integral one is separated until it is its true cost
+                self.node_rc = np.asarray(h.getSolution().col_dual)[n + self.fcols]
+                self.node_basis = h.getBasis()
+                if c is not None:
+                    self.add_cuts(c)
                 return "solved", obj, y
             self.add_cuts(c)
 
@@ -162,32 +225,37 @@ class _Search:
         order = np.argsort(-(yf + 2.0 * lo), kind="stable")[:self.p]
         mask = self.cd.fixed.copy()
         mask[fcols[order]] = True
-        val = self.cd.penalized(mask)
-        if val < self.ub:
-            self.ub, self.ub_mask = val, mask
+        key = np.packbits(mask).tobytes()
+        if key not in self.rounded:  # nodes near each other round alike: evaluate each once
+            self.rounded.add(key)
+            val = self.cd.penalized(mask)
+            if val < self.ub:
+                self.ub, self.ub_mask = val, mask
         if frac.max() <= 1e-7:
-            return  # integral and no violated cut: the LP value is its true cost
+            return None  # integral and no violated cut: the LP value is its true cost
         if obj >= self.cutoff():
-            return
+            return None
         lo, hi = self.fix_by_reduced_cost(obj, yf, lo, hi)
         cand = np.flatnonzero((frac > 1e-7) & (lo < 0.5) & (hi > 0.5))
         if cand.size == 0:
-            self.push(obj, lo, hi, self.h.getBasis())
-            return
-        k = cand[np.argmin(np.abs(yf[cand] - 0.5), axis=0)]
+            self.push(obj, lo, hi, self.node_basis)
+            return None
+        k = self.pick(yf, cand)
         # both children start from this node's final basis (one bound away from optimal)
-        basis = self.h.getBasis()
+        basis = self.node_basis
         lo1 = lo.copy()
         lo1[k] = 1.0
         hi0 = hi.copy()
         hi0[k] = 0.0
-        self.push(obj, lo1, hi, basis)
-        self.push(obj, lo, hi0, basis)
+        self.push(obj, lo1, hi, basis, (k, True, 1.0 - yf[k], obj))
+        # dive into y_k = 0 (its bound moves least): the LP goes on from this node's
+        # state (hot, no basis to set)
+        return obj, lo, hi0, None, (k, False, yf[k], obj)
 
     def fix_by_reduced_cost(self, obj: float, yf: np.ndarray, lo: np.ndarray, hi: np.ndarray
                             ) -> tuple[np.ndarray, np.ndarray]:
         """New bounds of the free columns for the subtree, fixed by reduced cost."""
-        rc = np.asarray(self.h.getSolution().col_dual)[self.cd.n + self.fcols]
+        rc = self.node_rc
         room = self.cutoff() - obj
         lo, hi = lo.copy(), hi.copy()
         at0 = (yf <= 1e-9) & (hi > 0.5) & (lo < 0.5) & (rc > room)
@@ -205,7 +273,8 @@ class _Search:
         self.h.setBasis(basis)
 
     def outcome(self, *, complete: bool) -> BnbOutcome:
-        # restore the root bounds for whoever solves next
+        # restore the root bounds (and no cut-off) for whoever solves next
+        self.h.setOptionValue("objective_bound", highspy.kHighsInf)
         self.h.changeColsBounds(self.nf, self.hcols, np.zeros(self.nf), np.ones(self.nf))
         if complete:
             return BnbOutcome(self.ub, self.ub_mask, self.ub, True, self.nodes)

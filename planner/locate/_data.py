@@ -62,17 +62,16 @@ class CostData:
 
     def nearest_open(self, open_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Cost and column of the nearest open site for every row (inf, -1 if none)."""
-        keep = open_mask[self.indices]
-        rows = self.rows[keep]
-        cols = self.indices[keep]
-        vals = self.data[keep]
+        pos = np.flatnonzero(open_mask[self.indices])
         best = np.full(self.n, np.inf)
         col = np.full(self.n, -1, dtype=np.int64)
-        if rows.size:
-            # rows are sorted by cost, so the first kept entry of each row is its minimum
-            first = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
-            best[rows[first]] = vals[first]
-            col[rows[first]] = cols[first]
+        if pos.size:
+            # rows are sorted by cost, so the first open entry of each row is its minimum
+            k = np.searchsorted(pos, self.indptr[:-1])
+            first = pos[np.minimum(k, pos.size - 1)]
+            has = (k < pos.size) & (first < self.indptr[1:])
+            best[has] = self.data[first[has]]
+            col[has] = self.indices[first[has]]
         return best, col
 
     def true_objective(self, open_mask: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:

@@ -27,14 +27,18 @@ reduced-cost fixing with the incumbent's value removes most columns
 Restriction: when fixing leaves at most ``_RESTRICT`` of the columns, the LP
 is rebuilt on the free columns only (every solution better than the
 incumbent uses only them), seeded with the cuts binding before, at the same
-levels.  Its cuts hold only the free columns' entries, so the LP the tree
-solves at every node is several times smaller (pmed16: 65 of 400 columns),
-and fixing is tried again from its reduced costs.
+levels, and starts from the basis before (the cuts left out were slack and
+the columns left out at 0, so it is optimal at once).  Its cuts hold only
+the free columns' entries, so the LP the tree solves at every node is
+several times smaller (pmed16: 65 of 400 columns), and fixing is tried again
+from its reduced costs.  Each row keeps only the entries cheaper than its
+``(|cols| - p + 1)``-th cheapest (no cut above that level can be violated),
+which halves the rows at large ``p``.
 
-A branch-and-cut of our own on ``y`` (``_bnb.py``) then runs the cut loop at
-every node, so each node has the full radius-formulation bound that HiGHS's
-MIP (which has no lazy-constraint callback in highspy) cannot see; each child
-starts from its parent's final basis.  If it reaches its node limit, HiGHS's
+A branch-and-cut of our own on ``y`` (``_bnb.py``) then separates at every
+node (its cuts are the radius formulation's, which HiGHS's MIP, with no
+lazy-constraint callback in highspy, cannot see), with pseudo-cost branching
+and dives, each heap node starting from its parent's final basis.  If it reaches its node limit, HiGHS's
 MIP takes over with every cut found so far, from the incumbent
 (``setSolution``); an integer solution whose true cost exceeds its ``theta``
 gets its cuts added and the MIP is solved again.  The lower bound is always
@@ -196,20 +200,36 @@ def _new_highs(*, time_limit: float, seed: int, threads: int) -> highspy.Highs:
 class _Rows:
     """Reduced rows: entries cheaper than the row's cap (nearest fixed site or big-M)."""
 
-    def __init__(self, cd: CostData, cols: np.ndarray | None = None):
-        """``cols``: the columns that may open (default every non-fixed one)."""
+    def __init__(self, cd: CostData, cols: np.ndarray | None = None, p: int | None = None):
+        """``cols``: the columns that may open (default every non-fixed one); ``p``: how many.
+
+        With ``p``, each row is also cut at its ``k``-th cheapest entry, ``k = |cols| - p + 1``:
+        any ``k`` of the columns include an open one (integer or LP: the others hold at most
+        ``p - 1`` of ``sum y = p``), so no cut above that level is ever violated (the radius
+        formulation's reduction, Elloumi 2010).  Large ``p`` halves the entries.
+        """
         cap_fixed, _ = cd.nearest_open(cd.fixed)
         cap = np.where(np.isfinite(cap_fixed), cap_fixed, cd.penalty)
         rows = cd.rows
         keep = (cd.data < cap[rows]) & ~cd.fixed[cd.indices]
         if cols is not None:
             keep &= cols[cd.indices]
+        n = cd.n
+        if p is not None and p > 0:
+            k = int(cols.sum() if cols is not None else (~cd.fixed).sum()) - int(p) + 1
+            kept = np.flatnonzero(keep)
+            counts = np.bincount(rows[kept], minlength=n)
+            long = np.flatnonzero(counts >= k)
+            if k >= 1 and long.size:
+                starts = np.r_[0, np.cumsum(counts)[:-1]]
+                cap = cap.copy()
+                cap[long] = cd.data[kept[starts[long] + k - 1]]
+                keep &= cd.data < cap[rows]
         self.row = rows[keep]
         self.col = cd.indices[keep]
         self.val = cd.data[keep]
         self.cap = cap
         self.w = cd.weights
-        n = cd.n
         counts = np.bincount(self.row, minlength=n)
         self.indptr = np.r_[0, np.cumsum(counts)]
         # active rows: weight > 0 and at least one entry below the cap
@@ -225,32 +245,47 @@ class _Rows:
             max=max(self.val.size - 1, 0))] if self.val.size else 0.0, self.cap)
 
     def separate(self, y: np.ndarray, theta: np.ndarray, *, tol: float):
-        """Most violated cut per active row for the point (y, theta); returns cut arrays."""
+        """Most violated cut per active row for the point (y, theta); returns cut arrays.
+
+        Only the entries with ``y != 0`` change the sums, so the scan runs over those
+        (few at small ``p``); a row's level is its first group of equal costs at which
+        the sum of ``y`` reaches 1 (its cap if none).
+        """
         if self.val.size == 0:
             return None
-        ye = y[self.col]
+        ye_all = y[self.col]
+        nz = np.flatnonzero(ye_all != 0)
+        if nz.size == 0:  # no column open: every row at its cap
+            nz = np.array([0])  # an entry with y = 0 changes no sum
+        ye, row, val = ye_all[nz], self.row[nz], self.val[nz]
         cy = np.cumsum(ye)
-        cdy = np.cumsum(ye * self.val)
-        rs = self.indptr[:-1]
+        cdy = np.cumsum(ye * val)
+        n = self.w.size
+        ar = np.arange(n)
+        rs = np.searchsorted(row, ar)  # each row's first and end entry among the nonzero
+        re = np.searchsorted(row, ar, side="right")
         base_y = np.where(rs > 0, cy[rs - 1], 0.0)
         base_dy = np.where(rs > 0, cdy[rs - 1], 0.0)
-        incl = cy - base_y[self.row]  # inclusive cumulative y within the row
-        hit = self.gend & (incl >= 1.0 - 1e-9)
-        n = self.w.size
+        incl = cy - base_y[row]  # inclusive cumulative y within the row
+        newgrp = np.r_[True, (row[1:] != row[:-1]) | (val[1:] != val[:-1])]
+        gend = np.r_[newgrp[1:], True]
+        gstart = np.maximum.accumulate(np.where(newgrp, np.arange(val.size), 0))
+        hit = gend & (incl >= 1.0 - 1e-9)
         # first hitting group end per row
         first = np.full(n, -1, dtype=np.int64)
         hp = np.flatnonzero(hit)
         if hp.size:
-            hr = self.row[hp]
+            hr = row[hp]
             f = np.r_[True, hr[1:] != hr[:-1]]
             first[hr[f]] = hp[f]
         has = first >= 0
+        fz = np.maximum(first, 0)
         D = self.cap.copy()
-        D[has] = self.val[first[has]]
+        D[has] = val[first[has]]
         # sums over entries strictly cheaper than D
-        last_excl = np.where(has, self.gstart[np.maximum(first, 0)] - 1, self.indptr[1:] - 1)
-        empty = last_excl < rs
-        le = np.maximum(last_excl, 0)
+        last_c = np.where(has, gstart[fz] - 1, re - 1)
+        empty = last_c < rs
+        le = np.maximum(last_c, 0)
         S0 = np.where(empty, 0.0, cy[le] - base_y)
         S1 = np.where(empty, 0.0, cdy[le] - base_dy)
         rhs = self.w * (D - (D * S0 - S1))
@@ -258,6 +293,8 @@ class _Rows:
         rows = np.flatnonzero(viol)
         if rows.size == 0:
             return None
+        # the cut's entries (every entry cheaper than D, whatever its y)
+        last_excl = np.where(has, self.gstart[nz[fz]] - 1, self.indptr[1:] - 1)
         return self.cuts(rows, D[rows], last_excl[rows])
 
     def costs_at(self, cd: CostData, open_mask: np.ndarray) -> np.ndarray:
@@ -357,7 +394,7 @@ def _solve(cd, p, *, incumbent, time_limit, seed, threads, allowed, pool, report
         if not (p > 0 and p < nf < nc and nf <= _RESTRICT * nc):
             break
         s = s.restricted(free)
-    # branch-and-cut on y with the cut loop at every node (full radius bound per node)
+    # branch-and-cut on y, separating radius cuts at every node
     if p > 0 and free.sum() > p and s.branch_and_cut(free):
         return s.proven()
     return s.solve_mip()
@@ -477,6 +514,7 @@ class _Exact:
     tol: float = 1e-9
     report: Reporter | None = None
     seed_cuts: np.ndarray | None = None
+    seed_basis: tuple | None = None
     cut_rows: list = field(default_factory=list)
     cut_levels: list = field(default_factory=list)
 
@@ -497,7 +535,7 @@ class _Exact:
     def build(self) -> None:
         """A fresh LP over the columns ``cols``: theta, y and sum(y) = p (no cuts yet)."""
         cd, n, m = self.cd, self.cd.n, self.cd.m
-        self.R = R = _Rows(cd, self.cols)
+        self.R = R = _Rows(cd, self.cols, self.p)
         inf = highspy.kHighsInf
         h = _new_highs(time_limit=max(0.01, self.deadline - time.perf_counter()),
                        seed=self.seed, threads=self.threads)
@@ -523,7 +561,24 @@ class _Exact:
                    lb=self.lb, tol=self.tol, report=self.report)
         s.build()
         s.seed_cuts = self.binding_cuts()
+        s.seed_basis = self.basis_by_cut()
         return s
+
+    def basis_by_cut(self) -> tuple[list, Any, dict]:
+        """This LP's final basis: column statuses, the row sum(y) = p's, and each cut's by
+        its (row, level).
+
+        The LP restricted to the free columns with the binding cuts starts from it: the
+        cuts left out are slack (basic) and the columns left out are at 0 (nonbasic), so
+        the rest is a basis there, optimal at the same point (no simplex iteration).
+        """
+        b = self.h.getBasis()
+        rows = np.concatenate(self.cut_rows) if self.cut_rows else np.empty(0, np.int64)
+        lev = np.concatenate(self.cut_levels) if self.cut_levels else np.empty(0)
+        st = list(b.row_status)
+        by_cut = {(int(r), float(d)): st[1 + k] for k, (r, d) in enumerate(zip(rows, lev,
+                                                                               strict=True))}
+        return list(b.col_status), st[0], by_cut
 
     def root(self, pool: list) -> tuple[np.ndarray, ExactOutcome | None]:
         """The root: cuts tight at the incumbent (and ``pool``), the cut loop, rounding, fixing.
@@ -542,6 +597,8 @@ class _Exact:
             pairs.append(sc[R.active[sc[:, 0].astype(np.int64)]])
         pairs = np.unique(np.vstack(pairs), axis=0)
         self.add_cuts(R.cuts_at(pairs[:, 0].astype(np.int64), pairs[:, 1]))
+        if self.seed_basis is not None:
+            self.set_seed_basis(pairs)
         lb_before = self.lb
         y = self.cut_loop(keep_best=True)
         if y is None:
@@ -553,6 +610,17 @@ class _Exact:
         if self.done():
             return self.cols, self.proven()
         return self.fix_by_reduced_cost(y)
+
+    def set_seed_basis(self, pairs: np.ndarray) -> None:
+        """Start the LP from the basis before the restriction (`basis_by_cut`)."""
+        cols, row0, by_cut = self.seed_basis
+        basic = highspy.HighsBasisStatus.kBasic
+        b = highspy.HighsBasis()
+        b.col_status = cols
+        b.row_status = [row0] + [by_cut.get((int(r), float(d)), basic) for r, d in pairs]
+        b.valid = True
+        if self.h.setBasis(b) != highspy.HighsStatus.kOk:
+            _debug("seed basis rejected")
 
     def stopped(self) -> ExactOutcome:
         """The outcome when the deadline (or a failed LP) stops the solve."""
