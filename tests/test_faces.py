@@ -280,6 +280,32 @@ def test_service_areas_from_threads_equal_the_single_thread_result(monkeypatch):
         access.service_areas(net, fac, workers=0)
 
 
+def test_service_areas_with_clipper_in_worker_processes_equal_one_thread(monkeypatch):
+    net = grid(20, 20, step=60.0, jitter=12.0, drop=0.1, seed=8)
+    rng = np.random.default_rng(3)
+    fac = snap_points(net, rng.uniform(0, 1100, (9, 2)), max_snap_m=1e9)
+    one = access.service_areas(net, fac, workers=1)
+    # from 1 polygon on (2,000 by default), with chunks of two facilities
+    monkeypatch.setattr(areas, "_PROCESS_MIN_POLYGONS", 1)
+    monkeypatch.setattr(routing, "_MEMORY_BYTES", 8 * 2 * 2 * (net.n_nodes + 9))
+    pools = []
+    real = areas._clip_pool
+
+    def spy(n):
+        pools.append(n)
+        return real(n)
+
+    monkeypatch.setattr(areas, "_clip_pool", spy)
+    here = []  # Clipper jobs run in this process (none: all went to the workers)
+    clip = areas._clip_groups
+    monkeypatch.setattr(areas, "_clip_groups", lambda job: here.append(1) or clip(job))
+    two = access.service_areas(net, fac, workers=2)
+    assert pools == [2] and not here
+    # the same Clipper code on the same integer input: the very same polygons
+    assert shapely.to_wkb(one.geometry.values).tolist() == shapely.to_wkb(
+        two.geometry.values).tolist()
+
+
 # ----------------------------------------------------------------------------- Xi'an
 @pytest.fixture(scope="module")
 def xian_net(xian_dir):

@@ -8,6 +8,7 @@ import pytest
 import shapely
 
 from planner._errors import LayerError, PlannerWarning
+from planner.access import snap as snap_mod
 from planner.access import snap_points
 from planner.network import WalkNetwork
 
@@ -90,7 +91,10 @@ def test_missing_geometry_is_an_error_naming_the_rows():
         snap_points(net, pts)
 
 
-def test_many_points_match_brute_force_distances():
+@pytest.mark.parametrize("threads", [False, True])
+def test_many_points_match_brute_force_distances(monkeypatch, threads):
+    if threads:  # the nearest-edge search split over two threads
+        monkeypatch.setattr(snap_mod, "_THREAD_MIN_POINTS", 10)
     rng = np.random.default_rng(3)
     x, y = rng.uniform(0, 1000, 30), rng.uniform(0, 1000, 30)
     u = np.arange(29)
@@ -222,3 +226,29 @@ def test_access_step_reports_the_moved_units(tmp_path):
     assert res.artifacts["snap_population"].moved.tolist() == [False, False, False, True]
     pa = res.layers["population_access"]
     assert np.isnan(pa["time_min_any"].iloc[2])  # 'east' stays on the piece: unreachable
+
+
+@pytest.mark.parametrize("max_snap_m", [30.0, 120.0, 1e9])
+def test_nearest_main_network_edge_matches_brute_force(max_snap_m):
+    """The nearest edge of the main components, found by short searches in the whole
+    network's tree (filtered) and the main tree only beyond 200 m, against all edges."""
+    rng = np.random.default_rng(4)
+    x, y = rng.uniform(0, 3000, 40), rng.uniform(0, 3000, 40)
+    # a main chain of 30 nodes and a fragment chain of 10: two components
+    u = np.r_[np.arange(29), np.arange(30, 39)]
+    net = WalkNetwork.from_edges(x, y, u, u + 1, crs=CRS)
+    main = np.array([net.components()[0]])
+    pts = shapely.points(rng.uniform(-500, 3500, (300, 2)))
+    dist, edge = snap_mod._nearest_main(net, pts, main, max_snap_m)
+    lines = snap_mod.edge_geometries(net)
+    is_main = np.isin(net.components()[net.edge_u], main)
+    d = shapely.distance(pts[:, None], lines[None, is_main])
+    want = d.min(axis=1)
+    found = want <= max_snap_m
+    assert found.any() and (max_snap_m > 1e6 or not found.all())
+    np.testing.assert_allclose(dist[found], want[found], atol=1e-9)
+    assert np.isin(edge[found], np.flatnonzero(is_main)).all()
+    np.testing.assert_allclose(shapely.distance(pts[found], lines[edge[found]]), want[found],
+                               atol=1e-9)
+    # none within the limit: no edge (the rule needs none farther)
+    assert np.isinf(dist[~found]).all() and (edge[~found] == -1).all()

@@ -9,14 +9,16 @@ streets: city blocks whose whole boundary is reached are taken whole
 (`planner.access.faces`) and grown by ``buffer_m``, with their eroded
 cores punched as holes, and only the streets on the rim are banded; the
 grown blocks and the bands are unioned by Clipper in one sweep
-(`_offset_union`).  Chunks are built in threads (GEOS and csgraph release
-Python's lock).
+(`_clip_groups`, one job of plain arrays per chunk).  Chunks are built in
+threads (GEOS and csgraph release Python's lock); for many polygons the
+Clipper jobs run in worker processes (Clipper does not release it).
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
@@ -226,7 +228,7 @@ def _build_areas(net: WalkNetwork, facilities: Snapped, limits: np.ndarray, buff
         rr, ee, du, dv = routed
         pieces = _chunk_pieces(net, facilities, ids, rr, ee, du, dv,
                                limits, lines, buffer_m, quad_segs, faces)
-        return _assemble(net, faces, pieces, ids.size * n_lim, buffer_m, quad_segs)
+        return _assemble(net, faces, pieces, ids.size * n_lim, buffer_m, quad_segs, clip)
 
     def chunk(c0: int) -> tuple[np.ndarray, np.ndarray]:
         ids = order[c0:c0 + step]
@@ -236,30 +238,104 @@ def _build_areas(net: WalkNetwork, facilities: Snapped, limits: np.ndarray, buff
         polys[(ids[:, None] * n_lim + np.arange(n_lim)).ravel()] = local
         shown.update(ids.size)
 
-    # the blocks pay off once the polygons cover a good part of the network
-    # (finding them costs about as much as banding a tenth of its edges)
-    ids0 = order[:step]
-    routed0 = route(ids0)
-    reached = routed0[0].size * k / ids0.size
-    faces = (planar_faces(net) if net.peek_cached("planar_faces") is not None
-             or reached >= _BLOCKS_MIN_SHARE * net.n_edges else None)
-    put(ids0, build(ids0, routed0))
-    del routed0
+    # Clipper holds Python's lock: for many polygons it runs in worker processes,
+    # started first so that they are up once the first chunk is routed
+    with _clip_pool(n_jobs if k * n_lim >= _PROCESS_MIN_POLYGONS else 1) as clip:
+        # the blocks pay off once the polygons cover a good part of the network
+        # (finding them costs about as much as banding a tenth of its edges)
+        ids0 = order[:step]
+        routed0 = route(ids0)
+        reached = routed0[0].size * k / ids0.size
+        faces = (planar_faces(net) if net.peek_cached("planar_faces") is not None
+                 or reached >= _BLOCKS_MIN_SHARE * net.n_edges else None)
+        put(ids0, build(ids0, routed0))
+        del routed0
 
-    starts = list(range(step, k, step))
-    if n_jobs == 1 or len(starts) <= 1:
-        for c0 in starts:
-            put(*chunk(c0))
-    else:
-        # GEOS and csgraph release the GIL (Clipper does not): threads share the
-        # network and its caches.  (Forked worker processes were tried: GEOS and
-        # Clipper ran half again as long in them, allocating on pages shared
-        # copy-on-write with this process, which ate their gain on two cores.)
-        from concurrent.futures import ThreadPoolExecutor
+        starts = list(range(step, k, step))
+        if n_jobs == 1 or len(starts) <= 1:
+            for c0 in starts:
+                put(*chunk(c0))
+        else:
+            # GEOS and csgraph release the GIL: threads share the network and its
+            # caches, and each hands its Clipper work to the worker processes
+            from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(n_jobs) as pool:
-            for f in [pool.submit(chunk, c0) for c0 in starts]:
-                put(*f.result())
+            with ThreadPoolExecutor(n_jobs) as pool:
+                for f in [pool.submit(chunk, c0) for c0 in starts]:
+                    put(*f.result())
+
+
+def _clip_in_worker(job: dict[str, Any]) -> dict[str, np.ndarray]:
+    """`_clip_groups` as a worker process runs it."""
+    return _clip_groups(job)
+
+
+def _keep_heap() -> None:
+    """Let a Clipper worker keep the memory it frees (glibc only; elsewhere a no-op).
+
+    Clipper allocates and frees its edge lists for every polygon; a fresh
+    process hands freed memory back to the system and page-faults it in
+    again for the next polygon, which made the workers take a third more
+    CPU than the same work in this long-lived process.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        for param, value in ((-1, 1 << 30), (-2, 1 << 28), (-3, 1 << 25)):
+            libc.mallopt(param, value)  # M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        pass
+
+
+#: Service areas run Clipper in worker processes from this many polygons on (starting
+#: them costs about a second of CPU each, what Clipper takes for ~500 polygons).
+_PROCESS_MIN_POLYGONS = 2000
+
+
+@contextmanager
+def _clip_pool(n: int) -> Iterator[Any]:
+    """A function that runs `_clip_groups` in one of ``n`` spawned worker processes
+    (``None`` for ``n <= 1``: it then runs in the calling thread).
+
+    Clipper holds Python's lock, so threads cannot share its work.  The
+    workers are *spawned* (fresh interpreters that get only the plain arrays
+    of a `_clip_job`), not forked: forked workers ran GEOS and Clipper half
+    again as long, on pages shared copy-on-write with this large process.
+    Where processes cannot be started (a sandbox, a frozen app) the work
+    stays here.
+    """
+    if n <= 1:
+        yield None
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        pool = ProcessPoolExecutor(n, mp_context=mp.get_context("spawn"),
+                                   initializer=_keep_heap)
+        for _ in range(n):  # start the workers now, while this process routes
+            pool.submit(int)
+    except (OSError, RuntimeError, BrokenProcessPool):  # pragma: no cover - no processes here
+        yield None
+        return
+    broken = False
+
+    def clip(job: dict[str, Any]) -> dict[str, np.ndarray]:
+        nonlocal broken
+        if not broken:
+            try:
+                return pool.submit(_clip_in_worker, job).result()
+            except (OSError, BrokenProcessPool):  # pragma: no cover - a worker died
+                broken = True
+        return _clip_groups(job)
+
+    try:
+        yield clip
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def service_areas(
@@ -304,9 +380,10 @@ def service_areas(
         is at most 2 % of ``buffer_m`` inside the true circle).
     workers
         Threads that build chunks of facilities at once (GEOS runs without
-        Python's lock, Clipper with it); ``None`` = one per CPU core, at
-        most 4.  Use 1 inside a process pool that already fills the cores
-        (a Dask batch).
+        Python's lock, Clipper with it, so from 2,000 polygons on Clipper
+        runs in as many spawned worker processes); ``None`` = one per CPU
+        core, at most 4.  Use 1 inside a process pool that already fills
+        the cores (a Dask batch): no threads, no processes.
     lang
         Language of the warning (``"zh"`` default, or ``"en"``).
     progress
@@ -537,13 +614,13 @@ def _chunk_pieces(net: WalkNetwork, facilities: Snapped, own_all: np.ndarray, rr
 
 
 def _assemble(net: WalkNetwork, faces: Faces | None, pieces: _Pieces, n_groups: int,
-              buffer_m: float, quad_segs: int) -> np.ndarray:
+              buffer_m: float, quad_segs: int, clip: Any = None) -> np.ndarray:
     """Polygons of groups ``0 .. n_groups - 1``: the taken blocks (one coverage
     union) grown by ``buffer_m`` together with the rim pieces' bands, in one
-    offset-and-union (`_offset_union`), then the blocks' eroded cores punched
-    as holes."""
+    offset-and-union per group (`_clip_groups`, run by ``clip``: a worker
+    process or, by default, here), then the blocks' eroded cores punched as
+    holes."""
     groups, lines, core = pieces
-    polys = np.full(n_groups, None, dtype=object)
     n_f = faces.n_faces if faces is not None else 1
     cg, cf = core // n_f, core % n_f  # sorted by group
     cbounds = np.searchsorted(cg, np.arange(n_groups + 1))
@@ -563,18 +640,18 @@ def _assemble(net: WalkNetwork, faces: Faces | None, pieces: _Pieces, n_groups: 
     xy, vl = xy[vo], rank[li][vo]  # vertices sorted by (group, line); vl: line rank
     lbounds = np.searchsorted(gg[order], np.arange(n_groups + 1))
     vbounds = np.searchsorted(vl, lbounds)
-    for i in range(n_groups):
-        blocks = slice(cbounds[i], cbounds[i + 1])
-        v0, v1 = vbounds[i], vbounds[i + 1]
-        if v1 == v0 and blocks.stop == blocks.start:
-            continue
-        base = (_blocks_union(faces.polygon[cf[blocks]]) if blocks.stop > blocks.start
-                else None)
-        poly = _offset_union(base, xy[v0:v1], vl[v0:v1], buffer_m, quad_segs)
-        h = holes[blocks]
-        h = h[h != None]  # noqa: E711  (object array: elementwise)
-        polys[i] = _punch(poly, h) if h.size else poly
-    return polys
+    n_blocks = np.diff(cbounds)
+    bases = np.full(n_groups, None, dtype=object)
+    for i in np.flatnonzero(n_blocks).tolist():
+        bases[i] = _blocks_union(faces.polygon[cf[cbounds[i]:cbounds[i + 1]]])
+    work = (n_blocks > 0) | (np.diff(vbounds) > 0)
+    job = _clip_job(bases, xy, vl, vbounds, work, buffer_m, quad_segs)
+    done = (clip or _clip_groups)(job)
+    # the eroded cores of each group's blocks, as rings
+    keep = holes != None  # noqa: E711  (object array: elementwise)
+    hg = np.repeat(np.arange(n_groups), n_blocks)[keep]
+    parts, pi = shapely.get_parts(holes[keep], return_index=True)
+    return _polygons(job, done, shapely.get_exterior_ring(parts), hg[pi])
 
 
 #: Clipper's integer grid: at most this many units per metre (10 µm), fewer where a
@@ -585,109 +662,213 @@ _CLIP_MAX_UNITS = 1e9
 _ARC_FINER = 2
 
 
-def _offset_union(base: shapely.Geometry | None, xy: np.ndarray, line: np.ndarray,
-                  buffer_m: float, quad_segs: int) -> shapely.Geometry:
-    """``buffer(base, buffer_m)`` unioned with the bands of the lines (vertices ``xy``,
-    line number ``line`` per vertex, grouped), by Clipper.
+def _group_extent(xy: np.ndarray, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lower-left and upper-right corner of each run ``bounds[i]:bounds[i + 1]`` of
+    points sorted by group (+-inf where a run is empty)."""
+    n = bounds.size - 1
+    lo, hi = np.full((n, 2), np.inf), np.full((n, 2), -np.inf)
+    full = np.flatnonzero(np.diff(bounds) > 0)
+    if full.size:
+        lo[full] = np.minimum.reduceat(xy, bounds[full], axis=0)
+        hi[full] = np.maximum.reduceat(xy, bounds[full], axis=0)
+    return lo, hi
+
+
+def _clip_job(bases: np.ndarray, xy: np.ndarray, line: np.ndarray, vbounds: np.ndarray,
+              work: np.ndarray, buffer_m: float, quad_segs: int) -> dict[str, Any]:
+    """Everything `_clip_groups` needs for groups ``0 .. n - 1``, as plain arrays (so
+    that a worker process gets it cheaply): the rings of each group's ``bases``
+    (taken blocks; ``None`` for none) and its rim lines (vertices ``xy`` with line
+    number ``line``, sorted by group; group ``i`` holds ``vbounds[i]:vbounds[i + 1]``),
+    on each group's integer grid (10 µm, from a whole-metre origin, so that a
+    street lands on the same grid in every polygon)."""
+    n = bases.size
+    has = np.flatnonzero(bases != None)  # noqa: E711  (object array: elementwise)
+    rxy, rid, rgroup = _oriented_rings(bases[has])
+    rgroup = has[rgroup]
+    # ring runs: [start of each ring], and the rings of each group
+    rstart = np.flatnonzero(np.r_[True, rid[1:] != rid[:-1]]) if rid.size else rid
+    rb = np.r_[rstart, rid.size]
+    rgb = np.searchsorted(rgroup[rstart], np.arange(n + 1))
+    # line runs the same way (a new line where the line number changes)
+    lstart = np.flatnonzero(np.r_[True, line[1:] != line[:-1]]) if line.size else line
+    lb = np.r_[lstart, line.size]
+    lgb = np.searchsorted(lstart, vbounds)
+    lo_r, hi_r = _group_extent(rxy, rb[rgb])
+    lo_l, hi_l = _group_extent(xy, vbounds)
+    lo, hi = np.minimum(lo_r, lo_l), np.maximum(hi_r, hi_l)
+    empty = ~np.isfinite(lo[:, 0])
+    lo[empty], hi[empty] = 0.0, 0.0
+    span = np.max(hi - lo, axis=1) + 4.0 * buffer_m
+    scale = np.minimum(_CLIP_UNITS_PER_M, _CLIP_MAX_UNITS / np.maximum(span, 1.0))
+    # whole metres: every group rounds a street to the same integer grid
+    origin = np.floor(lo - 2.0 * buffer_m)
+    vg = np.repeat(np.arange(n), np.diff(vbounds))
+    rg = np.repeat(np.arange(n), np.diff(rb[rgb]))
+    # one chord of a round part spans this angle in GEOS's buffers
+    step = np.pi / (2 * quad_segs)
+    return {
+        "ring_xy": np.rint((rxy - origin[rg]) * scale[rg, None]).astype(np.int64),
+        "ring_bounds": rb, "group_rings": rgb,
+        "line_xy": np.rint((xy - origin[vg]) * scale[vg, None]).astype(np.int64),
+        "line_bounds": lb, "group_lines": lgb,
+        "work": work & ~empty, "no_points": work & empty,
+        "delta": buffer_m * scale,
+        "arc_rings": buffer_m * (1.0 - np.cos(step / _ARC_FINER / 2)) * scale,
+        "arc_lines": buffer_m * (1.0 - np.cos(step / 2)) * scale,
+        "scale": scale, "origin": origin,
+    }
+
+
+def _clip_groups(job: dict[str, Any]) -> dict[str, np.ndarray]:
+    """For each group of a `_clip_job`: ``buffer(base, buffer_m)`` unioned with the
+    bands of its rim lines, by Clipper; the output rings as integer vertices, each
+    with its part (parts numbered across groups, each part's shell first) and
+    each part with its group.  Plain arrays in and out: this runs in a worker
+    process when the job is large (Clipper holds Python's lock).
 
     GEOS unions bands one overlay at a time, tens of microseconds each even
     for two small bands, and a 15-minute area has a hundred or more rim
     bands; its buffer of all lines at once is slower still.  Clipper
-    (pyclipper) offsets every path and unions the results in one sweep, on
-    integer coordinates (10 µm, from a whole-metre origin, so that a street
-    lands on the same grid in every polygon).  Two offsets and a union:
+    (pyclipper) offsets every path and unions the results in one sweep.
+    Two offsets and a union:
 
     * the rim lines with round ends drawn at GEOS's angular step for
       ``quad_segs`` (the same vertices as GEOS's round caps), so the polygon
       is the GEOS band union up to slivers of its chord sagitta;
-    * ``base`` (the taken blocks) grown with corners drawn `_ARC_FINER` times
-      finer: a street on the blocks' rim for a larger threshold covers its
-      own band (round ends) drawn for a smaller one, up to far thinner
-      slivers, so the polygons of growing thresholds nest.
+    * the base rings (the taken blocks) grown with corners drawn
+      `_ARC_FINER` times finer: a street on the blocks' rim for a larger
+      threshold covers its own band (round ends) drawn for a smaller one, up
+      to far thinner slivers, so the polygons of growing thresholds nest.
     """
     import pyclipper
 
-    rings = np.zeros((0, 2))
-    ring_id = np.zeros(0, np.int64)
-    if base is not None and not base.is_empty:
-        rings, ring_id = _oriented_rings(base)
-    pts = np.concatenate([rings, xy])
-    if not pts.size:
-        return shapely.Polygon()
-    lo = pts.min(axis=0)
-    span = float(np.max(pts.max(axis=0) - lo, initial=0.0)) + 4.0 * buffer_m
-    scale = min(_CLIP_UNITS_PER_M, _CLIP_MAX_UNITS / max(span, 1.0))
-    # whole metres: every group rounds a street to the same integer grid
-    origin = np.floor(lo - 2.0 * buffer_m)
-    # one chord of a round part spans this angle in GEOS's buffers
-    step = np.pi / (2 * quad_segs)
-    delta = buffer_m * scale
-    done = []  # (offset, its paths) of the grown blocks, then of the rim bands
-    for coords, ids, finer, end in ((rings, ring_id, _ARC_FINER, pyclipper.ET_CLOSEDPOLYGON),
-                                    (xy, line, 1, pyclipper.ET_OPENROUND)):
-        if not ids.size:
-            continue
-        flat = np.rint((coords - origin) * scale).astype(np.int64).tolist()
-        cut = (np.flatnonzero(np.diff(ids)) + 1).tolist()
-        off = pyclipper.PyclipperOffset(
-            arc_tolerance=buffer_m * (1.0 - np.cos(step / finer / 2)) * scale)
-        off.AddPaths([flat[a:b] for a, b in zip([0, *cut], [*cut, ids.size])],
-                     pyclipper.JT_ROUND, end)
-        got = off.Execute(delta)
-        if got:
-            done.append((off, got))
-    if not done:
-        return shapely.Polygon()
+    rings = job["ring_xy"].tolist()
+    lines = job["line_xy"].tolist()
+    rb, rgb = job["ring_bounds"].tolist(), job["group_rings"].tolist()
+    lb, lgb = job["line_bounds"].tolist(), job["group_lines"].tolist()
+    delta = job["delta"].tolist()
+    arc_r, arc_l = job["arc_rings"].tolist(), job["arc_lines"].tolist()
     fill = pyclipper.PFT_NONZERO
-    if len(done) == 1:
-        out = done[0][1]
-    else:
-        union = pyclipper.Pyclipper()
-        union.AddPaths(done[0][1], pyclipper.PT_SUBJECT, True)
-        union.AddPaths(done[1][1], pyclipper.PT_CLIP, True)
-        out = union.Execute(pyclipper.CT_UNION, fill, fill)
+    out_rings: list[list[list[int]]] = []
+    ring_part: list[int] = []
+    part_group: list[int] = []
 
-    def tree() -> Any:
+    def emit(group: int, part: list[list[list[int]]]) -> None:
+        ring_part.extend([len(part_group)] * len(part))
+        part_group.append(group)
+        out_rings.extend(part)
+
+    for i in np.flatnonzero(job["work"]).tolist():
+        done = []  # (offset, its paths) of the grown blocks, then of the rim bands
+        for flat, bounds, r0, r1, arc, end in (
+                (rings, rb, rgb[i], rgb[i + 1], arc_r[i], pyclipper.ET_CLOSEDPOLYGON),
+                (lines, lb, lgb[i], lgb[i + 1], arc_l[i], pyclipper.ET_OPENROUND)):
+            if r1 == r0:
+                continue
+            off = pyclipper.PyclipperOffset(arc_tolerance=arc)
+            off.AddPaths([flat[bounds[r]:bounds[r + 1]] for r in range(r0, r1)],
+                         pyclipper.JT_ROUND, end)
+            got = off.Execute(delta[i])
+            if got:
+                done.append((off, got))
+        if not done:
+            continue
         if len(done) == 1:
-            return done[0][0].Execute2(delta)
-        return union.Execute2(pyclipper.CT_UNION, fill, fill)
+            out = done[0][1]
+        else:
+            union = pyclipper.Pyclipper()
+            union.AddPaths(done[0][1], pyclipper.PT_SUBJECT, True)
+            union.AddPaths(done[1][1], pyclipper.PT_CLIP, True)
+            out = union.Execute(pyclipper.CT_UNION, fill, fill)
+        if not out:
+            continue
+        shell = [pyclipper.Orientation(p) for p in out]
+        if sum(shell) == 1:
+            first = shell.index(True)
+            emit(i, [out[first], *(p for p, s in zip(out, shell) if not s)])
+            continue
+        # several parts (rare: a service area is one walk network): let Clipper nest them
+        tree = (done[0][0].Execute2(delta[i]) if len(done) == 1
+                else union.Execute2(pyclipper.CT_UNION, fill, fill))
 
-    if not out:
-        return shapely.Polygon()
-    size = [len(q) for q in out]
-    rid = np.repeat(np.arange(len(out)), size)
-    ring = shapely.linearrings(np.array(list(chain.from_iterable(out)), float) / scale + origin,
-                               indices=rid)
-    shell = shapely.is_ccw(ring)
-    if shell.sum() == 1:
-        return shapely.polygons(ring[shell][0], ring[~shell])
-    # several parts (rare: a service area is one walk network): let Clipper nest them
-    parts: list[shapely.Geometry] = []
+        def walk(node: Any, group: int = i) -> None:
+            for part in node.Childs:
+                emit(group, [part.Contour, *(h.Contour for h in part.Childs)])
+                for h in part.Childs:
+                    walk(h)
 
-    def walk(node: Any) -> None:
-        for part in node.Childs:
-            parts.append(shapely.Polygon(np.asarray(part.Contour, float) / scale + origin,
-                                         [np.asarray(h.Contour, float) / scale + origin
-                                          for h in part.Childs]))
-            for h in part.Childs:
-                walk(h)
-
-    walk(tree())
-    return parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)
+        walk(tree)
+    size = [len(r) for r in out_rings]
+    return {"xy": np.array(list(chain.from_iterable(out_rings)), np.int64).reshape(-1, 2),
+            "ring_size": np.array(size, np.int64), "ring_part": np.array(ring_part, np.int64),
+            "part_group": np.array(part_group, np.int64)}
 
 
-def _oriented_rings(poly: shapely.Geometry) -> tuple[np.ndarray, np.ndarray]:
-    """Vertices and ring number of every ring of ``poly``: shells counter-clockwise,
-    holes clockwise (Clipper tells them apart by orientation)."""
-    parts = shapely.get_parts(poly)
+def _polygons(job: dict[str, Any], done: dict[str, np.ndarray], holes: np.ndarray,
+              hole_group: np.ndarray) -> np.ndarray:
+    """The polygon of each group from `_clip_groups`'s rings (``None`` where a group
+    had no work, empty where nothing came out), with the rings ``holes``
+    (eroded block cores, each well inside its group's polygon) punched into
+    group ``hole_group``; vectorised over the groups."""
+    n = job["scale"].size
+    polys = np.full(n, None, dtype=object)
+    polys[job["work"] | job["no_points"]] = shapely.Polygon()
+    pg, rp, size = done["part_group"], done["ring_part"], done["ring_size"]
+    if not pg.size:
+        return polys
+    n_parts = np.bincount(pg, minlength=n)
+    rg = np.repeat(pg[rp], size)
+    xy = done["xy"] / job["scale"][rg, None] + job["origin"][rg]
+    rings = shapely.linearrings(xy, indices=np.repeat(np.arange(size.size), size))
+    # the cores go into a one-part polygon directly; into the right part otherwise
+    first = np.searchsorted(pg, np.arange(n))  # each group's first part (parts sorted)
+    one = n_parts[hole_group] == 1
+    all_rings = np.concatenate([rings, holes[one]])
+    all_part = np.concatenate([rp, first[hole_group[one]]])
+    order = np.argsort(all_part, kind="stable")  # shell, Clipper's holes, then cores
+    parts = shapely.polygons(all_rings[order], indices=all_part[order])
+    single = np.flatnonzero(n_parts == 1)
+    polys[single] = parts[first[single]]
+    many = np.flatnonzero(n_parts > 1)
+    if many.size:
+        mp = np.flatnonzero(n_parts[pg] > 1)
+        multi = shapely.multipolygons(parts[mp], indices=np.searchsorted(many, pg[mp]))
+        for g, poly in zip(many.tolist(), multi, strict=True):
+            h = holes[hole_group == g]
+            polys[g] = _punch(poly, h) if h.size else poly
+    return polys
+
+
+def _offset_union(base: shapely.Geometry | None, xy: np.ndarray, line: np.ndarray,
+                  buffer_m: float, quad_segs: int) -> shapely.Geometry:
+    """``buffer(base, buffer_m)`` unioned with the bands of the lines (vertices ``xy``,
+    line number ``line`` per vertex, grouped), by Clipper: one group of
+    `_clip_groups`."""
+    job = _clip_job(np.array([base], dtype=object), xy, line, np.array([0, line.size]),
+                    np.ones(1, bool), buffer_m, quad_segs)
+    return _polygons(job, _clip_groups(job), np.zeros(0, object), np.zeros(0, np.int64))[0]
+
+
+def _oriented_rings(polys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vertices, ring number and polygon (index in ``polys``) of every ring of
+    ``polys``: per polygon its shells counter-clockwise, then its holes
+    clockwise (Clipper tells them apart by orientation)."""
+    full = np.flatnonzero(~shapely.is_empty(polys))
+    parts, owner = shapely.get_parts(polys[full], return_index=True)
+    owner = full[owner]
     n_int = shapely.get_num_interior_rings(parts)
     shells = shapely.get_exterior_ring(parts)
     inner = shapely.get_interior_ring(np.repeat(parts, n_int), run_offsets(n_int))
     rings = np.concatenate([shells, inner])
-    flip = shapely.is_ccw(rings) != np.r_[np.ones(shells.size, bool), np.zeros(inner.size, bool)]
+    kind = np.r_[np.zeros(shells.size, np.int64), np.ones(inner.size, np.int64)]
+    group = np.concatenate([owner, np.repeat(owner, n_int)])
+    order = np.lexsort((np.arange(rings.size), kind, group))
+    rings, group = rings[order], group[order]
+    flip = shapely.is_ccw(rings) != (kind[order] == 0)
     rings[flip] = shapely.reverse(rings[flip])
     xy, rid = shapely.get_coordinates(rings, return_index=True)
-    return xy, rid
+    return xy, rid, group[rid]
 
 
 def _blocks_union(blocks: np.ndarray) -> shapely.Geometry:
@@ -698,14 +879,13 @@ def _blocks_union(blocks: np.ndarray) -> shapely.Geometry:
         return shapely.union_all(blocks)
 
 
-def _punch(poly: shapely.Geometry, holes: np.ndarray) -> shapely.Geometry:
-    """``poly`` with the polygons ``holes`` (each well inside it) as extra interior rings.
+def _punch(poly: shapely.Geometry, rings: np.ndarray) -> shapely.Geometry:
+    """``poly`` with the rings ``rings`` (each well inside it) as extra interior rings.
 
     The eroded block cores lie at least ``buffer_m`` inside the blocks, which
     lie inside ``poly`` with a ``buffer_m`` margin, so no overlay is needed:
     each ring goes to the part of ``poly`` that contains it.
     """
-    rings = shapely.get_exterior_ring(shapely.get_parts(holes))
     parts = shapely.get_parts(poly)
     if parts.size == 1:
         owner = np.zeros(rings.size, np.int64)

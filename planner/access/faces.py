@@ -197,6 +197,11 @@ def planar_faces(net: WalkNetwork) -> Faces:
         lines = edge_geometries(net)
         xy, off = edge_vertices(net)
         nv = np.diff(off)
+        # the crossing test (GEOS, without Python's lock) runs beside the NumPy work
+        from concurrent.futures import ThreadPoolExecutor
+
+        side = ThreadPoolExecutor(1)
+        crossing = side.submit(_crossing_edges, net, lines, nv)
         flagged = nv < 2
         s0, s1 = np.clip(off[:-1], 0, len(xy) - 1), np.clip(off[1:] - 1, 0, len(xy) - 1)
         node_xy = np.c_[net.node_x, net.node_y]
@@ -245,7 +250,8 @@ def planar_faces(net: WalkNetwork) -> Faces:
 
         clean = area2 > 0
         clean[edge_face[edge_face[:, 0] == edge_face[:, 1], 0]] = False
-        flagged |= _crossing_edges(net, lines, nv)
+        flagged |= crossing.result()
+        side.shutdown()
         clean[edge_face[flagged].ravel()] = False
 
         polygon = np.full(n_f, None, dtype=object)

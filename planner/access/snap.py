@@ -472,9 +472,31 @@ def _nearest_edges(net: WalkNetwork, geoms: np.ndarray, max_snap_m: float) -> np
         rest = np.flatnonzero(edge < 0)
         if not rest.size:
             break
-        i, e = tree.query_nearest(geoms[rest], max_distance=radius, all_matches=False)
+        i, e = _query_nearest(tree, geoms[rest], radius)
         edge[rest[i]] = e
     return edge
+
+
+#: Point sets at least twice this long are searched in two threads.
+_THREAD_MIN_POINTS = 20_000
+
+
+def _query_nearest(tree: shapely.STRtree, geoms: np.ndarray, radius: float | None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """``tree.query_nearest(geoms, max_distance=radius, all_matches=False)``, in two
+    threads for many points (GEOS searches without Python's lock)."""
+
+    def one(part: np.ndarray) -> np.ndarray:
+        return tree.query_nearest(part, max_distance=radius, all_matches=False)
+
+    if len(geoms) < 2 * _THREAD_MIN_POINTS:
+        return one(geoms)
+    from concurrent.futures import ThreadPoolExecutor
+
+    half = len(geoms) // 2
+    with ThreadPoolExecutor(2) as pool:
+        lo, hi = pool.map(one, [geoms[:half], geoms[half:]])
+    return np.r_[lo[0], hi[0] + half], np.r_[lo[1], hi[1]]
 
 
 def _main_labels(net: WalkNetwork, main: npt.ArrayLike | None) -> np.ndarray:
@@ -504,6 +526,43 @@ def _main_tree(net: WalkNetwork, main: np.ndarray) -> tuple[shapely.STRtree, np.
     return net.cached("edge_tree_main:" + ",".join(map(str, main.tolist())), build)
 
 
+def _nearest_main(net: WalkNetwork, geoms: np.ndarray, main: np.ndarray, max_snap_m: float
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Distance to and index of the nearest edge of the ``main`` components of each
+    point (``inf`` / -1 where none lies within ``max_snap_m``; the callers need no
+    farther one).
+
+    Most points find one near by: the edges within a short radius come from
+    the whole network's tree and are filtered by component, so the tree of
+    the main components alone (as costly to build as the whole one) is built
+    only for points with none close and a snap limit beyond that radius.
+    """
+    lines = edge_geometries(net)
+    is_main = np.isin(net.components()[net.edge_u], main)
+    dist = np.full(len(geoms), np.inf)
+    best = np.full(len(geoms), -1, dtype=np.int64)
+    tree = edge_tree(net)
+    for radius in (50.0, 200.0):
+        rest = np.flatnonzero(best < 0)
+        r = min(radius, max_snap_m)
+        i, e = tree.query(geoms[rest], predicate="dwithin", distance=r)
+        ok = is_main[e]
+        i, e = i[ok], e[ok]
+        d = shapely.distance(geoms[rest[i]], lines[e])
+        first = np.lexsort((e, d, i))  # per point: the nearest, then the lowest edge
+        first = first[np.r_[True, i[first][1:] != i[first][:-1]]] if first.size else first
+        dist[rest[i[first]]], best[rest[i[first]]] = d[first], e[first]
+        if r >= max_snap_m:
+            return dist, best
+    rest = np.flatnonzero(best < 0)
+    if rest.size:
+        main_tree, idx = _main_tree(net, main)
+        i, e = _query_nearest(main_tree, geoms[rest], None)
+        dist[rest[i]] = shapely.distance(geoms[rest[i]], lines[idx[e]])
+        best[rest[i]] = idx[e]
+    return dist, best
+
+
 def _off_fragments(net: WalkNetwork, geoms: np.ndarray, edge: np.ndarray, moved: np.ndarray,
                    fragment_m: np.ndarray, *, main: np.ndarray, max_snap_m: float,
                    fragment_snap_m: float, fragment_ratio: float) -> np.ndarray:
@@ -518,12 +577,7 @@ def _off_fragments(net: WalkNetwork, geoms: np.ndarray, edge: np.ndarray, moved:
     pos = np.flatnonzero(on_fragment)
     d_frag = shapely.distance(geoms[pos], edge_geometries(net)[edge[pos]])
     fragment_m[pos] = d_frag
-    tree, idx = _main_tree(net, main)
-    i, e = tree.query_nearest(geoms[pos], all_matches=False)
-    d_main = np.full(pos.size, np.inf)
-    main_edge = np.full(pos.size, -1, dtype=np.int64)
-    d_main[i] = shapely.distance(geoms[pos[i]], edge_geometries(net)[idx[e]])
-    main_edge[i] = idx[e]
+    d_main, main_edge = _nearest_main(net, geoms[pos], main, max_snap_m)
     stays = ((d_frag <= fragment_snap_m) & (d_frag <= fragment_ratio * d_main)) | (
         d_main > max_snap_m)
     move = ~stays
