@@ -153,7 +153,7 @@ def pmedian_runs(M, w, fixed, ps, time_limit):
             f"{pen_r:.6g})")
         say(f"  p={p:<4} exact: {secs:8.1f} s  {r.status:<10} gap {r.gap:.4%}  "
             f"objective {r.objective:.6g}  bound {r.bound:.6g}{note}  peak +{mb:.0f} MB  "
-            f"({r.method})")
+            f"({r.method}{', ' + r.info['stopped'] if r.info.get('stopped') else ''})")
         say(f"  p={p:<4} heuristic alone: {hs:8.1f} s  objective {pen_h:.6g}  "
             f"gap to the best bound {hgap:.4%}  peak +{hmb:.0f} MB")
         out[p] = dict(s=secs, gap=r.gap, status=r.status, hs=hs, hgap=hgap, mb=mb)
