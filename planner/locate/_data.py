@@ -74,6 +74,11 @@ class CostData:
             col[has] = self.indices[first[has]]
         return best, col
 
+    def caps(self) -> np.ndarray:
+        """Each row's cost when no new site serves it: its nearest fixed site, else big-M."""
+        cap_fixed, _ = self.nearest_open(self.fixed)
+        return np.where(np.isfinite(cap_fixed), cap_fixed, self.penalty)
+
     def true_objective(self, open_mask: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
         """Objective over reachable demand, nearest column per row, unreachable rows."""
         best, col = self.nearest_open(open_mask)

@@ -63,7 +63,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import highspy
@@ -72,6 +72,7 @@ import numpy as np
 from planner.locate._bnb import branch_and_cut
 from planner.locate._data import CostData
 from planner.locate._heuristic import _Swap, interchange
+from planner.locate._lagrange import pmedian_lagrangian
 
 __all__ = ["ExactOutcome", "Reporter", "reporter", "solve_pmedian_exact"]
 
@@ -208,8 +209,7 @@ class _Rows:
         ``p - 1`` of ``sum y = p``), so no cut above that level is ever violated (the radius
         formulation's reduction, Elloumi 2010).  Large ``p`` halves the entries.
         """
-        cap_fixed, _ = cd.nearest_open(cd.fixed)
-        cap = np.where(np.isfinite(cap_fixed), cap_fixed, cd.penalty)
+        cap = cd.caps()
         rows = cd.rows
         keep = (cd.data < cap[rows]) & ~cd.fixed[cd.indices]
         if cols is not None:
@@ -413,10 +413,14 @@ _LP_MAX_ENTRIES = 1_000_000
 _LARGE_PERTURB = 40
 
 
+def _cutoff_tol(integral: bool, u: float, tol: float = 1e-9) -> float:
+    """A bound at or above ``u - _cutoff_tol`` proves ``u`` optimal: with integer data every
+    objective value is an integer, so a bound above ``u - 1`` does."""
+    return 1.0 - 1e-6 if integral else max(1e-6, tol * abs(u))
+
+
 def _reduced_entries(cd: CostData, cols: np.ndarray) -> int:
-    cap_fixed, _ = cd.nearest_open(cd.fixed)
-    cap = np.where(np.isfinite(cap_fixed), cap_fixed, cd.penalty)
-    return int(np.count_nonzero((cd.data < cap[cd.rows]) & cols[cd.indices]))
+    return int(np.count_nonzero((cd.data < cd.caps()[cd.rows]) & cols[cd.indices]))
 
 
 def _too_big_for_lp(cd: CostData, cols: np.ndarray) -> bool:
@@ -434,15 +438,11 @@ def _lagrangian_phase(cd, p, cols, incumbent, *, allowed, t0, time_limit, work, 
     incumbent opens become fixed sites (``p`` less them), columns fixed closed
     leave ``cols``.  Every solution better than the incumbent lies in it.
     """
-    from dataclasses import replace
-
-    from planner.locate._lagrange import pmedian_lagrangian
-
     ub = cd.penalized(incumbent)
     integral = _integral_objective(cd)
 
     def cutoff(u: float) -> float:
-        return u - (1.0 - 1e-6 if integral else max(1e-6, 1e-9 * abs(u)))
+        return u - _cutoff_tol(integral, u)
 
     def polish(mask: np.ndarray) -> tuple[float, np.ndarray]:
         """The Lagrangian heuristic: interchange local search from the relaxation's sites."""
@@ -631,7 +631,7 @@ class _Exact:
         """Prune / prove when lb >= ub - cutoff_tol(ub)."""
         # integer costs and weights: every objective value is an integer, so a
         # bound above ub - 1 proves ub optimal
-        return 1.0 - 1e-6 if self.integral else max(1e-6, self.tol * abs(u))
+        return _cutoff_tol(self.integral, u, self.tol)
 
     def done(self) -> bool:
         return self.lb >= self.ub - self.cutoff_tol(self.ub)

@@ -131,8 +131,7 @@ class _Lagrange:
                  polish: Callable[[np.ndarray], tuple[float, np.ndarray]] | None):
         self.cd, self.p, self.cutoff, self.polish = cd, p, cutoff, polish
         self.ub, self.ub_mask = float(ub), ub_mask.copy()
-        cap_fixed, _ = cd.nearest_open(cd.fixed)
-        self.cap = np.where(np.isfinite(cap_fixed), cap_fixed, cd.penalty)
+        self.cap = cd.caps()
         rows = cd.rows
         keep = (cd.data < self.cap[rows]) & cols[cd.indices]
         w = cd.weights
