@@ -54,7 +54,7 @@ class LocateResult:
         ``|objective - bound| / max(|objective|, tiny)``; 0 when proven optimal.
     status
         ``"optimal"`` (gap proven zero), ``"time_limit"`` (exact solver
-        stopped with a gap: out of time, or, p-median at city scale, with the
+        stopped with a gap: out of time, or, p-median and MCLP at city scale, with the
         Lagrangian bound because the LP stays too large after fixing:
         ``info["stopped"] == "lagrangian_bound_lp_too_large"``) or
         ``"heuristic"`` (no proof asked for).
@@ -549,6 +549,7 @@ class MCLP(_Model):
         k = min(self.p, red.cols.size)
         chosen = np.zeros(red.cols.size, bool)
         ub_cov = W - red.lost_weight  # what every site together could cover
+        stopped, lag_iters = None, 0
         proven = red.cover.shape[0] == 0 or k == 0 or k == red.cols.size
         used = "presolve" if proven else "heuristic"
         if proven:
@@ -578,6 +579,9 @@ class MCLP(_Model):
                                           seed=seed, threads=threads, allowed=every, report=rep)
                 chosen, proven, used = out.open_mask, out.proven, "presolve+heuristic+exact"
                 ub_cov = min(ub_cov, W - red.lost_weight - out.lower_bound)
+                stopped = out.note
+                if out.work is not None and out.work.lagrange_iters:
+                    lag_iters = out.work.lagrange_iters
         open_mask = np.zeros(cd.m, bool)
         open_mask[red.cols[chosen]] = True
         # sites beyond the useful ones (the presolve's sum y <= p): any allowed, lowest first
@@ -586,6 +590,10 @@ class MCLP(_Model):
         res = _coverage_result(self, cov, open_mask | cd.fixed, objective=None, bound=ub_cov,
                                proven=proven, used=used, method=method, t0=t0)
         res.info["presolve"] = red.stats
+        if stopped:
+            res.info["stopped"] = stopped
+        if lag_iters:
+            res.info["lagrangian_iterations"] = lag_iters
         return res
 
     def _solve_capacitated(self, cov, heur_mask, *, time_limit, method, seed, threads, t0):
