@@ -239,3 +239,27 @@ def test_mclp_lp_left_out_keeps_a_valid_bound_and_says_why(monkeypatch, mclp_thr
     assert r.status == "time_limit"
     assert r.info["stopped"] == "lagrangian_bound_lp_too_large"
     assert r.gap == pytest.approx((r.bound - r.objective) / r.objective)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_city_scale_heuristic_runs_the_lagrangian_heuristic_with_a_valid_bound(monkeypatch, seed):
+    monkeypatch.setattr(ex, "_too_big_for_lp", lambda cd, cols: True)
+    cost, w = instance(400 + seed, n=30, m=14, sparse=seed % 2 == 1)
+    fixed = [4] if seed >= 2 else None
+    cd = build_cost_data(cost, weights=w, fixed=fixed)
+    values = penalized_values(cd, 3)
+    opt = min(v for v, _ in values)
+    r = PMedian.from_cost_matrix(cost, p=3, weights=w, fixed=fixed).solve(method="heuristic")
+    assert r.status == "heuristic"
+    assert r.info["lagrangian_iterations"] > 0
+    mask = np.zeros(cd.m, bool)
+    mask[r.sites] = True
+    mask[r.fixed] = True
+    nowhere = ~cd.reachable_any()
+    base = float(cd.weights[nowhere].sum()) * cd.penalty  # what every solution pays
+    assert cd.penalized(mask) >= opt - 1e-6
+    assert r.bound <= opt - base + 1e-6  # a valid lower bound
+    # tighter than the trivial bound (each row at its nearest candidate), on these instances
+    nearest = cd.nearest_open(np.ones(cd.m, bool))[0]
+    trivial = float(np.dot(cd.weights, np.where(np.isfinite(nearest), nearest, cd.penalty)))
+    assert r.bound > trivial - base + 1e-6

@@ -19,8 +19,9 @@ import scipy.sparse as sp
 
 from planner import defaults as D
 from planner._errors import LocateError, PlannerWarning
+from planner.locate import _exact
 from planner.locate._data import CostData, _as_index_mask, build_cost_data
-from planner.locate._exact import reporter, solve_pmedian_exact
+from planner.locate._exact import lagrangian_heuristic, reporter, solve_pmedian_exact
 from planner.locate._heuristic import interchange
 
 Method = Literal["auto", "exact", "heuristic"]
@@ -345,9 +346,12 @@ class PMedian(_Model):
         # only a deadline here too: a solve that ends in time does the same work under
         # any larger limit.
         pool: list = []
+        # at city scale (the LP too large) the heuristic is interchange with few rounds, then
+        # the Lagrangian heuristic, which also gives a bound
+        city = method == "heuristic" and _exact._too_big_for_lp(cd, self.allowed & ~cd.fixed)
         open_mask = interchange(cd, p, seed=seed, time_limit=time_limit, allowed=self.allowed,
-                                pool=pool,
-                                n_perturb=None if method == "heuristic" else _EXACT_PERTURB)
+                                pool=pool, n_perturb=None if method == "heuristic" and not city
+                                else _EXACT_PERTURB)
         lb = _trivial_bound(cd)
         used = "heuristic"
         proven = False
@@ -356,6 +360,14 @@ class PMedian(_Model):
             return self._result(open_mask, lb, True, used, method, t0)
         if rep is not None:
             rep("heuristic", cd.penalized(open_mask), lb)
+        if city:
+            open_mask, lag_lb, iters = lagrangian_heuristic(
+                cd, p, open_mask, allowed=self.allowed, time_limit=time_limit, t0=t0)
+            lb = max(lb, lag_lb)
+            used = "heuristic+lagrangian"
+            res = self._result(open_mask, lb, False, used, method, t0)
+            res.info["lagrangian_iterations"] = iters
+            return res
         if method != "heuristic":
             remaining = time_limit - (time.perf_counter() - t0)
             out = solve_pmedian_exact(cd, p, incumbent=open_mask, time_limit=max(0.05, remaining),
