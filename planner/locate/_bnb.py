@@ -40,6 +40,8 @@ from typing import Any
 import highspy
 import numpy as np
 
+from planner.locate._highs import set_deadline
+
 __all__ = ["BnbOutcome", "branch_and_cut"]
 
 
@@ -185,7 +187,7 @@ class _Search:
             if time.perf_counter() > self.deadline:
                 self.push(node_lb, lo, hi, basis, br)
                 return "stopped", obj, y
-            h.setOptionValue("time_limit", max(0.01, self.deadline - time.perf_counter()))
+            set_deadline(h, self.deadline)
             # the dual simplex stops once its (valid) bound passes the cut-off: pruned
             h.setOptionValue("objective_bound", self.cutoff() - self.R.const)
             h.run()

@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from planner.locate._data import CostData
 from planner.locate._exact import _new_highs
+from planner.locate._highs import set_deadline
 from planner.locate._presolve import unique_rows
 
 
@@ -160,7 +161,7 @@ def solve_capacitated(cd: CostData, p: int, capacity: np.ndarray, allowed: np.nd
         h.addRow(float(p), float(p), newcols.size, (E + n + newcols).astype(np.int32),
                  np.ones(newcols.size))
         _int_cols(h, E + n, m)
-    h.setOptionValue("time_limit", max(0.01, t_end - time.perf_counter()))
+    set_deadline(h, t_end)
     h.run()
     info = h.getInfo()
     st = h.getModelStatus()

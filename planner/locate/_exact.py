@@ -72,6 +72,7 @@ import numpy as np
 from planner.locate._bnb import branch_and_cut
 from planner.locate._data import CostData
 from planner.locate._heuristic import _Swap, interchange
+from planner.locate._highs import set_deadline
 from planner.locate._lagrange import pmedian_lagrangian
 
 __all__ = ["ExactOutcome", "Reporter", "lagrangian_heuristic", "reporter", "solve_pmedian_exact"]
@@ -711,7 +712,7 @@ class _Exact:
         """
         h, n = self.h, self.cd.n
         while True:
-            h.setOptionValue("time_limit", max(0.01, self.deadline - time.perf_counter()))
+            set_deadline(h, self.deadline)
             h.run()
             self.work.lp_runs += 1
             if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
@@ -812,7 +813,7 @@ class _Exact:
                 timed_out = True
                 break
             h.setSolution(self.mip_start())
-            h.setOptionValue("time_limit", max(0.01, remaining))
+            set_deadline(h, self.deadline)
             h.run()
             info = h.getInfo()
             st = h.getModelStatus()

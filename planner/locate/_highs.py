@@ -1,0 +1,20 @@
+"""HiGHS's time limit as a deadline."""
+
+from __future__ import annotations
+
+import time
+
+import highspy
+
+
+def set_deadline(h: highspy.Highs, deadline: float) -> None:
+    """Make ``h.run()`` stop at ``deadline`` (a `time.perf_counter` value).
+
+    HiGHS compares its ``time_limit`` option with its run clock, and that clock
+    adds up over every ``run()`` of the same object: it is not reset per run.
+    A cut loop or a tree re-solving one LP hundreds of times would otherwise
+    stop once the LP time summed over all its runs passed the time *left*,
+    often at half the caller's limit, and how soon would depend on the limit.
+    The limit is therefore the clock's reading plus the time left.
+    """
+    h.setOptionValue("time_limit", h.getRunTime() + max(0.01, deadline - time.perf_counter()))
