@@ -114,7 +114,7 @@ def pmedian_lagrangian(cd: CostData, p: int, cols: np.ndarray, ub: float, ub_mas
         if nn == 0.0:
             break
         u = np.clip(u + lam * (lg.ub - L) / nn * g, 0.0, lg.wc)
-    lg.fix(best_u)
+    lg.fix(best_u, polish=time.perf_counter() < deadline)  # no local search past the deadline
     best = max(best, lg.evaluate(best_u)[0])
     w = cd.weights
     level = np.where(w > 0, best_u / np.where(w > 0, w, 1.0), 0.0)
