@@ -301,3 +301,61 @@ def test_mclp_heuristic_reports_the_lagrangian_bound():
     assert ex.status == "optimal"
     assert h.bound >= ex.objective - 1e-9  # a valid upper bound on the covered weight
     assert h.bound <= 1.05 * ex.objective < w.sum()  # near the optimum, not the trivial bound
+
+
+def block_cover(rng, blocks):
+    """A block-diagonal cover: independent districts (rows x columns each)."""
+    n = sum(b[0] for b in blocks)
+    m = sum(b[1] for b in blocks)
+    d = np.zeros((n, m), bool)
+    r0 = c0 = 0
+    for bn, bm, dens in blocks:
+        blk = rng.random((bn, bm)) < dens
+        blk[np.arange(bn), rng.integers(0, bm, bn)] = True  # every row coverable
+        d[r0:r0 + bn, c0:c0 + bm] = blk
+        r0, c0 = r0 + bn, c0 + bm
+    return d
+
+
+def test_parts_are_the_connected_components():
+    from planner.locate._cover import _parts
+
+    rng = np.random.default_rng(5)
+    d = block_cover(rng, [(6, 4, 0.5), (1, 1, 1.0), (5, 3, 0.6)])
+    a = sp.csr_array(d.astype(np.int8))
+    allowed = np.ones(d.shape[1], bool)
+    parts = _parts(a, allowed)
+    # rows i, k in one part iff linked through shared columns (transitive closure)
+    link = (d.astype(int) @ d.T.astype(int)) > 0
+    reach = link.copy()
+    for _ in range(d.shape[0]):
+        reach = (reach.astype(int) @ link.astype(int)) > 0
+    label = np.empty(d.shape[0], int)
+    for k, (r, c) in enumerate(parts):
+        label[r] = k
+        assert set(np.flatnonzero(d[r].any(axis=0))) == set(c)  # its columns cover its rows
+    assert ((label[:, None] == label[None, :]) == reach).all()
+    assert sorted(np.concatenate([r for r, _ in parts]).tolist()) == list(range(d.shape[0]))
+    # a row no allowed column covers: no parts (HiGHS says the model is infeasible)
+    assert _parts(a, np.r_[np.zeros(4, bool), np.ones(d.shape[1] - 4, bool)]) == []
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_lscp_by_parts_equals_brute_force(seed):
+    from planner.locate._cover import _parts, solve_lscp
+
+    rng = np.random.default_rng(300 + seed)
+    d = block_cover(rng, [(12, 6, 0.3), (1, 1, 1.0), (10, 5, 0.35), (1, 2, 1.0)])
+    want = brute_lscp(d, [], list(range(d.shape[1])))
+    a = sp.csr_array(d.astype(np.int8))
+    every = np.ones(d.shape[1], bool)
+    assert len(_parts(sp.csr_array(a[unique_rows(a)[0]]), every)) >= 3  # the decomposed route
+    start = np.ones(d.shape[1], bool)
+    x, lb, proven = solve_lscp(a, np.ones(d.shape[0]), float(d.shape[0]), every, start=start,
+                               time_limit=30.0, seed=0, threads=1)
+    assert proven and lb == want == int(x.sum())
+    assert d[:, x].any(axis=1).all()
+    # and through the model: the same count
+    cost = cost_of(d, rng)
+    r = LSCP.from_cost_matrix(cost, coverage=10.0).solve()
+    assert r.status == "optimal" and r.objective == want

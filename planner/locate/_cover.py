@@ -7,6 +7,7 @@ import time
 import highspy
 import numpy as np
 import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components
 
 from planner.locate._data import CostData
 from planner.locate._exact import _new_highs
@@ -53,6 +54,15 @@ def solve_lscp(cover: sp.csr_array, w: np.ndarray, need: float, allowed: np.ndar
     ``report`` (a `planner.locate._exact.Reporter`) hears of HiGHS's bounds.
     """
     n, m = cover.shape
+    full = need >= float(w.sum()) - 1e-9
+    if full:
+        rows = sp.csr_array(cover)
+        rows.sort_indices()
+        rows = sp.csr_array(rows[unique_rows(rows)[0]])
+        parts = _parts(rows, allowed)
+        if len(parts) > 1:
+            return _lscp_by_parts(rows, parts, allowed, start=start, time_limit=time_limit,
+                                  seed=seed, threads=threads, report=report)
     inf = highspy.kHighsInf
     h = _new_highs(time_limit=time_limit, seed=seed, threads=threads)
     h.setOptionValue("mip_rel_gap", 0.0)
@@ -60,12 +70,9 @@ def solve_lscp(cover: sp.csr_array, w: np.ndarray, need: float, allowed: np.ndar
     h.addVars(m, np.zeros(m), np.where(allowed, 1.0, 0.0))
     h.changeColsCost(m, np.arange(m, dtype=np.int32), np.ones(m))
     _int_cols(h, 0, m)
-    full = need >= float(w.sum()) - 1e-9
     if full:
         # one row per demand point (identical rows merged)
-        rows = sp.csr_array(cover)
-        rows.sort_indices()
-        sub = rows[unique_rows(rows)[0]]
+        sub = rows
         h.addRows(sub.shape[0], np.ones(sub.shape[0]), np.full(sub.shape[0], inf), sub.nnz,
                   sub.indptr[:-1].astype(np.int32), sub.indices.astype(np.int32),
                   np.ones(sub.nnz))
@@ -104,6 +111,72 @@ def solve_lscp(cover: sp.csr_array, w: np.ndarray, need: float, allowed: np.ndar
             best = x
     lb = float(np.ceil(info.mip_dual_bound - 1e-6)) if np.isfinite(info.mip_dual_bound) else 0.0
     return best, lb, st == highspy.HighsModelStatus.kOptimal
+
+
+def _parts(rows: sp.csr_array, allowed: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The independent parts of a set covering: connected components of the graph
+    joining each row to the allowed columns that cover it, as (rows, columns).
+
+    A city's reduced LSCP falls apart into rows only one site covers (that site
+    opens) and a few large blocks; a province's into its districts at least.
+    One empty list when some row has no allowed column (the model is then
+    infeasible as a whole and is left to HiGHS to say so).
+    """
+    n, m = rows.shape
+    a = sp.csr_array((np.ones(rows.nnz), rows.indices, rows.indptr), shape=rows.shape)
+    a = sp.csr_array(a[:, np.flatnonzero(allowed)])
+    if n == 0 or (np.diff(a.indptr) == 0).any():
+        return []
+    cols = np.flatnonzero(allowed)
+    g = sp.bmat([[None, a], [a.T, None]], format="csr")
+    k, label = connected_components(g, directed=False)
+    row_lab, col_lab = label[:n], label[n:]
+    used = np.unique(row_lab)  # columns that cover no row form parts of their own: dropped
+    r_order, c_order = np.argsort(row_lab, kind="stable"), np.argsort(col_lab, kind="stable")
+    r_lo, r_cut = (np.searchsorted(row_lab[r_order], used, side=s) for s in ("left", "right"))
+    c_lo, c_cut = (np.searchsorted(col_lab[c_order], used, side=s) for s in ("left", "right"))
+    return [(r_order[r_lo[i]:r_cut[i]], cols[c_order[c_lo[i]:c_cut[i]]])
+            for i in range(used.size)]
+
+
+def _lscp_by_parts(rows: sp.csr_array, parts, allowed: np.ndarray, *, start: np.ndarray,
+                   time_limit: float, seed: int, threads: int, report=None):
+    """`solve_lscp` (every row covered) part by part (`_parts`).
+
+    The optimum is the union of the parts' optima and the bound the sum of
+    their bounds.  One MIP over all parts closes its gap only when every part's
+    does at once; part by part, each is proven on its own.  A part with one
+    column opens it.  Parts run smallest first; each may use its share (by
+    entries) of the time left, and what it leaves passes on.
+    """
+    m = rows.shape[1]
+    t_end = time.perf_counter() + time_limit
+    best = np.zeros(m, bool)
+    lb_total, all_proven = 0.0, True
+    nnz = np.array([rows[r].nnz for r, _ in parts], dtype=np.float64)
+    order = np.argsort(nnz, kind="stable")
+    left = float(nnz.sum())
+    pending = float(start.sum())  # sites of the parts not solved yet: the start's
+    for i in order:
+        r, c = parts[i]
+        share = nnz[i] / left if left > 0 else 1.0
+        left -= nnz[i]
+        pending -= float(start[c].sum())
+        if c.size == 1:
+            best[c] = True
+            lb_total += 1.0
+        else:
+            sub = sp.csr_array(rows[r][:, c])
+            budget = max(0.05, (t_end - time.perf_counter()) * share)
+            x, lb, proven = solve_lscp(sub, np.ones(r.size), float(r.size), np.ones(c.size, bool),
+                                       start=start[c], time_limit=budget, seed=seed,
+                                       threads=threads)
+            best[c[x]] = True
+            lb_total += lb
+            all_proven &= proven
+        if report is not None:
+            report("parts", float(best.sum()) + pending, lb_total)
+    return best, lb_total, all_proven
 
 
 def solve_capacitated(cd: CostData, p: int, capacity: np.ndarray, allowed: np.ndarray, *,
