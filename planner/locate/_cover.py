@@ -157,6 +157,8 @@ def _lscp_by_parts(rows: sp.csr_array, parts, allowed: np.ndarray, *, start: np.
     order = np.argsort(nnz, kind="stable")
     left = float(nnz.sum())
     pending = float(start.sum())  # sites of the parts not solved yet: the start's
+    if report is not None:
+        report("greedy", pending, -np.inf)
     for i in order:
         r, c = parts[i]
         share = nnz[i] / left if left > 0 else 1.0
