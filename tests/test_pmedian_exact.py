@@ -197,3 +197,44 @@ def test_rows_cut_at_the_kth_cheapest_entry_keep_the_radius_value():
             mask = (y > 0.5) | cd.fixed
             assert _radius_value(red, y) == pytest.approx(cd.penalized(mask), rel=1e-12)
     assert cut > 0
+
+
+@pytest.mark.parametrize("integer", [True, False])
+def test_cut_purging_in_the_tree_matches_brute_force(monkeypatch, integer):
+    # purge every node, every cut slack at the last node: cuts leave the LP and are found
+    # again by the separation; the stored bases lose the same rows (a wrong row mapping
+    # or a binding cut deleted would give a wrong optimum or bound)
+    import planner.locate._bnb as bnb
+
+    monkeypatch.setattr(bnb, "_PURGE_EVERY", 1)
+    monkeypatch.setattr(bnb, "_PURGE_AGE", 1)
+    monkeypatch.setattr(bnb, "_PURGE_MIN", 1)
+    monkeypatch.setattr(ex._Exact, "round_lp", lambda self, y: None)
+    deleted = []
+    real = ex._Exact.delete_cuts
+
+    def spy(self, idx):
+        rows_before = self.h.getNumRow()
+        real(self, idx)
+        # the cut bookkeeping (row, level) stays aligned with the LP's rows
+        assert self.h.getNumRow() == rows_before - idx.size
+        assert sum(r.size for r in self.cut_rows) == self.h.getNumRow() - 1
+        deleted.append(idx.size)
+
+    monkeypatch.setattr(ex._Exact, "delete_cuts", spy)
+    nodes = 0
+    for seed in range(6):
+        # random costs (no geometry): fractional LP points and trees of 5-25 nodes
+        rng = np.random.default_rng(seed)
+        cost = rng.integers(1, 100, (40, 16)).astype(float)
+        w = rng.integers(1, 5, 40).astype(float)
+        if not integer:
+            cost += rng.uniform(0, 1, cost.shape)
+            w += rng.uniform(0, 1, w.shape)
+        for p, fixed in ((3, ()), (4, ()), (3, (2,))):
+            expect = brute(cost, w, p, fixed)
+            cd, out = solve_direct(cost, w, p, fixed)
+            assert out.proven and true_cost(cd, out, cost, w) == pytest.approx(expect, rel=1e-9)
+            assert out.lower_bound == pytest.approx(expect, rel=1e-7)
+            nodes += out.work.nodes
+    assert nodes > 50 and sum(deleted) > 0

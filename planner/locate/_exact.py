@@ -693,6 +693,17 @@ class _Exact:
         self.cut_levels.append(lower / self.R.w[rows])
         return nr
 
+    def delete_cuts(self, idx: np.ndarray) -> None:
+        """Delete the LP rows ``idx`` (cuts; row 0, sum(y) = p, stays)."""
+        if idx.size == 0:
+            return
+        self.h.deleteRows(idx.size, idx.astype(np.int32))
+        keep = np.ones(1 + sum(r.size for r in self.cut_rows), dtype=bool)
+        keep[idx] = False
+        keep = keep[1:]
+        self.cut_rows = [np.concatenate(self.cut_rows)[keep]]
+        self.cut_levels = [np.concatenate(self.cut_levels)[keep]]
+
     def binding_cuts(self) -> np.ndarray:
         """(row, level) pairs of the cuts binding at the LP's current solution."""
         if not self.cut_rows:
@@ -785,6 +796,7 @@ class _Exact:
                             ub=self.ub, ub_mask=self.ub_mask, add_cuts=self.add_cuts,
                             deadline=self.deadline, work=self.work,
                             cutoff_tol=self.cutoff_tol, node_limit=_NODE_LIMIT,
+                            delete_cuts=self.delete_cuts,
                             on_node=None if self.report is None else
                             (lambda nodes, lb, ub: self.report("branch", ub, lb, nodes)))
         _debug(f"branch-and-cut: {bb.nodes} nodes, {h.getNumRow()} rows, "
