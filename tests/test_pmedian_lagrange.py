@@ -263,3 +263,36 @@ def test_city_scale_heuristic_runs_the_lagrangian_heuristic_with_a_valid_bound(m
     nearest = cd.nearest_open(np.ones(cd.m, bool))[0]
     trivial = float(np.dot(cd.weights, np.where(np.isfinite(nearest), nearest, cd.penalty)))
     assert r.bound > trivial - base + 1e-6
+
+
+@pytest.mark.parametrize("seed, p", [(0, 3), (0, 4), (6, 3), (14, 3)])
+def test_lagrangian_phase_hands_over_once_the_lp_is_small_enough(monkeypatch, seed, p):
+    # 800 entries, an LP limit of 500: the phase starts, and its fixing brings the
+    # problem under the limit after a few hundred iterations; it stops there (at a
+    # fixing round, far below its budget) and the LP and tree prove the optimum, which
+    # the phase alone does not reach (run to its budget, it ends with a gap)
+    import planner.locate._lagrange as lg
+
+    monkeypatch.setattr(ex, "_LP_MAX_ENTRIES", 500)
+    rng = np.random.default_rng(seed)
+    cost = rng.integers(1, 100, (40, 20)).astype(float)
+    w = rng.integers(1, 5, 40).astype(float)
+    cd = build_cost_data(cost, weights=w)
+    opt = min(v for v, _ in penalized_values(cd, p))
+    sizes = []
+    real = ex._too_big_for_lp
+
+    def spy(cd_, cols):
+        sizes.append(ex._reduced_entries(cd_, cols))
+        return real(cd_, cols)
+
+    monkeypatch.setattr(ex, "_too_big_for_lp", spy)
+    r = PMedian.from_cost_matrix(cost, p=p, weights=w).solve(method="exact")
+    assert r.status == "optimal" and r.objective == pytest.approx(opt)
+    it = r.info["lagrangian_iterations"]
+    assert it < lg.MAX_ITER and it % lg.FIX_EVERY == 0
+    assert sizes[0] > 500 >= sizes[-1]  # too big at the start, small enough at the end
+    # without the hand-over the phase runs to its budget and leaves a gap
+    monkeypatch.setattr(ex, "_too_big_for_lp", lambda cd_, cols: True)
+    r2 = PMedian.from_cost_matrix(cost, p=p, weights=w).solve(method="exact")
+    assert r2.status == "time_limit" and r2.info["stopped"] == "lagrangian_bound_lp_too_large"

@@ -481,7 +481,9 @@ def _lagrangian_phase(cd, p, cols, incumbent, *, allowed, t0, time_limit, work, 
         return cd.penalized(st.open), st.open
 
     lag = pmedian_lagrangian(cd, p, cols, ub, incumbent, cutoff=cutoff,
-                             deadline=t0 + time_limit, polish=polish, max_iter=max_iter)
+                             deadline=t0 + time_limit, polish=polish, max_iter=max_iter,
+                             enough=lambda fix0, fix1, mask: not _too_big_for_lp(
+                                 *_after_fixing(cd, p, cols, fix0, fix1, mask)[::2]))
     incumbent = lag.ub_mask
     work.lagrange_iters += lag.iterations
     _debug(f"Lagrangian: lb {lag.lb:.8g} ub {lag.ub:.8g} (start {ub:.8g}) after "
@@ -490,11 +492,18 @@ def _lagrangian_phase(cd, p, cols, incumbent, *, allowed, t0, time_limit, work, 
            f"{time.perf_counter() - t0:.2f} s")
     if report is not None:
         report("lagrange", lag.ub, lag.lb)
-    open1 = lag.fix1 & incumbent
+    cd, p, cols = _after_fixing(cd, p, cols, lag.fix0, lag.fix1, incumbent)
+    return lag, cd, p, cols, incumbent
+
+
+def _after_fixing(cd, p, cols, fix0, fix1, incumbent):
+    """The problem left by Lagrangian fixing: the columns fixed open that the incumbent
+    opens become fixed sites (``p`` less them), the columns fixed closed leave ``cols``."""
+    open1 = fix1 & incumbent
     if open1.any():
         cd = replace(cd, fixed=cd.fixed | open1)
         p -= int(open1.sum())
-    return lag, cd, p, cols & ~lag.fix0 & ~open1, incumbent
+    return cd, p, cols & ~fix0 & ~open1
 
 
 def _level_cuts(R: _Rows, level: np.ndarray) -> np.ndarray:

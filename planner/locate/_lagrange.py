@@ -75,6 +75,7 @@ class LagrangeOutcome:
 def pmedian_lagrangian(cd: CostData, p: int, cols: np.ndarray, ub: float, ub_mask: np.ndarray,
                        *, cutoff: Callable[[float], float], deadline: float,
                        max_iter: int | None = None,
+                       enough: Callable[[np.ndarray, np.ndarray, np.ndarray], bool] | None = None,
                        polish: Callable[[np.ndarray], tuple[float, np.ndarray]] | None = None
                        ) -> LagrangeOutcome:
     """Lagrangian bound and column fixing for the p-median on ``cd``.
@@ -85,6 +86,9 @@ def pmedian_lagrangian(cd: CostData, p: int, cols: np.ndarray, ub: float, ub_mas
     ``polish(mask)``, when given, is the Lagrangian heuristic: a local search
     from the relaxation's chosen columns (plus the fixed ones), returning its
     value and mask; it runs at every fixing round and may lower ``ub``.
+    ``enough(fix0, fix1, ub_mask)``, asked after each fixing round that fixed
+    something: true stops the phase (the problem left is small enough for the
+    caller's LP, which takes over; a count rule, so the same under any limit).
     """
     max_iter = MAX_ITER if max_iter is None else max_iter
     lg = _Lagrange(cd, p, cols, ub, ub_mask, cutoff, polish)
@@ -106,6 +110,8 @@ def pmedian_lagrangian(cd: CostData, p: int, cols: np.ndarray, ub: float, ub_mas
             break
         polish_now = it % POLISH_EVERY == 0 or it == FIX_EVERY
         if it % FIX_EVERY == 0 and lg.fix(best_u, polish=polish_now):
+            if enough is not None and enough(lg.fix0, lg.fix1, lg.ub_mask):
+                break  # small enough for the caller's LP, which bounds better
             best = -np.inf  # the restricted bound is re-evaluated from best_u next
             u = best_u.copy()
             continue
