@@ -10,8 +10,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
 from planner.locate._data import CostData
-from planner.locate._exact import _new_highs
-from planner.locate._highs import set_deadline
+from planner.locate._highs import new_highs, set_deadline
 from planner.locate._presolve import unique_rows
 
 
@@ -64,7 +63,7 @@ def solve_lscp(cover: sp.csr_array, w: np.ndarray, need: float, allowed: np.ndar
             return _lscp_by_parts(rows, parts, allowed, start=start, time_limit=time_limit,
                                   seed=seed, threads=threads, report=report)
     inf = highspy.kHighsInf
-    h = _new_highs(time_limit=time_limit, seed=seed, threads=threads)
+    h = new_highs(time_limit=time_limit, seed=seed, threads=threads)
     h.setOptionValue("mip_rel_gap", 0.0)
     h.setOptionValue("mip_abs_gap", 0.5)  # objective is an integer count
     h.addVars(m, np.zeros(m), np.where(allowed, 1.0, 0.0))
@@ -153,7 +152,8 @@ def _lscp_by_parts(rows: sp.csr_array, parts, allowed: np.ndarray, *, start: np.
     t_end = time.perf_counter() + time_limit
     best = np.zeros(m, bool)
     lb_total, all_proven = 0.0, True
-    nnz = np.array([rows[r].nnz for r, _ in parts], dtype=np.float64)
+    row_nnz = np.diff(rows.indptr)
+    nnz = np.array([row_nnz[r].sum() for r, _ in parts], dtype=np.float64)
     order = np.argsort(nnz, kind="stable")
     left = float(nnz.sum())
     pending = float(start.sum())  # sites of the parts not solved yet: the start's
@@ -202,7 +202,7 @@ def solve_capacitated(cd: CostData, p: int, capacity: np.ndarray, allowed: np.nd
     E = cd.data.size
     w = cd.weights
     inf = highspy.kHighsInf
-    h = _new_highs(time_limit=time_limit, seed=seed, threads=threads)
+    h = new_highs(time_limit=time_limit, seed=seed, threads=threads)
     h.setOptionValue("mip_rel_gap", 0.0)
     h.setOptionValue("mip_abs_gap", 1e-6)
     # columns: x (E), u (n), y (m)
@@ -277,7 +277,7 @@ def solve_capacitated_cover(cover: sp.csr_array, w: np.ndarray, capacity: np.nda
     rows = np.repeat(np.arange(n), np.diff(A.indptr))
     cols = A.indices.astype(np.int64)
     inf = highspy.kHighsInf
-    h = _new_highs(time_limit=time_limit, seed=seed, threads=threads)
+    h = new_highs(time_limit=time_limit, seed=seed, threads=threads)
     h.setOptionValue("mip_rel_gap", 0.0)
     h.setOptionValue("mip_abs_gap", 1e-6 if p is not None else 0.5)
     h.addVars(E, np.zeros(E), np.ones(E))

@@ -72,7 +72,7 @@ import numpy as np
 from planner.locate._bnb import branch_and_cut
 from planner.locate._data import CostData
 from planner.locate._heuristic import _Swap, interchange
-from planner.locate._highs import set_deadline
+from planner.locate._highs import new_highs, set_deadline
 from planner.locate._lagrange import pmedian_lagrangian
 
 __all__ = ["ExactOutcome", "Reporter", "lagrangian_heuristic", "reporter", "solve_pmedian_exact"]
@@ -155,6 +155,16 @@ class ExactOutcome:
     #: Why it stopped short of a proof other than the deadline ("" when not).
     note: str = ""
 
+    def info(self) -> dict[str, Any]:
+        """What a result's ``info`` records of this solve: why it stopped short of a
+        proof, and the Lagrangian iterations (each only when there is one)."""
+        out: dict[str, Any] = {}
+        if self.note:
+            out["stopped"] = self.note
+        if self.work is not None and self.work.lagrange_iters:
+            out["lagrangian_iterations"] = self.work.lagrange_iters
+        return out
+
 
 def _debug(msg: str) -> None:
     import os
@@ -174,29 +184,6 @@ def _integral_objective(cd: CostData) -> bool:
 
     big = float(cd.weights.sum()) * max(cd.penalty, float(cd.data.max()) if cd.data.size else 0.0)
     return is_int(cd.data) and is_int(cd.weights) and is_int(cd.penalty) and big < 2.0 ** 50
-
-
-class _QuietHighs(highspy.Highs):
-    """A `highspy.Highs` that prints nothing, not even HiGHS's banner.
-
-    highspy's constructor registers its callbacks (``enableCallbacks``), and
-    that first call prints "Running HiGHS ... Copyright ..." while
-    ``output_flag`` still has its default (true); setting the option after
-    construction is too late.  Here it is switched off just before.
-    """
-
-    def enableCallbacks(self) -> None:  # highspy's name
-        self.setOptionValue("output_flag", False)
-        super().enableCallbacks()
-
-
-def _new_highs(*, time_limit: float, seed: int, threads: int) -> highspy.Highs:
-    h = _QuietHighs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("random_seed", int(seed))
-    h.setOptionValue("threads", int(threads))
-    h.setOptionValue("time_limit", max(0.01, float(time_limit)))
-    return h
 
 
 class _Rows:
@@ -445,14 +432,14 @@ def lagrangian_heuristic(cd: CostData, p: int, incumbent: np.ndarray, *, allowed
     Runs `HEURISTIC_LAG_ITERS` subgradient iterations of the Lagrangian phase
     from ``incumbent`` (stopping at the deadline ``t0 + time_limit``) and
     returns (the best open mask found, a valid lower bound on the penalized
-    optimum, iterations).  Below the LP size rule nothing runs: the input
-    comes back with ``-inf`` and 0 iterations.
+    optimum, iterations).  The caller applies the size rule (`_too_big_for_lp`);
+    for ``p <= 0`` nothing runs: the input comes back with ``-inf`` and 0 iterations.
     """
     cols = allowed & ~cd.fixed
-    if p <= 0 or not _too_big_for_lp(cd, cols):
+    if p <= 0:
         return incumbent, -np.inf, 0
     work = Work()
-    lag, cd2, _, _, best = _lagrangian_phase(cd, p, cols, incumbent, allowed=allowed, t0=t0,
+    lag, _, _, _, best = _lagrangian_phase(cd, p, cols, incumbent, allowed=allowed, t0=t0,
                                              time_limit=time_limit, work=work, report=None,
                                              max_iter=HEURISTIC_LAG_ITERS)
     ub = cd.penalized(best)
@@ -576,7 +563,7 @@ class _Exact:
         cd, n, m = self.cd, self.cd.n, self.cd.m
         self.R = R = _Rows(cd, self.cols, self.p)
         inf = highspy.kHighsInf
-        h = _new_highs(time_limit=max(0.01, self.deadline - time.perf_counter()),
+        h = new_highs(time_limit=max(0.01, self.deadline - time.perf_counter()),
                        seed=self.seed, threads=self.threads)
         lp_theta_lb = np.where(R.active, R.theta_lb, 0.0)
         h.addVars(n, lp_theta_lb, np.full(n, inf))

@@ -376,10 +376,7 @@ class PMedian(_Model):
             open_mask, lb, proven = out.open_mask, max(lb, out.lower_bound), out.proven
             used = "heuristic+exact"
             res = self._result(open_mask, lb, proven, used, method, t0)
-            if out.note:
-                res.info["stopped"] = out.note
-            if out.work is not None and out.work.lagrange_iters:
-                res.info["lagrangian_iterations"] = out.work.lagrange_iters
+            res.info.update(out.info())
             return res
         return self._result(open_mask, lb, proven, used, method, t0)
 
@@ -561,7 +558,7 @@ class MCLP(_Model):
         k = min(self.p, red.cols.size)
         chosen = np.zeros(red.cols.size, bool)
         ub_cov = W - red.lost_weight  # what every site together could cover
-        stopped, lag_iters = None, 0
+        solve_info: dict = {}
         proven = red.cover.shape[0] == 0 or k == 0 or k == red.cols.size
         used = "presolve" if proven else "heuristic"
         if proven:
@@ -591,9 +588,7 @@ class MCLP(_Model):
                                           seed=seed, threads=threads, allowed=every, report=rep)
                 chosen, proven, used = out.open_mask, out.proven, "presolve+heuristic+exact"
                 ub_cov = min(ub_cov, W - red.lost_weight - out.lower_bound)
-                stopped = out.note
-                if out.work is not None and out.work.lagrange_iters:
-                    lag_iters = out.work.lagrange_iters
+                solve_info = out.info()
         open_mask = np.zeros(cd.m, bool)
         open_mask[red.cols[chosen]] = True
         # sites beyond the useful ones (the presolve's sum y <= p): any allowed, lowest first
@@ -602,10 +597,7 @@ class MCLP(_Model):
         res = _coverage_result(self, cov, open_mask | cd.fixed, objective=None, bound=ub_cov,
                                proven=proven, used=used, method=method, t0=t0)
         res.info["presolve"] = red.stats
-        if stopped:
-            res.info["stopped"] = stopped
-        if lag_iters:
-            res.info["lagrangian_iterations"] = lag_iters
+        res.info.update(solve_info)
         return res
 
     def _solve_capacitated(self, cov, heur_mask, *, time_limit, method, seed, threads, t0):
