@@ -296,7 +296,10 @@ def test_gcj02_base_map_and_wgs84_data_line_up(tmp_path, datum):
     icon = _centroid(pixels, (0x33, 0x22, 0x88))  # the facility's square, drawn at the data
     gap = float(np.hypot(*(cross - icon)))
     if datum == "gcj02":
-        assert gap < 1.5  # within a metre or two (coordinates are kept to 1e-5 degrees)
+        # within a few metres: Chromium snaps each marker to whole pixels (up to 0.5 px per
+        # axis each, 1.4 px together) and coordinates are kept to 1e-5 degrees (0.3 px at
+        # zoom 16); 1.5 failed one run in three (1.67 px). Unshifted they are ~300 px apart.
+        assert gap < 2.5
     else:  # exactly the offset between the two published locations
         shift = np.subtract(_world_px(*GCJ_POINT, z), _world_px(*WGS_POINT, z))
         assert gap == pytest.approx(float(np.hypot(*shift)), abs=1.5)
